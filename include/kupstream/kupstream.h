@@ -1,0 +1,10 @@
+// The umbrella header: everything public in kupstream.
+#pragma once
+
+#include "kupstream/balancer.h"
+#include "kupstream/endpoint.h"
+#include "kupstream/error.h"
+#include "kupstream/export.h"
+#include "kupstream/log.h"
+#include "kupstream/service_ref.h"
+#include "kupstream/upstream_config.h"

@@ -1,0 +1,70 @@
+#include "kupstream/balancer.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <random>
+
+#include "balance/maglev_picker.h"
+#include "balance/pick_support.h"
+#include "balance/random_pickers.h"
+#include "balance/wrr_picker.h"
+
+namespace kupstream {
+namespace {
+
+// A Picker with nothing to pick; pick() always comes back empty.
+class EmptyPicker final : public Picker {
+ public:
+  EmptyPicker(BalancerPolicy policy, std::vector<WeightedEndpoint> endpoints) : Picker(policy, std::move(endpoints)) {}
+  PickResult pick(std::uint64_t) const noexcept override { return {}; }
+};
+
+std::uint64_t fresh_seed() {
+  std::random_device device;
+  const auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return detail::splitmix64((std::uint64_t{device()} << 32) ^ device() ^ now);
+}
+
+}  // namespace
+
+Picker::Picker(BalancerPolicy policy, std::vector<WeightedEndpoint> endpoints)
+    : policy_(policy), endpoints_(std::move(endpoints)) {
+  for (const auto& e : endpoints_) pickable_ += e.weight > 0 ? 1 : 0;
+  if (endpoints_.empty())
+    no_endpoint_reason_ = "no endpoints";
+  else if (pickable_ == 0)
+    no_endpoint_reason_ = fmt::format("all {} endpoint{} have weight 0", endpoints_.size(), endpoints_.size() == 1 ? "" : "s");
+}
+
+Picker::~Picker() = default;
+
+Balancer::Balancer(BalancerOptions options) : options_(options), seed_(options.seed ? *options.seed : fresh_seed()) {}
+
+PickerPtr Balancer::build(std::vector<WeightedEndpoint> endpoints) const {
+  bool any = false;
+  for (const auto& e : endpoints) any = any || e.weight > 0;
+  if (!any) return std::make_shared<EmptyPicker>(options_.policy, std::move(endpoints));
+  switch (options_.policy) {
+    case BalancerPolicy::weighted_round_robin:
+      return std::make_shared<detail::WrrPicker>(std::move(endpoints), seed_, options_.max_wrr_cycle);
+    case BalancerPolicy::least_request:
+      return std::make_shared<detail::LeastRequestPicker>(std::move(endpoints), seed_);
+    case BalancerPolicy::consistent_hash:
+      return std::make_shared<detail::MaglevPicker>(std::move(endpoints), options_.maglev_table_size);
+    case BalancerPolicy::random:
+      return std::make_shared<detail::RandomPicker>(std::move(endpoints), seed_);
+  }
+  return std::make_shared<EmptyPicker>(options_.policy, std::move(endpoints));
+}
+
+std::uint64_t hash_key(std::string_view key) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, then a finalizer to spread the bits
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return detail::splitmix64(h);
+}
+
+}  // namespace kupstream

@@ -1,0 +1,78 @@
+#include "balance/maglev_picker.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "balance/pick_support.h"
+
+namespace kupstream::detail {
+namespace {
+
+bool is_prime(std::uint64_t n) {
+  if (n < 2) return false;
+  for (std::uint64_t d = 2; d * d <= n; ++d)
+    if (n % d == 0) return false;
+  return true;
+}
+
+std::uint64_t next_prime(std::uint64_t n) {
+  while (!is_prime(n)) ++n;
+  return n;
+}
+
+constexpr std::uint64_t kMaxTable = 1u << 24;
+
+}  // namespace
+
+MaglevPicker::MaglevPicker(std::vector<WeightedEndpoint> endpoints, std::uint32_t min_table_size)
+    : Picker(BalancerPolicy::consistent_hash, std::move(endpoints)) {
+  const std::uint64_t wanted = std::max<std::uint64_t>(min_table_size, std::min<std::uint64_t>(100 * pickable_, kMaxTable));
+  const std::uint64_t size = next_prime(std::max<std::uint64_t>(wanted, 3));
+  table_.assign(size, UINT32_MAX);
+
+  struct Walk {
+    std::uint32_t index;
+    std::uint64_t position;  // current slot of this endpoint's permutation
+    std::uint64_t skip;
+    double step;    // weight / max weight: table entries earned per round
+    double credit;
+  };
+  std::uint32_t max_weight = 0;
+  for (const auto& e : endpoints_) max_weight = std::max(max_weight, e.weight);
+  std::vector<Walk> walks;
+  for (std::uint32_t i = 0; i < endpoints_.size(); ++i) {
+    const auto& e = endpoints_[i];
+    if (e.weight == 0) continue;
+    const std::uint64_t h = hash_key(e.endpoint.host_port());
+    walks.push_back({i, h % size, splitmix64(h) % (size - 1) + 1,
+                     static_cast<double>(e.weight) / max_weight, 0.0});
+  }
+  // Walks go in identity order, so the table depends only
+  // on the set of endpoints and not on the order they were given in.
+  std::sort(walks.begin(), walks.end(), [&](const Walk& a, const Walk& b) {
+    const auto& ea = endpoints_[a.index].endpoint;
+    const auto& eb = endpoints_[b.index].endpoint;
+    return std::tie(ea.address, ea.port) < std::tie(eb.address, eb.port);
+  });
+  std::uint64_t filled = 0;
+  while (filled < size) {
+    for (auto& w : walks) {
+      w.credit += w.step;
+      if (w.credit < 1.0) continue;
+      w.credit -= 1.0;
+      while (table_[w.position] != UINT32_MAX) {
+        w.position += w.skip;
+        if (w.position >= size) w.position -= size;
+      }
+      table_[w.position] = w.index;
+      if (++filled == size) break;
+    }
+  }
+}
+
+PickResult MaglevPicker::pick(std::uint64_t hash) const noexcept {
+  const std::uint32_t i = table_[static_cast<std::size_t>((u128{splitmix64(hash)} * table_.size()) >> 64)];
+  return {&endpoints_[i], i};
+}
+
+}  // namespace kupstream::detail

@@ -1,0 +1,45 @@
+#include "balance/random_pickers.h"
+
+#include "balance/pick_support.h"
+
+namespace kupstream::detail {
+namespace {
+
+AliasTable alias_for(const std::vector<WeightedEndpoint>& endpoints) {
+  std::vector<std::uint32_t> weights;
+  weights.reserve(endpoints.size());
+  for (const auto& e : endpoints) weights.push_back(e.weight);
+  return AliasTable(weights);
+}
+
+// The thread's stream, made distinct per Picker instance by its seed.
+std::uint64_t draw(std::uint64_t seed) noexcept { return splitmix64(thread_random() ^ seed); }
+
+}  // namespace
+
+RandomPicker::RandomPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed)
+    : Picker(BalancerPolicy::random, std::move(endpoints)), table_(alias_for(endpoints_)), seed_(seed) {}
+
+PickResult RandomPicker::pick(std::uint64_t) const noexcept {
+  const std::uint32_t i = table_.sample(draw(seed_));
+  return {&endpoints_[i], i};
+}
+
+LeastRequestPicker::LeastRequestPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed)
+    : Picker(BalancerPolicy::least_request, std::move(endpoints)), table_(alias_for(endpoints_)), seed_(seed) {
+  for (auto& e : endpoints_)
+    if (!e.load) e.load = std::make_shared<EndpointLoad>();
+}
+
+PickResult LeastRequestPicker::pick(std::uint64_t) const noexcept {
+  const std::uint32_t a = table_.sample(draw(seed_));
+  std::uint32_t b = table_.sample(draw(seed_));
+  // One redraw when both draws hit the same endpoint; with one heavy endpoint it may stay so.
+  if (b == a && pickable_ > 1) b = table_.sample(draw(seed_));
+  const auto load_a = endpoints_[a].load->in_flight.load(std::memory_order_relaxed);
+  const auto load_b = endpoints_[b].load->in_flight.load(std::memory_order_relaxed);
+  const std::uint32_t i = load_b < load_a ? b : a;
+  return {&endpoints_[i], i};
+}
+
+}  // namespace kupstream::detail
