@@ -85,8 +85,10 @@ struct BalancerOptions {
   // greatest common divisor first; if the total is still larger, weights are scaled down
   // to fit (proportions then hold to within one part in this many).
   std::uint32_t max_wrr_cycle = 1u << 22;
-  // consistent_hash: Maglev lookup table size. Raised to the next prime at least
-  // 100 × endpoints (capped at 2^24) when smaller.
+  // consistent_hash: minimum Maglev lookup table size. The table size is the first prime above
+  // the smallest power of two that holds both this and 2000 × endpoints (that part capped at
+  // 2^21 entries, 4 bytes each). Sizes move in powers of two so that adding or removing one
+  // endpoint rarely changes the size, which would remap every key.
   std::uint32_t maglev_table_size = 65537;
 };
 

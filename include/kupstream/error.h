@@ -51,6 +51,9 @@ enum class Errc : int {
 
 }  // namespace kupstream
 
+template <>
+struct std::is_error_code_enum<kupstream::Errc> : std::true_type {};
+
 namespace kupstream {
 
 // The kupstream error category; name() is "kupstream".

@@ -34,8 +34,9 @@ LeastRequestPicker::LeastRequestPicker(std::vector<WeightedEndpoint> endpoints, 
 PickResult LeastRequestPicker::pick(std::uint64_t) const noexcept {
   const std::uint32_t a = table_.sample(draw(seed_));
   std::uint32_t b = table_.sample(draw(seed_));
-  // One redraw when both draws hit the same endpoint; with one heavy endpoint it may stay so.
-  if (b == a && pickable_ > 1) b = table_.sample(draw(seed_));
+  // Two distinct candidates when there are two: a few bounded redraws (a dominant weight may
+  // still yield the same endpoint twice, which is then the right answer anyway).
+  for (int retry = 0; retry < 4 && b == a && pickable_ > 1; ++retry) b = table_.sample(draw(seed_));
   const auto load_a = endpoints_[a].load->in_flight.load(std::memory_order_relaxed);
   const auto load_b = endpoints_[b].load->in_flight.load(std::memory_order_relaxed);
   const std::uint32_t i = load_b < load_a ? b : a;
