@@ -37,61 +37,71 @@ Reduced reduce(std::span<const std::uint32_t> weights, std::uint32_t max_cycle) 
 
 std::vector<std::uint32_t> smooth_wrr_sequence(std::span<const std::uint32_t> weights, std::uint32_t max_cycle) {
   Reduced r = reduce(weights, std::max<std::uint32_t>(max_cycle, 1));
-  const std::size_t n = r.weights.size();
   const std::uint64_t total = r.total;
   if (total == 0) return {};
 
-  // Rank of each endpoint among those of equal weight, and the size of each such group.
-  struct Group {
-    std::uint32_t size = 0;
-    std::uint32_t next_rank = 0;
+  // Endpoints of equal weight form a class, served round robin in input order; a class of n
+  // endpoints of weight w is scheduled as one stream of weight n * w. Its m-th pick is due at
+  // (m + 0.5) * W / (n * w), which gives member j its k-th pick at (k + (j + 0.5) / n) * W / w.
+  struct Class {
+    std::uint64_t weight;
+    std::vector<std::uint32_t> members;
+    double period = 0;     // W / (n * w)
   };
-  std::unordered_map<std::uint64_t, Group> groups;
-  for (auto w : r.weights)
-    if (w > 0) ++groups[w].size;
+  std::vector<Class> classes;
+  // Weight → class id: a direct table for the usual small weights, a hash map otherwise.
+  const std::uint64_t max_weight = *std::max_element(r.weights.begin(), r.weights.end());
+  const bool direct = max_weight <= 4 * r.weights.size() + 1024;
+  std::vector<std::uint32_t> class_by_weight(direct ? max_weight + 1 : 0, UINT32_MAX);
+  std::unordered_map<std::uint64_t, std::uint32_t> class_by_weight_sparse;
+  for (std::uint32_t i = 0; i < r.weights.size(); ++i) {
+    const std::uint64_t w = r.weights[i];
+    if (w == 0) continue;
+    std::uint32_t& id = direct ? class_by_weight[w] : class_by_weight_sparse.try_emplace(w, UINT32_MAX).first->second;
+    if (id == UINT32_MAX) {
+      id = static_cast<std::uint32_t>(classes.size());
+      classes.push_back({w, {}});
+    }
+    classes[id].members.push_back(i);
+  }
+  for (auto& c : classes)
+    c.period = static_cast<double>(total) / static_cast<double>(c.weight * c.members.size());
 
-  const double period_total = static_cast<double>(total);
-  auto first_deadline = [&](std::size_t i, Group& g) {
-    const double period = period_total / static_cast<double>(r.weights[i]);
-    return period * (static_cast<double>(g.next_rank++) + 0.5) / static_cast<double>(g.size);
-  };
+  // Order all picks by deadline with a counting sort over W unit slots of virtual time. Each
+  // class walks the slots in increasing order, so memory is touched in K sequential sweeps.
   auto slot_of = [&](double t) { return std::min<std::uint64_t>(static_cast<std::uint64_t>(t), total - 1); };
-
-  // Pass 1: how many picks fall in each unit slot [s, s+1) of virtual time.
   std::vector<std::uint32_t> start(total + 1, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (r.weights[i] == 0) continue;
-    const double period = period_total / static_cast<double>(r.weights[i]);
-    double t = first_deadline(i, groups[r.weights[i]]);
-    for (std::uint64_t k = 0; k < r.weights[i]; ++k, t += period) ++start[slot_of(t) + 1];
+  for (const auto& c : classes) {
+    const std::uint64_t picks = c.weight * c.members.size();
+    double t = 0.5 * c.period;
+    for (std::uint64_t m = 0; m < picks; ++m, t += c.period) ++start[slot_of(t) + 1];
   }
   std::partial_sum(start.begin(), start.end(), start.begin());
 
-  // Pass 2: place every pick in its slot, remembering its exact deadline for ties.
-  for (auto& [w, g] : groups) g.next_rank = 0;
   std::vector<std::uint32_t> sequence(total);
   std::vector<double> deadline(total);
   std::vector<std::uint32_t> cursor(start.begin(), start.end() - 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (r.weights[i] == 0) continue;
-    const double period = period_total / static_cast<double>(r.weights[i]);
-    double t = first_deadline(i, groups[r.weights[i]]);
-    for (std::uint64_t k = 0; k < r.weights[i]; ++k, t += period) {
+  for (auto& c : classes) {
+    const std::uint64_t picks = c.weight * c.members.size();
+    std::size_t member = 0;  // m modulo the class size
+    double t = 0.5 * c.period;  // summed, not multiplied: both passes must agree bit for bit
+    for (std::uint64_t m = 0; m < picks; ++m, t += c.period) {
       const std::uint32_t at = cursor[slot_of(t)]++;
-      sequence[at] = static_cast<std::uint32_t>(i);
+      sequence[at] = c.members[member];
       deadline[at] = t;
+      if (++member == c.members.size()) member = 0;
     }
   }
 
-  // Slots hold one pick on average; order the few shared ones by exact deadline.
-  std::vector<std::pair<double, std::uint32_t>> crowd;
+  // A slot holds one pick on average and at most one per class (a class's period is at least
+  // one slot); order the few that share one by exact deadline, keeping class order on ties.
   for (std::uint64_t s = 0; s < total; ++s) {
     const std::uint32_t lo = start[s], hi = start[s + 1];
-    if (hi - lo < 2) continue;
-    crowd.clear();
-    for (std::uint32_t a = lo; a < hi; ++a) crowd.emplace_back(deadline[a], sequence[a]);
-    std::sort(crowd.begin(), crowd.end());
-    for (std::uint32_t a = lo; a < hi; ++a) sequence[a] = crowd[a - lo].second;
+    for (std::uint32_t a = lo + 1; a < hi; ++a)
+      for (std::uint32_t b = a; b > lo && deadline[b] < deadline[b - 1]; --b) {
+        std::swap(deadline[b], deadline[b - 1]);
+        std::swap(sequence[b], sequence[b - 1]);
+      }
   }
   return sequence;
 }

@@ -16,7 +16,7 @@ namespace kupstream::detail {
 // in deadline order (earliest deadline first). Endpoint i's k-th pick is due at
 // (k + phase) * W / w_i; endpoints with equal weights get phases (j + 0.5) / n_equal, so a group
 // of equal endpoints behaves like one endpoint of their combined weight served round robin.
-// A counting sort over W slots makes the build O(W + n) instead of O(W log n).
+// The picks are ordered with a counting sort over W slots of virtual time: O(W + n).
 std::vector<std::uint32_t> smooth_wrr_sequence(std::span<const std::uint32_t> weights, std::uint32_t max_cycle);
 
 }  // namespace kupstream::detail

