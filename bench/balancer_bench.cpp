@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <mutex>
 #include <random>
 #include <string>
 
@@ -42,7 +43,9 @@ std::vector<WeightedEndpoint> endpoints(std::size_t n) {
 }
 
 PickerPtr shared_picker(BalancerPolicy policy, std::size_t n) {
+  static std::mutex mutex;
   static std::map<std::pair<BalancerPolicy, std::size_t>, PickerPtr> cache;
+  std::lock_guard lock(mutex);
   auto& p = cache[{policy, n}];
   if (!p) {
     BalancerOptions o;
@@ -53,10 +56,7 @@ PickerPtr shared_picker(BalancerPolicy policy, std::size_t n) {
 }
 
 void BM_KupstreamWrrPick(benchmark::State& state) {
-  // Built once per size and shared by the benchmark threads, as a gateway shares one Picker.
-  static std::map<std::size_t, PickerPtr> pickers;
-  if (state.thread_index() == 0) pickers[state.range(0)] = shared_picker(BalancerPolicy::weighted_round_robin, state.range(0));
-  // Thread 0 builds; others wait for the framework's start barrier, which happens after setup.
+  // One Picker per size, shared by the benchmark threads as a gateway's workers share one.
   const Picker& picker = *shared_picker(BalancerPolicy::weighted_round_robin, state.range(0));
   for (auto _ : state) benchmark::DoNotOptimize(picker.pick());
 }
@@ -143,16 +143,20 @@ int main(int argc, char** argv) {
   SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
 
-  fmt::print("\nSummary (median ns per operation; ratio = reference / kupstream)\n");
+  fmt::print("\nSummary (median ns per pick on one thread; 2thr = each of two threads picking at once;\n"
+             "ratio = reference / kupstream single-thread)\n");
   fmt::print("{:>7} {:>10} {:>10} {:>12} {:>9} {:>10} {:>9}\n", "n", "kup 1thr", "kup 2thr", "nginx SWRR", "x nginx",
              "EDF", "x EDF");
-  bool ok = true;
+  bool ok = true, measured_pick = false, measured_build = false;
   for (int n : kSizes) {
     const double k1 = reporter.get(fmt::format("BM_KupstreamWrrPick/{}/real_time/threads:1", n));
-    const double k2 = reporter.get(fmt::format("BM_KupstreamWrrPick/{}/real_time/threads:2", n));
+    // With threads, the framework reports wall time over the iterations of all threads, i.e.
+    // aggregate throughput; the cost of one pick on one thread is that times the thread count.
+    const double k2 = 2 * reporter.get(fmt::format("BM_KupstreamWrrPick/{}/real_time/threads:2", n));
     const double ng = reporter.get(fmt::format("BM_NginxSmoothWrrPick/{}", n));
     const double edf = reporter.get(fmt::format("BM_EdfPick/{}", n));
     if (k1 < 0) continue;
+    measured_pick = true;
     fmt::print("{:>7} {:>10.2f} {:>10.2f} {:>12.2f} {:>9.1f} {:>10.2f} {:>9.1f}\n", n, k1, k2, ng, ng / k1, edf, edf / k1);
     ok = ok && k1 <= 15 && (k2 < 0 || k2 <= 15);
     if (n == 1000 && ng > 0) ok = ok && ng / k1 >= 10;
@@ -162,11 +166,12 @@ int main(int argc, char** argv) {
     const double b = reporter.get(fmt::format("BM_KupstreamWrrBuild/{}", n)) / 1000;
     const double e = reporter.get(fmt::format("BM_EdfBuild/{}", n)) / 1000;
     if (b < 0) continue;
+    measured_build = measured_build || n == 60000;
     fmt::print("{:>7} {:>12.1f} {:>12.1f}\n", n, b, e);
     if (n == 60000) ok = ok && b <= 5000;
   }
   fmt::print("\nTargets (pick <= 15 ns at every size and thread count, >= 10x nginx SWRR at 1000, build <= 5 ms at 60000): {}\n",
-             ok ? "MET" : "NOT MET");
+             !(measured_pick && measured_build) ? "NOT ALL MEASURED (run without a filter)" : ok ? "MET" : "NOT MET");
   benchmark::Shutdown();
   return 0;
 }
