@@ -1,0 +1,147 @@
+#include <doctest/doctest.h>
+
+#include "discovery/slice_merge.h"
+#include "kupstream/endpoint.h"
+
+using namespace kupstream;
+using namespace kupstream::detail;
+using kupstream::kube::AddressType;
+
+namespace {
+
+using Slices = std::map<std::string, kube::EndpointSlice, std::less<>>;
+
+kube::SliceEndpoint sep(std::string address, std::string node = "node-a", std::optional<bool> ready = std::nullopt,
+                        std::optional<bool> serving = std::nullopt, std::optional<bool> terminating = std::nullopt) {
+  kube::SliceEndpoint e;
+  e.addresses = {std::move(address)};
+  e.node_name = std::move(node);
+  e.conditions = {ready, serving, terminating};
+  e.target_ref = kube::ObjectRef{"Pod", "pod-" + e.addresses[0], "default", ""};
+  return e;
+}
+
+kube::EndpointSlice slice(std::string name, std::vector<kube::SliceEndpoint> eps,
+                          std::vector<std::pair<std::string, int>> ports = {{"http", 8080}},
+                          AddressType type = AddressType::ipv4) {
+  kube::EndpointSlice s;
+  s.metadata.name = std::move(name);
+  s.metadata.namespace_ = "default";
+  s.address_type = type;
+  s.endpoints = std::move(eps);
+  for (auto& [n, p] : ports) s.ports.push_back({n, p, "TCP", ""});
+  return s;
+}
+
+kube::Service service(std::vector<std::pair<std::string, int>> ports) {
+  kube::Service s;
+  s.metadata.name = "httpbin";
+  s.metadata.namespace_ = "default";
+  for (auto& [n, p] : ports) s.ports.push_back({n, p, {}, "TCP", ""});
+  return s;
+}
+
+std::vector<std::string> backends(const SliceMergeResult& r) {
+  auto set = EndpointSet::make(1, "", r.endpoints);
+  std::vector<std::string> out;
+  for (const auto& e : set->ready) out.push_back(e.host_port());
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("merge_slices") {
+  TEST_CASE("all slices of a service are merged and a backend in two slices counts once") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.2")});
+    slices["b"] = slice("b", {sep("127.0.1.2"), sep("127.0.1.3")});
+    auto svc = service({{"http", 8000}});
+    auto r = merge_slices({&slices, &svc, PortRef::number(8000), nullptr});
+    CHECK(r.problem == PortProblem::none);
+    CHECK(r.port_name == "http");
+    CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080", "127.0.1.2:8080", "127.0.1.3:8080"});
+  }
+
+  TEST_CASE("missing conditions mean ready and serving, not terminating") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1")});
+    auto svc = service({{"http", 8000}});
+    auto r = merge_slices({&slices, &svc, PortRef::name("http"), nullptr});
+    REQUIRE(r.endpoints.size() == 1);
+    CHECK(r.endpoints[0].conditions == EndpointConditions{true, true, false});
+    CHECK(r.endpoints[0].pod_name == "pod-127.0.1.1");
+  }
+
+  TEST_CASE("terminating endpoints that still serve are kept apart for draining; not-ready ones are dropped") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true),
+                              sep("127.0.1.3", "node-a", false, false, true), sep("127.0.1.4", "node-a", false)});
+    auto svc = service({{"http", 8000}});
+    auto set = EndpointSet::make(1, "", merge_slices({&slices, &svc, PortRef::name("http"), nullptr}).endpoints);
+    REQUIRE(set->ready.size() == 1);
+    CHECK(set->ready[0].address == "127.0.1.1");
+    REQUIRE(set->draining.size() == 1);
+    CHECK(set->draining[0].address == "127.0.1.2");
+  }
+
+  TEST_CASE("the port name comes from the Service and each slice gives its own number") {
+    Slices slices;
+    slices["old"] = slice("old", {sep("127.0.1.1")}, {{"http", 8080}});
+    slices["new"] = slice("new", {sep("127.0.1.2")}, {{"http", 9090}, {"metrics", 9100}});
+    auto svc = service({{"http", 80}, {"metrics", 9100}});
+    auto r = merge_slices({&slices, &svc, PortRef::number(80), nullptr});
+    CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080", "127.0.1.2:9090"});
+    auto metrics = merge_slices({&slices, &svc, PortRef::name("metrics"), nullptr});
+    CHECK(backends(metrics) == std::vector<std::string>{"127.0.1.2:9100"});
+    CHECK(metrics.notes == std::vector<std::string>{"1 slice without port \"metrics\" ignored"});
+  }
+
+  TEST_CASE("an unnamed single port is the empty name") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1")}, {{"", 8080}});
+    auto svc = service({{"", 80}});
+    CHECK(backends(merge_slices({&slices, &svc, PortRef::number(80), nullptr})) ==
+          std::vector<std::string>{"127.0.1.1:8080"});
+  }
+
+  TEST_CASE("a missing Service or port is reported, not guessed") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1")});
+    CHECK(merge_slices({&slices, nullptr, PortRef::name("http"), nullptr}).problem == PortProblem::service_not_found);
+    auto svc = service({{"http", 80}});
+    CHECK(merge_slices({&slices, &svc, PortRef::name("grpc"), nullptr}).problem == PortProblem::port_not_found);
+    CHECK(merge_slices({&slices, &svc, PortRef::number(81), nullptr}).problem == PortProblem::port_not_found);
+  }
+
+  TEST_CASE("IPv4 and IPv6 slices both count; FQDN slices are ignored with a note") {
+    Slices slices;
+    slices["v4"] = slice("v4", {sep("127.0.1.1")});
+    slices["v6"] = slice("v6", {sep("::1")}, {{"http", 8080}}, AddressType::ipv6);
+    slices["dns"] = slice("dns", {sep("pod.example.com")}, {{"http", 8080}}, AddressType::fqdn);
+    auto svc = service({{"http", 80}});
+    auto r = merge_slices({&slices, &svc, PortRef::name("http"), nullptr});
+    CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080", "[::1]:8080"});
+    CHECK(r.notes == std::vector<std::string>{"1 FQDN slice ignored"});
+  }
+
+  TEST_CASE("an address that does not match the slice's address type is skipped with a note") {
+    Slices slices;
+    slices["v4"] = slice("v4", {sep("::1"), sep("127.0.1.1")});
+    auto svc = service({{"http", 80}});
+    auto r = merge_slices({&slices, &svc, PortRef::name("http"), nullptr});
+    CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080"});
+    CHECK(r.notes == std::vector<std::string>{"1 endpoint with an invalid address ignored"});
+  }
+
+  TEST_CASE("the node filter keeps only endpoints on allowed nodes") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1", "node-a"), sep("127.0.1.2", "node-b"), sep("127.0.1.3", "")});
+    auto svc = service({{"http", 80}});
+    std::set<std::string, std::less<>> allowed{"node-b"};
+    auto r = merge_slices({&slices, &svc, PortRef::name("http"), &allowed});
+    CHECK(backends(r) == std::vector<std::string>{"127.0.1.2:8080"});
+    CHECK(r.notes == std::vector<std::string>{"1 endpoint without nodeName left out by the node filter"});
+    std::set<std::string, std::less<>> none;
+    CHECK(merge_slices({&slices, &svc, PortRef::name("http"), &none}).endpoints.empty());
+  }
+}
