@@ -1,0 +1,375 @@
+#include "net/transport.h"
+
+#include <cstring>
+
+#include "net/tls_context.h"
+#include "net/tls_engine.h"
+
+namespace kupstream::net {
+
+struct Transport::WriteReq {
+  uv_write_t req;
+  Transport* self;
+  std::string data;
+};
+
+namespace {
+
+std::string host_port(const TransportOptions& o) {
+  bool v6 = o.host.find(':') != std::string::npos;
+  return (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+}
+
+Errc errc_for_uv(int status) {
+  switch (status) {
+    case UV_ECONNRESET:
+    case UV_EPIPE:
+    case UV_ECONNABORTED:
+    case UV_EOF:
+      return Errc::connection_closed;
+    case UV_ETIMEDOUT:
+      return Errc::timed_out;
+    default:
+      return Errc::io_error;
+  }
+}
+
+}  // namespace
+
+Transport* Transport::create(uv_loop_t& loop, TransportSink& sink, TransportOptions options) {
+  return new Transport(loop, sink, std::move(options));
+}
+
+Transport::Transport(uv_loop_t& loop, TransportSink& sink, TransportOptions options)
+    : loop_(loop), sink_(&sink), options_(std::move(options)) {
+  uv_tcp_init(&loop_, &tcp_);
+  tcp_.data = this;
+  uv_timer_init(&loop_, &timer_);
+  timer_.data = this;
+  uv_timer_init(&loop_, &defer_timer_);
+  defer_timer_.data = this;
+  open_handles_ = 3;
+}
+
+Transport::~Transport() = default;
+
+void Transport::start() {
+  if (state_ != State::init) return;
+  sockaddr_storage addr{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (uv_ip4_addr(options_.host.c_str(), options_.port, v4) == 0 ||
+      uv_ip6_addr(options_.host.c_str(), options_.port, v6) == 0) {
+    connect_to(reinterpret_cast<const sockaddr*>(&addr));
+    return;
+  }
+  state_ = State::resolving;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  resolve_req_.data = this;
+  std::string port = std::to_string(options_.port);
+  int rc = uv_getaddrinfo(&loop_, &resolve_req_, &Transport::resolved_cb, options_.host.c_str(), port.c_str(), &hints);
+  if (rc != 0) {
+    // Report later, never inside start(): the timer gives us the next loop turn.
+    fail_later(Error{Errc::resolve_failed, "resolve " + options_.host + ": " + uv_strerror(rc)});
+    return;
+  }
+  resolving_ = true;
+}
+
+void Transport::resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* self = static_cast<Transport*>(req->data);
+  self->resolving_ = false;
+  if (self->closing_) {
+    uv_freeaddrinfo(res);
+    self->maybe_delete();
+    return;
+  }
+  if (status != 0 || res == nullptr) {
+    uv_freeaddrinfo(res);
+    self->fail(Error{Errc::resolve_failed, "resolve " + self->options_.host + ": " + uv_strerror(status)});
+    return;
+  }
+  sockaddr_storage addr{};
+  std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+  uv_freeaddrinfo(res);
+  self->connect_to(reinterpret_cast<const sockaddr*>(&addr));
+}
+
+void Transport::connect_to(const sockaddr* addr) {
+  state_ = State::connecting;
+  connect_req_.data = this;
+  int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, &Transport::connect_cb);
+  if (rc != 0) {
+    fail_later(Error{Errc::connect_failed, "connect " + host_port(options_) + ": " + uv_strerror(rc)});
+  }
+}
+
+void Transport::connect_cb(uv_connect_t* req, int status) {
+  auto* self = static_cast<Transport*>(req->data);
+  if (self->closing_ || status == UV_ECANCELED) return;
+  if (status != 0) {
+    self->fail(Error{Errc::connect_failed, "connect " + host_port(self->options_) + ": " + uv_strerror(status)});
+    return;
+  }
+  self->on_tcp_connected();
+}
+
+void Transport::on_tcp_connected() {
+  if (options_.tcp_nodelay) uv_tcp_nodelay(&tcp_, 1);
+  if (options_.tcp_keepalive_s > 0) uv_tcp_keepalive(&tcp_, 1, options_.tcp_keepalive_s);
+  if (options_.tls) {
+    Result<SSL*> ssl = options_.tls->new_client_ssl(options_.host, options_.port);
+    if (!ssl) {
+      fail(ssl.error());
+      return;
+    }
+    tls_ = std::make_unique<TlsEngine>(options_.tls, *ssl);
+    state_ = State::handshaking;
+    start_reading();
+    Result<bool> done = tls_->handshake();  // produces the ClientHello
+    flush_tls_output();
+    if (!done) {
+      fail(Error{done.error().code, "TLS with " + host_port(options_) + ": " + done.error().reason});
+    }
+    return;
+  }
+  state_ = State::ready;
+  start_reading();
+  flush_pending_plain();
+  if (sink_ != nullptr) sink_->on_transport_connected();
+}
+
+void Transport::start_reading() {
+  if (reading_wanted_ && !reading_ && !closing_) {
+    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Transport::alloc_cb, &Transport::read_cb) == 0)
+      reading_ = true;
+  }
+}
+
+void Transport::pause_reading() {
+  reading_wanted_ = false;
+  if (reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+}
+
+void Transport::resume_reading() {
+  reading_wanted_ = true;
+  if (state_ == State::ready || state_ == State::handshaking) start_reading();
+}
+
+void Transport::alloc_cb(uv_handle_t* handle, std::size_t /*suggested*/, uv_buf_t* buf) {
+  auto* self = static_cast<Transport*>(handle->data);
+  buf->base = self->read_buf_;
+  buf->len = sizeof self->read_buf_;
+}
+
+void Transport::read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  static_cast<Transport*>(stream->data)->on_read(nread, buf);
+}
+
+void Transport::on_read(ssize_t nread, const uv_buf_t* buf) {
+  if (closing_ || sink_ == nullptr) return;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      if (state_ == State::handshaking) {
+        fail(Error{Errc::tls_handshake_failed,
+                   "TLS with " + host_port(options_) + ": peer closed the connection during the handshake"});
+        return;
+      }
+      pause_reading();
+      sink_->on_transport_eof();
+      return;
+    }
+    int status = static_cast<int>(nread);
+    Errc code = state_ == State::handshaking ? Errc::tls_handshake_failed : errc_for_uv(status);
+    fail(Error{code, "read from " + host_port(options_) + ": " + uv_strerror(status)});
+    return;
+  }
+  if (!tls_) {
+    sink_->on_transport_data(buf->base, static_cast<std::size_t>(nread));
+    return;
+  }
+  tls_->feed(buf->base, static_cast<std::size_t>(nread));
+  process_tls_input();
+}
+
+void Transport::process_tls_input() {
+  if (state_ == State::handshaking) {
+    Result<bool> done = tls_->handshake();
+    flush_tls_output();
+    if (!done) {
+      fail(Error{done.error().code, "TLS with " + host_port(options_) + ": " + done.error().reason});
+      return;
+    }
+    if (!*done) return;
+    state_ = State::ready;
+    flush_pending_plain();
+    if (sink_ == nullptr) return;
+    sink_->on_transport_connected();
+    if (closing_ || sink_ == nullptr) return;
+  }
+  for (;;) {
+    Result<std::size_t> n = tls_->read(plain_buf_, sizeof plain_buf_);
+    if (!n) {
+      flush_tls_output();
+      fail(Error{n.error().code, "TLS from " + host_port(options_) + ": " + n.error().reason});
+      return;
+    }
+    if (*n == 0) break;
+    sink_->on_transport_data(plain_buf_, *n);
+    if (closing_ || sink_ == nullptr) return;
+  }
+  flush_tls_output();  // e.g. key updates / session tickets acknowledgements
+  if (tls_->peer_closed() && sink_ != nullptr) {
+    pause_reading();
+    sink_->on_transport_eof();
+  }
+}
+
+void Transport::flush_tls_output() {
+  if (!tls_ || !tls_->has_output()) return;
+  std::string out;
+  tls_->take_output(out);
+  raw_write(std::move(out));
+}
+
+void Transport::write(std::string_view data) {
+  if (closing_ || data.empty()) return;
+  if (state_ != State::ready) {
+    pending_plain_.append(data);
+    return;
+  }
+  if (tls_) {
+    if (Status s = tls_->write(data); !s) {
+      fail_later(Error{Errc::io_error, "TLS write to " + host_port(options_) + ": " + s.error().reason});
+      return;
+    }
+    flush_tls_output();
+    return;
+  }
+  raw_write(std::string(data));
+}
+
+void Transport::flush_pending_plain() {
+  if (pending_plain_.empty()) return;
+  std::string data;
+  data.swap(pending_plain_);
+  write(data);
+}
+
+void Transport::raw_write(std::string data) {
+  if (writes_in_flight_ == 0) {
+    uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+    if (n == static_cast<int>(data.size())) return;
+    if (n > 0) data.erase(0, static_cast<std::size_t>(n));
+    // Errors other than EAGAIN surface through uv_write's callback below.
+  }
+  auto* w = new WriteReq{};
+  w->self = this;
+  w->data = std::move(data);
+  w->req.data = w;
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, &Transport::write_cb);
+  if (rc != 0) {
+    delete w;
+    fail_later(Error{errc_for_uv(rc), "write to " + host_port(options_) + ": " + uv_strerror(rc)});
+    return;
+  }
+  queued_bytes_ += w->data.size();
+  ++writes_in_flight_;
+}
+
+void Transport::write_cb(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteReq*>(req->data);
+  Transport* self = w->self;
+  self->queued_bytes_ -= w->data.size();
+  --self->writes_in_flight_;
+  delete w;
+  if (self->closing_ || status == UV_ECANCELED) return;
+  if (status != 0) {
+    self->fail(Error{errc_for_uv(status), "write to " + host_port(self->options_) + ": " + uv_strerror(status)});
+    return;
+  }
+  if (self->writes_in_flight_ == 0 && self->sink_ != nullptr) self->sink_->on_transport_drained();
+}
+
+void Transport::fail_later(Error error) {
+  // Reported on the next loop turn, never inside the call that found it.
+  if (deferred_error_ || closing_) return;
+  state_ = State::failed;
+  pause_reading();
+  deferred_error_ = std::make_unique<Error>(std::move(error));
+  uv_timer_start(&timer_, &Transport::timer_cb, 0, 0);
+}
+
+void Transport::set_timer(std::uint64_t ms) {
+  if (closing_ || deferred_error_) return;
+  uv_timer_start(&timer_, &Transport::timer_cb, ms, 0);
+}
+
+void Transport::clear_timer() {
+  if (!closing_ && !deferred_error_) uv_timer_stop(&timer_);
+}
+
+void Transport::timer_cb(uv_timer_t* timer) {
+  auto* self = static_cast<Transport*>(timer->data);
+  if (self->closing_ || self->sink_ == nullptr) return;
+  if (self->deferred_error_) {
+    Error e = std::move(*self->deferred_error_);
+    self->sink_->on_transport_error(std::move(e));
+    return;
+  }
+  self->sink_->on_transport_timer();
+}
+
+void Transport::fail(Error error) {
+  if (closing_ || deferred_error_) return;
+  state_ = State::failed;
+  pause_reading();
+  uv_timer_stop(&timer_);
+  if (sink_ != nullptr) sink_->on_transport_error(std::move(error));
+}
+
+void Transport::close() {
+  if (closing_) return;
+  closing_ = true;
+  sink_ = nullptr;
+  state_ = State::closed;
+  if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Transport::close_cb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Transport::close_cb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), &Transport::close_cb);
+}
+
+void Transport::defer() {
+  if (!closing_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(&defer_timer_)))
+    uv_timer_start(&defer_timer_, &Transport::defer_cb, 0, 0);
+}
+
+void Transport::defer_cb(uv_timer_t* timer) {
+  auto* self = static_cast<Transport*>(timer->data);
+  if (self->closing_ || self->sink_ == nullptr) return;
+  self->sink_->on_transport_deferred();
+}
+
+void Transport::close_cb(uv_handle_t* handle) {
+  auto* self = static_cast<Transport*>(handle->data);
+  --self->open_handles_;
+  self->maybe_delete();
+}
+
+void Transport::maybe_delete() {
+  if (closing_ && open_handles_ == 0 && !resolving_) delete this;
+}
+
+std::string Transport::alpn() const { return tls_ ? tls_->alpn() : std::string(); }
+bool Transport::tls_resumed() const { return tls_ && tls_->resumed(); }
+
+}  // namespace kupstream::net

@@ -1,0 +1,121 @@
+// Transport: one client byte stream on the loop: resolve (getaddrinfo for names), TCP connect,
+// optional TLS (TlsEngine over memory BIOs), buffered writes, pausable reads and one timer.
+// The stream abstraction under HttpConnection: plain and TLS look the same to it.
+//
+// Thread: loop thread only. Lifetime: create() returns a raw pointer owned by the caller until
+// close(); close() detaches the sink (no sink call afterwards, even if close() is called from
+// inside one) and the Transport deletes itself once libuv has closed its handles and finished
+// its requests. Sink calls never happen synchronously inside a Transport method.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kupstream/error.h"
+
+namespace kupstream::net {
+
+class TlsContext;
+class TlsEngine;
+
+class TransportSink {
+ public:
+  virtual void on_transport_connected() = 0;                     // TCP (+ TLS) ready
+  virtual void on_transport_data(const char* data, std::size_t len) = 0;  // plaintext
+  virtual void on_transport_eof() = 0;                           // clean end of stream
+  virtual void on_transport_error(Error error) = 0;             // terminal
+  virtual void on_transport_timer() = 0;
+  virtual void on_transport_drained() = 0;                       // write queue became empty
+  virtual void on_transport_deferred() = 0;                      // after defer()
+
+ protected:
+  ~TransportSink() = default;
+};
+
+struct TransportOptions {
+  std::string host;
+  std::uint16_t port = 0;
+  std::shared_ptr<TlsContext> tls;
+  bool tcp_nodelay = true;
+  unsigned tcp_keepalive_s = 60;
+};
+
+class Transport {
+ public:
+  static Transport* create(uv_loop_t& loop, TransportSink& sink, TransportOptions options);
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Starts resolving and connecting. Outcome through the sink.
+  void start();
+  // Queues plaintext. Before the connection is ready it is kept and sent once it is.
+  void write(std::string_view data);
+  std::size_t queued_bytes() const noexcept { return queued_bytes_ + pending_plain_.size(); }
+  void pause_reading();
+  void resume_reading();
+  void set_timer(std::uint64_t ms);  // replaces any armed timer
+  void clear_timer();
+  // Calls sink.on_transport_deferred() on a later loop turn (once, however often called).
+  void defer();
+  void close();
+
+  bool connected() const noexcept { return state_ == State::ready; }
+  std::string alpn() const;
+  bool tls_resumed() const;
+  const TransportOptions& options() const noexcept { return options_; }
+
+ private:
+  enum class State { init, resolving, connecting, handshaking, ready, failed, closed };
+  struct WriteReq;
+
+  Transport(uv_loop_t& loop, TransportSink& sink, TransportOptions options);
+  ~Transport();
+
+  void connect_to(const sockaddr* addr);
+  void on_tcp_connected();
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void process_tls_input();
+  void flush_tls_output();
+  void raw_write(std::string data);
+  void flush_pending_plain();
+  void fail(Error error);
+  void fail_later(Error error);
+  void start_reading();
+  void maybe_delete();
+
+  static void resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res);
+  static void connect_cb(uv_connect_t* req, int status);
+  static void alloc_cb(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+  static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void write_cb(uv_write_t* req, int status);
+  static void timer_cb(uv_timer_t* timer);
+  static void defer_cb(uv_timer_t* timer);
+  static void close_cb(uv_handle_t* handle);
+
+  uv_loop_t& loop_;
+  TransportSink* sink_;
+  TransportOptions options_;
+  State state_ = State::init;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_timer_t defer_timer_;
+  uv_getaddrinfo_t resolve_req_;
+  uv_connect_t connect_req_;
+  int open_handles_ = 0;
+  bool resolving_ = false;
+  bool closing_ = false;
+  bool reading_wanted_ = true;
+  bool reading_ = false;
+  std::unique_ptr<TlsEngine> tls_;
+  std::string pending_plain_;   // written before ready
+  std::size_t queued_bytes_ = 0;  // in uv_write requests
+  int writes_in_flight_ = 0;
+  std::unique_ptr<Error> deferred_error_;
+  char read_buf_[64 * 1024];
+  char plain_buf_[32 * 1024];
+};
+
+}  // namespace kupstream::net
