@@ -1,0 +1,143 @@
+#include "kube/api_client.h"
+
+#include <fmt/format.h>
+#include <uv.h>
+
+#include <cctype>
+
+#include "net/http_connection.h"
+#include "net/tls_context.h"
+
+namespace kupstream::kube {
+
+struct ApiCall::State : std::enable_shared_from_this<ApiCall::State> {
+  ApiHandlers handlers;
+  std::unique_ptr<net::HttpConnection> connection;
+  std::unique_ptr<net::HttpExchange> exchange;
+};
+
+ApiCall::~ApiCall() {
+  if (!state_) return;
+  // Silence the handlers first, then close: nothing reaches the owner after the drop.
+  state_->handlers = {};
+  state_->exchange.reset();
+  state_->connection.reset();
+}
+
+std::string url_encode(std::string_view value) {
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiHandlers handlers,
+                                                std::chrono::milliseconds read_idle_timeout) {
+  if (path_and_query.empty() || path_and_query.front() != '/' ||
+      path_and_query.find_first_of(" \r\n") != std::string::npos)
+    return Error{Errc::invalid_argument, fmt::format("cluster \"{}\": bad API path \"{}\"", options_.cluster_name, path_and_query)};
+  auto state = std::make_shared<ApiCall::State>();
+  state->handlers = std::move(handlers);
+  auto call = std::make_unique<ApiCall>(state);
+
+  net::HttpConnectionOptions copts;
+  copts.host = options_.server.host;
+  copts.port = options_.server.port;
+  copts.tls = options_.tls;
+  copts.connect_timeout = options_.connect_timeout;
+  copts.read_idle_timeout = read_idle_timeout;
+  copts.log = options_.log;
+  net::HttpRequest request;
+  request.target = options_.server.base_path + path_and_query;
+  request.headers = {{"Accept", "application/json"}, {"User-Agent", options_.user_agent}};
+
+  // Sends once the Authorization header is known; `weak` makes a dropped call a no-op.
+  std::weak_ptr<ApiCall::State> weak = state;
+  const std::string cluster = options_.cluster_name;
+  auto send = [weak, copts = std::move(copts), request = std::move(request), &loop = loop_,
+               cluster](Result<std::string> authorization) mutable {
+    auto s = weak.lock();
+    if (!s) return;
+    auto fail = [&](Error e) {
+      if (auto cb = std::move(s->handlers.on_complete)) cb(std::move(e));
+    };
+    if (!authorization) return fail(std::move(authorization).error());
+    if (!authorization->empty()) request.headers.push_back({"Authorization", *authorization});
+    auto connection = net::HttpConnection::create(loop, std::move(copts));
+    if (!connection) return fail(Error{connection.error().code, fmt::format("cluster \"{}\": {}", cluster, connection.error().reason)});
+    s->connection = std::move(*connection);
+    net::HttpHandlers h;
+    h.on_head = [weak](const net::HttpResponseHead& head) {
+      if (auto st = weak.lock(); st && st->handlers.on_head) st->handlers.on_head(head);
+    };
+    h.on_body = [weak](std::string_view bytes) {
+      if (auto st = weak.lock(); st && st->handlers.on_body) st->handlers.on_body(bytes);
+    };
+    h.on_complete = [weak, cluster](Status status) {
+      auto st = weak.lock();
+      if (!st || !st->handlers.on_complete) return;
+      auto cb = std::move(st->handlers.on_complete);
+      if (!status) status = Error{status.error().code, fmt::format("cluster \"{}\": {}", cluster, status.error().reason)};
+      cb(std::move(status));
+    };
+    auto exchange = s->connection->send(std::move(request), std::move(h));
+    if (!exchange) return fail(exchange.error());
+    s->exchange = std::move(*exchange);
+  };
+
+  if (options_.auth) {
+    options_.auth->authorization(std::move(send));
+  } else {
+    // No credentials: still answer later, never inside get().
+    struct Deferred {
+      uv_timer_t timer;
+      std::function<void()> run;
+    };
+    auto* d = new Deferred{{}, [send = std::move(send)]() mutable { send(std::string{}); }};
+    uv_timer_init(&loop_, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, [](uv_timer_t* t) {
+      auto* self = static_cast<Deferred*>(t->data);
+      self->run();
+      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<Deferred*>(h->data); });
+    }, 0, 0);
+  }
+  return call;
+}
+
+void ApiClient::invalidate_credentials() {
+  if (options_.auth) options_.auth->invalidate();
+}
+
+Result<std::unique_ptr<ApiClient>> make_api_client(uv_loop_t& loop, const ClusterConfig& config,
+                                                   std::shared_ptr<AuthProvider> auth, LogFn log) {
+  auto server = parse_server_url(config.server);
+  if (!server) return Error{Errc::invalid_config, fmt::format("cluster \"{}\": server: {}", config.name, server.error().reason)};
+  ApiClientOptions o;
+  o.cluster_name = config.name;
+  o.server = *server;
+  o.auth = std::move(auth);
+  o.log = log;
+  if (server->tls) {
+    net::TlsConfig tls;
+    tls.ca_file = config.certificate_authority_file;
+    tls.ca_pem = config.certificate_authority_data;
+    if (!tls.ca_pem.empty()) tls.ca_file.clear();
+    tls.cert_pem = config.credentials.client_certificate_data;
+    tls.cert_file = tls.cert_pem.empty() ? config.credentials.client_certificate_file : "";
+    tls.key_pem = config.credentials.client_key_data;
+    tls.key_file = tls.key_pem.empty() ? config.credentials.client_key_file : "";
+    tls.server_name = config.tls_server_name;
+    tls.insecure_skip_verify = config.insecure_skip_tls_verify;
+    auto ctx = net::TlsContext::create(tls);
+    if (!ctx) return Error{Errc::invalid_config, fmt::format("cluster \"{}\": {}", config.name, ctx.error().reason)};
+    o.tls = *ctx;
+  }
+  return std::make_unique<ApiClient>(loop, std::move(o));
+}
+
+}  // namespace kupstream::kube

@@ -1,0 +1,373 @@
+#include "kube/reflector.h"
+
+#include <fmt/format.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+
+#include "kube/decoder.h"
+#include "kube/line_splitter.h"
+
+namespace kupstream::kube {
+namespace {
+
+constexpr std::size_t kMaxListBody = 512u << 20;  // a LIST page larger than this is refused
+constexpr std::string_view kInitialEventsEnd = "k8s.io/initial-events-end";
+
+std::optional<std::chrono::seconds> retry_after(const net::HttpResponseHead& head) {
+  const std::string* v = head.find("Retry-After");
+  if (!v) return std::nullopt;
+  unsigned seconds = 0;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), seconds);
+  if (ec != std::errc{} || end != v->data() + v->size()) return std::nullopt;
+  return std::chrono::seconds{std::min(seconds, 600u)};
+}
+
+}  // namespace
+
+template <class T>
+struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
+  Impl(ApiClient& c, ReflectorOptions o, ReflectorCallbacks<T> cb)
+      : client(c), options(std::move(o)), callbacks(std::move(cb)),
+        rng(options.seed ? options.seed : std::random_device{}()) {
+    timer = new uv_timer_t;
+    uv_timer_init(&client.loop(), timer);
+    timer->data = this;
+  }
+
+  ApiClient& client;
+  ReflectorOptions options;
+  ReflectorCallbacks<T> callbacks;
+  std::mt19937_64 rng;
+  uv_timer_t* timer;
+  std::function<void()> timer_action;
+  bool stopped = false;
+
+  std::unique_ptr<ApiCall> call;
+  std::uint64_t call_id = 0;  // handlers of replaced calls check this and go quiet
+  int status = 0;             // HTTP status of the current response
+  std::optional<std::chrono::seconds> retry_after_hint;
+  std::string body;
+  LineSplitter lines;
+  Decoder decoder;
+
+  std::string rv;                  // last seen resourceVersion
+  std::string continue_token;      // paging
+  std::vector<T> pending;          // items of a LIST or of a watch-list's initial events
+  bool watch_list = false;         // try sendInitialEvents
+  bool initial_events = false;     // the current watch is streaming the initial state
+  bool synced = false;             // a replace was delivered at least once
+  bool healthy = false;
+  bool retried_unauthorized = false;
+  int failures = 0;
+  std::chrono::steady_clock::time_point healthy_since{};
+  Counters counters;
+
+  std::string what() const { return fmt::format("cluster \"{}\": {}", client.cluster_name(), options.what); }
+
+  void log(LogLevel level, const std::string& text) const {
+    if (options.log) options.log(level, text);
+  }
+
+  void schedule(std::chrono::milliseconds delay, std::function<void()> action) {
+    timer_action = std::move(action);
+    uv_timer_start(timer, [](uv_timer_t* t) {
+      auto* self = static_cast<Impl*>(t->data);
+      auto keep = self->shared_from_this();
+      auto action = std::move(self->timer_action);
+      if (action) action();
+    }, static_cast<std::uint64_t>(delay.count()), 0);
+  }
+
+  void shutdown() {
+    stopped = true;
+    callbacks = {};
+    call.reset();
+    timer_action = {};
+    uv_timer_stop(timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+
+  std::string query(bool watch) const {
+    std::string q = "?";
+    auto add = [&](std::string_view key, std::string_view value) {
+      if (q.size() > 1) q += '&';
+      q += key;
+      q += '=';
+      q += url_encode(value);
+    };
+    if (!options.label_selector.empty()) add("labelSelector", options.label_selector);
+    if (!options.field_selector.empty()) add("fieldSelector", options.field_selector);
+    if (!watch) {
+      add("limit", std::to_string(options.page_size));
+      if (!continue_token.empty()) add("continue", continue_token);
+    }
+    return q;
+  }
+
+  void report_health(const Status& s) {
+    if (s.ok() == healthy && s.ok()) return;
+    healthy = s.ok();
+    if (healthy) {
+      healthy_since = std::chrono::steady_clock::now();
+      retried_unauthorized = false;
+    }
+    if (callbacks.on_health) callbacks.on_health(s);
+  }
+
+  // Starts a GET whose handlers reach this Impl only while it is the current call.
+  void begin_call(std::string path, std::chrono::milliseconds idle, bool streaming) {
+    const std::uint64_t id = ++call_id;
+    status = 0;
+    retry_after_hint.reset();
+    body.clear();
+    lines.clear();
+    std::weak_ptr<Impl> weak = this->shared_from_this();
+    auto current = [weak, id]() -> std::shared_ptr<Impl> {
+      auto self = weak.lock();
+      return self && !self->stopped && self->call_id == id ? self : nullptr;
+    };
+    ApiHandlers h;
+    h.on_head = [current, streaming](const net::HttpResponseHead& head) {
+      if (auto self = current()) {
+        self->status = head.status;
+        self->retry_after_hint = retry_after(head);
+        // An established watch proves health; a LIST only once its body decodes, and a
+        // watch-list once its initial events are complete.
+        if (streaming && head.status == 200 && !self->initial_events) self->report_health(Status{});
+      }
+    };
+    h.on_body = [current, streaming](std::string_view bytes) {
+      auto self = current();
+      if (!self) return;
+      if (streaming && self->status == 200) return self->on_watch_bytes(bytes);
+      if (self->body.size() + bytes.size() > kMaxListBody)
+        return self->fail(Error{Errc::http_limit_exceeded, fmt::format("{}: response larger than {} bytes", self->what(), kMaxListBody)});
+      self->body.append(bytes);
+    };
+    h.on_complete = [current, streaming](Status s) {
+      auto self = current();
+      if (!self) return;
+      if (!s) return self->fail(Error{s.error().code, fmt::format("{}: {}", self->options.what, s.error().reason)});
+      if (self->status != 200) return self->on_error_status();
+      streaming ? self->on_watch_end() : self->on_list_page();
+    };
+    auto result = client.get(options.path + std::move(path), std::move(h), idle);
+    if (!result) return fail(result.error());
+    call = std::move(*result);
+  }
+
+  void start() {
+    if (watch_list) return start_watch(true);
+    start_list();
+  }
+
+  void start_list() {
+    if (continue_token.empty()) pending.clear();
+    ++counters.lists;
+    begin_call(query(false), std::chrono::milliseconds{0}, false);
+  }
+
+  void on_list_page() {
+    auto list = decoder.decode_list<T>(body);
+    body.clear();
+    if (!list) return fail(Error{Errc::decode_error, fmt::format("{}: LIST: {}", what(), list.error().reason)});
+    for (auto& item : list->items) pending.push_back(std::move(item));
+    continue_token = list->continue_token;
+    if (!continue_token.empty()) return start_list();
+    rv = list->resource_version;
+    deliver_replace();
+    if (stopped) return;
+    start_watch(false);
+  }
+
+  void deliver_replace() {
+    synced = true;
+    auto keep = this->shared_from_this();
+    report_health(Status{});
+    if (stopped) return;
+    if (callbacks.on_replace) callbacks.on_replace(std::move(pending), rv);
+    pending.clear();
+  }
+
+  void start_watch(bool initial) {
+    initial_events = initial;
+    if (initial) pending.clear();
+    ++counters.watches;
+    std::uniform_int_distribution<long long> spread(options.watch_timeout.count(), 2 * options.watch_timeout.count() - 1);
+    const auto timeout = std::chrono::seconds{std::max<long long>(1, spread(rng))};
+    std::string q = query(true);
+    q += fmt::format("&watch=1&allowWatchBookmarks=true&timeoutSeconds={}", timeout.count());
+    if (initial)
+      q += "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan";
+    else
+      q += "&resourceVersion=" + url_encode(rv);
+    const auto idle = options.idle_timeout.count() > 0
+                          ? options.idle_timeout
+                          : std::chrono::duration_cast<std::chrono::milliseconds>(timeout + std::chrono::seconds{30});
+    begin_call(std::move(q), idle, true);
+  }
+
+  void on_watch_bytes(std::string_view bytes) {
+    const std::uint64_t id = call_id;
+    auto keep = this->shared_from_this();
+    if (Status s = lines.append(bytes); !s) return fail(Error{Errc::decode_error, fmt::format("{}: WATCH: {}", what(), s.error().reason)});
+    while (!stopped && call_id == id) {
+      auto line = lines.next();
+      if (!line) break;
+      handle_event(*line);
+    }
+  }
+
+  void handle_event(std::string_view line) {
+    auto ev = decoder.decode_event<T>(line);
+    if (!ev) return fail(Error{Errc::decode_error, fmt::format("{}: WATCH event: {}", what(), ev.error().reason)});
+    switch (ev->type) {
+      case EventType::error:
+        if (ev->status.code == 410) {
+          log(LogLevel::info, fmt::format("{}: resourceVersion {} expired ({}); relisting", what(), rv, ev->status.message));
+          ++counters.relists_after_gone;
+          continue_token.clear();
+          return start_list();
+        }
+        return fail(Error{Errc::server_error, fmt::format("{}: WATCH error {} {}: {}", what(), ev->status.code,
+                                                          ev->status.reason, ev->status.message)});
+      case EventType::bookmark:
+        ++counters.bookmarks;
+        if (!ev->resource_version.empty()) rv = ev->resource_version;
+        if (initial_events && ev->object.metadata.annotation(kInitialEventsEnd) == "true") {
+          initial_events = false;
+          deliver_replace();
+        }
+        return;
+      default:
+        ++counters.events;
+        if (!ev->resource_version.empty()) rv = ev->resource_version;
+        if (initial_events) {
+          pending.push_back(std::move(ev->object));
+          return;
+        }
+        if (callbacks.on_event) callbacks.on_event(ev->type, std::move(ev->object), rv);
+    }
+  }
+
+  void on_watch_end() {
+    if (lines.pending_bytes() > 0)
+      return fail(Error{Errc::decode_error, fmt::format("{}: WATCH stream ended inside an event ({} bytes cut off)", what(),
+                                                        lines.pending_bytes())});
+    if (initial_events) {
+      // The server closed before the initial state was complete: start over.
+      initial_events = false;
+      return fail(Error{Errc::connection_closed, fmt::format("{}: watch-list ended before its initial events", what())});
+    }
+    call.reset();
+    // A normal end (timeoutSeconds): resume from the last resourceVersion right away.
+    start_watch(false);
+  }
+
+  void on_error_status() {
+    std::string message = body.substr(0, 300);
+    if (auto st = decoder.decode_status(body); st && !st->message.empty()) message = st->message;
+    switch (status) {
+      case 401:
+        if (!retried_unauthorized) {
+          retried_unauthorized = true;
+          log(LogLevel::info, fmt::format("{}: 401 Unauthorized; refreshing credentials and retrying", what()));
+          client.invalidate_credentials();
+          call.reset();
+          return resume();
+        }
+        return fail(Error{Errc::unauthorized, fmt::format("{}: 401 Unauthorized: {}", what(), message)});
+      case 403:
+        return fail(Error{Errc::forbidden, fmt::format("{}: 403 Forbidden: {}", what(), message)});
+      case 404:
+        return fail(Error{Errc::not_found, fmt::format("{}: 404 Not Found: {}", what(), message)});
+      case 410:
+        ++counters.relists_after_gone;
+        log(LogLevel::info, fmt::format("{}: 410 Gone ({}); relisting", what(), message));
+        continue_token.clear();
+        call.reset();
+        return start_list();
+      case 422:
+        if (initial_events) {
+          log(LogLevel::info, fmt::format("{}: server refused watch-list (422: {}); using LIST", what(), message));
+          watch_list = false;
+          initial_events = false;
+          call.reset();
+          return start_list();
+        }
+        break;
+      case 429:
+        return fail(Error{Errc::too_many_requests, fmt::format("{}: 429 Too Many Requests: {}", what(), message)});
+      default:
+        break;
+    }
+    return fail(Error{Errc::server_error, fmt::format("{}: HTTP {}: {}", what(), status, message)});
+  }
+
+  std::chrono::milliseconds backoff() {
+    const auto now = std::chrono::steady_clock::now();
+    if (healthy && now - healthy_since >= options.backoff_reset_after) failures = 0;
+    ++failures;
+    double delay = static_cast<double>(options.backoff_initial.count());
+    for (int i = 1; i < failures && delay < options.backoff_max.count(); ++i) delay *= 2;
+    delay = std::min(delay, static_cast<double>(options.backoff_max.count()));
+    std::uniform_real_distribution<double> jitter(1.0, 1.25);
+    return std::chrono::milliseconds{static_cast<long long>(delay * jitter(rng))};
+  }
+
+  void resume() {
+    if (!synced || watch_list) return start();
+    if (rv.empty()) return start_list();
+    start_watch(false);
+  }
+
+  void fail(Error error) {
+    auto keep = this->shared_from_this();
+    ++counters.failures;
+    call.reset();
+    ++call_id;
+    lines.clear();
+    auto delay = backoff();
+    if (retry_after_hint && (status == 429 || status == 503))
+      delay = std::max(delay, std::chrono::duration_cast<std::chrono::milliseconds>(*retry_after_hint));
+    log(LogLevel::warning, fmt::format("{}; retrying in {} ms", error.reason, delay.count()));
+    report_health(Status{std::move(error)});
+    if (stopped) return;
+    schedule(delay, [this] { resume(); });
+  }
+};
+
+template <class T>
+Reflector<T>::Reflector(ApiClient& client, ReflectorOptions options, ReflectorCallbacks<T> callbacks)
+    : impl_(std::make_shared<Impl>(client, std::move(options), std::move(callbacks))) {
+  impl_->watch_list = impl_->options.watch_list;
+}
+
+template <class T>
+Reflector<T>::~Reflector() {
+  impl_->shutdown();
+}
+
+template <class T>
+void Reflector<T>::start() {
+  impl_->schedule(std::chrono::milliseconds{0}, [impl = impl_.get()] { impl->start(); });
+}
+
+template <class T>
+const std::string& Reflector<T>::resource_version() const noexcept {
+  return impl_->rv;
+}
+
+template <class T>
+typename Reflector<T>::Counters Reflector<T>::counters() const noexcept {
+  return impl_->counters;
+}
+
+template class Reflector<EndpointSlice>;
+template class Reflector<Service>;
+template class Reflector<Node>;
+
+}  // namespace kupstream::kube

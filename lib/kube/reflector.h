@@ -1,0 +1,90 @@
+// Reflector<T>: lists and watches one Kubernetes resource collection and keeps its owner's
+// copy in step, in the spirit of client-go's reflector.
+//
+//  - LIST with paging (limit/continue), then WATCH from the list's resourceVersion with
+//    allowWatchBookmarks and a randomized timeoutSeconds; a watch that ends normally is resumed
+//    at once from the last seen resourceVersion (bookmarks advance it).
+//  - 410 Gone (HTTP or an ERROR event with code 410) → relist; the owner's copy is replaced
+//    atomically by the relist's result, never emptied first.
+//  - Failures back off exponentially with jitter (0.8 s doubling to 30 s, reset after a quiet
+//    period), honouring Retry-After on 429/503; 401 invalidates credentials and retries at once
+//    (once per failure streak).
+//  - A watch that receives no byte for `idle_timeout` is dropped and resumed.
+//  - Optional watch-list (sendInitialEvents=true, resourceVersionMatch=NotOlderThan) ending at
+//    the bookmark annotated k8s.io/initial-events-end, with a fallback to LIST when the server
+//    refuses it (e.g. 422 on servers older than 1.27).
+//
+// Thread: loop thread only. Lifetime: non-copyable; dropping the Reflector at any time (even
+// inside one of its callbacks) stops it; no callback runs afterwards.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kube/api_client.h"
+#include "kube/objects.h"
+
+namespace kupstream::kube {
+
+struct ReflectorOptions {
+  std::string path;            // collection path, e.g. /apis/discovery.k8s.io/v1/namespaces/ns/endpointslices
+  std::string label_selector;  // "" = none
+  std::string field_selector;  // "" = none
+  std::string what;            // for messages, e.g. `endpointslices in "default" (kubernetes.io/service-name=web)`
+  std::uint32_t page_size = 500;
+  std::chrono::seconds watch_timeout{300};  // each watch asks for a random timeout in [t, 2t)
+  std::chrono::milliseconds idle_timeout{0};  // 0: watch_timeout * 2 + 30 s
+  std::chrono::milliseconds backoff_initial{800};
+  std::chrono::milliseconds backoff_max{30'000};
+  std::chrono::milliseconds backoff_reset_after{120'000};  // a healthy stretch this long resets it
+  bool watch_list = false;  // try streaming the initial state first
+  std::uint64_t seed = 0;   // jitter; 0 = random
+  LogFn log;
+};
+
+// What the owner hears. All callbacks run on the loop thread, never inside start().
+template <class T>
+struct ReflectorCallbacks {
+  // A complete, consistent state (after a LIST or the initial events of a watch-list):
+  // replace the copy with `items` wholesale.
+  std::function<void(std::vector<T> items, const std::string& resource_version)> on_replace;
+  // One change after the last replace. `type` is added, modified or deleted.
+  std::function<void(EventType type, T object, const std::string& resource_version)> on_event;
+  // Health: ok once a LIST or WATCH is flowing; otherwise the error that interrupted it
+  // (Errc::unauthorized, forbidden, not_found, too_many_requests, server_error, timed_out,
+  // decode_error, connection errors...). The owner keeps its copy either way.
+  std::function<void(const Status& health)> on_health;
+};
+
+template <class T>
+class Reflector {
+ public:
+  Reflector(ApiClient& client, ReflectorOptions options, ReflectorCallbacks<T> callbacks);
+  ~Reflector();
+  Reflector(const Reflector&) = delete;
+  Reflector& operator=(const Reflector&) = delete;
+
+  // Begins listing on the next loop turn.
+  void start();
+
+  // The resourceVersion the copy reflects (the last event, bookmark or list), "" before sync.
+  const std::string& resource_version() const noexcept;
+  // Counters for tests and state reporting.
+  struct Counters {
+    std::uint64_t lists = 0, watches = 0, relists_after_gone = 0, events = 0, bookmarks = 0, failures = 0;
+  };
+  Counters counters() const noexcept;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+extern template class Reflector<EndpointSlice>;
+extern template class Reflector<Service>;
+extern template class Reflector<Node>;
+
+}  // namespace kupstream::kube
