@@ -76,8 +76,8 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     uv_timer_start(timer, [](uv_timer_t* t) {
       auto* self = static_cast<Impl*>(t->data);
       auto keep = self->shared_from_this();
-      auto action = std::move(self->timer_action);
-      if (action) action();
+      auto due = std::move(self->timer_action);
+      if (due) due();
     }, static_cast<std::uint64_t>(delay.count()), 0);
   }
 
