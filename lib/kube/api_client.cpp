@@ -5,6 +5,7 @@
 
 #include <cctype>
 
+#include "core/defer.h"
 #include "net/http_connection.h"
 #include "net/tls_context.h"
 
@@ -93,18 +94,7 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
     options_.auth->authorization(std::move(send));
   } else {
     // No credentials: still answer later, never inside get().
-    struct Deferred {
-      uv_timer_t timer;
-      std::function<void()> run;
-    };
-    auto* d = new Deferred{{}, [send = std::move(send)]() mutable { send(std::string{}); }};
-    uv_timer_init(&loop_, &d->timer);
-    d->timer.data = d;
-    uv_timer_start(&d->timer, [](uv_timer_t* t) {
-      auto* self = static_cast<Deferred*>(t->data);
-      self->run();
-      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<Deferred*>(h->data); });
-    }, 0, 0);
+    detail::defer(loop_, [send = std::move(send)]() mutable { send(std::string{}); });
   }
   return call;
 }

@@ -1,0 +1,348 @@
+#include "kupstream/cluster_client.h"
+
+#include <fmt/format.h>
+#include <uv.h>
+
+#include <map>
+#include <set>
+
+#include "core/defer.h"
+#include "discovery/rfc3339.h"
+#include "discovery/slice_merge.h"
+#include "kube/api_client.h"
+#include "kube/credential_auth.h"
+#include "kube/reflector.h"
+
+namespace kupstream {
+namespace {
+
+using Clock = std::chrono::system_clock;
+using NodeNames = std::set<std::string, std::less<>>;
+
+std::string label_selector(const std::map<std::string, std::string>& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) out += fmt::format("{}{}={}", out.empty() ? "" : ",", k, v);
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(WatchPhase phase) noexcept {
+  switch (phase) {
+    case WatchPhase::syncing: return "syncing";
+    case WatchPhase::synced: return "synced";
+    case WatchPhase::stale: return "stale";
+    case WatchPhase::forbidden: return "forbidden";
+    case WatchPhase::not_found: return "not_found";
+  }
+  return "?";
+}
+
+struct ClusterClient::Impl {
+  uv_loop_t& loop;
+  ClusterConfig config;
+  ClusterClientOptions options;
+  std::unique_ptr<kube::ApiClient> api;
+  std::map<std::pair<std::string, std::string>, std::weak_ptr<struct ServiceCache>> services;
+
+  Impl(uv_loop_t& l, ClusterConfig c, ClusterClientOptions o) : loop(l), config(std::move(c)), options(std::move(o)) {}
+
+  kube::ReflectorOptions reflector_options(std::string path, std::string what) const {
+    kube::ReflectorOptions r;
+    r.path = std::move(path);
+    r.what = std::move(what);
+    r.watch_timeout = options.watch_timeout;
+    r.idle_timeout = options.idle_timeout;
+    r.backoff_initial = options.backoff_initial;
+    r.backoff_max = options.backoff_max;
+    r.watch_list = options.watch_list;
+    r.log = options.log;
+    return r;
+  }
+};
+
+// The EndpointSlices and the Service object of one (namespace, service), shared by every view.
+struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
+  std::shared_ptr<ClusterClient::Impl> cluster;
+  std::string ns, name;
+  std::map<std::string, kube::EndpointSlice, std::less<>> slices;
+  std::optional<kube::Service> service;
+  bool slices_synced = false, service_synced = false;
+  Status slices_health, service_health;
+  std::string resource_version;
+  std::optional<Clock::time_point> trigger_time;  // of the slice change being processed
+  std::map<std::string, std::weak_ptr<EndpointWatch::Impl>> views;
+  std::unique_ptr<kube::Reflector<kube::EndpointSlice>> slice_reflector;
+  std::unique_ptr<kube::Reflector<kube::Service>> service_reflector;
+
+  void start();
+  void changed();
+};
+
+struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
+  std::shared_ptr<ServiceCache> cache;
+  PortRef port;
+  std::map<std::string, std::string> node_labels;
+  std::unique_ptr<kube::Reflector<kube::Node>> node_reflector;
+  NodeNames nodes;
+  bool nodes_synced = false;
+  Status nodes_health;
+
+  EndpointSetPtr current;
+  WatchState state;
+  struct Subscriber {
+    EndpointWatchCallbacks callbacks;
+    std::uint64_t delivered = 0;  // generation of the last snapshot given to it
+  };
+  std::map<std::uint64_t, Subscriber> subscribers;
+  std::uint64_t next_subscriber = 1;
+
+  std::string service_name() const { return fmt::format("service {}/{}", cache->ns, cache->name); }
+
+  void start_nodes() {
+    if (node_labels.empty()) return;
+    auto& cl = *cache->cluster;
+    auto ro = cl.reflector_options("/api/v1/nodes", fmt::format("nodes with labels {}", label_selector(node_labels)));
+    ro.label_selector = label_selector(node_labels);
+    kube::ReflectorCallbacks<kube::Node> cb;
+    cb.on_replace = [this](std::vector<kube::Node> items, const std::string&) {
+      nodes.clear();
+      for (auto& n : items) nodes.insert(n.metadata.name);
+      nodes_synced = true;
+      recompute();
+    };
+    cb.on_event = [this](kube::EventType type, kube::Node n, const std::string&) {
+      if (type == kube::EventType::deleted)
+        nodes.erase(n.metadata.name);
+      else
+        nodes.insert(n.metadata.name);
+      recompute();
+    };
+    cb.on_health = [this](const Status& s) {
+      nodes_health = s;
+      recompute();
+    };
+    node_reflector = std::make_unique<kube::Reflector<kube::Node>>(*cl.api, std::move(ro), std::move(cb));
+    node_reflector->start();
+  }
+
+  // The phase and reason from the health of every input, worst first.
+  std::pair<WatchPhase, std::string> health_phase() const {
+    const Status* inputs[] = {&cache->slices_health, &cache->service_health, &nodes_health};
+    for (const Status* s : inputs)
+      if (!s->ok() && s->error().code == Errc::forbidden)
+        return {WatchPhase::forbidden,
+                fmt::format("{}; grant get/list/watch on services, list/watch on endpointslices (apiGroup "
+                            "discovery.k8s.io) in namespace \"{}\"{} (see docs/rbac.yaml)",
+                            s->error().reason, cache->ns, node_labels.empty() ? "" : " and list/watch on nodes")};
+    for (const Status* s : inputs)
+      if (!s->ok()) return {WatchPhase::stale, s->error().reason};
+    return {WatchPhase::synced, ""};
+  }
+
+  void set_phase(WatchPhase phase, std::string reason) {
+    if (phase == state.phase && reason == state.reason) return;
+    state.phase = phase;
+    state.reason = std::move(reason);
+    state.since = Clock::now();
+    notify_state();
+  }
+
+  void recompute() {
+    auto keep = shared_from_this();
+    auto [phase, reason] = health_phase();
+    const bool inputs_synced = cache->slices_synced && cache->service_synced && (node_labels.empty() || nodes_synced);
+    if (!inputs_synced) {
+      // Before the first sync there is nothing to publish; failures still say why.
+      if (phase == WatchPhase::synced) phase = WatchPhase::syncing;
+      return set_phase(phase, std::move(reason));
+    }
+    detail::SliceMergeInput in;
+    in.slices = &cache->slices;
+    in.service = cache->service ? &*cache->service : nullptr;
+    in.port = port;
+    in.allowed_nodes = node_labels.empty() ? nullptr : &nodes;
+    auto merged = detail::merge_slices(in);
+    state.notes = merged.notes;
+    if (merged.problem != detail::PortProblem::none && phase == WatchPhase::synced) {
+      phase = WatchPhase::not_found;
+      reason = merged.problem == detail::PortProblem::service_not_found
+                   ? fmt::format("cluster \"{}\": {} not found", cache->cluster->config.name, service_name())
+                   : fmt::format("cluster \"{}\": {} has no port \"{}\"", cache->cluster->config.name, service_name(),
+                                 port.to_string());
+    }
+    auto next = EndpointSet::make(state.generation + 1, cache->resource_version, std::move(merged.endpoints));
+    const bool changed = !current || !current->same_endpoints(*next);
+    if (changed) {
+      current = next;
+      state.generation = next->generation;
+      state.resource_version = next->resource_version;
+      state.snapshot_time = Clock::now();
+      if (cache->trigger_time)
+        state.propagation_lag = std::chrono::duration_cast<std::chrono::microseconds>(state.snapshot_time - *cache->trigger_time);
+    }
+    set_phase(phase, std::move(reason));
+    if (changed) notify_update();
+  }
+
+  template <class F>
+  void for_each_subscriber(F&& f) {
+    auto keep = shared_from_this();
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, cb] : subscribers) ids.push_back(id);
+    for (auto id : ids) {
+      auto it = subscribers.find(id);
+      if (it != subscribers.end()) f(it->second);
+    }
+  }
+  void notify_update() {
+    auto snapshot = current;
+    for_each_subscriber([&](Subscriber& s) {
+      if (s.delivered >= snapshot->generation) return;
+      s.delivered = snapshot->generation;
+      if (s.callbacks.on_update) s.callbacks.on_update(snapshot);
+    });
+  }
+  void notify_state() {
+    auto copy = state;
+    for_each_subscriber([&](Subscriber& s) {
+      if (s.callbacks.on_state) s.callbacks.on_state(copy);
+    });
+  }
+};
+
+void ServiceCache::start() {
+  auto& cl = *cluster;
+  auto ro = cl.reflector_options(fmt::format("/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices", ns),
+                                 fmt::format("endpointslices of service {}/{}", ns, name));
+  ro.label_selector = fmt::format("kubernetes.io/service-name={}", name);
+  kube::ReflectorCallbacks<kube::EndpointSlice> scb;
+  scb.on_replace = [this](std::vector<kube::EndpointSlice> items, const std::string& rv) {
+    slices.clear();
+    for (auto& s : items) slices[s.metadata.name] = std::move(s);
+    slices_synced = true;
+    resource_version = rv;
+    changed();
+  };
+  scb.on_event = [this](kube::EventType type, kube::EndpointSlice s, const std::string& rv) {
+    resource_version = rv;
+    if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
+      trigger_time = detail::parse_rfc3339(t);
+    if (type == kube::EventType::deleted)
+      slices.erase(s.metadata.name);
+    else
+      slices[s.metadata.name] = std::move(s);
+    changed();
+    trigger_time.reset();
+  };
+  scb.on_health = [this](const Status& s) {
+    slices_health = s;
+    changed();
+  };
+  slice_reflector = std::make_unique<kube::Reflector<kube::EndpointSlice>>(*cl.api, std::move(ro), std::move(scb));
+
+  auto so = cl.reflector_options(fmt::format("/api/v1/namespaces/{}/services", ns), fmt::format("service {}/{}", ns, name));
+  so.field_selector = fmt::format("metadata.name={}", name);
+  kube::ReflectorCallbacks<kube::Service> vcb;
+  vcb.on_replace = [this](std::vector<kube::Service> items, const std::string&) {
+    service.reset();
+    for (auto& s : items)
+      if (s.metadata.name == name) service = std::move(s);
+    service_synced = true;
+    changed();
+  };
+  vcb.on_event = [this](kube::EventType type, kube::Service s, const std::string&) {
+    if (s.metadata.name != name) return;
+    if (type == kube::EventType::deleted)
+      service.reset();
+    else
+      service = std::move(s);
+    changed();
+  };
+  vcb.on_health = [this](const Status& s) {
+    service_health = s;
+    changed();
+  };
+  service_reflector = std::make_unique<kube::Reflector<kube::Service>>(*cl.api, std::move(so), std::move(vcb));
+  slice_reflector->start();
+  service_reflector->start();
+}
+
+void ServiceCache::changed() {
+  auto keep = shared_from_this();
+  std::vector<std::shared_ptr<EndpointWatch::Impl>> live;
+  for (auto& [key, weak] : views)
+    if (auto v = weak.lock()) live.push_back(std::move(v));
+  for (auto& v : live) v->recompute();
+}
+
+EndpointWatch::EndpointWatch(std::shared_ptr<Impl> impl, std::uint64_t subscription)
+    : impl_(std::move(impl)), subscription_(subscription) {}
+
+EndpointWatch::~EndpointWatch() {
+  if (impl_) impl_->subscribers.erase(subscription_);
+}
+
+EndpointSetPtr EndpointWatch::current() const { return impl_->current; }
+WatchState EndpointWatch::state() const { return impl_->state; }
+
+Result<std::unique_ptr<ClusterClient>> ClusterClient::create(uv_loop_t& loop, const ClusterConfig& config,
+                                                             ClusterClientOptions options) {
+  if (Status s = validate_cluster_config(config); !s) return s.error();
+  auto auth = kube::make_auth_provider(loop, config, options.log);
+  if (!auth) return auth.error();
+  auto api = kube::make_api_client(loop, config, std::move(*auth), options.log);
+  if (!api) return api.error();
+  auto impl = std::make_shared<Impl>(loop, config, std::move(options));
+  impl->api = std::move(*api);
+  return std::unique_ptr<ClusterClient>(new ClusterClient(std::move(impl)));
+}
+
+ClusterClient::~ClusterClient() = default;
+
+const std::string& ClusterClient::name() const noexcept { return impl_->config.name; }
+
+Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& ref, EndpointWatchCallbacks callbacks) {
+  if (Status s = validate_service_ref(ref, "service"); !s) return s.error();
+  auto key = std::make_pair(ref.namespace_name, ref.service);
+  auto cache = impl_->services[key].lock();
+  if (!cache) {
+    cache = std::make_shared<ServiceCache>();
+    cache->cluster = impl_;
+    cache->ns = ref.namespace_name;
+    cache->name = ref.service;
+    impl_->services[key] = cache;
+    cache->start();
+  }
+  const std::string view_key = fmt::format("{}|{}", ref.port.to_string(), label_selector(ref.node_labels));
+  auto view = cache->views[view_key].lock();
+  if (!view) {
+    view = std::make_shared<EndpointWatch::Impl>();
+    view->cache = cache;
+    view->port = ref.port;
+    view->node_labels = ref.node_labels;
+    view->state.since = Clock::now();
+    cache->views[view_key] = view;
+    view->start_nodes();
+    // A view joining a cache that is already synced computes at once (on a later turn).
+    detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatch::Impl>(view)] {
+      if (auto v = weak.lock()) v->recompute();
+    });
+  }
+  const std::uint64_t id = view->next_subscriber++;
+  view->subscribers[id] = {std::move(callbacks), 0};
+  // Tell a late subscriber what the others already know, on a later loop turn.
+  detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatch::Impl>(view), id] {
+    auto v = weak.lock();
+    if (!v) return;
+    auto it = v->subscribers.find(id);
+    if (it == v->subscribers.end() || !v->current || it->second.delivered >= v->current->generation) return;
+    it->second.delivered = v->current->generation;
+    auto cb = it->second.callbacks;  // a copy: the callback may unsubscribe
+    if (cb.on_state) cb.on_state(v->state);
+    if (v->subscribers.count(id) && cb.on_update) cb.on_update(v->current);
+  });
+  return std::make_unique<EndpointWatch>(view, id);
+}
+
+}  // namespace kupstream
