@@ -619,6 +619,8 @@ class ServiceKind:
                                         "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies",
                                         "ipFamilyPolicy", "allocateLoadBalancerNodePorts",
                                         "loadBalancerClass", "internalTrafficPolicy"])
+        if spec.get("selector"):
+            spec["selector"] = dict(sorted(spec["selector"].items()))
         if old is not None:
             obj["status"] = old.get("status", {"loadBalancer": {}})
         else:
@@ -1180,6 +1182,8 @@ class Cluster:
         for f in ("labels", "annotations"):
             if f in md and not md[f]:
                 del md[f]
+            elif f in md:
+                md[f] = dict(sorted(md[f].items()))  # Go encodes maps with sorted keys
         kind = KINDS[rt.plural]
         kind.default(obj, old, self.store) if rt.plural != "endpointslices" else kind.default(obj, old)
         if validate:
@@ -1997,9 +2001,7 @@ class Handler(BaseHTTPRequestHandler):
             if ns and key[0] != ns:
                 continue
             skey = key[1] if (ns or not rt.namespaced) else f"{key[0]}/{key[1]}"
-            if start_key is not None and skey + "\x00" < start_key and skey < start_key.rstrip("\x00"):
-                continue
-            if start_key is not None and skey < start_key.rstrip("\x00"):
+            if start_key is not None and skey < start_key:
                 continue
             if not lsel.matches(obj["metadata"].get("labels")) or not fsel.matches(obj):
                 continue

@@ -287,12 +287,11 @@ class RawStream:
         self.sock = sim.ssl_context().wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.buf = b""
         tok = token if token is not None else (sim.token(user) if user else None)
-        lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{sim.port}", "User-Agent: kubesim-raw/1.0",
-                 "Accept: application/json"]
+        hdrs = {"Host": f"127.0.0.1:{sim.port}", "User-Agent": "kubesim-raw/1.0", "Accept": "application/json"}
         if tok:
-            lines.append(f"Authorization: Bearer {tok}")
-        for k, v in (headers or {}).items():
-            lines.append(f"{k}: {v}")
+            hdrs["Authorization"] = f"Bearer {tok}"
+        hdrs.update(headers or {})
+        lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.status, self.headers = self._read_head()
 
