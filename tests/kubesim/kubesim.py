@@ -1334,7 +1334,7 @@ class Cluster:
         self.store.commit(rt.plural, "DELETED", key, gone, old)
         return gone
 
-    def restart(self, history="same", rv=None, objects="keep"):
+    def restart(self, history="same", rv=None, objects="keep", keep_conn=None):
         """Drops every connection; with history=new, starts a new resourceVersion history."""
         st = self.store
         with st.cond:
@@ -1358,11 +1358,11 @@ class Cluster:
             for w in list(st.watchers):
                 w.drop = "fin"
             st.cond.notify_all()
-        self.drop_connections()
+        self.drop_connections(keep_conn)
 
-    def drop_connections(self):
+    def drop_connections(self, keep_conn=None):
         with self.conn_lock:
-            conns = list(self.connections)
+            conns = [c for c in self.connections if c is not keep_conn]
         for c in conns:
             abort_socket(c.connection, "fin")
 
@@ -2329,7 +2329,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.admin_watches(path[len("/watches/"):], body)
         if path == "/restart" and m == "POST":
             down = float(body.get("down_seconds", 0))
-            cl.restart(body.get("history", "same"), body.get("resourceVersion"), body.get("objects", "keep"))
+            cl.restart(body.get("history", "same"), body.get("resourceVersion"), body.get("objects", "keep"),
+                       keep_conn=self)
             if down > 0:
                 cl.down_until = time.monotonic() + down
             out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon)}
