@@ -1,0 +1,298 @@
+"""kubesim's fault controls (admin API), checked with a raw HTTP client."""
+
+import json
+import os
+import ssl
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import captures  # noqa: E402
+from kubesim_client import KubeSim, RawStream, path_for  # noqa: E402
+from test_api import ES, USERS, ApiTestBase, capture_slice  # noqa: E402
+
+
+class RequestFaults(ApiTestBase):
+    def test_429_with_retry_after_then_normal_service(self):
+        self.sim.fault(code=429, retry_after=3, count=1, match={"resource": ES, "verb": "list"})
+        st, hdrs, body = self.sim.request("GET", path_for(ES, "default"))
+        self.assertEqual(st, 429)
+        self.assertEqual(hdrs["retry-after"], "3")
+        body = json.loads(body)
+        self.assertEqual((body["kind"], body["reason"], body["code"]), ("Status", "TooManyRequests", 429))
+        self.assertEqual(body["details"]["retryAfterSeconds"], 3)
+        st, _, _ = self.sim.request("GET", path_for(ES, "default"))
+        self.assertEqual(st, 200)
+
+    def test_500_for_a_number_of_requests(self):
+        self.sim.fault(code=500, count=2, match={"resource": ES})
+        codes = [self.sim.request("GET", path_for(ES, "default"))[0] for _ in range(3)]
+        self.assertEqual(codes, [500, 500, 200])
+
+    def test_faults_match_only_what_they_name(self):
+        self.sim.fault(code=500, count=1, match={"resource": "services"})
+        self.assertEqual(self.sim.request("GET", path_for(ES, "default"))[0], 200)
+        self.assertEqual(self.sim.request("GET", path_for("services", "default"))[0], 500)
+
+    def test_watch_requests_can_fail_before_streaming(self):
+        self.sim.fault(code=500, count=1, match={"verb": "watch"})
+        s = RawStream(self.sim, path_for(ES, "default", query={"watch": "1", "timeoutSeconds": "1"}))
+        self.addCleanup(s.close)
+        self.assertEqual(s.status, 500)
+        self.assertEqual(json.loads(s.read_body())["reason"], "InternalError")
+
+    def test_close_fault_drops_the_connection_without_an_answer(self):
+        self.sim.fault(type="close", count=1, match={"resource": ES})
+        with self.assertRaises(Exception):
+            self.sim.request("GET", path_for(ES, "default"))
+        self.assertEqual(self.sim.request("GET", path_for(ES, "default"))[0], 200)
+
+
+class Compaction(ApiTestBase):
+    def test_list_exact_after_compaction_is_410_like_the_capture(self):
+        ns = self.new_ns("c1")
+        self.sim.apply(capture_slice(ns, "a"))
+        _, lst = self.list(ns)
+        self.sim.apply(capture_slice(ns, "b"))
+        self.sim.compact()
+        cap = captures.read_http("list-expired-exact-rv-after-compaction.http")
+        st, hdrs, body = self.sim.request("GET", path_for(ES, ns, query={
+            "resourceVersion": lst["metadata"]["resourceVersion"], "resourceVersionMatch": "Exact"}))
+        self.assertEqual(st, 410)
+        self.assertEqual(body, cap["body"])
+
+    def test_watch_from_a_compacted_version_is_200_then_one_410_error_event(self):
+        ns = self.new_ns("c2")
+        _, lst = self.list(ns)
+        old = lst["metadata"]["resourceVersion"]
+        self.sim.apply(capture_slice(ns, "a"))
+        self.sim.compact()
+        cap = captures.read_http("watch-expired-rv1.http1-raw.http")
+        s = self.watch(ns, resourceVersion=old)
+        self.assertEqual(s.status, 200)
+        self.assertEqual(s.headers["transfer-encoding"], "chunked")
+        chunk = s.read_chunk()
+        self.assertIsNone(s.read_chunk(), "the stream ends after the error")
+        got, want = json.loads(chunk), json.loads(cap["chunks"][0])
+        self.assertEqual(captures.shape(got), captures.shape(want))
+        self.assertEqual(got["object"]["code"], 410)
+        self.assertEqual(got["object"]["reason"], "Expired")
+        self.assertRegex(got["object"]["message"], rf"^too old resource version: {old} \(\d+\)$")
+
+    def test_expired_continue_is_410_with_a_fresh_continue_token(self):
+        ns = self.new_ns("c3")
+        for n in ("web-1", "web-2", "web-3"):
+            self.sim.apply(capture_slice(ns, n))
+        _, p1 = self.list(ns, limit="1")
+        self.sim.apply(capture_slice(ns, "web-4"))
+        self.sim.compact()
+        cap = captures.read_http("list-expired-continue-after-compaction.http")
+        st, _, body = self.sim.request("GET", path_for(ES, ns, query={"limit": "1",
+                                                                       "continue": p1["metadata"]["continue"]}))
+        self.assertEqual(st, 410)
+        got, want = json.loads(body), json.loads(cap["body"])
+        self.assertEqual(captures.shape(got), captures.shape(want))
+        self.assertEqual(got["message"], want["message"])
+        # the real token format: rv -1 and the same start key
+        from kubesim import b64url_decode
+        tok = json.loads(b64url_decode(got["metadata"]["continue"]))
+        self.assertEqual(tok, {"v": "meta.k8s.io/v1", "rv": -1, "start": "web-1\x00"})
+        real_tok = json.loads(b64url_decode(want["metadata"]["continue"]))
+        self.assertEqual(set(tok), set(real_tok))
+        # the fresh token continues (inconsistently) from the current state
+        _, p2 = self.list(ns, limit="5", **{"continue": got["metadata"]["continue"]})
+        self.assertEqual([i["metadata"]["name"] for i in p2["items"]], ["web-2", "web-3", "web-4"])
+
+
+class WatchFaults(ApiTestBase):
+    def open_watch(self, ns, **q):
+        _, lst = self.list(ns)
+        before = [w["id"] for w in self.sim.watches()]
+        s = self.watch(ns, resourceVersion=lst["metadata"]["resourceVersion"], **q)
+        w = self.sim.wait_watches(1, ES, after_id=max(before, default=0))
+        return s, w[0]["id"]
+
+    def test_drop_watches_cuts_the_stream_without_the_last_chunk(self):
+        ns = self.new_ns("f1")
+        s, wid = self.open_watch(ns)
+        self.sim.watch_control("drop", ids=[wid])
+        with self.assertRaises((EOFError, ConnectionError, ssl.SSLError, OSError)):
+            s.read_chunk()
+
+    def test_drop_watches_cleanly_ends_the_stream(self):
+        ns = self.new_ns("f1b")
+        s, wid = self.open_watch(ns)
+        self.sim.watch_control("drop", ids=[wid], mode="end")
+        self.assertIsNone(s.read_chunk())
+
+    def test_stalled_watch_sends_nothing_until_released(self):
+        ns = self.new_ns("f2")
+        s, wid = self.open_watch(ns, timeoutSeconds="10")
+        self.sim.watch_control("stall", ids=[wid])
+        self.sim.apply(capture_slice(ns, "a"))
+        s.sock.settimeout(0.5)
+        with self.assertRaises((TimeoutError, OSError)):
+            s.read_chunk()
+        s.sock.settimeout(5)
+        self.sim.watch_control("unstall", ids=[wid])
+        self.assertEqual(json.loads(s.read_chunk())["type"], "ADDED")
+
+    def test_stall_for_a_time(self):
+        ns = self.new_ns("f2b")
+        s, wid = self.open_watch(ns, timeoutSeconds="10")
+        self.sim.watch_control("stall", ids=[wid], seconds=0.6)
+        t0 = time.monotonic()
+        self.sim.apply(capture_slice(ns, "a"))
+        self.assertEqual(json.loads(s.read_chunk())["type"], "ADDED")
+        self.assertGreater(time.monotonic() - t0, 0.4)
+
+    def test_malformed_json_is_injected_into_open_watches(self):
+        ns = self.new_ns("f3")
+        s, wid = self.open_watch(ns, timeoutSeconds="10")
+        self.sim.watch_control("inject", kind="malformed", ids=[wid])
+        chunk = s.read_chunk()
+        self.assertTrue(chunk.endswith(b"\n"))
+        with self.assertRaises(ValueError):
+            json.loads(chunk)
+        # the stream goes on afterwards
+        self.sim.apply(capture_slice(ns, "a"))
+        self.assertEqual(json.loads(s.read_chunk())["type"], "ADDED")
+
+    def test_truncated_chunk_is_injected_into_the_next_watch(self):
+        ns = self.new_ns("f4")
+        self.sim.watch_control("inject", kind="truncated", target="next", resource=ES)
+        s = self.watch(ns, timeoutSeconds="10")
+        self.assertEqual(s.status, 200)
+        with self.assertRaises((EOFError, ConnectionError, ssl.SSLError, OSError)):
+            s.read_chunk()
+        # only the next watch was affected
+        s2, _ = self.open_watch(ns, timeoutSeconds="1")
+        self.assertIsNone(s2.read_chunk())
+
+    def test_error_event_can_be_injected(self):
+        ns = self.new_ns("f5")
+        s, wid = self.open_watch(ns, timeoutSeconds="10")
+        self.sim.watch_control("error", ids=[wid], code=410)
+        ev = json.loads(s.read_chunk())
+        self.assertEqual((ev["type"], ev["object"]["code"], ev["object"]["reason"]), ("ERROR", 410, "Expired"))
+        self.assertIsNone(s.read_chunk())
+
+
+class WatchList(ApiTestBase):
+    def test_watch_list_is_refused_with_422_like_the_capture(self):
+        self.sim.config(watch_list="refuse")
+        cap = captures.read_http("watch-list-refused-422.http")
+        s = self.watch("default", sendInitialEvents="true", resourceVersionMatch="NotOlderThan",
+                       allowWatchBookmarks="true")
+        self.assertEqual(s.status, 422)
+        self.assertEqual(s.read_body(), cap["body"])
+
+    def test_watch_list_streams_initial_events_then_an_annotated_bookmark(self):
+        self.sim.config(watch_list="support")
+        self.addCleanup(self.sim.config, watch_list="refuse")
+        ns = self.new_ns("wl")
+        self.sim.apply(capture_slice(ns, "a"))
+        self.sim.apply(capture_slice(ns, "b"))
+        s = self.watch(ns, sendInitialEvents="true", resourceVersionMatch="NotOlderThan",
+                       allowWatchBookmarks="true", timeoutSeconds="5")
+        self.assertEqual(s.status, 200)
+        evs = s.events(3, timeout=5)
+        self.assertEqual([e["type"] for e in evs], ["ADDED", "ADDED", "BOOKMARK"])
+        self.assertEqual(evs[2]["object"]["metadata"]["annotations"], {"k8s.io/initial-events-end": "true"})
+        self.sim.apply(capture_slice(ns, "c"))
+        self.assertEqual(s.events(1, timeout=5)[0]["type"], "ADDED")
+        # without bookmarks the request is invalid
+        s2 = self.watch(ns, sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
+        self.assertEqual(s2.status, 422)
+
+
+class Restarts(ApiTestBase):
+    sim_args = ("--too-large-wait", "0.3")
+
+    def test_restart_with_the_same_history_drops_connections_but_keeps_versions(self):
+        ns = self.new_ns("r1")
+        self.sim.apply(capture_slice(ns, "a"))
+        _, lst = self.list(ns)
+        rv = lst["metadata"]["resourceVersion"]
+        s = self.watch(ns, resourceVersion=rv)
+        self.sim.wait_watches(1, ES)
+        self.sim.restart("same")
+        with self.assertRaises((EOFError, ConnectionError, ssl.SSLError, OSError)):
+            s.read_chunk()
+        self.sim.apply(capture_slice(ns, "b"))
+        s2 = self.watch(ns, resourceVersion=rv, timeoutSeconds="1")
+        evs = s2.events()
+        self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in evs], [("ADDED", "b")])
+
+    def test_restart_with_a_new_history_expires_old_versions(self):
+        ns = self.new_ns("r2")
+        self.sim.apply(capture_slice(ns, "a"))
+        _, lst = self.list(ns)
+        rv = int(lst["metadata"]["resourceVersion"])
+        self.sim.restart("new")
+        s = self.watch(ns, resourceVersion=str(rv))
+        ev = s.events(1)[0]
+        self.assertEqual((ev["type"], ev["object"]["code"]), ("ERROR", 410))
+        _, lst2 = self.list(ns)
+        self.assertGreater(int(lst2["metadata"]["resourceVersion"]), rv)
+        self.assertEqual([i["metadata"]["name"] for i in lst2["items"]], ["a"])
+        self.assertGreater(int(lst2["items"][0]["metadata"]["resourceVersion"]), rv,
+                           "objects carry versions of the new history")
+
+    def test_restart_with_a_lower_history_makes_old_versions_too_large(self):
+        ns = self.new_ns("r3")
+        self.sim.apply(capture_slice(ns, "a"))
+        _, lst = self.list(ns)
+        rv = int(lst["metadata"]["resourceVersion"])
+        self.sim.restart("new", resourceVersion=1)
+        st, hdrs, body = self.sim.request("GET", path_for(ES, ns, query={"resourceVersion": str(rv)}))
+        self.assertEqual(st, 504)
+        body = json.loads(body)
+        self.assertEqual(body["details"]["causes"][0]["reason"], "ResourceVersionTooLarge")
+        self.assertIn("retry-after", hdrs)
+
+    def test_restart_can_keep_the_server_down_for_a_while(self):
+        self.sim.restart("same", down_seconds=0.5)
+        with self.assertRaises(Exception):
+            self.sim.request("GET", path_for(ES, "default"), timeout=2)
+        time.sleep(0.6)
+        self.assertEqual(self.sim.request("GET", path_for(ES, "default"))[0], 200)
+
+    def test_restart_can_clear_objects(self):
+        ns = self.new_ns("r4")
+        self.sim.apply(capture_slice(ns, "a"))
+        self.sim.restart("new", objects="clear")
+        _, lst = self.list(ns)
+        self.assertEqual(lst["items"], [])
+        _, nss = self.list(res="namespaces")
+        self.assertIn(ns, [i["metadata"]["name"] for i in nss["items"]], "namespaces stay")
+
+
+class TwoClusters(unittest.TestCase):
+    def test_each_cluster_has_its_own_port_ca_and_objects(self):
+        a = KubeSim(users=USERS, cluster="tke-a").start()
+        self.addCleanup(a.cleanup)
+        b = KubeSim(users=USERS, cluster="tke-b").start()
+        self.addCleanup(b.cleanup)
+        self.assertNotEqual(a.port, b.port)
+        with open(a.ca_file) as fa, open(b.ca_file) as fb:
+            self.assertNotEqual(fa.read(), fb.read())
+        a.apply(capture_slice("default", "only-in-a"))
+        _, la = a.get_json(path_for(ES, "default"))
+        _, lb = b.get_json(path_for(ES, "default"))
+        self.assertEqual([i["metadata"]["name"] for i in la["items"]], ["only-in-a"])
+        self.assertEqual(lb["items"], [])
+        # a's CA does not vouch for b
+        ctx = ssl.create_default_context(cafile=a.ca_file)
+        import http.client
+        conn = http.client.HTTPSConnection("127.0.0.1", b.port, context=ctx, timeout=5)
+        with self.assertRaises(ssl.SSLError):
+            conn.request("GET", "/version")
+        conn.close()
+        with open(a.kubeconfig()) as f:
+            self.assertIn(f"server: https://127.0.0.1:{a.port}", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
