@@ -1,7 +1,8 @@
 """Propagation: time from an EndpointSlice change at the API server to the gateway routing to it.
 
 One asyncio loop on one thread runs three things side by side, all over loopback:
-  - a poller: one keep-alive connection to the gateway, sending GET / back to back and recording,
+  - a poller: one keep-alive connection to the gateway, sending GET / (one request in flight, a pause
+    of --poll-interval-ms between a response and the next request) and recording,
     per request, the time it was sent, the time its response was complete, and which Pod answered;
   - a watch of the same EndpointSlices on kubesim (the harness's own watcher), recording when each
     event arrived;
@@ -17,6 +18,9 @@ Per flip it reports:
   lower      = max(0, send time of the last request still answered by the old Pod - t1)
   watch      = arrival of the event on the harness's own watch - t0 (the simulator's share:
                admin request parsing, commit, event encoding and sending, in Python)
+  gateway    = first response from the new Pod complete - arrival of the event on the harness's
+               own watch (the gateway's share, estimated: both are watchers of the same server and
+               get the event at about the same time; < 0 when the gateway got it first)
   stragglers = responses from the old Pod to requests sent after the first new-Pod request (0 expected)
   errors     = failed requests from t0 to the end of the flip
 Standard library only.
@@ -68,8 +72,8 @@ async def _read_response(reader):
 
 
 class Poller:
-    def __init__(self, addr, port):
-        self.addr, self.port = addr, port
+    def __init__(self, addr, port, interval):
+        self.addr, self.port, self.interval = addr, port, interval
         self.samples = []
         self.changed = asyncio.Event()
         self.stopping = False
@@ -94,6 +98,8 @@ class Poller:
                 if must_close:
                     writer.close()
                     writer = None
+                if self.interval > 0:
+                    await asyncio.sleep(self.interval)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
                 self.samples.append(Sample(now(), now(), None, repr(e)))
                 if writer is not None:
@@ -167,11 +173,11 @@ def _trigger_time():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def measure(sim, gw_port, slice_for, pods, flips, initial_rv, flip_timeout=2.0, settle=0.05):
+async def measure(sim, gw_port, slice_for, pods, flips, initial_rv, poll_interval, flip_timeout=2.0, settle=0.05):
     """slice_for(pod_index, trigger_time) -> EndpointSlice object listing only that Pod;
     pods = (name_a, name_b); the slice lists pods[0] when this is called and the gateway routes there."""
     ctx = ssl.create_default_context(cafile=sim.ca_file)
-    poller = Poller("127.0.0.1", gw_port)
+    poller = Poller("127.0.0.1", gw_port, poll_interval)
     watcher = Watcher(sim, "flip", initial_rv)
     ptask = asyncio.create_task(poller.run())
     wtask = asyncio.create_task(watcher.run(ctx))
@@ -224,6 +230,8 @@ async def measure(sim, gw_port, slice_for, pods, flips, initial_rv, flip_timeout
                 r["stragglers"] = sum(1 for s in window if s.pod == old_name and s.sent > first_new.sent)
             if rv in watcher.arrivals:
                 r["watch_ms"] = (watcher.arrivals[rv] - t0) * 1e3
+                if first_new is not None:
+                    r["gateway_ms"] = (first_new.done - watcher.arrivals[rv]) * 1e3
             results.append(r)
             cur = new
             await asyncio.sleep(settle)
@@ -258,6 +266,7 @@ def summarize(results, poller, watcher):
         "after_ack_ms": _stats([r["after_ack_ms"] for r in ok]),
         "lower_ms": _stats([r["lower_ms"] for r in ok]),
         "watch_ms": _stats([r["watch_ms"] for r in results if "watch_ms" in r]),
+        "gateway_ms": _stats([r["gateway_ms"] for r in results if "gateway_ms" in r]),
         "admin_ms": _stats([r["admin_ms"] for r in results]),
         "errors": sum(r["errors"] for r in results),
         "stragglers": sum(r.get("stragglers", 0) for r in ok),

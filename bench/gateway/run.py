@@ -49,12 +49,14 @@ LABELS = {"direct": "Pods direct (1 Pod)", "nginx": "nginx proxy", "haproxy": "H
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk measurement (default 5)")
-    ap.add_argument("--warmup", type=int, default=1, help="seconds of wrk warm-up before each measurement")
+    ap.add_argument("--duration", type=int, help="seconds per wrk measurement (default 5, --quick 1)")
+    ap.add_argument("--warmup", type=int, help="seconds of wrk warm-up before each measurement (default 1)")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections (default 64; 1 wrk thread)")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds over all targets, interleaved; the report gives medians (default 3)")
-    ap.add_argument("--flips", type=int, default=20, help="EndpointSlice changes for propagation (default 20)")
+    ap.add_argument("--rounds", type=int,
+                    help="rounds over all targets, interleaved; the report gives medians (default 3, --quick 1)")
+    ap.add_argument("--flips", type=int, help="EndpointSlice changes for propagation (default 20, --quick 5)")
+    ap.add_argument("--poll-interval-ms", type=float, default=0.0,
+                    help="pause between propagation polls (default 0: back to back, one request in flight)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 s measurements, 1 round, 5 flips")
     ap.add_argument("--gateway", help="kup-gateway binary (default: BUILD_DIR/examples/gateway/kup-gateway)")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"),
@@ -65,8 +67,9 @@ def parse_args(argv):
     ap.add_argument("--json", help="results file (default BUILD_DIR/bench-gateway.json)")
     ap.add_argument("--keep-workdir", action="store_true", help="keep the temporary directory (configs, logs)")
     a = ap.parse_args(argv)
-    if a.quick:
-        a.duration, a.warmup, a.rounds, a.flips = 1, 1, 1, 5
+    for k, full, quick in (("duration", 5, 1), ("warmup", 1, 1), ("rounds", 3, 1), ("flips", 20, 5)):
+        if getattr(a, k) is None:
+            setattr(a, k, quick if a.quick else full)
     if a.json is None:
         a.json = os.path.join(a.build_dir, "bench-gateway.json")
     return a
@@ -106,6 +109,7 @@ class Bench:
         self.script = configs.wrk_script(self.workdir)
         self.gateway = None
         self.notes = []
+        self.load_start = os.getloadavg()[0]
 
     # -- helpers
     def log(self, msg):
@@ -226,7 +230,8 @@ class Bench:
 
             def slice_for(idx, trigger):
                 return self.slice_obj("flip-1", "flip", [configs.FLIP_PODS[idx]], trigger)
-            return asyncio.run(propagation.measure(self.sim, port, slice_for, pods, self.a.flips, self.flip_rv))
+            return asyncio.run(propagation.measure(self.sim, port, slice_for, pods, self.a.flips, self.flip_rv,
+                                                   self.a.poll_interval_ms / 1e3))
         finally:
             self.group.stop(p)
 
@@ -281,17 +286,19 @@ class Bench:
             if g and ref in summary and summary[ref]["rps"] > 0:
                 ratios[f"kup-gateway/{ref}"] = {"rps": g["rps"] / summary[ref]["rps"],
                                                 "p99": g["p99_ms"] / summary[ref]["p99_ms"] if summary[ref]["p99_ms"] else None}
-        targets_met = None
+        targets_met = {}
         if g and "nginx" in summary:
             n = summary["nginx"]
-            targets_met = {"rps_ge_nginx": g["rps"] >= n["rps"], "p99_le_nginx": g["p99_ms"] <= n["p99_ms"]}
-            if prop and prop["upper_ms"]:
-                targets_met["propagation_le_10ms"] = prop["upper_ms"]["max"] <= 10.0
-                targets_met["propagation_median_le_10ms"] = prop["upper_ms"]["median"] <= 10.0
+            targets_met["rps_ge_nginx"] = g["rps"] >= n["rps"]
+            targets_met["p99_le_nginx"] = g["p99_ms"] <= n["p99_ms"]
+        if prop and prop["upper_ms"]:
+            targets_met["propagation_le_10ms"] = prop["upper_ms"]["max"] <= 10.0
+            targets_met["propagation_median_le_10ms"] = prop["upper_ms"]["median"] <= 10.0
 
         lines = []
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        lines.append(f"kup-gateway benchmark, {when}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at end")
+        lines.append(f"kup-gateway benchmark, {when}, {os.cpu_count()} CPUs, 1-min load average "
+                     f"{self.load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end")
         lines.append(f"wrk -t1 -c{a.connections} -d{a.duration}s --latency after a {a.warmup} s warm-up; "
                      f"{a.rounds} round(s) over the targets, one proxy at a time; medians of the rounds.")
         lines.append("wrk (1 thread), the proxy under test (1 worker/thread) and the Pods' nginx (1 worker) share "
@@ -308,8 +315,9 @@ class Bench:
         for k, v in ratios.items():
             p99 = f"{v['p99']:.2f}x" if v["p99"] is not None else "n/a"
             lines.append(f"{k:<24} req/s {v['rps']:.2f}x   p99 {p99}")
-        if targets_met is not None:
-            ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+        def ok(b):
+            return "met" if b else "NOT met"
+        if "rps_ge_nginx" in targets_met:
             lines.append(f"target req/s >= 1.0x nginx: {ok(targets_met['rps_ge_nginx'])}; "
                          f"p99 <= nginx: {ok(targets_met['p99_le_nginx'])}")
         if prop is not None:
@@ -320,6 +328,7 @@ class Bench:
                               ("after_ack_ms", "admin answer received -> first response from the new Pod"),
                               ("lower_ms", "lower bound (last old-Pod request sent after the admin answer)"),
                               ("watch_ms", "admin request sent -> event on the harness's own watch (simulator share)"),
+                              ("gateway_ms", "event on the harness's watch -> first response from the new Pod (gateway share)"),
                               ("admin_ms", "admin request sent -> admin answer received")):
                 st = prop[key]
                 if st:
@@ -329,17 +338,18 @@ class Bench:
             if prop["watch_error"]:
                 lines.append(f"  harness watch failed: {prop['watch_error']}")
             if prop["upper_ms"]:
-                lines.append(f"  target <= 10 ms (upper bound): median {'met' if targets_met['propagation_median_le_10ms'] else 'NOT met'}, "
-                             f"max {'met' if targets_met['propagation_le_10ms'] else 'NOT met'}")
+                lines.append(f"  target <= 10 ms (upper bound): median {ok(targets_met['propagation_median_le_10ms'])}, "
+                             f"max {ok(targets_met['propagation_le_10ms'])}")
         for n in self.notes:
             lines.append(f"note: {n}")
         text = "\n".join(lines)
         print("\n" + text, flush=True)
 
         out = {"date": when, "host": {"cpus": os.cpu_count(), "machine": platform.machine(),
-                                      "kernel": platform.release(), "load_end": os.getloadavg()},
+                                      "kernel": platform.release(), "load_start": self.load_start,
+                                      "load_end": os.getloadavg()},
                "versions": versions(), "settings": {k: getattr(a, k) for k in
-                                                      ("duration", "warmup", "connections", "rounds", "flips", "quick")},
+                                                      ("duration", "warmup", "connections", "rounds", "flips", "poll_interval_ms", "quick")},
                "gateway_binary": self.gateway, "not_available": avail, "results": summary, "ratios": ratios,
                "targets_met": targets_met, "propagation": prop, "notes": self.notes, "report": text}
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
