@@ -304,11 +304,13 @@ class Bench:
         lines.append("wrk (1 thread), the proxy under test (1 worker/thread) and the Pods' nginx (1 worker) share "
                      f"the machine's {os.cpu_count()} cores; nothing is pinned. Loopback only.")
         lines.append("")
-        lines.append(f"{'target':<22}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+        lines.append(f"{'target':<22}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}   req/s over the rounds")
         for t in targets:
             if t in summary:
                 s = summary[t]
-                lines.append(f"{LABELS[t]:<22}{s['rps']:>11,.0f}{s['p50_ms']:>10.3f}{s['p99_ms']:>10.3f}{s['errors']:>8}")
+                spread = " ".join(f"{r['rps']:,.0f}" for r in s["rounds"])
+                lines.append(f"{LABELS[t]:<22}{s['rps']:>11,.0f}{s['p50_ms']:>10.3f}{s['p99_ms']:>10.3f}{s['errors']:>8}"
+                             f"   {spread}")
             else:
                 lines.append(f"{LABELS[t]}: not available ({avail.get(t, '')})")
         lines.append("")
