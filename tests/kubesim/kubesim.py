@@ -19,6 +19,7 @@ import os
 import random
 import re
 import secrets
+import select
 import socket
 import ssl
 import struct
@@ -1046,7 +1047,8 @@ class Store:
     def __init__(self, rv_start=1, max_events=20000, managed_fields=True):
         self.cond = threading.Condition()
         self.rv = rv_start
-        self.horizon = rv_start  # events with rv > horizon are kept; older RVs are "compacted"
+        self.horizon = rv_start  # events with rv > horizon are kept (the "watch cache"); older RVs are gone
+        self.list_horizon = rv_start  # etcd compaction: LIST at an exact older RV or an older continue is 410
         self.objects = {r: {} for r in RESOURCES}
         self.events = []
         self.type_rv = {r: rv_start for r in RESOURCES}
@@ -1079,18 +1081,23 @@ class Store:
         if len(self.events) > self.max_events:
             drop = len(self.events) - self.max_events
             self.horizon = self.events[drop - 1].rv
+            self.list_horizon = max(self.list_horizon, self.horizon)
             del self.events[:drop]
         for w in self.watchers:
             if w.res == res:
                 w.queue.append(("event", ev))
         self.cond.notify_all()
 
-    def compact(self, rv=None):
+    def compact(self, rv=None, scope="all"):
+        """scope "all": etcd and the watch cache forget history up to rv (LIST Exact and WATCH get 410);
+        scope "list": only etcd compacts, so watches from those versions still stream (as real servers
+        do while their watch cache holds the events)."""
         rv = self.rv if rv is None else min(int(rv), self.rv)
-        if rv > self.horizon:
+        self.list_horizon = max(self.list_horizon, rv)
+        if scope == "all" and rv > self.horizon:
             self.horizon = rv
             self.events = [e for e in self.events if e.rv > rv]
-        return self.horizon
+        return self.list_horizon
 
     def state_at(self, res, rv):
         """Objects of a type as they were at resourceVersion rv (horizon <= rv <= current)."""
@@ -1354,7 +1361,7 @@ class Cluster:
                         st.objects[res][key] = o
                 for res in RESOURCES:
                     st.type_rv[res] = st.rv
-                st.horizon = st.rv
+                st.horizon = st.list_horizon = st.rv
             for w in list(st.watchers):
                 w.drop = "fin"
             st.cond.notify_all()
@@ -1371,6 +1378,15 @@ class Cluster:
             self.request_seq += 1
             entry["seq"] = self.request_seq
             self.request_log.append(entry)
+
+
+def client_gone(sock):
+    """A watch client never sends anything after its request: readable means EOF or close_notify."""
+    try:
+        r, _, _ = select.select([sock], [], [], 0)
+        return bool(r)
+    except (OSError, ValueError):
+        return True
 
 
 def abort_socket(sock, mode):
@@ -1974,7 +1990,7 @@ class Handler(BaseHTTPRequestHandler):
                                     "retryAfterSeconds": 1}, headers=["Retry-After: 1"])
         with st.cond:
             if exact_rv is not None:
-                if exact_rv < st.horizon:
+                if exact_rv < st.list_horizon:
                     if cont:
                         fresh = b64url(json.dumps({"v": "meta.k8s.io/v1", "rv": -1, "start": start_key},
                                                   separators=(",", ":")).encode())
@@ -2169,6 +2185,7 @@ class Handler(BaseHTTPRequestHandler):
         next_bm = time.monotonic() + interval
         near_end_bm = w.deadline - 1.0
         near_end_sent = False
+        next_gone_check = time.monotonic() + 0.5
         while True:
             batch = []
             action = None
@@ -2206,7 +2223,12 @@ class Handler(BaseHTTPRequestHandler):
                         waits.append(next_bm)
                         if not near_end_sent:
                             waits.append(near_end_bm)
-                    st.cond.wait(max(0.01, min(waits) - now))
+                    if now >= next_gone_check:
+                        next_gone_check = now + 0.5
+                        if client_gone(self.connection):
+                            action = "client-gone"
+                            break
+                    st.cond.wait(max(0.01, min(min(waits), next_gone_check) - now))
             if action == "end":
                 self.send_raw(b"0\r\n\r\n")
                 return
@@ -2218,6 +2240,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_chunk(self.bookmark(rt, action[1]))
                 w.last_rv = max(w.last_rv, action[1])
                 continue
+            if action == "client-gone":
+                self.close_connection = True
+                return
+            pending = b""
             for item in batch:
                 if item[0] == "event":
                     ev = item[1]
@@ -2225,34 +2251,43 @@ class Handler(BaseHTTPRequestHandler):
                     w.last_rv = max(w.last_rv, ev.rv)
                     if seen is None:
                         continue
-                    self.send_chunk(self.encode_event(rt, w, seen[0], seen[1]))
+                    # events that were already waiting share a chunk, as with the real server
+                    pending += self.encode_event(rt, w, seen[0], seen[1])
                     w.sent += 1
-                else:
-                    f = item[1]
-                    kind = f.get("kind")
-                    if kind == "malformed":
-                        text = f.get("data") or '{"type":"MODIFIED","object":{"kind":"' + rt.kind + '","metadata":{'
-                        self.send_chunk(text.encode() + b"\n")
-                    elif kind == "truncated":
-                        ev = self.bookmark(rt, w.last_rv) if w.bookmarks else go_json(
-                            {"type": "MODIFIED", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
-                                                            "metadata": {"name": "kubesim-truncated"}}})
-                        cut = max(1, len(ev) // 2)
-                        self.send_raw(b"%x\r\n" % len(ev) + ev[:cut])
-                        self.close_connection = True
-                        abort_socket(self.connection, "fin")
-                        return
-                    elif kind == "error":
-                        code = int(f.get("code", 410))
-                        reason = {410: "Expired", 500: "InternalError"}.get(code, "InternalError")
-                        msg = f.get("message", f"too old resource version: {w.start_rv} ({st.horizon})"
-                                    if code == 410 else "kubesim injected watch error")
-                        self.send_chunk(go_json({"type": "ERROR", "object": make_status(code, reason, msg)}))
-                        self.send_raw(b"0\r\n\r\n")
-                        return
-                    elif kind == "end":
-                        self.send_raw(b"0\r\n\r\n")
-                        return
+                    if len(pending) > 8192:
+                        self.send_chunk(pending)
+                        pending = b""
+                    continue
+                if pending:
+                    self.send_chunk(pending)
+                    pending = b""
+                f = item[1]
+                kind = f.get("kind")
+                if kind == "malformed":
+                    text = f.get("data") or '{"type":"MODIFIED","object":{"kind":"' + rt.kind + '","metadata":{'
+                    self.send_chunk(text.encode() + b"\n")
+                elif kind == "truncated":
+                    ev = self.bookmark(rt, w.last_rv) if w.bookmarks else go_json(
+                        {"type": "MODIFIED", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
+                                                        "metadata": {"name": "kubesim-truncated"}}})
+                    cut = max(1, len(ev) // 2)
+                    self.send_raw(b"%x\r\n" % len(ev) + ev[:cut])
+                    self.close_connection = True
+                    abort_socket(self.connection, "fin")
+                    return
+                elif kind == "error":
+                    code = int(f.get("code", 410))
+                    reason = {410: "Expired", 500: "InternalError"}.get(code, "InternalError")
+                    msg = f.get("message", f"too old resource version: {w.start_rv} ({st.horizon})"
+                                if code == 410 else "kubesim injected watch error")
+                    self.send_chunk(go_json({"type": "ERROR", "object": make_status(code, reason, msg)}))
+                    self.send_raw(b"0\r\n\r\n")
+                    return
+                elif kind == "end":
+                    self.send_raw(b"0\r\n\r\n")
+                    return
+            if pending:
+                self.send_chunk(pending)
 
     # --- admin API
     def admin(self):
@@ -2269,6 +2304,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/state" and m == "GET":
             with st.cond:
                 out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon),
+                       "listHorizon": str(st.list_horizon),
                        "objects": {r: len(o) for r, o in st.objects.items()},
                        "typeResourceVersion": {r: str(v) for r, v in st.type_rv.items()},
                        "events": len(st.events), "watches": [w.info() for w in st.watchers],
@@ -2312,8 +2348,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"items": items, "resourceVersion": str(st.rv)})
         if path == "/compact" and m == "POST":
             with st.cond:
-                h = st.compact(body.get("resourceVersion"))
-            return self.send_json(200, {"horizon": str(h), "resourceVersion": str(st.rv)})
+                h = st.compact(body.get("resourceVersion"), body.get("scope", "all"))
+            return self.send_json(200, {"horizon": str(st.horizon), "listHorizon": str(h),
+                                        "resourceVersion": str(st.rv)})
         if path == "/faults" and m == "POST":
             f = dict(body)
             f.setdefault("count", 1)
@@ -2333,7 +2370,7 @@ class Handler(BaseHTTPRequestHandler):
                        keep_conn=self)
             if down > 0:
                 cl.down_until = time.monotonic() + down
-            out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon)}
+            out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon), "listHorizon": str(st.list_horizon)}
             self.close_connection = True
             return self.send_json(200, out)
         if path == "/config" and m == "POST":

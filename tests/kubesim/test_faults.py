@@ -80,6 +80,28 @@ class Compaction(ApiTestBase):
         self.assertEqual(got["object"]["reason"], "Expired")
         self.assertRegex(got["object"]["message"], rf"^too old resource version: {old} \(\d+\)$")
 
+    def test_etcd_only_compaction_still_lets_watches_replay_like_the_capture(self):
+        ns = self.new_ns("c4")
+        _, lst = self.list(ns)
+        old = lst["metadata"]["resourceVersion"]
+        self.sim.apply(capture_slice(ns, "web-3", "10.1.0.3"))
+        self.sim.apply(capture_slice(ns, "web-3", "10.1.0.33"))
+        self.sim.compact(scope="list")
+        st, _, _ = self.sim.request("GET", path_for(ES, ns, query={"resourceVersion": old,
+                                                                    "resourceVersionMatch": "Exact"}))
+        self.assertEqual(st, 410)
+        cap = captures.read_http("watch-old-rv-within-cache-after-compaction.http1-raw.http")
+        s = self.watch(ns, resourceVersion=old, timeoutSeconds="1")
+        chunk = s.read_chunk()
+        self.assertIsNone(s.read_chunk())
+        # both replayed events share one chunk, as in the capture
+        self.assertEqual(len(cap["chunks"]), 1)
+        got = [json.loads(l) for l in chunk.split(b"\n") if l]
+        want = [json.loads(l) for l in cap["chunks"][0].split(b"\n") if l]
+        self.assertEqual([e["type"] for e in got], [e["type"] for e in want])
+        self.assertEqual([captures.shape(e)["object"].keys() for e in got],
+                         [captures.shape(e)["object"].keys() for e in want])
+
     def test_expired_continue_is_410_with_a_fresh_continue_token(self):
         ns = self.new_ns("c3")
         for n in ("web-1", "web-2", "web-3"):
@@ -119,6 +141,15 @@ class WatchFaults(ApiTestBase):
         self.sim.watch_control("drop", ids=[wid])
         with self.assertRaises((EOFError, ConnectionError, ssl.SSLError, OSError)):
             s.read_chunk()
+
+    def test_a_watch_whose_client_left_is_forgotten(self):
+        ns = self.new_ns("f0")
+        s, wid = self.open_watch(ns, timeoutSeconds="30")
+        s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and wid in [w["id"] for w in self.sim.watches()]:
+            time.sleep(0.05)
+        self.assertNotIn(wid, [w["id"] for w in self.sim.watches()])
 
     def test_drop_watches_cleanly_ends_the_stream(self):
         ns = self.new_ns("f1b")
