@@ -189,8 +189,12 @@ class KubeSim:
     def state(self):
         return self.admin("GET", "/state")
 
-    def compact(self, rv=None):
-        return self.admin("POST", "/compact", {} if rv is None else {"resourceVersion": rv})
+    def compact(self, rv=None, scope="all"):
+        """scope "all": LIST Exact/continue and WATCH from older versions get 410; "list": only LIST."""
+        body = {"scope": scope}
+        if rv is not None:
+            body["resourceVersion"] = rv
+        return self.admin("POST", "/compact", body)
 
     def fault(self, **fault):
         return self.admin("POST", "/faults", fault)
