@@ -2419,16 +2419,10 @@ class Handler(BaseHTTPRequestHandler):
                         o = copy.deepcopy(obj)
                         if kind == "apply":
                             o.setdefault("metadata", {}).pop("resourceVersion", None)
-                            old = cl.store.objects[rt.plural].get((ns, name))
-                            if old is not None and rt.plural in ("nodes", "services", "namespaces") and "status" in o:
-                                pass
                         out = cl.update(rt, ns, name, o, "kubesim-admin", validate)
-                        if kind == "apply" and "status" in obj and rt.plural in ("services", "namespaces"):
-                            # the admin API may also set status (no status subresource otherwise)
-                            o2 = copy.deepcopy(out)
-                            o2["status"] = obj["status"]
-                            if o2 != out:
-                                out = self._admin_set_status(rt, ns, name, obj["status"])
+                    if kind in ("apply", "create") and "status" in obj and out.get("status") != obj["status"]:
+                        # the admin API may also set status (there is no status subresource)
+                        out = self._admin_set_status(rt, ns, name, obj["status"])
                 results.append({"ok": True, "object": out})
             except ApiError as e:
                 if op.get("ignore_errors") or len(ops) == 1:
@@ -2826,6 +2820,9 @@ def main(argv=None):
 
     os.makedirs(args.state_dir, exist_ok=True)
     state_dir = os.path.abspath(args.state_dir)
+    ready_path = args.ready_file or os.path.join(state_dir, "kubesim.json")
+    if os.path.exists(ready_path):
+        os.unlink(ready_path)  # a stale ready file must never be mistaken for this run's
     ca_crt, crt, key = make_certs(state_dir, args.cluster_name, reuse=not args.new_certs)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
@@ -2849,7 +2846,6 @@ def main(argv=None):
         "state_dir": state_dir, "watch_list": args.watch_list,
         "users": server.write_kubeconfigs(),
     }
-    ready_path = args.ready_file or os.path.join(state_dir, "kubesim.json")
     write_atomic(ready_path, json.dumps(ready, indent=2) + "\n")
     print(json.dumps(ready), flush=True)
     try:
