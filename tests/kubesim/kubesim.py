@@ -2210,12 +2210,15 @@ class Handler(BaseHTTPRequestHandler):
                             w.bookmark_now = None
                             break
                         w.bookmark_now = None
-                        if eligible and (now >= next_bm or (not near_end_sent and now >= near_end_bm)):
+                        if now >= next_bm or (not near_end_sent and now >= near_end_bm):
+                            # a due bookmark is sent only if something newer than the start happened
                             if now >= near_end_bm:
                                 near_end_sent = True
-                            next_bm = now + interval
-                            action = ("bookmark", max(st.type_rv[rt.plural], w.last_rv))
-                            break
+                            if now >= next_bm:
+                                next_bm = now + interval
+                            if eligible:
+                                action = ("bookmark", max(st.type_rv[rt.plural], w.last_rv))
+                                break
                     waits = [w.deadline]
                     if stalled:
                         waits.append(w.stalled_until)
