@@ -430,17 +430,17 @@ class EndpointSliceKind:
             dec.expect(p.get("appProtocol"), (str,), "EndpointPort.ports.appProtocol", "string")
 
     @staticmethod
-    def default(obj, old):
+    def default(obj, old, store=None):
         for p in obj.get("ports") or []:
             if p.get("name") is None:
                 p["name"] = ""
             if p.get("protocol") is None:
                 p["protocol"] = "TCP"
-        obj["endpoints"] = [order_keys(e, ["addresses", "conditions", "hostname", "targetRef", "nodeName",
-                                           "zone", "hints", "deprecatedTopology"])
-                            for e in (obj.get("endpoints") or [])] if obj.get("endpoints") is not None else None
-        if obj.get("endpoints") is None:
-            obj["endpoints"] = None
+        # endpoints is not omitempty in the real type: it is always present, null when empty
+        eps = obj.get("endpoints")
+        obj["endpoints"] = None if eps is None else [
+            order_keys(e, ["addresses", "conditions", "hostname", "targetRef", "nodeName", "zone", "hints",
+                           "deprecatedTopology"]) for e in eps]
         if obj.get("ports") is not None:
             obj["ports"] = [order_keys(p, ["name", "protocol", "port", "appProtocol"]) for p in obj["ports"]]
 
@@ -1192,7 +1192,7 @@ class Cluster:
             elif f in md:
                 md[f] = dict(sorted(md[f].items()))  # Go encodes maps with sorted keys
         kind = KINDS[rt.plural]
-        kind.default(obj, old, self.store) if rt.plural != "endpointslices" else kind.default(obj, old)
+        kind.default(obj, old, self.store)
         if validate:
             errs = FieldErrors()
             if not md.get("name"):
