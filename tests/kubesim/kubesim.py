@@ -972,7 +972,7 @@ class Users:
             u = dict(u)
             u.setdefault("token", secrets.token_hex(16))
             u.setdefault("allow", [])
-            u.setdefault("groups", ["system:authenticated"])
+            u["groups"] = [g for g in u.get("groups", []) if g != "system:authenticated"] + ["system:authenticated"]
             u["name"] = name
             by_token[u["token"]] = u
             by_name[name] = u
@@ -1630,6 +1630,9 @@ class Handler(BaseHTTPRequestHandler):
     def authenticate(self):
         auth = self.headers.get("Authorization", "")
         if not auth:
+            cert_user = self.cert_user()
+            if cert_user is not None:
+                return cert_user
             if self.cluster.args.no_anonymous:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return ANONYMOUS
@@ -1639,6 +1642,28 @@ class Handler(BaseHTTPRequestHandler):
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         return user
+
+    def cert_user(self):
+        """The user named by a verified client certificate (CN = name, O = groups), if any."""
+        try:
+            cert = self.connection.getpeercert()
+        except (ValueError, OSError):
+            return None
+        if not cert:
+            return None
+        cn, groups = None, []
+        for rdn in cert.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    cn = v
+                elif k == "organizationName":
+                    groups.append(v)
+        if not cn:
+            return None
+        known = self.server.users.by_name.get(cn)
+        if known is not None:
+            return known
+        return {"name": cn, "groups": groups + ["system:authenticated"], "allow": [], "token": None}
 
     def apply_faults(self, verb, res, ns):
         cl = self.cluster
@@ -2752,19 +2777,35 @@ class Server(ThreadingHTTPServer):
         if self.args.verbose:
             traceback.print_exc()
 
-    def write_kubeconfigs(self):
-        out = {}
+    @property
+    def url(self):
         host, port = self.server_address[:2]
-        for name, u in self.users.by_name.items():
-            path = os.path.join(self.state_dir, f"kubeconfig-{name}.yaml")
-            cluster = self.args.cluster_name
+        return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+    def write_kubeconfigs(self):
+        """kubeconfig-<user>.yaml (token) and, for users with a client certificate,
+        kubeconfig-<user>-cert.yaml (certificate files)."""
+        out = {}
+        cluster = self.args.cluster_name
+
+        def kubeconfig(path, name, user_lines):
             text = (f"apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n"
-                    f"    server: https://127.0.0.1:{port}\n    certificate-authority: {self.ca_file}\n"
-                    f"users:\n- name: {name}\n  user:\n    token: {u['token']}\n"
+                    f"    server: {self.url}\n    certificate-authority: {self.ca_file}\n"
+                    f"users:\n- name: {name}\n  user:\n{user_lines}"
                     f"contexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {name}\n"
                     f"    namespace: default\ncurrent-context: {cluster}\n")
             write_atomic(path, text)
+
+        for name, u in self.users.by_name.items():
+            path = os.path.join(self.state_dir, f"kubeconfig-{name}.yaml")
+            kubeconfig(path, name, f"    token: {u['token']}\n")
             out[name] = {"token": u["token"], "kubeconfig": path}
+            if u.get("client_cert") or self.args.client_certs:
+                crt, key = issue_client_cert(self.state_dir, name, [g for g in u["groups"]
+                                                                     if g != "system:authenticated"])
+                cpath = os.path.join(self.state_dir, f"kubeconfig-{name}-cert.yaml")
+                kubeconfig(cpath, name, f"    client-certificate: {crt}\n    client-key: {key}\n")
+                out[name].update({"client_cert": crt, "client_key": key, "kubeconfig_cert": cpath})
         return out
 
 
@@ -2773,6 +2814,25 @@ def write_atomic(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def issue_client_cert(state_dir, user, groups):
+    """A client certificate signed by the cluster CA: CN is the user name, O the groups."""
+    crt = os.path.join(state_dir, f"client-{user}.crt")
+    key = os.path.join(state_dir, f"client-{user}.key")
+    csr = os.path.join(state_dir, f"client-{user}.csr")
+    ext = os.path.join(state_dir, f"client-{user}.ext")
+    subj = f"/CN={user}" + "".join(f"/O={g}" for g in groups)
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+        "-out", csr, "-subj", subj)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", csr, "-CA", os.path.join(state_dir, "ca.crt"), "-CAkey",
+        os.path.join(state_dir, "ca.key"), "-CAcreateserial", "-out", crt, "-days", "3650", "-extfile", ext)
+    return crt, key
 
 
 def make_certs(state_dir, cluster_name, reuse):
@@ -2801,7 +2861,10 @@ def make_certs(state_dir, cluster_name, reuse):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Kubernetes API simulator for tests (see docs/kubesim.md)")
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
+    ap.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one)")
+    ap.add_argument("--host", choices=["127.0.0.1", "::1"], default="127.0.0.1", help="loopback address to bind")
+    ap.add_argument("--client-certs", action="store_true",
+                    help="issue a client certificate for every user (else only users with client_cert: true)")
     ap.add_argument("--state-dir", required=True, help="directory for certificates, kubeconfigs and the ready file")
     ap.add_argument("--ready-file", help="where to write the ready JSON (default STATE_DIR/kubesim.json)")
     ap.add_argument("--tokens-file", help="JSON users file: {\"users\": {name: {token, allow, groups}}}")
@@ -2830,6 +2893,9 @@ def main(argv=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
     ctx.set_alpn_protocols(["http/1.1"])
+    # like kube-apiserver: ask for a client certificate, verify it if one is sent
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(ca_crt)
 
     if args.tokens_file:
         with open(args.tokens_file) as f:
@@ -2839,13 +2905,15 @@ def main(argv=None):
     users = Users(users_cfg)
     admin_token = args.admin_token or secrets.token_hex(16)
     cluster = Cluster(args)
-    server = Server(("127.0.0.1", args.port), cluster, ctx, users, admin_token, state_dir, args)
+    if args.host == "::1":
+        Server.address_family = socket.AF_INET6
+    server = Server((args.host, args.port), cluster, ctx, users, admin_token, state_dir, args)
     server.ca_file = ca_crt
     port = server.server_address[1]
     ready = {
-        "version": 1, "pid": os.getpid(), "cluster": args.cluster_name, "host": "127.0.0.1", "port": port,
-        "server": f"https://127.0.0.1:{port}", "ca_file": ca_crt, "cert_file": crt, "key_file": key,
-        "admin_token": admin_token, "admin_url": f"https://127.0.0.1:{port}{ADMIN_PREFIX}",
+        "version": 1, "pid": os.getpid(), "cluster": args.cluster_name, "host": args.host, "port": port,
+        "server": server.url, "ca_file": ca_crt, "cert_file": crt, "key_file": key,
+        "admin_token": admin_token, "admin_url": f"{server.url}{ADMIN_PREFIX}",
         "state_dir": state_dir, "watch_list": args.watch_list,
         "users": server.write_kubeconfigs(),
     }

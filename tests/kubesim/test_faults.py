@@ -325,5 +325,57 @@ class TwoClusters(unittest.TestCase):
             self.assertIn(f"server: https://127.0.0.1:{a.port}", f.read())
 
 
+
+class Transport(unittest.TestCase):
+    def test_client_certificates_authenticate_users(self):
+        users = dict(USERS)
+        users["limited"] = dict(USERS["limited"], client_cert=True, groups=["team-a"])
+        sim = KubeSim(users=users, cluster="certs").start()
+        self.addCleanup(sim.cleanup)
+        u = sim.info["users"]["limited"]
+        self.assertTrue(os.path.exists(u["kubeconfig_cert"]))
+        import http.client
+        ctx = ssl.create_default_context(cafile=sim.ca_file)
+        ctx.load_cert_chain(u["client_cert"], u["client_key"])
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=ctx, timeout=5)
+        conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        info = json.loads(resp.read())["status"]["userInfo"]
+        self.assertEqual((resp.status, info["username"]), (201, "limited"))
+        self.assertEqual(info["groups"], ["team-a", "system:authenticated"])
+        conn.request("GET", path_for(ES, "demo"))
+        resp = conn.getresponse()
+        resp.read()
+        self.assertEqual(resp.status, 200)
+        conn.request("GET", path_for(ES))
+        resp = conn.getresponse()
+        self.assertEqual((resp.status, json.loads(resp.read())["reason"]), (403, "Forbidden"))
+        conn.close()
+        # a certificate from another CA is refused during the handshake
+        other = KubeSim(users={"limited": dict(USERS["limited"], client_cert=True)}, cluster="other").start()
+        self.addCleanup(other.cleanup)
+        ctx2 = ssl.create_default_context(cafile=sim.ca_file)
+        ctx2.load_cert_chain(other.info["users"]["limited"]["client_cert"],
+                             other.info["users"]["limited"]["client_key"])
+        conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=ctx2, timeout=5)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            conn.request("GET", "/version")
+            conn.getresponse().read()
+        conn.close()
+
+    def test_ipv6_loopback_listener(self):
+        sim = KubeSim(users=USERS, args=["--host", "::1"], cluster="v6").start()
+        self.addCleanup(sim.cleanup)
+        self.assertEqual(sim.server, f"https://[::1]:{sim.port}")
+        import http.client
+        conn = http.client.HTTPSConnection("::1", sim.port, context=ssl.create_default_context(cafile=sim.ca_file),
+                                           timeout=5)
+        conn.request("GET", "/version")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+
+
 if __name__ == "__main__":
     unittest.main()
