@@ -365,6 +365,21 @@ class Transport(unittest.TestCase):
             conn.getresponse().read()
         conn.close()
 
+    def test_kubesimctl_drives_the_admin_api_from_the_command_line(self):
+        import subprocess
+        sim = KubeSim(users=USERS, cluster="ctl").start()
+        self.addCleanup(sim.cleanup)
+        ctl = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "kubesimctl.py"),
+               "--state-dir", sim.state_dir]
+        obj = capture_slice("demo", "web-1", "127.0.1.5")
+        r = subprocess.run(ctl + ["POST", "/objects", json.dumps({"object": obj})], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["metadata"]["name"], "web-1")
+        r = subprocess.run(ctl + ["api", "GET", path_for(ES, "demo")], capture_output=True, text=True)
+        self.assertEqual([i["metadata"]["name"] for i in json.loads(r.stdout)["items"]], ["web-1"])
+        r = subprocess.run(ctl + ["--user", "limited", "api", "GET", path_for(ES)], capture_output=True, text=True)
+        self.assertEqual((r.returncode, json.loads(r.stdout)["code"]), (1, 403))
+
     def test_ipv6_loopback_listener(self):
         sim = KubeSim(users=USERS, args=["--host", "::1"], cluster="v6").start()
         self.addCleanup(sim.cleanup)
