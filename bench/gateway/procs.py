@@ -53,6 +53,21 @@ def _start_time(pid):
     return data[data.rindex(")") + 2:].split()[19]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of pid and its descendants (e.g. nginx master and worker), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
 def _children(pid):
     out = []
     try:

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "kubesim"))
 
 import configs  # noqa: E402
 import propagation  # noqa: E402
-from procs import BenchError, ProcessGroup, free_port, http_get, wait_http  # noqa: E402
+from procs import BenchError, ProcessGroup, cpu_seconds, free_port, http_get, wait_http  # noqa: E402
 
 TARGETS = ["direct", "nginx", "haproxy", "kup-gateway"]
 LABELS = {"direct": "Pods direct (1 Pod)", "nginx": "nginx proxy", "haproxy": "HAProxy",
@@ -108,6 +108,7 @@ class Bench:
         self.pod_port = None
         self.script = configs.wrk_script(self.workdir)
         self.gateway = None
+        self.pods_proc = None
         self.notes = []
         self.load_start = os.getloadavg()[0]
 
@@ -145,6 +146,7 @@ class Bench:
         self.pod_port = free_port(addrs)
         conf = configs.pods_nginx(self.workdir, self.pod_port)
         p = self.group.start("pods-nginx", ["nginx", "-p", self.workdir, "-c", conf, "-g", "daemon off;"])
+        self.pods_proc = p
         for name, version, addr in configs.PODS + configs.FLIP_PODS:
             body = wait_http(p, addr, self.pod_port, want_prefix=name.encode(), what=f"Pod {name}")
             if body != f"{name} {version}\n".encode():
@@ -214,7 +216,13 @@ class Bench:
             pods_seen = self.check_spread(t, addr, port) if t != "direct" else ["pod-1"]
             if self.a.warmup > 0:
                 run_wrk(url, self.a.warmup, self.a.connections, self.script)
+            # CPU time of the process under test (the Pods' nginx for "direct") over the measurement
+            watched = p.pid if p is not None else self.pods_proc.pid
+            cpu0 = cpu_seconds(watched)
             r = run_wrk(url, self.a.duration, self.a.connections, self.script)
+            cpu = cpu_seconds(watched) - cpu0
+            r["cpu_s"] = cpu
+            r["cpu_us_per_req"] = cpu * 1e6 / r["requests"] if r["requests"] else None
             r["pods_seen"] = pods_seen
             if p is not None and not p.alive():
                 raise BenchError(f"{t} exited during the measurement:\n{p.log_tail()}")
@@ -279,12 +287,17 @@ class Bench:
                           "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1e3,
                           "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1e3,
                           "errors": sum(r["errors"] for r in rs),
+                          "cpu_us_per_req": statistics.median(r["cpu_us_per_req"] or 0 for r in rs),
                           "rounds": rs}
         ratios = {}
         g = summary.get("kup-gateway")
         for ref in ("nginx", "haproxy", "direct"):
             if g and ref in summary and summary[ref]["rps"] > 0:
                 ratios[f"kup-gateway/{ref}"] = {"rps": g["rps"] / summary[ref]["rps"],
+                                                # the Pods' nginx is not a proxy: no CPU ratio against it
+                                                "cpu_per_req": (g["cpu_us_per_req"] / summary[ref]["cpu_us_per_req"]
+                                                                if summary[ref]["cpu_us_per_req"] and ref != "direct"
+                                                                else None),
                                                 "p99": g["p99_ms"] / summary[ref]["p99_ms"] if summary[ref]["p99_ms"] else None}
         targets_met = {}
         if g and "nginx" in summary:
@@ -303,20 +316,24 @@ class Bench:
                      f"{a.rounds} round(s) over the targets, one proxy at a time; medians of the rounds.")
         lines.append("wrk (1 thread), the proxy under test (1 worker/thread) and the Pods' nginx (1 worker) share "
                      f"the machine's {os.cpu_count()} cores; nothing is pinned. Loopback only.")
+        lines.append("CPU us/req: user+system CPU time of the process under test (for 'Pods direct': the Pods' "
+                     "nginx) during the measurement, per request; less sensitive to machine load than req/s.")
         lines.append("")
-        lines.append(f"{'target':<22}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}   req/s over the rounds")
+        lines.append(f"{'target':<22}{'req/s':>11}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'CPU us/req':>12}"
+                     f"   req/s over the rounds")
         for t in targets:
             if t in summary:
                 s = summary[t]
                 spread = " ".join(f"{r['rps']:,.0f}" for r in s["rounds"])
                 lines.append(f"{LABELS[t]:<22}{s['rps']:>11,.0f}{s['p50_ms']:>10.3f}{s['p99_ms']:>10.3f}{s['errors']:>8}"
-                             f"   {spread}")
+                             f"{s['cpu_us_per_req']:>12.1f}   {spread}")
             else:
                 lines.append(f"{LABELS[t]}: not available ({avail.get(t, '')})")
         lines.append("")
         for k, v in ratios.items():
             p99 = f"{v['p99']:.2f}x" if v["p99"] is not None else "n/a"
-            lines.append(f"{k:<24} req/s {v['rps']:.2f}x   p99 {p99}")
+            cpu = f"{v['cpu_per_req']:.2f}x" if v["cpu_per_req"] is not None else "n/a"
+            lines.append(f"{k:<24} req/s {v['rps']:.2f}x   p99 {p99}   CPU per request {cpu}")
         def ok(b):
             return "met" if b else "NOT met"
         if "rps_ge_nginx" in targets_met:
