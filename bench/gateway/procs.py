@@ -68,6 +68,11 @@ def cpu_seconds(pid):
     return total / tick
 
 
+def process_tree(pid):
+    """pid and its descendants."""
+    return [pid] + _descendants(pid)
+
+
 def _children(pid):
     out = []
     try:

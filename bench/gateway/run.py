@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "kubesim"))
 
 import configs  # noqa: E402
 import propagation  # noqa: E402
-from procs import BenchError, ProcessGroup, cpu_seconds, free_port, http_get, wait_http  # noqa: E402
+from procs import BenchError, ProcessGroup, cpu_seconds, free_port, http_get, process_tree, wait_http  # noqa: E402
 
 TARGETS = ["direct", "nginx", "haproxy", "kup-gateway"]
 LABELS = {"direct": "Pods direct (1 Pod)", "nginx": "nginx proxy", "haproxy": "HAProxy",
@@ -65,6 +65,8 @@ def parse_args(argv):
                     help="exit 0 when kup-gateway is not built (the others are measured either way)")
     ap.add_argument("--only", help="comma-separated subset of targets: " + ",".join(TARGETS))
     ap.add_argument("--json", help="results file (default BUILD_DIR/bench-gateway.json)")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="also count the system calls of the process under test per request (needs perf)")
     ap.add_argument("--keep-workdir", action="store_true", help="keep the temporary directory (configs, logs)")
     a = ap.parse_args(argv)
     for k, full, quick in (("duration", 5, 1), ("warmup", 1, 1), ("rounds", 3, 1), ("flips", 20, 5)):
@@ -218,9 +220,13 @@ class Bench:
                 run_wrk(url, self.a.warmup, self.a.connections, self.script)
             # CPU time of the process under test (the Pods' nginx for "direct") over the measurement
             watched = p.pid if p is not None else self.pods_proc.pid
+            perf = self.start_syscall_count(watched) if self.a.syscalls else None
             cpu0 = cpu_seconds(watched)
             r = run_wrk(url, self.a.duration, self.a.connections, self.script)
             cpu = cpu_seconds(watched) - cpu0
+            if perf is not None:
+                n = self.stop_syscall_count(perf)
+                r["syscalls_per_req"] = n / r["requests"] if n is not None and r["requests"] else None
             r["cpu_s"] = cpu
             r["cpu_us_per_req"] = cpu * 1e6 / r["requests"] if r["requests"] else None
             r["pods_seen"] = pods_seen
@@ -230,6 +236,30 @@ class Bench:
         finally:
             if p is not None:
                 self.group.stop(p)
+
+    def start_syscall_count(self, pid):
+        out = os.path.join(self.workdir, "perf-stat.csv")
+        if os.path.exists(out):
+            os.unlink(out)
+        pids = ",".join(str(p) for p in process_tree(pid))
+        p = self.group.start("perf-stat", ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids,
+                                           "-o", out])
+        time.sleep(0.2)  # attached before wrk starts
+        return p, out
+
+    def stop_syscall_count(self, perf):
+        p, out = perf
+        self.group.stop(p, sig=signal.SIGINT)
+        try:
+            with open(out) as f:
+                for line in f:
+                    parts = line.split(",")
+                    if len(parts) > 2 and "raw_syscalls:sys_enter" in line and parts[0].strip().isdigit():
+                        return int(parts[0])
+        except OSError:
+            pass
+        self.notes.append("perf stat gave no system call count (is perf allowed here?)")
+        return None
 
     def run_propagation(self):
         p, addr, port = self.start_target("kup-gateway", service="flip")
@@ -288,6 +318,8 @@ class Bench:
                           "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1e3,
                           "errors": sum(r["errors"] for r in rs),
                           "cpu_us_per_req": statistics.median(r["cpu_us_per_req"] or 0 for r in rs),
+                          "syscalls_per_req": (statistics.median(r["syscalls_per_req"] for r in rs)
+                                               if all(r.get("syscalls_per_req") is not None for r in rs) else None),
                           "rounds": rs}
         ratios = {}
         g = summary.get("kup-gateway")
@@ -325,8 +357,9 @@ class Bench:
             if t in summary:
                 s = summary[t]
                 spread = " ".join(f"{r['rps']:,.0f}" for r in s["rounds"])
+                sc = f"   syscalls/req {s['syscalls_per_req']:.2f}" if s["syscalls_per_req"] is not None else ""
                 lines.append(f"{LABELS[t]:<22}{s['rps']:>11,.0f}{s['p50_ms']:>10.3f}{s['p99_ms']:>10.3f}{s['errors']:>8}"
-                             f"{s['cpu_us_per_req']:>12.1f}   {spread}")
+                             f"{s['cpu_us_per_req']:>12.1f}   {spread}{sc}")
             else:
                 lines.append(f"{LABELS[t]}: not available ({avail.get(t, '')})")
         lines.append("")
@@ -368,7 +401,8 @@ class Bench:
                                       "kernel": platform.release(), "load_start": self.load_start,
                                       "load_end": os.getloadavg()},
                "versions": versions(), "settings": {k: getattr(a, k) for k in
-                                                      ("duration", "warmup", "connections", "rounds", "flips", "poll_interval_ms", "quick")},
+                                                      ("duration", "warmup", "connections", "rounds", "flips", "poll_interval_ms", "quick",
+                                                       "syscalls")},
                "gateway_binary": self.gateway, "not_available": avail, "results": summary, "ratios": ratios,
                "targets_met": targets_met, "propagation": prop, "notes": self.notes, "report": text}
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
