@@ -49,8 +49,14 @@ std::string time_text(std::chrono::system_clock::time_point t) {
 
 void print_update(const EndpointSetPtr& set, const WatchState& state, bool json) {
   if (json) {
-    fmt::print("{{\"type\":\"update\",\"generation\":{},\"resourceVersion\":{},\"ready\":{},\"draining\":{}}}\n",
-               set->generation, json_string(set->resource_version), endpoints_json(set->ready), endpoints_json(set->draining));
+    // lagMicros: from the change's last-change-trigger-time to this snapshot (null if unknown).
+    const std::string lag = state.propagation_lag && state.generation == set->generation
+                                ? std::to_string(state.propagation_lag->count())
+                                : "null";
+    fmt::print("{{\"type\":\"update\",\"generation\":{},\"resourceVersion\":{},\"ready\":{},\"draining\":{},"
+               "\"lagMicros\":{}}}\n",
+               set->generation, json_string(set->resource_version), endpoints_json(set->ready), endpoints_json(set->draining),
+               lag);
   } else {
     fmt::print("generation {} (resourceVersion {}, {}): {} ready, {} draining\n", set->generation, set->resource_version,
                to_string(state.phase), set->ready.size(), set->draining.size());

@@ -1,0 +1,288 @@
+"""EndpointWatch against kubesim's fault controls: the last good set always stays in service.
+
+In every test: no update is published while the API fails (so no empty set either), the state
+says why (stale with a reason) and returns to synced, and changes made during the fault appear
+once the watch is back.
+"""
+
+import time
+import unittest
+
+from watch_harness import (NS, WatchTestCase, eps, expect, pods, svc)
+
+
+class FaultsTest(WatchTestCase):
+
+    def synced_watch(self, *args):
+        w = self.started(args=args)
+        w.expect_state("synced")
+        w.expect_update(expect("web", 1, 3))
+        self.wait_watches("endpointslices")
+        self.wait_watches("services")
+        return w
+
+    def slice_requests(self, since):
+        return [r for r in self.requests(since) if r["path"] == f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"]
+
+    def test_drop_all_watches_resumes_without_relisting(self):
+        w = self.synced_watch()
+        seq = self.last_request_seq()
+        mark = w.mark()
+        first = self.max_watch_id()
+        self.sim.watch_control("drop")
+        self.wait_watches("endpointslices", after_id=first)
+        w.assert_no_update_since(mark)
+        reqs = self.slice_requests(seq)
+        self.assertTrue(reqs and all(r["query"].get("watch") for r in reqs), f"resumed by WATCH only: {reqs}")
+        self.assertTrue(all(r["query"].get("resourceVersion") not in (None, "", "0") for r in reqs))
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+        w.assert_no_empty_update()
+
+    def test_drop_with_reset_and_change_meanwhile(self):
+        w = self.synced_watch()
+        first = self.max_watch_id()
+        self.sim.watch_control("stall", resource="endpointslices")  # hold events back...
+        self.apply(eps("web", "web-a", pods("web", 2, 3)))
+        self.sim.watch_control("drop", mode="rst")                    # ...then kill the connection
+        w.expect_update(expect("web", 2, 3))
+        self.wait_watches("endpointslices", after_id=first)
+        w.assert_no_empty_update()
+
+    def test_stalled_watch_is_reconnected_after_the_idle_timeout(self):
+        w = self.synced_watch("--idle-timeout", "600")
+        first = self.max_watch_id()
+        mark = w.mark()
+        self.sim.watch_control("stall", resource="endpointslices")
+        self.apply(eps("web", "web-a", pods("web", 1, 5)))
+        t0 = time.monotonic()
+        w.expect_update(expect("web", 1, 5), timeout=8)
+        self.assertGreater(time.monotonic() - t0, 0.4, "the stalled watch delivered nothing; the new one did")
+        self.assertTrue(self.wait_watches("endpointslices", after_id=first))
+        self.assertEqual(len(w.updates_since(mark)), 1)
+        w.assert_no_empty_update()
+
+    def test_compacted_history_relists_without_change(self):
+        w = self.synced_watch()
+        seq = self.last_request_seq()
+        mark = w.mark()
+        first = self.max_watch_id()
+        # Advance the history with an unrelated object, compact, reconnect: 410 → relist.
+        self.apply(svc("other"), eps("other", "other-a", pods("other", 7, 7)))
+        self.sim.compact()
+        self.sim.watch_control("drop")
+        self.wait_for(lambda: [r for r in self.slice_requests(seq) if not r["query"].get("watch")],
+                      what="a relist of endpointslices")
+        self.wait_watches("endpointslices", after_id=first)
+        w.assert_no_update_since(mark, wait=0.3)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_compacted_history_relist_shows_changes_made_meanwhile(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        self.sim.watch_control("stall", resource="endpointslices")
+        self.apply(eps("web", "web-a", pods("web", 1, 2)))
+        self.apply(eps("web", "web-b", pods("web", 8, 9)))
+        self.sim.compact()
+        self.sim.watch_control("drop")
+        # One atomic replace: exactly one update with the final state, no empty set in between.
+        w.expect_update(expect("web", 1, 2) + expect("web", 8, 9))
+        w.drain(0.3)
+        self.assertEqual(len(w.updates_since(mark)), 1)
+
+    def test_gone_error_event_relists(self):
+        w = self.synced_watch()
+        seq = self.last_request_seq()
+        mark = w.mark()
+        self.sim.watch_control("error", resource="endpointslices", code=410)
+        self.wait_for(lambda: [r for r in self.slice_requests(seq) if not r["query"].get("watch")],
+                      what="a relist after the ERROR 410 event")
+        w.assert_no_update_since(mark, wait=0.3)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_too_many_requests_honours_retry_after(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        seq = self.last_request_seq()
+        self.sim.fault(code=429, retry_after=1, match={"verb": "watch", "resource": "endpointslices"})
+        self.sim.watch_control("drop", resource="endpointslices")
+        w.expect_state("stale", contains=["429"])
+        w.expect_state("synced")
+        reqs = self.slice_requests(seq)
+        i = next(i for i, r in enumerate(reqs) if r["code"] == 429)
+        self.assertGreater(len(reqs), i + 1)
+        gap = reqs[i + 1]["time"] - reqs[i]["time"]
+        self.assertGreaterEqual(gap, 0.95, f"Retry-After: 1 honoured (backoff alone is 100 ms): {reqs}")
+        self.assertLess(gap, 3.0)
+        w.assert_no_update_since(mark)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_server_errors_back_off_and_recover(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        seq = self.last_request_seq()
+        self.sim.fault(code=500, count=3, match={"verb": "watch", "resource": "endpointslices"})
+        self.sim.watch_control("drop", resource="endpointslices")
+        st = w.expect_state("stale", contains=["500", "endpointslices of service demo/web"])
+        self.assertIn("kubesim", st["reason"], "the reason names the cluster")
+        w.expect_state("synced")
+        reqs = self.slice_requests(seq)
+        codes = [r["code"] for r in reqs]
+        self.assertEqual(codes[:3], [500, 500, 500])
+        gaps = [reqs[i + 1]["time"] - reqs[i]["time"] for i in range(3)]
+        self.assertGreater(gaps[2], gaps[0], f"exponential backoff: {gaps}")
+        w.assert_no_update_since(mark)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_server_errors_on_first_list_then_sync(self):
+        self.sim.fault(code=500, count=2, match={"verb": "list", "resource": "endpointslices"})
+        w = self.started()
+        st = w.expect_state("stale", contains=["500"])
+        w.expect_state("synced")
+        w.expect_update(expect("web", 1, 3))
+        self.assertTrue(st["reason"])
+
+    def test_malformed_json_in_a_watch(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        self.sim.watch_control("inject", kind="malformed", resource="endpointslices")
+        w.expect_state("stale", contains=["WATCH"])
+        w.expect_state("synced")
+        w.assert_no_update_since(mark)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_truncated_chunk_in_a_watch(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        self.sim.watch_control("inject", kind="truncated", resource="endpointslices")
+        w.expect_state("stale")
+        w.expect_state("synced")
+        w.assert_no_update_since(mark)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_restart_with_same_history(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        self.sim.restart(history="same", down_seconds=0.5)
+        w.expect_state("stale")
+        w.expect_state("synced", timeout=10)
+        w.assert_no_update_since(mark)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+
+    def test_restart_with_new_history(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        seq = self.last_request_seq()
+        self.sim.restart(history="new", down_seconds=0.5)
+        w.expect_state("stale")
+        w.expect_state("synced", timeout=10)
+        self.wait_for(lambda: [r for r in self.slice_requests(seq) if not r["query"].get("watch") and r["code"] == 200],
+                      what="a relist in the new history")
+        w.assert_no_update_since(mark, wait=0.3)
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        upd = w.expect_update(expect("web", 1, 4))
+        self.assertGreater(int(upd["resourceVersion"]), 1000)
+
+    def test_restart_with_new_history_and_changes(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        self.sim.restart(history="new", down_seconds=0.3)
+        self.apply(eps("web", "web-a", pods("web", 3, 5)))
+        w.expect_update(expect("web", 3, 5), timeout=10)
+        w.drain(0.3)
+        self.assertEqual(len(w.updates_since(mark)), 1)
+
+
+class TokenRotationTest(WatchTestCase):
+    USERS = {"admin": {"token": "token-one", "allow": "*"}}
+
+    def test_token_file_rotation_after_401(self):
+        import os
+        token_file = os.path.join(self.sim.state_dir, "token")
+        with open(token_file, "w") as f:
+            f.write("token-one\n")
+        kc = os.path.join(self.sim.state_dir, "kubeconfig-tokenfile.yaml")
+        with open(kc, "w") as f:
+            f.write(f"apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
+                    f"    server: {self.sim.server}\n    certificate-authority: {self.sim.ca_file}\n"
+                    f"users:\n- name: rotating\n  user:\n    tokenFile: {token_file}\n"
+                    f"contexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: rotating\n"
+                    f"current-context: kubesim\n")
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", kubeconfig=kc)
+        w.expect_update(expect("web", 1, 3))
+        self.wait_watches("endpointslices")
+        mark = w.mark()
+        seq = self.last_request_seq()
+        # Rotate: the server accepts only the new token, and the file holds it.
+        self.sim.config(users={"admin": {"token": "token-two", "allow": "*"}})
+        with open(token_file + ".tmp", "w") as f:
+            f.write("token-two\n")
+        os.replace(token_file + ".tmp", token_file)
+        self.sim.watch_control("drop")
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+        reqs = [r for r in self.requests(seq) if r["path"].endswith("/endpointslices")]
+        codes = [r["code"] for r in reqs]
+        self.assertIn(401, codes, f"the old token was refused once: {reqs}")
+        after = codes[codes.index(401) + 1:]
+        self.assertIn(200, after)
+        self.assertEqual(reqs[codes.index(401) + 1]["user"], "admin")
+        w.assert_no_update_since(mark) if False else None
+        w.assert_no_empty_update()
+
+    def test_wrong_token_is_reported_unauthorized(self):
+        import os
+        kc = os.path.join(self.sim.state_dir, "kubeconfig-bad.yaml")
+        with open(kc, "w") as f:
+            f.write(f"apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
+                    f"    server: {self.sim.server}\n    certificate-authority: {self.sim.ca_file}\n"
+                    f"users:\n- name: bad\n  user:\n    token: nope\n"
+                    f"contexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: bad\n"
+                    f"current-context: kubesim\n")
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", kubeconfig=kc)
+        w.expect_state("stale", contains=["401"])
+        w.assert_no_update_since(0, wait=0.3)
+
+
+class ForbiddenTest(WatchTestCase):
+    USERS = {
+        "admin": {"token": "t-admin", "allow": "*"},
+        "noslices": {"token": "t-noslices", "allow": [
+            {"verbs": ["get", "list", "watch"], "resources": ["services"], "namespaces": [NS]}]},
+        "nonodes": {"token": "t-nonodes", "allow": [
+            {"verbs": ["get", "list", "watch"], "resources": ["services"], "namespaces": [NS]},
+            {"verbs": ["list", "watch"], "resources": ["endpointslices"], "apiGroups": ["discovery.k8s.io"],
+             "namespaces": [NS]}]},
+    }
+
+    def test_forbidden_endpointslices(self):
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", user="noslices")
+        st = w.expect_state("forbidden", contains=["endpointslices", "list", f'"{NS}"'])
+        self.assertIn("discovery.k8s.io", st["reason"])
+        w.assert_no_update_since(0, wait=0.3)
+
+    def test_forbidden_nodes_with_node_labels(self):
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", "--node-label", "pool=edge", user="nonodes")
+        st = w.expect_state("forbidden", contains=["nodes", "list"])
+        self.assertTrue(st["reason"])
+        w.assert_no_update_since(0, wait=0.3)
+
+    def test_the_limited_user_with_enough_rights_works(self):
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", user="nonodes")
+        w.expect_update(expect("web", 1, 3))
+
+
+if __name__ == "__main__":
+    unittest.main()
