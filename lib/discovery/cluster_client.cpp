@@ -93,8 +93,12 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
   struct Subscriber {
     EndpointWatchCallbacks callbacks;
     std::uint64_t delivered = 0;  // generation of the last snapshot given to it
+    std::uint64_t state_seen = 0;  // state_seq of the last state given to it
   };
-  std::map<std::uint64_t, Subscriber> subscribers;
+  // shared_ptr: a callback running for a subscriber keeps it (and its std::function) alive
+  // even if that subscriber's handle is dropped inside the callback.
+  std::map<std::uint64_t, std::shared_ptr<Subscriber>> subscribers;
+  std::uint64_t state_seq = 0;  // counts notify_state calls; a subscriber remembers the last it saw
   std::uint64_t next_subscriber = 1;
 
   std::string service_name() const { return fmt::format("service {}/{}", cache->ns, cache->name); }
@@ -106,12 +110,14 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     ro.label_selector = label_selector(node_labels);
     kube::ReflectorCallbacks<kube::Node> cb;
     cb.on_replace = [this](std::vector<kube::Node> items, const std::string&) {
+      auto keep = shared_from_this();
       nodes.clear();
       for (auto& n : items) nodes.insert(n.metadata.name);
       nodes_synced = true;
       recompute();
     };
     cb.on_event = [this](kube::EventType type, kube::Node n, const std::string&) {
+      auto keep = shared_from_this();
       if (type == kube::EventType::deleted)
         nodes.erase(n.metadata.name);
       else
@@ -119,6 +125,7 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
       recompute();
     };
     cb.on_health = [this](const Status& s) {
+      auto keep = shared_from_this();
       nodes_health = s;
       recompute();
     };
@@ -178,6 +185,8 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
       state.generation = next->generation;
       state.resource_version = next->resource_version;
       state.snapshot_time = Clock::now();
+      // The lag belongs to the snapshot that carried the triggered change; others have none.
+      state.propagation_lag.reset();
       if (cache->trigger_time)
         state.propagation_lag = std::chrono::duration_cast<std::chrono::microseconds>(state.snapshot_time - *cache->trigger_time);
     }
@@ -192,7 +201,9 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     for (const auto& [id, cb] : subscribers) ids.push_back(id);
     for (auto id : ids) {
       auto it = subscribers.find(id);
-      if (it != subscribers.end()) f(it->second);
+      if (it == subscribers.end()) continue;  // dropped by an earlier callback
+      std::shared_ptr<Subscriber> sub = it->second;
+      f(*sub);
     }
   }
   void notify_update() {
@@ -204,8 +215,11 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     });
   }
   void notify_state() {
+    ++state_seq;
     auto copy = state;
+    const auto seq = state_seq;
     for_each_subscriber([&](Subscriber& s) {
+      s.state_seen = seq;
       if (s.callbacks.on_state) s.callbacks.on_state(copy);
     });
   }
@@ -217,7 +231,10 @@ void ServiceCache::start() {
                                  fmt::format("endpointslices of service {}/{}", ns, name));
   ro.label_selector = fmt::format("kubernetes.io/service-name={}", name);
   kube::ReflectorCallbacks<kube::EndpointSlice> scb;
+  // Each callback keeps the cache alive until it returns: a subscriber may drop the last
+  // handle from inside the update it triggers, which would destroy the cache under our feet.
   scb.on_replace = [this](std::vector<kube::EndpointSlice> items, const std::string& rv) {
+    auto keep = shared_from_this();
     slices.clear();
     for (auto& s : items) slices[s.metadata.name] = std::move(s);
     slices_synced = true;
@@ -225,6 +242,7 @@ void ServiceCache::start() {
     changed();
   };
   scb.on_event = [this](kube::EventType type, kube::EndpointSlice s, const std::string& rv) {
+    auto keep = shared_from_this();
     resource_version = rv;
     if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
       trigger_time = detail::parse_rfc3339(t);
@@ -236,6 +254,7 @@ void ServiceCache::start() {
     trigger_time.reset();
   };
   scb.on_health = [this](const Status& s) {
+    auto keep = shared_from_this();
     slices_health = s;
     changed();
   };
@@ -245,6 +264,7 @@ void ServiceCache::start() {
   so.field_selector = fmt::format("metadata.name={}", name);
   kube::ReflectorCallbacks<kube::Service> vcb;
   vcb.on_replace = [this](std::vector<kube::Service> items, const std::string&) {
+    auto keep = shared_from_this();
     service.reset();
     for (auto& s : items)
       if (s.metadata.name == name) service = std::move(s);
@@ -253,6 +273,7 @@ void ServiceCache::start() {
   };
   vcb.on_event = [this](kube::EventType type, kube::Service s, const std::string&) {
     if (s.metadata.name != name) return;
+    auto keep = shared_from_this();
     if (type == kube::EventType::deleted)
       service.reset();
     else
@@ -260,6 +281,7 @@ void ServiceCache::start() {
     changed();
   };
   vcb.on_health = [this](const Status& s) {
+    auto keep = shared_from_this();
     service_health = s;
     changed();
   };
@@ -330,17 +352,24 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
     });
   }
   const std::uint64_t id = view->next_subscriber++;
-  view->subscribers[id] = {std::move(callbacks), 0};
-  // Tell a late subscriber what the others already know, on a later loop turn.
+  view->subscribers[id] = std::make_shared<EndpointWatch::Impl::Subscriber>(
+      EndpointWatch::Impl::Subscriber{std::move(callbacks), 0, 0});
+  // Tell a late subscriber what the others already know (the state, then the snapshot), on a
+  // later loop turn.
   detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatch::Impl>(view), id] {
     auto v = weak.lock();
     if (!v) return;
     auto it = v->subscribers.find(id);
-    if (it == v->subscribers.end() || !v->current || it->second.delivered >= v->current->generation) return;
-    it->second.delivered = v->current->generation;
-    auto cb = it->second.callbacks;  // a copy: the callback may unsubscribe
-    if (cb.on_state) cb.on_state(v->state);
-    if (v->subscribers.count(id) && cb.on_update) cb.on_update(v->current);
+    if (it == v->subscribers.end()) return;
+    std::shared_ptr<EndpointWatch::Impl::Subscriber> sub = it->second;
+    if (sub->state_seen < v->state_seq) {
+      sub->state_seen = v->state_seq;
+      if (sub->callbacks.on_state) sub->callbacks.on_state(v->state);
+      if (!v->subscribers.count(id)) return;
+    }
+    if (!v->current || sub->delivered >= v->current->generation) return;
+    sub->delivered = v->current->generation;
+    if (sub->callbacks.on_update) sub->callbacks.on_update(v->current);
   });
   return std::make_unique<EndpointWatch>(view, id);
 }

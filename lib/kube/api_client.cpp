@@ -13,14 +13,17 @@ namespace kupstream::kube {
 
 struct ApiCall::State : std::enable_shared_from_this<ApiCall::State> {
   ApiHandlers handlers;
+  bool cancelled = false;  // the ApiCall was dropped: no handler runs any more
   std::unique_ptr<net::HttpConnection> connection;
   std::unique_ptr<net::HttpExchange> exchange;
 };
 
 ApiCall::~ApiCall() {
   if (!state_) return;
-  // Silence the handlers first, then close: nothing reaches the owner after the drop.
-  state_->handlers = {};
+  // Silence the handlers first, then close: nothing reaches the owner after the drop. The
+  // handlers are not destroyed here: the drop may come from inside one of them. They go with
+  // the State, which a running handler keeps alive until it returns.
+  state_->cancelled = true;
   state_->exchange.reset();
   state_->connection.reset();
 }
@@ -62,7 +65,7 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
   auto send = [weak, copts = std::move(copts), request = std::move(request), &loop = loop_,
                cluster](Result<std::string> authorization) mutable {
     auto s = weak.lock();
-    if (!s) return;
+    if (!s || s->cancelled) return;
     auto fail = [&](Error e) {
       if (auto cb = std::move(s->handlers.on_complete)) cb(std::move(e));
     };
@@ -73,14 +76,14 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
     s->connection = std::move(*connection);
     net::HttpHandlers h;
     h.on_head = [weak](const net::HttpResponseHead& head) {
-      if (auto st = weak.lock(); st && st->handlers.on_head) st->handlers.on_head(head);
+      if (auto st = weak.lock(); st && !st->cancelled && st->handlers.on_head) st->handlers.on_head(head);
     };
     h.on_body = [weak](std::string_view bytes) {
-      if (auto st = weak.lock(); st && st->handlers.on_body) st->handlers.on_body(bytes);
+      if (auto st = weak.lock(); st && !st->cancelled && st->handlers.on_body) st->handlers.on_body(bytes);
     };
     h.on_complete = [weak, cluster](Status status) {
       auto st = weak.lock();
-      if (!st || !st->handlers.on_complete) return;
+      if (!st || st->cancelled || !st->handlers.on_complete) return;
       auto cb = std::move(st->handlers.on_complete);
       if (!status) status = Error{status.error().code, fmt::format("cluster \"{}\": {}", cluster, status.error().reason)};
       cb(std::move(status));

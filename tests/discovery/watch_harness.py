@@ -166,16 +166,17 @@ class KupWatch:
         while True:
             line = self.next_line(max(0.0, deadline - time.monotonic()))
             if line is None:
-                self.test.fail(f"no state {phase} within {timeout}s; lines: {self.lines}\nstderr:\n{self.stderr()}")
+                self.test.fail(f"no state {phase} with {contains} within {timeout}s; lines: {self.lines}\n"
+                               f"stderr:\n{self.stderr()}")
             if line["type"] == "update" and not allow_updates:
                 self.test.fail(f"unexpected update while waiting for state {phase}: {line}")
             if line["type"] == "update":
                 self.generation = line["generation"]
                 self.last_update = line
             if line["type"] == "state" and line["phase"] == phase:
-                for c in ([contains] if isinstance(contains, str) else contains):
-                    self.test.assertIn(c, line["reason"], f"state {line}")
-                return line
+                wanted = [contains] if isinstance(contains, str) else list(contains)
+                if all(c in line["reason"] for c in wanted):
+                    return line
 
     def mark(self):
         """Position in the output, for assert_no_update_since."""
