@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/defer.h"
+#include "discovery/access_preflight.h"
 #include "discovery/rfc3339.h"
 #include "discovery/slice_merge.h"
 #include "kube/api_client.h"
@@ -74,6 +75,11 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   std::map<std::string, std::weak_ptr<EndpointWatch::Impl>> views;
   std::unique_ptr<kube::Reflector<kube::EndpointSlice>> slice_reflector;
   std::unique_ptr<kube::Reflector<kube::Service>> service_reflector;
+  std::unique_ptr<detail::AccessPreflight> preflight;
+  Status preflight_status;  // forbidden (with the rules to add) when the preflight found a denial
+
+  // Synced and healthy: a preflight denial is then out of date (the rights were granted).
+  bool flowing() const { return slices_synced && service_synced && slices_health.ok() && service_health.ok(); }
 
   void start();
   void changed();
@@ -84,6 +90,8 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
   PortRef port;
   std::map<std::string, std::string> node_labels;
   std::unique_ptr<kube::Reflector<kube::Node>> node_reflector;
+  std::unique_ptr<detail::AccessPreflight> node_preflight;
+  Status node_preflight_status;
   NodeNames nodes;
   bool nodes_synced = false;
   Status nodes_health;
@@ -131,10 +139,24 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     };
     node_reflector = std::make_unique<kube::Reflector<kube::Node>>(*cl.api, std::move(ro), std::move(cb));
     node_reflector->start();
+    node_preflight = std::make_unique<detail::AccessPreflight>(
+        *cl.api, detail::node_access_checks(),
+        [this](Status s) {
+          auto keep = shared_from_this();
+          node_preflight_status = std::move(s);
+          node_preflight.reset();
+          recompute();
+        },
+        cl.options.log);
   }
 
   // The phase and reason from the health of every input, worst first.
   std::pair<WatchPhase, std::string> health_phase() const {
+    // A preflight denial names the missing rules; it stands until the watches flow.
+    if (!cache->preflight_status.ok() && !cache->flowing())
+      return {WatchPhase::forbidden, cache->preflight_status.error().reason};
+    if (!node_preflight_status.ok() && !(nodes_synced && nodes_health.ok()))
+      return {WatchPhase::forbidden, node_preflight_status.error().reason};
     const Status* inputs[] = {&cache->slices_health, &cache->service_health, &nodes_health};
     for (const Status* s : inputs)
       if (!s->ok() && s->error().code == Errc::forbidden)
@@ -288,6 +310,17 @@ void ServiceCache::start() {
   service_reflector = std::make_unique<kube::Reflector<kube::Service>>(*cl.api, std::move(so), std::move(vcb));
   slice_reflector->start();
   service_reflector->start();
+  // The permissions preflight runs beside the first LIST: it only adds a clearer reason (the
+  // verb, resource, namespace and the rule to add) when the watches are refused.
+  preflight = std::make_unique<detail::AccessPreflight>(
+      *cl.api, detail::service_access_checks(ns),
+      [this](Status s) {
+        auto keep = shared_from_this();
+        preflight_status = std::move(s);
+        preflight.reset();
+        changed();
+      },
+      cl.options.log);
 }
 
 void ServiceCache::changed() {

@@ -41,6 +41,16 @@ std::string url_encode(std::string_view value) {
 
 Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiHandlers handlers,
                                                 std::chrono::milliseconds read_idle_timeout) {
+  return send_request("GET", std::move(path_and_query), {}, std::move(handlers), read_idle_timeout);
+}
+
+Result<std::unique_ptr<ApiCall>> ApiClient::post(std::string path_and_query, std::string json_body,
+                                                 ApiHandlers handlers) {
+  return send_request("POST", std::move(path_and_query), std::move(json_body), std::move(handlers), {});
+}
+
+Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std::string path_and_query, std::string body,
+                                                    ApiHandlers handlers, std::chrono::milliseconds read_idle_timeout) {
   if (path_and_query.empty() || path_and_query.front() != '/' ||
       path_and_query.find_first_of(" \r\n") != std::string::npos)
     return Error{Errc::invalid_argument, fmt::format("cluster \"{}\": bad API path \"{}\"", options_.cluster_name, path_and_query)};
@@ -58,6 +68,11 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
   net::HttpRequest request;
   request.target = options_.server.base_path + path_and_query;
   request.headers = {{"Accept", "application/json"}, {"User-Agent", options_.user_agent}};
+  request.method = std::move(method);
+  if (request.method != "GET") {
+    request.headers.push_back({"Content-Type", "application/json"});
+    request.body = std::move(body);
+  }
 
   // Sends once the Authorization header is known; `weak` makes a dropped call a no-op.
   std::weak_ptr<ApiCall::State> weak = state;

@@ -67,7 +67,9 @@ class FaultsTest(WatchTestCase):
         seq = self.last_request_seq()
         mark = w.mark()
         first = self.max_watch_id()
-        # Advance the history with an unrelated object, compact, reconnect: 410 → relist.
+        # Advance the history with an unrelated object, compact, reconnect: 410 → relist. The
+        # watch is stalled first, so that no bookmark moves its resourceVersion past the horizon.
+        self.sim.watch_control("stall", resource="endpointslices")
         self.apply(svc("other"), eps("other", "other-a", pods("other", 7, 7)))
         self.sim.compact()
         self.sim.watch_control("drop")
@@ -266,21 +268,57 @@ class ForbiddenTest(WatchTestCase):
             {"verbs": ["get", "list", "watch"], "resources": ["services"], "namespaces": [NS]},
             {"verbs": ["list", "watch"], "resources": ["endpointslices"], "apiGroups": ["discovery.k8s.io"],
              "namespaces": [NS]}]},
+        "nowatch": {"token": "t-nowatch", "allow": [
+            {"verbs": ["get", "list", "watch"], "resources": ["services"], "namespaces": [NS]},
+            {"verbs": ["list"], "resources": ["endpointslices"], "apiGroups": ["discovery.k8s.io"],
+             "namespaces": [NS]}]},
     }
 
-    def test_forbidden_endpointslices(self):
+    def test_forbidden_endpointslices_names_verb_resource_namespace_and_rule(self):
         self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
         w = self.watch(f"{NS}/web:http", user="noslices")
-        st = w.expect_state("forbidden", contains=["endpointslices", "list", f'"{NS}"'])
-        self.assertIn("discovery.k8s.io", st["reason"])
+        st = w.expect_state("forbidden", contains=["RBAC preflight"])
+        self.assertIn('may not list and watch endpointslices (apiGroup discovery.k8s.io) in namespace "demo"',
+                      st["reason"])
+        self.assertIn('add the rule {apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], '
+                      'verbs: ["list", "watch"]} to a Role in namespace "demo"', st["reason"])
+        self.assertIn('cluster "kubesim"', st["reason"])
+        self.assertNotIn("services", st["reason"], "services are allowed")
+        reviews = [r for r in self.requests() if r["path"].endswith("/selfsubjectaccessreviews")]
+        self.assertEqual(len(reviews), 5, "list/watch endpointslices, get/list/watch services")
+        self.assertTrue(all(r["code"] == 201 and r["user"] == "noslices" for r in reviews))
         w.assert_no_update_since(0, wait=0.3)
 
     def test_forbidden_nodes_with_node_labels(self):
         self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
         w = self.watch(f"{NS}/web:http", "--node-label", "pool=edge", user="nonodes")
-        st = w.expect_state("forbidden", contains=["nodes", "list"])
-        self.assertTrue(st["reason"])
+        st = w.expect_state("forbidden", contains=["RBAC preflight", "nodes"])
+        self.assertIn("may not list and watch nodes (core API group) at the cluster scope; add the rule "
+                      '{apiGroups: [""], resources: ["nodes"], verbs: ["list", "watch"]} to a ClusterRole', st["reason"])
         w.assert_no_update_since(0, wait=0.3)
+
+    def test_list_without_watch_is_forbidden_with_the_rule(self):
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", user="nowatch")
+        # The LIST works, so its set is published once; the watch cannot follow it.
+        st = w.expect_state("forbidden", contains=["RBAC preflight"], allow_updates=True)
+        self.assertLessEqual(w.generation, 1)
+        self.assertIn('may not watch endpointslices (apiGroup discovery.k8s.io) in namespace "demo"', st["reason"])
+        self.assertIn('verbs: ["watch"]', st["reason"])
+        w.drain(0.3)
+        ups = w.updates_since(0)
+        self.assertEqual(len(ups), 1, "the LIST's set, then nothing")
+        self.assertEqual(ups[0]["ready"], expect("web", 1, 3))
+
+    def test_granting_the_rights_later_recovers(self):
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", user="noslices")
+        w.expect_state("forbidden", contains=["RBAC preflight"])
+        users = dict(self.USERS)
+        users["noslices"] = dict(users["nonodes"], token="t-noslices")
+        self.sim.config(users=users)
+        w.expect_state("synced", timeout=10)
+        w.expect_update(expect("web", 1, 3))
 
     def test_the_limited_user_with_enough_rights_works(self):
         self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
