@@ -93,6 +93,8 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
   std::unique_ptr<detail::AccessPreflight> node_preflight;
   Status node_preflight_status;
   NodeNames nodes;
+  std::uint64_t nodes_epoch = 0;  // bumped on every change of `nodes`
+  detail::SnapshotBuilder builder;
   bool nodes_synced = false;
   Status nodes_health;
 
@@ -120,12 +122,14 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     cb.on_replace = [this](std::vector<kube::Node> items, const std::string&) {
       auto keep = shared_from_this();
       nodes.clear();
+      ++nodes_epoch;
       for (auto& n : items) nodes.insert(n.metadata.name);
       nodes_synced = true;
       recompute();
     };
     cb.on_event = [this](kube::EventType type, kube::Node n, const std::string&) {
       auto keep = shared_from_this();
+      ++nodes_epoch;
       if (type == kube::EventType::deleted)
         nodes.erase(n.metadata.name);
       else
@@ -191,21 +195,21 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     in.service = cache->service ? &*cache->service : nullptr;
     in.port = port;
     in.allowed_nodes = node_labels.empty() ? nullptr : &nodes;
-    auto merged = detail::merge_slices(in);
-    state.notes = merged.notes;
-    if (merged.problem != detail::PortProblem::none && phase == WatchPhase::synced) {
+    in.nodes_epoch = nodes_epoch;
+    auto step = builder.build(in, current, cache->resource_version);
+    state.notes = std::move(step.notes);
+    if (step.problem != detail::PortProblem::none && phase == WatchPhase::synced) {
       phase = WatchPhase::not_found;
-      reason = merged.problem == detail::PortProblem::service_not_found
+      reason = step.problem == detail::PortProblem::service_not_found
                    ? fmt::format("cluster \"{}\": {} not found", cache->cluster->config.name, service_name())
                    : fmt::format("cluster \"{}\": {} has no port \"{}\"", cache->cluster->config.name, service_name(),
                                  port.to_string());
     }
-    auto next = EndpointSet::make(state.generation + 1, cache->resource_version, std::move(merged.endpoints));
-    const bool changed = !current || !current->same_endpoints(*next);
+    const bool changed = step.changed;
     if (changed) {
-      current = next;
-      state.generation = next->generation;
-      state.resource_version = next->resource_version;
+      current = std::move(step.next);
+      state.generation = current->generation;
+      state.resource_version = current->resource_version;
       state.snapshot_time = Clock::now();
       // The lag belongs to the snapshot that carried the triggered change; others have none.
       state.propagation_lag.reset();

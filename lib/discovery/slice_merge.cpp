@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace kupstream::detail {
 namespace {
 
@@ -22,60 +24,160 @@ std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{
 
 }  // namespace
 
+namespace {
+
+// One slice's endpoints for the port name, in slice order (not yet de-duplicated).
+void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
+               const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out) {
+  if (slice.address_type == kube::AddressType::fqdn) {
+    ++counts.fqdn;
+    return;
+  }
+  if (slice.address_type != kube::AddressType::ipv4 && slice.address_type != kube::AddressType::ipv6) return;
+  std::optional<std::int32_t> number;
+  for (const auto& p : slice.ports)
+    if (p.name == port_name && p.port && *p.port > 0 && *p.port <= 65535) number = p.port;
+  if (!number) {
+    ++counts.without_port;
+    return;
+  }
+  for (const auto& e : slice.endpoints) {
+    if (e.addresses.empty()) continue;
+    if (!valid_address(e.addresses[0], slice.address_type)) {
+      ++counts.bad_address;
+      continue;
+    }
+    if (allowed_nodes && !allowed_nodes->contains(e.node_name)) {
+      counts.unknown_node += e.node_name.empty() ? 1 : 0;
+      continue;
+    }
+    Endpoint ep;
+    ep.address = e.addresses[0];
+    ep.port = static_cast<std::uint16_t>(*number);
+    if (e.target_ref && e.target_ref->kind == "Pod") ep.pod_name = e.target_ref->name;
+    ep.node_name = e.node_name;
+    ep.zone = e.zone;
+    ep.hint_zones = e.hint_zones;
+    ep.conditions = e.conditions.defaulted();
+    out.push_back(std::move(ep));
+  }
+}
+
+std::vector<std::string> notes_of(const MergeCounts& c, const std::string& port_name) {
+  std::vector<std::string> notes;
+  if (c.fqdn) notes.push_back(plural(c.fqdn, "FQDN slice") + " ignored");
+  if (c.without_port) notes.push_back(fmt::format("{} without port \"{}\" ignored", plural(c.without_port, "slice"), port_name));
+  if (c.bad_address) notes.push_back(plural(c.bad_address, "endpoint") + " with an invalid address ignored");
+  if (c.unknown_node) notes.push_back(plural(c.unknown_node, "endpoint") + " without nodeName left out by the node filter");
+  return notes;
+}
+
+// The Service port's name, or the problem.
+PortProblem resolve_port(const SliceMergeInput& in, std::string& name) {
+  if (in.service == nullptr) return PortProblem::service_not_found;
+  const kube::ServicePort* service_port = find_service_port(*in.service, in.port);
+  if (service_port == nullptr) return PortProblem::port_not_found;
+  name = service_port->name;
+  return PortProblem::none;
+}
+
+}  // namespace
+
 SliceMergeResult merge_slices(const SliceMergeInput& in) {
   SliceMergeResult out;
-  if (in.service == nullptr) {
-    out.problem = PortProblem::service_not_found;
-    return out;
-  }
-  const kube::ServicePort* service_port = find_service_port(*in.service, in.port);
-  if (service_port == nullptr) {
-    out.problem = PortProblem::port_not_found;
-    return out;
-  }
-  out.port_name = service_port->name;
-
-  std::size_t fqdn = 0, without_port = 0, bad_address = 0, unknown_node = 0;
-  for (const auto& [name, slice] : *in.slices) {
-    if (slice.address_type == kube::AddressType::fqdn) {
-      ++fqdn;
-      continue;
-    }
-    if (slice.address_type != kube::AddressType::ipv4 && slice.address_type != kube::AddressType::ipv6) continue;
-    std::optional<std::int32_t> number;
-    for (const auto& p : slice.ports)
-      if (p.name == out.port_name && p.port && *p.port > 0 && *p.port <= 65535) number = p.port;
-    if (!number) {
-      ++without_port;
-      continue;
-    }
-    for (const auto& e : slice.endpoints) {
-      if (e.addresses.empty()) continue;
-      if (!valid_address(e.addresses[0], slice.address_type)) {
-        ++bad_address;
-        continue;
-      }
-      if (in.allowed_nodes && !in.allowed_nodes->contains(e.node_name)) {
-        unknown_node += e.node_name.empty() ? 1 : 0;
-        continue;
-      }
-      Endpoint ep;
-      ep.address = e.addresses[0];
-      ep.port = static_cast<std::uint16_t>(*number);
-      if (e.target_ref && e.target_ref->kind == "Pod") ep.pod_name = e.target_ref->name;
-      ep.node_name = e.node_name;
-      ep.zone = e.zone;
-      ep.hint_zones = e.hint_zones;
-      ep.conditions = e.conditions.defaulted();
-      out.endpoints.push_back(std::move(ep));
-    }
-  }
-  if (fqdn) out.notes.push_back(plural(fqdn, "FQDN slice") + " ignored");
-  if (without_port)
-    out.notes.push_back(fmt::format("{} without port \"{}\" ignored", plural(without_port, "slice"), out.port_name));
-  if (bad_address) out.notes.push_back(plural(bad_address, "endpoint") + " with an invalid address ignored");
-  if (unknown_node) out.notes.push_back(plural(unknown_node, "endpoint") + " without nodeName left out by the node filter");
+  out.problem = resolve_port(in, out.port_name);
+  if (out.problem != PortProblem::none) return out;
+  MergeCounts counts;
+  for (const auto& [name, slice] : *in.slices) merge_one(slice, out.port_name, in.allowed_nodes, counts, out.endpoints);
+  out.notes = notes_of(counts, out.port_name);
   return out;
+}
+
+SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& current,
+                            const std::string& resource_version) {
+  auto merged = merge_slices(input);
+  SnapshotStep step;
+  step.problem = merged.problem;
+  step.notes = std::move(merged.notes);
+  auto next = EndpointSet::make(current ? current->generation + 1 : 1, resource_version, std::move(merged.endpoints));
+  step.changed = !current || !current->same_endpoints(*next);
+  step.next = step.changed ? std::move(next) : current;
+  return step;
+}
+
+SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSetPtr& current,
+                                     const std::string& resource_version) {
+  SnapshotStep step;
+  std::string port_name;
+  step.problem = resolve_port(in, port_name);
+  if (step.problem != PortProblem::none) {
+    cache_.clear();
+  } else {
+    if (port_name != port_name_ || in.nodes_epoch != nodes_epoch_ || (in.allowed_nodes != nullptr) != filtered_) cache_.clear();
+    port_name_ = port_name;
+    nodes_epoch_ = in.nodes_epoch;
+    filtered_ = in.allowed_nodes != nullptr;
+    // Drop entries of slices that are gone, then refresh the changed ones.
+    for (auto it = cache_.begin(); it != cache_.end();)
+      it = in.slices->contains(it->first) ? std::next(it) : cache_.erase(it);
+    for (const auto& [name, slice] : *in.slices) {
+      auto it = cache_.find(name);
+      if (it != cache_.end() && !slice.metadata.resource_version.empty() &&
+          it->second.resource_version == slice.metadata.resource_version)
+        continue;
+      Entry e;
+      e.resource_version = slice.metadata.resource_version;
+      merge_one(slice, port_name, in.allowed_nodes, e.counts, e.endpoints);
+      if (it == cache_.end())
+        cache_.emplace(name, std::move(e));
+      else
+        it->second = std::move(e);
+    }
+  }
+
+  // Order every endpoint by backend; for equal backends a ready one first, then the first in
+  // slice order (EndpointSet::make's rule). Sorting references keeps the Endpoints in place.
+  struct Ref {
+    const Endpoint* e;
+    std::uint32_t ord;
+  };
+  std::vector<Ref> refs;
+  MergeCounts counts;
+  std::size_t total = 0;
+  for (const auto& [name, entry] : cache_) total += entry.endpoints.size();
+  refs.reserve(total);
+  std::uint32_t ord = 0;
+  for (const auto& [name, entry] : cache_) {
+    counts.fqdn += entry.counts.fqdn;
+    counts.without_port += entry.counts.without_port;
+    counts.bad_address += entry.counts.bad_address;
+    counts.unknown_node += entry.counts.unknown_node;
+    for (const auto& e : entry.endpoints) refs.push_back({&e, ord++});
+  }
+  std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) {
+    if (int c = a.e->address.compare(b.e->address); c != 0) return c < 0;
+    if (a.e->port != b.e->port) return a.e->port < b.e->port;
+    const bool ra = a.e->is_ready(), rb = b.e->is_ready();
+    if (ra != rb) return ra;
+    return a.ord < b.ord;
+  });
+  if (step.problem == PortProblem::none) step.notes = notes_of(counts, port_name_);
+
+  auto next = std::make_shared<EndpointSet>();
+  next->generation = current ? current->generation + 1 : 1;
+  next->resource_version = resource_version;
+  const Endpoint* last = nullptr;
+  for (const auto& r : refs) {
+    if (last && same_backend(*last, *r.e)) continue;
+    last = r.e;
+    if (r.e->is_ready())
+      next->ready.push_back(*r.e);
+    else if (r.e->is_draining())
+      next->draining.push_back(*r.e);
+  }
+  step.changed = !current || !current->same_endpoints(*next);
+  step.next = step.changed ? EndpointSetPtr(std::move(next)) : current;
+  return step;
 }
 
 }  // namespace kupstream::detail
