@@ -244,6 +244,56 @@ class TokenRotationTest(WatchTestCase):
         self.assertEqual(len(w.updates_since(mark)), 1)
         w.assert_no_empty_update()
 
+    def test_exec_plugin_rerun_after_401(self):
+        import os
+        import stat
+        import sys
+        d = self.sim.state_dir
+        token_src = os.path.join(d, "plugin-token")
+        runs = os.path.join(d, "plugin-runs")
+        with open(token_src, "w") as f:
+            f.write("token-one")
+        plugin = os.path.join(d, "kup-test-plugin.py")
+        with open(plugin, "w") as f:
+            f.write(f"""#!{sys.executable}
+import json, os, sys
+with open({runs!r}, "a") as r:
+    r.write(os.environ.get("KUBERNETES_EXEC_INFO", "")[:0] + "run\\n")
+with open({token_src!r}) as t:
+    token = t.read().strip()
+print(json.dumps({{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                  "status": {{"token": token}}}}))
+""")
+        os.chmod(plugin, os.stat(plugin).st_mode | stat.S_IXUSR)
+        kc = os.path.join(d, "kubeconfig-exec.yaml")
+        with open(kc, "w") as f:
+            f.write(f"apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
+                    f"    server: {self.sim.server}\n    certificate-authority: {self.sim.ca_file}\n"
+                    f"users:\n- name: plugin\n  user:\n    exec:\n"
+                    f"      apiVersion: client.authentication.k8s.io/v1\n      command: {plugin}\n"
+                    f"      interactiveMode: Never\n"
+                    f"contexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: plugin\n"
+                    f"current-context: kubesim\n")
+        self.apply(svc("web"), eps("web", "web-a", pods("web", 1, 3)))
+        w = self.watch(f"{NS}/web:http", kubeconfig=kc)
+        w.expect_update(expect("web", 1, 3))
+        self.wait_watches("endpointslices")
+        with open(runs) as f:
+            self.assertEqual(f.read().count("run"), 1, "the credential is cached (no expiry given)")
+        seq = self.last_request_seq()
+        self.sim.config(users={"admin": {"token": "token-two", "allow": "*"}})
+        with open(token_src, "w") as f:
+            f.write("token-two")
+        self.sim.watch_control("drop")
+        self.apply(eps("web", "web-a", pods("web", 1, 4)))
+        w.expect_update(expect("web", 1, 4))
+        codes = [r["code"] for r in self.requests(seq) if r["path"].endswith("/endpointslices")]
+        self.assertIn(401, codes)
+        with open(runs) as f:
+            # Re-run after the 401 (the slices' and the Service's watches may each invalidate it).
+            self.assertIn(f.read().count("run"), (2, 3))
+        w.assert_no_empty_update()
+
     def test_wrong_token_is_reported_unauthorized(self):
         import os
         kc = os.path.join(self.sim.state_dir, "kubeconfig-bad.yaml")
