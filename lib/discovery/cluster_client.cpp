@@ -363,6 +363,8 @@ const std::string& ClusterClient::name() const noexcept { return impl_->config.n
 
 Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& ref, EndpointWatchCallbacks callbacks) {
   if (Status s = validate_service_ref(ref, "service"); !s) return s.error();
+  // Forget caches and views whose last handle is gone (their entries are only weak).
+  std::erase_if(impl_->services, [](const auto& kv) { return kv.second.expired(); });
   auto key = std::make_pair(ref.namespace_name, ref.service);
   auto cache = impl_->services[key].lock();
   if (!cache) {
@@ -373,6 +375,7 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
     impl_->services[key] = cache;
     cache->start();
   }
+  std::erase_if(cache->views, [](const auto& kv) { return kv.second.expired(); });
   const std::string view_key = fmt::format("{}|{}", ref.port.to_string(), label_selector(ref.node_labels));
   auto view = cache->views[view_key].lock();
   if (!view) {
