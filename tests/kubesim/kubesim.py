@@ -2881,9 +2881,19 @@ def main(argv=None):
     ap.add_argument("--no-managed-fields", action="store_true", help="do not add metadata.managedFields")
     ap.add_argument("--no-anonymous", action="store_true", help="answer 401 to requests without a token")
     ap.add_argument("--new-certs", action="store_true", help="regenerate the CA even if the state dir has one")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="exit when the parent process dies (so a crashed test leaves no server behind)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(0)
+        threading.Thread(target=watch_parent, daemon=True).start()
     os.makedirs(args.state_dir, exist_ok=True)
     state_dir = os.path.abspath(args.state_dir)
     ready_path = args.ready_file or os.path.join(state_dir, "kubesim.json")
