@@ -28,22 +28,42 @@ def capture_slice(ns, name, addr="10.1.0.1", labels=None):
     return obj
 
 
+_SHARED = {}
+
+
+def shared_sim():
+    """One simulator for every test class without special arguments (each start costs ~1 s)."""
+    sim = _SHARED.get("sim")
+    if sim is None or sim.proc is None:
+        sim = KubeSim(users=USERS, cluster="api").start()
+        _SHARED["sim"] = sim
+
+        def done():
+            _SHARED.pop("sim", None)
+            sim.cleanup()
+        unittest.addModuleCleanup(done)
+    return sim
+
+
 class ApiTestBase(unittest.TestCase):
     sim_args = ()
+    ns_seq = 0
 
     @classmethod
     def setUpClass(cls):
-        cls.sim = KubeSim(users=USERS, args=cls.sim_args, cluster="api")
-        cls.sim.start()
-        cls.addClassCleanup(cls.sim.cleanup)
-        cls.ns_seq = 0
+        if cls.sim_args:
+            cls.sim = KubeSim(users=USERS, args=cls.sim_args, cluster="api")
+            cls.sim.start()
+            cls.addClassCleanup(cls.sim.cleanup)
+        else:
+            cls.sim = shared_sim()
 
     def setUp(self):
         self.addCleanup(self.sim.clear_faults)
 
     def new_ns(self, prefix="t"):
-        type(self).ns_seq += 1
-        ns = f"{prefix}{type(self).ns_seq}-{os.getpid() % 1000}"
+        ApiTestBase.ns_seq += 1
+        ns = f"{prefix}{ApiTestBase.ns_seq}-{os.getpid() % 1000}"
         self.sim.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         return ns
 
@@ -384,7 +404,6 @@ class ListAndSelectors(ApiTestBase):
 
 
 class Watches(ApiTestBase):
-    sim_args = ("--bookmark-interval", "60")
 
     def test_watch_without_resource_version_starts_with_added_events(self):
         ns = self.new_ns("w0")
