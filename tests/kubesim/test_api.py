@@ -519,6 +519,22 @@ class Watches(ApiTestBase):
         self.assertEqual([e["type"] for e in evs], ["ADDED", "MODIFIED"])
         self.assertEqual(evs[1]["object"]["endpoints"][0]["addresses"], ["10.1.0.33"])
 
+    def test_many_watches_each_get_every_event_in_order(self):
+        ns = self.new_ns("wmany")
+        _, lst = self.list(ns)
+        streams = [self.watch(ns, resourceVersion=lst["metadata"]["resourceVersion"], timeoutSeconds="30")
+                   for _ in range(10)]
+        self.sim.wait_watches(10, ES)
+        items = [{"op": "apply", "object": capture_slice(ns, "x", f"10.1.{i // 250}.{i % 250 + 1}")}
+                 for i in range(60)]
+        self.sim.admin("POST", "/objects", {"items": items})
+        for s in streams:
+            evs = s.events(60, timeout=10)
+            self.assertEqual([e["type"] for e in evs], ["ADDED"] + ["MODIFIED"] * 59)
+            rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in evs]
+            self.assertEqual(rvs, list(range(rvs[0], rvs[0] + 60)))
+            self.assertEqual(evs[-1]["object"]["endpoints"][0]["addresses"], ["10.1.0.60"])
+
     def test_table_watch_for_kubectl(self):
         ns = self.new_ns("wt")
         self.sim.apply(capture_slice(ns, "web-1"))
