@@ -2453,9 +2453,8 @@ class Handler(BaseHTTPRequestHandler):
                         out = self._admin_set_status(rt, ns, name, obj["status"])
                 results.append({"ok": True, "object": out})
             except ApiError as e:
-                if op.get("ignore_errors") or len(ops) == 1:
-                    if len(ops) == 1:
-                        raise
+                if not isinstance(body.get("items"), list):
+                    raise  # a single operation answers with the Status itself
                 results.append({"ok": False, "status": e.status()})
         if isinstance(body.get("items"), list):
             return self.send_json(200, {"results": results, "resourceVersion": str(cl.store.rv)})
