@@ -74,6 +74,7 @@ def shape(value):
 
 def mask_json_text(text):
     """Replaces string and number literals so pretty-printed bodies can be compared by layout."""
-    text = re.sub(r'(:\s*|^\s*)"(?:[^"\\]|\\.)*"', r'\1"S"', text, flags=re.M)
+    # strings are scanned left to right; those followed by ':' are keys and stay
+    text = re.sub(r'"(?:[^"\\]|\\.)*"(\s*:)?', lambda m: m.group(0) if m.group(1) else '"S"', text)
     text = re.sub(r'(:\s*|^\s*)-?\d+(\.\d+)?', r'\1N', text, flags=re.M)
     return text
