@@ -205,6 +205,36 @@ class AccessControl(ApiTestBase):
         self.assertTrue(review("admin", verb="delete", group="", resource="nodes"))
 
 
+class AdminControls(ApiTestBase):
+    def test_tokens_can_be_rotated_at_run_time(self):
+        sim = KubeSim(users=USERS, cluster="rotate").start()
+        self.addCleanup(sim.cleanup)
+        old = sim.token("admin")
+        self.assertEqual(sim.request("GET", "/api/v1/nodes")[0], 200)
+        users = dict(USERS, admin={"token": "rotated-token", "allow": "*"})
+        out = sim.config(users=users)
+        self.assertEqual(out["users"]["admin"]["token"], "rotated-token")
+        self.assertEqual(sim.request("GET", "/api/v1/nodes", token=old)[0], 401)
+        self.assertEqual(sim.request("GET", "/api/v1/nodes", token="rotated-token")[0], 200)
+        with open(sim.kubeconfig("admin")) as f:
+            self.assertIn("token: rotated-token", f.read())
+
+    def test_request_log_shows_what_clients_sent(self):
+        seq = max([r["seq"] for r in self.sim.requests()], default=0)
+        self.sim.request("GET", path_for(ES, "demo", query={"labelSelector": "a=b", "limit": "5"}),
+                         headers={"User-Agent": "probe/1.0"})
+        self.sim.request("GET", path_for(ES, "demo"), token="bad")
+        reqs = self.sim.requests(since=seq)
+        self.assertEqual([(r["method"], r["path"], r["code"]) for r in reqs],
+                         [("GET", path_for(ES, "demo"), 200), ("GET", path_for(ES, "demo"), 401)])
+        self.assertEqual(reqs[0]["query"], {"labelSelector": "a=b", "limit": "5"})
+        self.assertEqual((reqs[0]["user"], reqs[0]["userAgent"]), ("admin", "probe/1.0"))
+
+    def test_admin_api_needs_the_admin_token(self):
+        st, _, _ = self.sim.request("GET", "/kubesim/admin/state")
+        self.assertEqual(st, 401)
+
+
 class Writes(ApiTestBase):
     def test_resource_version_is_a_global_increasing_counter(self):
         ns = self.new_ns("rv")
