@@ -2882,6 +2882,8 @@ def main(argv=None):
     ap.add_argument("--new-certs", action="store_true", help="regenerate the CA even if the state dir has one")
     ap.add_argument("--exit-with-parent", action="store_true",
                     help="exit when the parent process dies (so a crashed test leaves no server behind)")
+    ap.add_argument("--idle-timeout", type=float, default=300.0,
+                    help="seconds an idle keep-alive connection (or a blocked write) may last")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -2913,6 +2915,7 @@ def main(argv=None):
         users_cfg = {"users": {"admin": {"allow": "*"}}}
     users = Users(users_cfg)
     admin_token = args.admin_token or secrets.token_hex(16)
+    Handler.timeout = args.idle_timeout
     cluster = Cluster(args)
     if args.host == "::1":
         Server.address_family = socket.AF_INET6
