@@ -239,6 +239,12 @@ std::size_t heap_of(const std::vector<std::string>& v) {
   return n;
 }
 
+std::size_t heap_of(const AddressList& a) {
+  std::size_t n = heap_of(a.front()) + a.rest_capacity() * sizeof(std::string);
+  for (const auto& s : a.rest()) n += heap_of(s);
+  return n;
+}
+
 std::size_t heap_of(const SliceEndpoint& e) {
   std::size_t n = heap_of(e.addresses) + heap_of(e.hostname) + heap_of(e.node_name) + heap_of(e.zone) + heap_of(e.hint_zones);
   if (e.target_ref) n += heap_of(e.target_ref->kind) + heap_of(e.target_ref->name) + heap_of(e.target_ref->namespace_);

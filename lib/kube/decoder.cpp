@@ -179,13 +179,16 @@ class Key {
 // Calls fn(key, value) for every field of an object; a null value counts as an empty object
 // when allow_null is set.
 template <class Fn>
-bool for_each_field(od::value& v, Fail& f, Fn&& fn, bool allow_null = true) {
+bool for_each_field(od::value& v, Fail& f, Fn&& fn, bool allow_null = true, bool* was_null = nullptr) {
   od::object obj;
   if (auto e = v.get_object().get(obj)) {
     if (e != simdjson::INCORRECT_TYPE) return json_fail(f, e);
     od::json_type t;
     if (!type_of(v, t, f)) return false;
-    if (t == od::json_type::null && allow_null) return true;
+    if (t == od::json_type::null && allow_null) {
+      if (was_null) *was_null = true;
+      return true;
+    }
     return wrong_type(f, "an object", t);
   }
   for (auto fr : obj) {
@@ -212,13 +215,16 @@ bool for_each_field(od::value& v, Fail& f, Fn&& fn, bool allow_null = true) {
 
 // Calls fn(index, value) for every element; null counts as empty.
 template <class Fn>
-bool for_each_element(od::value& v, Fail& f, Fn&& fn) {
+bool for_each_element(od::value& v, Fail& f, Fn&& fn, bool* was_null = nullptr) {
   od::array arr;
   if (auto e = v.get_array().get(arr)) {
     if (e != simdjson::INCORRECT_TYPE) return json_fail(f, e);
     od::json_type t;
     if (!type_of(v, t, f)) return false;
-    if (t == od::json_type::null) return true;
+    if (t == od::json_type::null) {
+      if (was_null) *was_null = true;
+      return true;
+    }
     return wrong_type(f, "an array", t);
   }
   std::size_t i = 0;
@@ -317,7 +323,8 @@ bool read_string_map(od::value& v, StringMap& out, Fail& f) {
   });
 }
 
-bool read_string_array(od::value& v, std::vector<std::string>& out, Fail& f) {
+template <class List>
+bool read_string_array(od::value& v, List& out, Fail& f, bool* was_null = nullptr) {
   out.clear();
   return for_each_element(v, f, [&](std::size_t, od::value& ev) {
     std::string_view s;
@@ -328,7 +335,7 @@ bool read_string_array(od::value& v, std::vector<std::string>& out, Fail& f) {
     }
     out.emplace_back(s);
     return true;
-  });
+  }, was_null);
 }
 
 // ---- objects --------------------------------------------------------------------------------
@@ -394,13 +401,16 @@ bool decode_conditions(od::value& v, SliceConditions& c, Fail& f) {
   });
 }
 
-bool decode_object_ref(od::value& v, ObjectRef& r, Fail& f) {
-  return for_each_field(v, f, [&](Key& key, od::value& val) {
-    if (key.is("kind")) return read_string(val, r.kind, f);
-    if (key.is("name")) return read_string(val, r.name, f);
-    if (key.is("namespace")) return read_string(val, r.namespace_, f);
-    return true;
-  });
+bool decode_object_ref(od::value& v, ObjectRef& r, Fail& f, bool* was_null) {
+  return for_each_field(
+      v, f,
+      [&](Key& key, od::value& val) {
+        if (key.is("kind")) return read_string(val, r.kind, f);
+        if (key.is("name")) return read_string(val, r.name, f);
+        if (key.is("namespace")) return read_string(val, r.namespace_, f);
+        return true;
+      },
+      true, was_null);
 }
 
 bool decode_hints(od::value& v, std::vector<std::string>& zones, Fail& f) {
@@ -431,11 +441,10 @@ bool decode_slice_endpoint(od::value& v, SliceEndpoint& ep, Fail& f) {
           v, f,
           [&](Key& key, od::value& val) {
             if (key.is("addresses")) {
-              od::json_type t;
-              if (!type_of(val, t, f)) return false;
-              if (t == od::json_type::null) return true;  // reported as missing below
-              has_addresses = true;
-              return read_string_array(val, ep.addresses, f);
+              bool was_null = false;  // null is reported as missing below
+              if (!read_string_array(val, ep.addresses, f, &was_null)) return false;
+              has_addresses = !was_null;
+              return true;
             }
             if (key.is("conditions")) return decode_conditions(val, ep.conditions, f);
             if (key.is("nodeName")) return read_string(val, ep.node_name, f);
@@ -443,11 +452,11 @@ bool decode_slice_endpoint(od::value& v, SliceEndpoint& ep, Fail& f) {
             if (key.is("hostname")) return read_string(val, ep.hostname, f);
             if (key.is("hints")) return decode_hints(val, ep.hint_zones, f);
             if (key.is("targetRef")) {
-              od::json_type t;
-              if (!type_of(val, t, f)) return false;
-              if (t == od::json_type::null) return true;
+              bool was_null = false;
               ep.target_ref.emplace();
-              return decode_object_ref(val, *ep.target_ref, f);
+              if (!decode_object_ref(val, *ep.target_ref, f, &was_null)) return false;
+              if (was_null) ep.target_ref.reset();
+              return true;
             }
             return true;
           },

@@ -36,7 +36,7 @@ TEST_SUITE("Decoder") {
     CHECK(s.metadata.label("endpointslice.kubernetes.io/managed-by") == "capture-script");
     CHECK(s.address_type == AddressType::ipv4);
     REQUIRE(s.endpoints.size() == 1);
-    CHECK(s.endpoints[0].addresses == std::vector<std::string>{"10.1.0.2"});
+    CHECK(s.endpoints[0].addresses == AddressList{"10.1.0.2"});
     CHECK(s.endpoints[0].conditions.ready == std::optional<bool>(false));
     CHECK_FALSE(s.endpoints[0].conditions.serving.has_value());
     CHECK(s.endpoints[0].conditions.serving_or_default());
@@ -114,7 +114,10 @@ TEST_SUITE("Decoder") {
     CHECK(e[3].target_ref->kind == "Pod");
     CHECK(e[3].target_ref->name == "httpbin-7d9c-13");
     CHECK(e[3].target_ref->namespace_ == "default");
-    CHECK(e[4].addresses == std::vector<std::string>{"10.1.0.14", "10.1.0.15"});
+    CHECK(e[4].addresses == AddressList{"10.1.0.14", "10.1.0.15"});
+    CHECK(e[4].addresses.size() == 2);
+    CHECK(std::vector<std::string>(e[4].addresses.begin(), e[4].addresses.end()) ==
+          std::vector<std::string>{"10.1.0.14", "10.1.0.15"});
     CHECK_FALSE(e[4].target_ref.has_value());
     CHECK(e[4].hint_zones.empty());
   }
