@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -137,10 +138,13 @@ class Key {
     out = std::string_view(raw_, n);
     return true;
   }
-  std::string text() {
-    std::string_view v;
-    Fail ignored;
-    return str(v, ignored) ? std::string(v) : std::string("<key>");
+  // The name for messages: unescaped when it was unescaped, else as written (never calls
+  // into simdjson, so it is safe after a failed unescape).
+  std::string text() const {
+    if (unescaped_.data() != nullptr) return std::string(unescaped_);
+    std::size_t n = 0;
+    while (n < 256 && raw_[n] != '"') n += raw_[n] == '\\' ? 2 : 1;
+    return std::string(raw_, std::min<std::size_t>(n, 256));
   }
 
   bool matched() const { return matched_; }
@@ -149,7 +153,7 @@ class Key {
   // name and may be offered again.
   bool retry_unescaped(Fail& f, bool& failed) {
     failed = false;
-    if (unescaped_.data() != nullptr) return false;
+    if (unescaped_.data() != nullptr || unescape_failed_) return false;
     std::size_t n = 0;
     while (raw_[n] != '"' && raw_[n] != '\\') ++n;
     if (raw_[n] != '\\') return false;
@@ -164,7 +168,13 @@ class Key {
 
  private:
   bool unescape(std::string_view& out, Fail& f) {
-    if (auto e = fld_->unescaped_key().get(unescaped_)) return json_fail(f, e);
+    // unescaped_key() consumes the key: it may be called once only.
+    if (unescape_failed_) return json_fail(f, simdjson::STRING_ERROR);
+    if (auto e = fld_->unescaped_key().get(unescaped_)) {
+      unescape_failed_ = true;
+      unescaped_ = {};
+      return json_fail(f, e);
+    }
     if (unescaped_.data() == nullptr) unescaped_ = std::string_view("", 0);
     out = unescaped_;
     return true;
@@ -174,6 +184,7 @@ class Key {
   const char* raw_;
   std::string_view unescaped_;
   bool matched_ = false;
+  bool unescape_failed_ = false;
 };
 
 // Calls fn(key, value) for every field of an object; a null value counts as an empty object

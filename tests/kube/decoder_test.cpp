@@ -353,6 +353,16 @@ TEST_SUITE("Decoder") {
     CHECK(r->metadata.label("a\"b") == "c\\d");
   }
 
+  TEST_CASE("invalid escapes in keys are decode errors, also when the key is reported") {
+    // Found by the fuzzer: a map key with an invalid escape used to be unescaped twice.
+    Decoder d;
+    auto r = d.decode<Node>(R"({"metadata":{"name":"n","resourceVersion":"1","labels":{"a\mb":"x"}}})");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason.find("metadata.labels.a\\mb: malformed JSON") != std::string::npos);
+    auto u = d.decode<Node>(R"({"metadata":{"name":"n","resourceVersion":"1"},"sp\qec":1})");
+    CHECK_FALSE(u.ok());
+  }
+
   TEST_CASE("one decoder decodes many documents of different sizes in a row") {
     Decoder d;
     std::string big = fixture("slice-edge-cases.json");
