@@ -314,6 +314,18 @@ TEST_SUITE("CredentialSource") {
     }
   }
 
+  TEST_CASE("a plugin that floods stdout is killed and reported") {
+    Loop l;
+    TempDir t;
+    ClusterCredentials c;
+    c.exec = exec_of(t.write("flood.sh", "#!/bin/sh\nexec yes xxxxxxxxxxxxxxxx\n", true));
+    auto s = CredentialSource::create(l.loop, cluster_with(c), {.exec_max_output = 64 * 1024});
+    REQUIRE(s.ok());
+    auto r = get_now(l, **s);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason.find("wrote more than 65536 bytes to stdout") != std::string::npos);
+  }
+
   TEST_CASE("a hanging plugin is killed after the timeout") {
     Loop l;
     TempDir t;

@@ -345,6 +345,26 @@ TEST_SUITE("Decoder") {
     CHECK(ev->type == EventType::deleted);
   }
 
+  TEST_CASE("Service and Node LIST bodies and events decode with the same rules") {
+    Decoder d;
+    auto sl = d.decode_list<Service>(R"({"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"900"},"items":[)" +
+                                     fixture("service.json") + "]}");
+    REQUIRE_MESSAGE(sl.ok(), sl.error().reason);
+    CHECK(sl->resource_version == "900");
+    REQUIRE(sl->items.size() == 1);
+    CHECK(sl->items[0].ports.size() == 3);
+    auto nl = d.decode_list<Node>(R"({"kind":"NodeList","metadata":{"resourceVersion":"901"},"items":[)" + fixture("node.json") +
+                                  "," + fixture("node.json") + "]}");
+    REQUIRE_MESSAGE(nl.ok(), nl.error().reason);
+    CHECK(nl->items.size() == 2);
+    auto wrong = d.decode_list<Node>(R"({"kind":"ServiceList","metadata":{"resourceVersion":"1"},"items":[]})");
+    REQUIRE_FALSE(wrong.ok());
+    CHECK(wrong.error().reason == "NodeList: kind: expected \"NodeList\", got \"ServiceList\"");
+    auto bm = d.decode_event<Service>(R"({"type":"BOOKMARK","object":{"kind":"Service","metadata":{"resourceVersion":"902"},"spec":null}})");
+    REQUIRE_MESSAGE(bm.ok(), bm.error().reason);
+    CHECK(bm->resource_version == "902");
+  }
+
   TEST_CASE("escaped keys and strings are unescaped") {
     Decoder d;
     auto r = d.decode<Node>(R"({"metadata":{"n\u0061me":"node-\u00e9","resourceVersion":"1","labels":{"a\"b":"c\\d"}}})");
