@@ -248,6 +248,18 @@ TEST_SUITE("CredentialSource") {
     CHECK(auth(get_now(l, **soon)) == "Bearer tok-2");  // already expired: run again
   }
 
+  TEST_CASE("a bare plugin command is looked up in PATH") {
+    Loop l;
+    ClusterCredentials c;
+    c.exec = exec_of("sh");
+    c.exec->args = {"-c",
+                    "printf '{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                    "\"status\":{\"token\":\"from-path\"}}'"};
+    auto s = CredentialSource::create(l.loop, cluster_with(c));
+    REQUIRE(s.ok());
+    CHECK(auth(get_now(l, **s)) == "Bearer from-path");
+  }
+
   TEST_CASE("a plugin may return a client certificate and key") {
     Loop l;
     TempDir t;
