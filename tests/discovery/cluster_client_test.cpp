@@ -4,23 +4,42 @@
 
 #include "kupstream/cluster_client.h"
 #include "net/support/net_loop.h"
-#include "support/kubesim_process.h"
+#include "kubesim/kubesim_process.h"
 
 using namespace kupstream;
 using namespace kupstream::test;
 
 namespace {
 
+KubesimProcess::Options kube_a() {
+  KubesimProcess::Options o;
+  o.cluster = "kube-a";
+  return o;
+}
+
+std::string slice_json(const std::vector<std::string>& addresses) {
+  std::string eps;
+  for (const auto& a : addresses)
+    eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + a + R"("],"conditions":{"ready":true}})";
+  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
+         R"("metadata":{"name":"web-1","namespace":"demo","labels":{"kubernetes.io/service-name":"web"}},)"
+         R"("addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
+         eps + "]}}";
+}
+
 struct Fixture {
   TestLoop loop;
-  KubesimProcess sim{"kube-a"};
+  KubesimProcess sim{kube_a()};
   std::unique_ptr<ClusterClient> cluster;
 
   Fixture() {
-    sim.apply(service_json("demo", "web", "http", 80, 8080));
-    sim.apply(slice_json("demo", "web-1", "web", "http", 8080, {"127.0.1.1", "127.0.1.2"}));
+    REQUIRE(sim.admin("POST", "/objects",
+                      R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":"web",)"
+                      R"("namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})")
+                .exit_code == 0);
+    scale({"127.0.1.1", "127.0.1.2"});
     KubeconfigOptions kc;
-    kc.paths = {sim.kubeconfig()};
+    kc.paths = {sim.info().users.at("admin").kubeconfig};
     auto config = load_kubeconfig(kc);
     REQUIRE(config.ok());
     ClusterClientOptions co;
@@ -39,8 +58,9 @@ struct Fixture {
     return r;
   }
 
-  void scale(std::vector<std::string> addresses) {
-    sim.apply(slice_json("demo", "web-1", "web", "http", 8080, addresses));
+  // Blocking (kubesimctl.py): called between loop runs.
+  void scale(const std::vector<std::string>& addresses) {
+    REQUIRE(sim.admin("POST", "/objects", slice_json(addresses)).exit_code == 0);
   }
 
   std::unique_ptr<EndpointWatch> watch(const ServiceRef& r, EndpointWatchCallbacks cb) {
