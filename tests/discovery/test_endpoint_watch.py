@@ -4,6 +4,7 @@ Each test asserts the exact snapshots kup-watch prints and that generations grow
 real change (a no-op or a bookmark publishes nothing: the next update is the next real change).
 """
 
+import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
@@ -156,10 +157,16 @@ class ChangesTest(WatchTestCase):
         w.expect_update(expect("web", 1, 2, port=9100))
         wn = self.watch(f"{NS}/web:9100")
         wn.expect_update(expect("web", 1, 2, port=9100))
-        # Slices first carry both names (as during a rollout), then the Service renames.
+        # Slices first carry both names (as during a rollout), then the Service renames. The
+        # slice and the Service come on separate watches: the rename is made only once the
+        # slice event was sent, else a transient empty set would be correct behaviour.
+        sent = sum(x["eventsSent"] for x in self.sim.watches("endpointslices"))
         self.apply(eps("web", "web-a", pods("web", 1, 2),
                        ports=[{"name": "http", "port": 8080}, {"name": "metrics", "port": 9100},
                               {"name": "prom", "port": 9101}]))
+        self.wait_for(lambda: sum(x["eventsSent"] for x in self.sim.watches("endpointslices")) >= sent + 2,
+                      what="the slice event sent to both watchers")
+        time.sleep(0.2)
         mark = wn.mark()
         self.apply(svc("web", [("http", 80, 8080), ("prom", 9100, 9101)]))
         wn.expect_update(expect("web", 1, 2, port=9101))
