@@ -206,7 +206,11 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
                                  port.to_string());
     }
     const bool changed = step.changed;
+    // The previous snapshot is released after the subscribers have the new one (freeing a
+    // large set is not on the publish path).
+    EndpointSetPtr previous;
     if (changed) {
+      previous = std::move(current);
       current = std::move(step.next);
       state.generation = current->generation;
       state.resource_version = current->resource_version;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace kupstream::detail {
 namespace {
@@ -105,19 +106,44 @@ SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& 
   return step;
 }
 
+bool SnapshotBuilder::Ref::before(const Ref& a, const Ref& b) {
+  if (int c = a.e->address.compare(b.e->address); c != 0) return c < 0;
+  if (a.e->port != b.e->port) return a.e->port < b.e->port;
+  const bool ra = a.e->is_ready(), rb = b.e->is_ready();
+  if (ra != rb) return ra;
+  if (a.slice != b.slice) return *a.slice < *b.slice;
+  return a.pos < b.pos;
+}
+
 SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSetPtr& current,
                                      const std::string& resource_version) {
   SnapshotStep step;
   std::string port_name;
   step.problem = resolve_port(in, port_name);
+  std::vector<Entry*> fresh;  // entries (re)merged now
   if (step.problem != PortProblem::none) {
     cache_.clear();
+    sorted_.clear();
   } else {
-    if (port_name != port_name_ || in.nodes_epoch != nodes_epoch_ || (in.allowed_nodes != nullptr) != filtered_) cache_.clear();
+    if (port_name != port_name_ || in.nodes_epoch != nodes_epoch_ || (in.allowed_nodes != nullptr) != filtered_) {
+      cache_.clear();
+      sorted_.clear();
+    }
     port_name_ = port_name;
     nodes_epoch_ = in.nodes_epoch;
     filtered_ = in.allowed_nodes != nullptr;
-    // Drop entries of slices that are gone, then refresh the changed ones.
+    // Which entries change: slices gone, and slices whose resourceVersion moved (or is unknown).
+    std::vector<const Entry*> dirty;
+    for (const auto& [name, entry] : cache_) {
+      auto it = in.slices->find(name);
+      if (it == in.slices->end() || it->second.metadata.resource_version.empty() ||
+          it->second.metadata.resource_version != entry.resource_version)
+        dirty.push_back(&entry);
+    }
+    // The previous order minus the dirty entries' endpoints stays valid (before any entry is
+    // touched: a freed entry's address could come back for a new one).
+    if (!dirty.empty())
+      std::erase_if(sorted_, [&](const Ref& r) { return std::find(dirty.begin(), dirty.end(), r.entry) != dirty.end(); });
     for (auto it = cache_.begin(); it != cache_.end();)
       it = in.slices->contains(it->first) ? std::next(it) : cache_.erase(it);
     for (const auto& [name, slice] : *in.slices) {
@@ -125,49 +151,46 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
       if (it != cache_.end() && !slice.metadata.resource_version.empty() &&
           it->second.resource_version == slice.metadata.resource_version)
         continue;
-      Entry e;
+      if (it == cache_.end()) it = cache_.emplace(name, Entry{}).first;
+      Entry& e = it->second;
+      e = Entry{};
       e.resource_version = slice.metadata.resource_version;
       merge_one(slice, port_name, in.allowed_nodes, e.counts, e.endpoints);
-      if (it == cache_.end())
-        cache_.emplace(name, std::move(e));
-      else
-        it->second = std::move(e);
+      fresh.push_back(&e);
     }
   }
 
   // Order every endpoint by backend; for equal backends a ready one first, then the first in
-  // slice order (EndpointSet::make's rule). Sorting references keeps the Endpoints in place.
-  struct Ref {
-    const Endpoint* e;
-    std::uint32_t ord;
-  };
-  std::vector<Ref> refs;
+  // slice order (EndpointSet::make's rule). Only the fresh entries are sorted; they are merged
+  // into the kept order in one linear pass. References keep the Endpoints in place.
+  std::vector<Ref> added;
+  for (auto& [name, entry] : cache_) {
+    if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
+    for (std::uint32_t i = 0; i < entry.endpoints.size(); ++i) added.push_back({&entry.endpoints[i], &entry, &name, i});
+  }
+  std::sort(added.begin(), added.end(), Ref::before);
+  if (!added.empty()) {
+    std::vector<Ref> merged;
+    merged.reserve(sorted_.size() + added.size());
+    std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), std::back_inserter(merged), Ref::before);
+    sorted_ = std::move(merged);
+  }
+
   MergeCounts counts;
-  std::size_t total = 0;
-  for (const auto& [name, entry] : cache_) total += entry.endpoints.size();
-  refs.reserve(total);
-  std::uint32_t ord = 0;
   for (const auto& [name, entry] : cache_) {
     counts.fqdn += entry.counts.fqdn;
     counts.without_port += entry.counts.without_port;
     counts.bad_address += entry.counts.bad_address;
     counts.unknown_node += entry.counts.unknown_node;
-    for (const auto& e : entry.endpoints) refs.push_back({&e, ord++});
   }
-  std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) {
-    if (int c = a.e->address.compare(b.e->address); c != 0) return c < 0;
-    if (a.e->port != b.e->port) return a.e->port < b.e->port;
-    const bool ra = a.e->is_ready(), rb = b.e->is_ready();
-    if (ra != rb) return ra;
-    return a.ord < b.ord;
-  });
   if (step.problem == PortProblem::none) step.notes = notes_of(counts, port_name_);
 
   auto next = std::make_shared<EndpointSet>();
   next->generation = current ? current->generation + 1 : 1;
   next->resource_version = resource_version;
+  next->ready.reserve(sorted_.size());
   const Endpoint* last = nullptr;
-  for (const auto& r : refs) {
+  for (const auto& r : sorted_) {
     if (last && same_backend(*last, *r.e)) continue;
     last = r.e;
     if (r.e->is_ready())

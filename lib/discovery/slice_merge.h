@@ -76,7 +76,16 @@ class SnapshotBuilder {
     std::vector<Endpoint> endpoints;
     MergeCounts counts;
   };
+  // One endpoint of an entry, in the set's order.
+  struct Ref {
+    const Endpoint* e;
+    const Entry* entry;
+    const std::string* slice;  // the entry's key: ties between equal backends go by slice name
+    std::uint32_t pos;         // then by position in the slice
+    static bool before(const Ref& a, const Ref& b);
+  };
   std::map<std::string, Entry, std::less<>> cache_;
+  std::vector<Ref> sorted_;  // every cached endpoint, ordered by Ref::before
   std::string port_name_;
   std::uint64_t nodes_epoch_ = 0;
   bool filtered_ = false;
