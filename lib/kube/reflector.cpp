@@ -285,7 +285,10 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     // A watch that lived a while or carried events is resumed at once from the last
     // resourceVersion, without touching the health. One that ended right after it began, with
     // nothing in it, is a failure: resuming at once could spin against a broken server.
-    const bool short_lived = std::chrono::steady_clock::now() - watch_opened < std::chrono::seconds{1} && watch_events == 0;
+    // An idle timeout is not "short": the watch was silent for the whole idle interval.
+    const bool idle = error && error->code == make_error_code(Errc::timed_out);
+    const bool short_lived =
+        !idle && std::chrono::steady_clock::now() - watch_opened < std::chrono::seconds{1} && watch_events == 0;
     if (short_lived)
       return fail(error ? std::move(*error)
                         : Error{Errc::connection_closed, fmt::format("{}: WATCH ended right after it began", what())});

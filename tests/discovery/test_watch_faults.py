@@ -60,6 +60,10 @@ class FaultsTest(WatchTestCase):
         self.assertGreater(time.monotonic() - t0, 0.4, "the stalled watch delivered nothing; the new one did")
         self.assertTrue(self.wait_watches("endpointslices", after_id=first))
         self.assertEqual(len(w.updates_since(mark)), 1)
+        # Idle watches (the stalled one, and the quiet Service watch) are resumed at once:
+        # the state never left synced.
+        w.drain(1.0)
+        self.assertEqual([x for x in w.lines[mark:] if x["type"] == "state"], [])
         w.assert_no_empty_update()
 
     def test_compacted_history_relists_without_change(self):
