@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <uv.h>
 
+#include <csignal>
 #include <cstring>
 #include <string>
 
@@ -148,6 +149,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   ref.cluster = config->name;
+
+  // A write to a connection the API server has just reset raises SIGPIPE, whose default
+  // action kills the process; like every libuv program, the host ignores it (libuv reports
+  // EPIPE instead).
+  std::signal(SIGPIPE, SIG_IGN);
 
   uv_loop_t loop;
   uv_loop_init(&loop);

@@ -11,6 +11,8 @@
 // inside its own callback) unsubscribes; no callback runs afterwards. The last handle of a
 // service stops its watches. Dropping the ClusterClient requires that its handles are gone.
 // Callbacks: never inside watch(); always on the loop thread.
+// Signals: the host must ignore SIGPIPE (as any libuv program): a write to a connection the API
+// server has just reset would otherwise kill the process.
 #pragma once
 
 #include <chrono>
