@@ -1,11 +1,14 @@
 // HTTP client throughput and TLS handshake cost against nginx on loopback, beside wrk measured
 // against the same nginx in the same run (wrk is this machine's client ceiling).
 //
-//   kupstream_bench_http_client [--duration SECONDS] [--connections N]
+//   kupstream_bench_http_client [--duration SECONDS] [--connections N] [--rounds N] [--only TEXT] [--verify on|off]
 //
+// The machine is shared, so each scenario runs in `rounds` alternating wrk / kupstream windows
+// and reports the median round of each; the ratio compares the two medians.
 // Rows: keep-alive GET (plain), keep-alive GET (TLS), new connection per request (plain and
 // TLS: the TLS row is the handshake cost), each as requests/s and p50/p99 latency.
 #include <fmt/core.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -32,6 +35,7 @@ struct Numbers {
   double rps = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+  double cpu_pct = 0;  // kupstream only: CPU time of the client thread / wall time
   std::uint64_t errors = 0;
   std::string note;
 };
@@ -83,6 +87,14 @@ Numbers run_kupstream(const std::string& host, int port, std::shared_ptr<TlsCont
   uv_loop_t loop;
   uv_loop_init(&loop);
   Numbers n;
+  auto cpu_now = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  const double cpu0 = cpu_now();
+  const std::uint64_t wall0 = uv_hrtime();
   {
     PoolOptions po;
     po.connection.host = host;
@@ -138,6 +150,7 @@ Numbers run_kupstream(const std::string& host, int port, std::shared_ptr<TlsCont
     for (auto& s : slots) start(s);
     while (!stopping) uv_run(&loop, UV_RUN_ONCE);
     n.rps = static_cast<double>(completed) / seconds;
+    n.cpu_pct = 100.0 * (cpu_now() - cpu0) / (static_cast<double>(uv_hrtime() - wall0) / 1e9);
     std::sort(latencies.begin(), latencies.end());
     if (!latencies.empty()) {
       n.p50_ms = static_cast<double>(latencies[latencies.size() / 2]) / 1e6;
@@ -151,10 +164,16 @@ Numbers run_kupstream(const std::string& host, int port, std::shared_ptr<TlsCont
   return n;
 }
 
+// Median by requests/s; latencies are taken from the same round.
+Numbers median(std::vector<Numbers> v) {
+  std::sort(v.begin(), v.end(), [](const Numbers& a, const Numbers& b) { return a.rps < b.rps; });
+  return v[v.size() / 2];
+}
+
 void row(const char* name, const std::optional<Numbers>& wrk, const Numbers& ours) {
   double w = wrk ? wrk->rps : 0;
-  std::printf("%-34s | %10.0f %8.3f %8.3f | %10.0f %8.3f %8.3f | %6.1f%% | %llu%s%s\n", name, w,
-              wrk ? wrk->p50_ms : 0, wrk ? wrk->p99_ms : 0, ours.rps, ours.p50_ms, ours.p99_ms,
+  std::printf("%-34s | %10.0f %8.3f %8.3f | %10.0f %8.3f %8.3f %5.0f%% | %6.1f%% | %llu%s%s\n", name, w,
+              wrk ? wrk->p50_ms : 0, wrk ? wrk->p99_ms : 0, ours.rps, ours.p50_ms, ours.p99_ms, ours.cpu_pct,
               w > 0 ? 100.0 * ours.rps / w : 0.0, static_cast<unsigned long long>(ours.errors),
               ours.note.empty() ? "" : " ", ours.note.c_str());
   std::fflush(stdout);
@@ -165,37 +184,52 @@ void row(const char* name, const std::optional<Numbers>& wrk, const Numbers& our
 int main(int argc, char** argv) {
   int seconds = 5;
   int connections = 32;
+  int rounds = 3;
+  std::string only;
+  bool verify = true;  // wrk does not verify certificates; --verify off shows what that costs us
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--duration") seconds = std::atoi(argv[i + 1]);
     if (a == "--connections") connections = std::atoi(argv[i + 1]);
+    if (a == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
+    if (a == "--only") only = argv[i + 1];
+    if (a == "--verify") verify = std::string(argv[i + 1]) != "off";
   }
   TempDir dir;
   TestPki pki(dir.path());
   NginxServer nginx(dir.path(), &pki);
   TlsConfig tc;
   tc.ca_file = pki.ca_cert;
+  tc.insecure_skip_verify = !verify;
   auto tls = std::move(TlsContext::create(tc)).value();
   TlsConfig tc_full = tc;
   tc_full.session_resumption = false;
   auto tls_full = std::move(TlsContext::create(tc_full)).value();
 
-  std::printf("nginx (one process) on 127.0.0.1; wrk -t1 -c%d -d%ds; kupstream: one loop thread, %d concurrent\n",
-              connections, seconds, connections);
-  std::printf("%-34s | %10s %8s %8s | %10s %8s %8s | %7s | errors\n", "scenario", "wrk req/s", "p50 ms", "p99 ms",
-              "kup req/s", "p50 ms", "p99 ms", "ratio");
+  std::printf("nginx (one process) on 127.0.0.1; wrk -t1 -c%d -d%ds; kupstream: one loop thread, %d concurrent; "
+              "median of %d alternating rounds\n",
+              connections, seconds, connections, rounds);
+  std::printf("%-34s | %10s %8s %8s | %10s %8s %8s %6s | %7s | errors\n", "scenario", "wrk req/s", "p50 ms",
+              "p99 ms", "kup req/s", "p50 ms", "p99 ms", "cpu", "ratio");
   std::string plain = fmt::format("http://127.0.0.1:{}/hello", nginx.plain_port);
   std::string https = fmt::format("https://127.0.0.1:{}/hello", nginx.tls_port);
 
-  row("keep-alive GET, plain", run_wrk(plain, connections, seconds, false),
-      run_kupstream("127.0.0.1", nginx.plain_port, nullptr, connections, seconds, false));
-  row("keep-alive GET, TLS", run_wrk(https, connections, seconds, false),
-      run_kupstream("127.0.0.1", nginx.tls_port, tls, connections, seconds, false));
-  row("new connection per GET, plain", run_wrk(plain, connections, seconds, true),
-      run_kupstream("127.0.0.1", nginx.plain_port, nullptr, connections, seconds, true));
-  row("new TLS connection per GET (resumed)", std::nullopt,
-      run_kupstream("127.0.0.1", nginx.tls_port, tls, connections, seconds, true));
-  row("new TLS connection per GET (full)", run_wrk(https, connections, seconds, true),
-      run_kupstream("127.0.0.1", nginx.tls_port, tls_full, connections, seconds, true));
+  auto scenario = [&](const char* name, const std::string& url, int port, std::shared_ptr<TlsContext> ctx, bool close,
+                      bool with_wrk) {
+    if (!only.empty() && std::string(name).find(only) == std::string::npos) return;
+    std::vector<Numbers> w, k;
+    for (int r = 0; r < rounds; ++r) {
+      if (with_wrk) {
+        if (auto n = run_wrk(url, connections, seconds, close)) w.push_back(*n);
+      }
+      k.push_back(run_kupstream("127.0.0.1", port, ctx, connections, seconds, close));
+    }
+    row(name, w.empty() ? std::nullopt : std::optional<Numbers>(median(w)), median(k));
+  };
+  scenario("keep-alive GET, plain", plain, nginx.plain_port, nullptr, false, true);
+  scenario("keep-alive GET, TLS", https, nginx.tls_port, tls, false, true);
+  scenario("new connection per GET, plain", plain, nginx.plain_port, nullptr, true, true);
+  scenario("new TLS conn per GET, full hs", https, nginx.tls_port, tls_full, true, true);
+  scenario("new TLS conn per GET, resumed", https, nginx.tls_port, tls, true, false);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -332,6 +333,87 @@ TEST_SUITE("HttpConnection") {
       CHECK(o.head.status == 201);
       CHECK(received.find("Transfer-Encoding: chunked") != std::string::npos);
       CHECK(received.find("|6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n") != std::string::npos);
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("write_body reports a full send buffer and on_writable says when to continue") {
+    std::atomic<std::size_t> received{0};
+    ScriptServer server([&received](int& fd, int) {
+      std::string data;
+      sleep_ms(300);  // let the client fill the socket buffers first
+      char buf[65536];
+      std::string tail;
+      while (true) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) return;
+        received += static_cast<std::size_t>(n);
+        tail.append(buf, static_cast<std::size_t>(n));
+        if (tail.size() > 16) tail.erase(0, tail.size() - 16);
+        if (tail.find("\r\n0\r\n\r\n") != std::string::npos) break;
+      }
+      write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      sleep_ms(100);
+    });
+    TestLoop t;
+    {
+      HttpConnectionOptions o = to("127.0.0.1", server.port());
+      o.write_high_water = 1024;
+      auto conn = make(t, o);
+      HttpRequest req = get("/upload");
+      req.method = "PUT";
+      req.body_mode = BodyMode::streamed_chunked;
+      Outcome out;
+      HttpHandlers h = collect(out);
+      int writable = 0;
+      h.on_writable = [&] { ++writable; };
+      auto ex = conn->send(req, h);
+      REQUIRE(ex.ok());
+      // Before the connection is up everything is buffered: above the mark at once.
+      auto first = (*ex)->write_body(std::string(4096, 'a'));
+      REQUIRE(first.ok());
+      CHECK_FALSE(*first);
+      REQUIRE(t.run_until([&] { return writable == 1; }));
+      // Now fill the kernel buffers until the client has to queue.
+      std::string chunk(256 * 1024, 'b');
+      std::size_t written = 4096;
+      bool full = false;
+      for (int i = 0; i < 1024 && !full; ++i) {
+        auto r = (*ex)->write_body(chunk);
+        REQUIRE(r.ok());
+        written += chunk.size();
+        full = !*r;
+      }
+      REQUIRE(full);
+      CHECK(writable == 1);
+      REQUIRE(t.run_until([&] { return writable == 2; }, 5000));
+      CHECK((*ex)->end_body().ok());
+      REQUIRE(t.run_until([&] { return out.done; }));
+      CHECK(out.status.ok());
+      CHECK(out.body == "ok");
+      CHECK(received.load() > written);  // payload plus chunk framing
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("a 304 with a Content-Length has no body and the connection stays usable") {
+    ScriptServer server([](int& fd, int) {
+      if (read_request(fd).empty()) return;
+      write_all(fd, "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n");
+      if (read_request(fd).empty()) return;
+      write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+      sleep_ms(100);
+    });
+    TestLoop t;
+    {
+      auto conn = make(t, to("127.0.0.1", server.port()));
+      Outcome a = fetch(t, *conn, get("/"));
+      CHECK(a.status.ok());
+      CHECK(a.head.status == 304);
+      CHECK(a.body.empty());
+      Outcome b = fetch(t, *conn, get("/"));
+      CHECK(b.status.ok());
+      CHECK(b.body == "hi");
     }
     CHECK(t.close_loop() == 0);
   }
