@@ -67,7 +67,7 @@ void Transport::start() {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
+  // No AI_ADDRCONFIG: on a host with only loopback it hides "localhost".
   resolve_req_.data = this;
   std::string port = std::to_string(options_.port);
   int rc = uv_getaddrinfo(&loop_, &resolve_req_, &Transport::resolved_cb, options_.host.c_str(), port.c_str(), &hints);
