@@ -1,7 +1,10 @@
 // HttpConnection against nginx and the scripted misbehaving server, on loopback.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -474,6 +477,38 @@ TEST_SUITE("HttpConnection errors") {
       CHECK(o.heads == 0);
     }
     CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("a connect that never completes fails with timed_out after connect_timeout") {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so connect hangs.
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(listener, 0) == 0);
+    socklen_t len = sizeof a;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+      int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      (void)connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      fillers.push_back(f);
+    }
+    sleep_ms(50);
+    TestLoop t;
+    {
+      HttpConnectionOptions o = to("127.0.0.1", ntohs(a.sin_port));
+      o.connect_timeout = 200ms;
+      auto conn = make(t, o);
+      Outcome r = fetch(t, *conn, get("/"));
+      REQUIRE_FALSE(r.status.ok());
+      CHECK(r.status.error().code == make_error_code(Errc::timed_out));
+      CHECK(r.status.error().reason.find("connect") != std::string::npos);
+    }
+    CHECK(t.close_loop() == 0);
+    for (int f : fillers) close(f);
+    close(listener);
   }
 
   TEST_CASE("connect() reports success later, never inside the call") {
