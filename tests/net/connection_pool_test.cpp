@@ -300,6 +300,35 @@ TEST_SUITE("ConnectionPool lifetime") {
     CHECK(t.close_loop() == 0);
   }
 
+  TEST_CASE("an exchange dropped mid-body discards its connection and the pool carries on") {
+    TempDir dir;
+    NginxServer nginx(dir.path());
+    nginx.add_file("big.bin", std::string(1 << 20, 'z'));
+    TestLoop t;
+    {
+      auto pool = make(t, pool_to(nginx.plain_port));
+      CHECK(fetch(t, *pool, get("/hello")).status.ok());
+      std::unique_ptr<HttpExchange> ex;
+      int calls = 0;
+      HttpHandlers h;
+      h.on_body = [&](std::string_view) {
+        ++calls;
+        ex.reset();
+      };
+      h.on_complete = [&](Status) { ++calls; };
+      ex = std::move(pool->send(get("/files/big.bin"), h)).value();
+      REQUIRE(t.run_until([&] { return !ex; }));
+      t.run_for(20);
+      CHECK(calls == 1);
+      CHECK(pool->counters().in_use == 0);
+      CHECK(pool->counters().idle == 0);  // the half-read connection was not kept
+      Outcome after = fetch(t, *pool, get("/hello"));
+      CHECK(after.status.ok());
+      CHECK(pool->counters().opened == 2);
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
   TEST_CASE("dropping the pool inside a handler stops every other exchange's callbacks") {
     TempDir dir;
     NginxServer nginx(dir.path());
