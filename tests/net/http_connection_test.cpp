@@ -3,11 +3,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -266,6 +268,71 @@ TEST_SUITE("HttpConnection") {
       CHECK(events.size() == 3);
     }
     CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("a response split into single bytes, with chunk extensions and trailers, parses the same") {
+    const std::string response =
+        "HTTP/1.1 200 OK\r\nX-Long-Header-Name: some long value\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend";
+    ScriptServer server([response](int& fd, int) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::size_t split = response.find("HTTP/1.1", 10);
+      if (read_request(fd).empty()) return;
+      for (std::size_t i = 0; i < split; ++i) {
+        write_all(fd, response.substr(i, 1));
+        if (i % 16 == 0) sleep_ms(1);
+      }
+      if (read_request(fd).empty()) return;
+      for (std::size_t i = split; i < response.size(); ++i) write_all(fd, response.substr(i, 1));
+      sleep_ms(100);
+    });
+    TestLoop t;
+    {
+      auto conn = make(t, to("127.0.0.1", server.port()));
+      Outcome a = fetch(t, *conn, get("/"));
+      CHECK(a.status.ok());
+      CHECK(a.body == "wikipedia");
+      REQUIRE(a.head.find("x-long-header-name") != nullptr);
+      CHECK(*a.head.find("x-long-header-name") == "some long value");
+      CHECK(conn->reusable());
+      Outcome b = fetch(t, *conn, get("/"));
+      CHECK(b.status.ok());
+      CHECK(b.body == "end");
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("random garbage after a valid status line never crashes or hangs") {
+    std::uint32_t seed = 12345;
+    auto next = [&seed] {
+      seed = seed * 1664525u + 1013904223u;
+      return seed >> 8;
+    };
+    for (int round = 0; round < 30; ++round) {
+      std::string junk = "HTTP/1.1 200 OK\r\n";
+      std::size_t len = next() % 300;
+      for (std::size_t i = 0; i < len; ++i) {
+        // Mostly header-ish characters, with CR/LF and binary mixed in.
+        static const char alphabet[] = "ab:\r\n 0123456789;xTransfer-Encoding: chunked\r\nContent-Length\x01\xff";
+        junk += alphabet[next() % (sizeof alphabet - 1)];
+      }
+      ScriptServer server([junk](int& fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, junk);
+      });
+      TestLoop t;
+      {
+        HttpConnectionOptions o = to("127.0.0.1", server.port());
+        o.read_idle_timeout = 2000ms;  // a parse that waits for more bytes ends on EOF anyway
+        auto conn = make(t, o);
+        Outcome r = fetch(t, *conn, get("/"));
+        CHECK(r.done);
+        if (!r.status.ok()) CHECK_FALSE(r.status.error().reason.empty());
+      }
+      CHECK(t.close_loop() == 0);
+    }
   }
 
   TEST_CASE("1xx responses are reported and the final response follows") {
