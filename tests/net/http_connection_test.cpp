@@ -131,6 +131,20 @@ TEST_SUITE("HttpConnection") {
     CHECK(t.close_loop() == 0);
   }
 
+  TEST_CASE("a host name reaches an IPv4-only server whatever order the resolver returns") {
+    // Where "localhost" resolves to ::1 first (a common /etc/hosts), ::1 is refused and the next
+    // address is tried; where it resolves to 127.0.0.1 only, this is the plain path.
+    ScriptServer server = respond_with("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    TestLoop t;
+    {
+      auto conn = make(t, to("localhost", server.port()));
+      Outcome o = fetch(t, *conn, get("/"));
+      CHECK_MESSAGE(o.status.ok(), o.status.error().reason);
+      CHECK(o.body == "ok");
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
   TEST_CASE("a keep-alive connection carries many requests one after another") {
     TempDir dir;
     NginxServer nginx(dir.path());
