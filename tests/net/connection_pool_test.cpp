@@ -240,6 +240,28 @@ TEST_SUITE("ConnectionPool") {
     CHECK(t.close_loop() == 0);
   }
 
+  TEST_CASE("a POST is retried only when retry_non_idempotent allows it") {
+    for (bool allow : {false, true}) {
+      CAPTURE(allow);
+      ScriptServer server = stale_server();
+      TestLoop t;
+      {
+        PoolOptions po = pool_to(server.port());
+        po.retry_non_idempotent = allow;
+        auto pool = make(t, po);
+        CHECK(fetch(t, *pool, get("/")).status.ok());
+        HttpRequest post = get("/");
+        post.method = "POST";
+        post.body = "x=1";
+        Outcome o = fetch(t, *pool, post);
+        CHECK(o.status.ok() == allow);
+        if (!allow) CHECK(o.status.error().code == make_error_code(Errc::connection_closed));
+        CHECK(pool->counters().retried == (allow ? 1u : 0u));
+      }
+      CHECK(t.close_loop() == 0);
+    }
+  }
+
   TEST_CASE("a refused connection fails the request and counts as failed") {
     TestLoop t;
     {
