@@ -146,7 +146,7 @@ TEST_SUITE("ConnectionPool") {
     {
       PoolOptions po = pool_to(nginx.plain_port);
       po.max_idle = 2;
-      po.idle_timeout = 100ms;
+      po.idle_timeout = 400ms;
       auto pool = make(t, po);
       std::vector<Outcome> outcomes(5);
       std::vector<std::unique_ptr<HttpExchange>> exchanges;
