@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <uv.h>
 
+#include <csignal>
 #include <cstring>
 #include <string>
 
@@ -85,6 +86,7 @@ int usage(const char* why) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // libuv writes with write(2): a closed peer must not kill us
   KubeconfigOptions kc;
   ClusterClientOptions options;
   ServiceRef ref;
