@@ -92,6 +92,7 @@ int usage(const char* why) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // libuv writes with write(2): a closed peer must not kill us
   KubeconfigOptions kc;
   ClusterClientOptions options;
   ServiceRef ref;
