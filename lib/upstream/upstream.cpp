@@ -34,6 +34,13 @@ Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
   timer->data = this;
 }
 
+Upstream::Impl::~Impl() {
+  if (timer) {
+    uv_timer_stop(timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+}
+
 Result<std::unique_ptr<Upstream>> Upstream::create(uv_loop_t& loop, UpstreamConfig config, const ClusterMap& clusters,
                                                    UpstreamOptions options) {
   if (Status s = validate_upstream_config(config); !s) return s.error();
@@ -76,7 +83,13 @@ void Upstream::Impl::subscribe(const ClusterMap& clusters) {
     cb.on_state = [weak, i](const WatchState& state) {
       auto self = weak.lock();
       if (!self || self->stopped) return;
-      self->services[i].state = state;
+      // A new reason within the same phase (each failed reconnect says why) does not restart
+      // the phase: "stale since" stays the time it became stale, so staleness keeps growing.
+      WatchState& current = self->services[i].state;
+      const auto since = current.since;
+      const bool same_phase = current.phase == state.phase;
+      current = state;
+      if (same_phase && since != std::chrono::system_clock::time_point{}) current.since = since;
       if (state.phase != WatchPhase::synced)
         self->log(LogLevel::warning, fmt::format("upstream \"{}\": {}: {} ({})", self->config.name,
                                                  self->services[i].ref.to_string(), to_string(state.phase), state.reason));
@@ -182,6 +195,7 @@ void Upstream::Impl::schedule_timer() {
   if (options.health_check.enabled) {
     if (next_health_check == SteadyClock::time_point{}) next_health_check = now;
     next = std::min(next, next_health_check);
+    for (const auto& probe : health_probes) next = std::min(next, probe.deadline);
   }
   if (next == SteadyClock::time_point::max()) {
     uv_timer_stop(timer);
@@ -194,17 +208,58 @@ void Upstream::Impl::schedule_timer() {
 
 void Upstream::Impl::on_timer() {
   auto keep = shared_from_this();
-  if (options.health_check.enabled && SteadyClock::now() >= next_health_check) run_health_checks();
+  if (options.health_check.enabled) {
+    expire_probes(SteadyClock::now());
+    if (stopped) return;
+    if (SteadyClock::now() >= next_health_check) run_health_checks();
+  }
   rebuild();
+}
+
+// Probes that did not answer within health_check.timeout count as failures.
+void Upstream::Impl::expire_probes(SteadyClock::time_point now) {
+  std::vector<std::string> expired;
+  for (auto it = health_probes.begin(); it != health_probes.end();) {
+    if (it->exchange && it->exchange->done()) {
+      it = health_probes.erase(it);
+    } else if (now >= it->deadline) {
+      expired.push_back(it->pod_key);
+      it = health_probes.erase(it);  // cancels the exchange (its connection is closed)
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& key : expired) health_verdict(key, false);
+}
+
+void Upstream::Impl::health_verdict(const std::string& pod_key, bool ok) {
+  if (stopped) return;
+  auto it = pods.find(pod_key);
+  if (it == pods.end()) return;
+  UpstreamPod& p = *it->second;
+  if (ok == p.active_ok) {
+    p.active_streak = 0;
+    return;
+  }
+  const auto& policy = options.health_check;
+  if (++p.active_streak >= std::max<std::uint32_t>(1, ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
+    p.active_ok = ok;
+    p.active_streak = 0;
+    log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", config.name, p.endpoint.host_port(),
+                                    ok ? "healthy" : "unhealthy"));
+    rebuild();
+  }
 }
 
 void Upstream::Impl::run_health_checks() {
   const auto& hc = options.health_check;
-  next_health_check = SteadyClock::now() + hc.interval;
-  health_probes.clear();  // probes still running after a whole interval count as failed below
+  const auto now = SteadyClock::now();
+  next_health_check = now + hc.interval;
   std::weak_ptr<Impl> weak = shared_from_this();
   for (auto& [key, pod] : pods) {
     if (!pod->listed) continue;
+    // One probe per Pod at a time: a Pod whose probe is still running is not probed again.
+    if (std::any_of(health_probes.begin(), health_probes.end(), [&](const Probe& p) { return p.pod_key == key; })) continue;
     net::ConnectionPool* pool = pool_for(*pod);
     if (!pool) continue;
     net::HttpRequest req;
@@ -212,31 +267,16 @@ void Upstream::Impl::run_health_checks() {
     req.headers = {{"User-Agent", "kupstream-health/0.1"}};
     if (config.host_header) req.headers.push_back({"Host", *config.host_header});
     net::HttpHandlers h;
-    auto verdict = [weak, key = pod->key](bool ok) {
-      auto self = weak.lock();
-      if (!self || self->stopped) return;
-      auto it = self->pods.find(key);
-      if (it == self->pods.end()) return;
-      UpstreamPod& p = *it->second;
-      if (ok == p.active_ok) {
-        p.active_streak = 0;
-        return;
-      }
-      const auto& policy = self->options.health_check;
-      if (++p.active_streak >= (ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
-        p.active_ok = ok;
-        p.active_streak = 0;
-        self->log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", self->config.name,
-                                              p.endpoint.host_port(), ok ? "healthy" : "unhealthy"));
-        self->rebuild();
-      }
-    };
     auto status = std::make_shared<int>(0);
     h.on_head = [status](const net::HttpResponseHead& head) { *status = head.status; };
     h.on_body = [](std::string_view) {};
-    h.on_complete = [verdict, status](Status s) { verdict(s.ok() && *status >= 200 && *status < 400); };
+    h.on_complete = [weak, status, pod_key = key](Status s) {
+      auto self = weak.lock();
+      if (!self || self->stopped) return;
+      self->health_verdict(pod_key, s.ok() && *status >= 200 && *status < 400);
+    };
     auto ex = pool->send(std::move(req), std::move(h));
-    if (ex) health_probes.push_back(std::move(*ex));
+    if (ex) health_probes.push_back({key, now + hc.timeout, std::move(*ex)});
   }
 }
 
