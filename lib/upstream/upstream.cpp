@@ -130,10 +130,12 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
     }
   }
   std::vector<std::shared_ptr<UpstreamPod>> gone;
-  for (auto& [key, pod] : pods)
-    if (pod->service == i && !listed.count(key)) {
-      pod->listed = false;
-      gone.push_back(pod);
+  // Keys are "<service index>|address:port": this service's Pods are one contiguous range.
+  const std::string prefix = fmt::format("{}|", i);
+  for (auto it = pods.lower_bound(prefix); it != pods.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+    if (!listed.count(it->first)) {
+      it->second->listed = false;
+      gone.push_back(it->second);
     }
   rebuild();
   for (auto& pod : gone) release_pod_if_gone(pod);
@@ -149,10 +151,21 @@ void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod
 void Upstream::Impl::rebuild() {
   if (stopped) return;
   const auto now = SteadyClock::now();
-  std::vector<UpstreamPod*> ready, draining;
-  for (auto& [key, pod] : pods) {
-    if (!pod->listed || services[pod->service].ref.weight == 0) continue;
-    (pod->ready ? ready : draining).push_back(pod.get());
+  // One pass over the Pods (a map walk is the dominant cost with thousands of Pods): reset
+  // weights, sort listed Pods into ready / draining, and find the next timer deadline.
+  std::vector<std::shared_ptr<UpstreamPod>*> ready, draining;
+  ready.reserve(pods.size());
+  auto next = SteadyClock::time_point::max();
+  const bool ramping = options.slow_start.count() > 0;
+  const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
+  for (auto& entry : pods) {
+    UpstreamPod& pod = *entry.second;
+    pod.weight = 0;
+    if (!pod.listed) continue;
+    if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
+    if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
+    if (services[pod.service].ref.weight == 0) continue;
+    (pod.ready ? ready : draining).push_back(&entry.second);
   }
   // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
   using_draining = ready.empty() && !draining.empty();
@@ -161,37 +174,33 @@ void Upstream::Impl::rebuild() {
   std::vector<std::size_t> per_service(services.size(), 0);
   std::size_t healthy = 0;
   for (auto* p : candidates) {
-    ++per_service[p->service];
-    if (!p->health.ejected(now) && p->active_ok) ++healthy;
+    ++per_service[(*p)->service];
+    if (!(*p)->health.ejected(now) && (*p)->active_ok) ++healthy;
   }
   panic = !candidates.empty() && healthy * 100 < candidates.size() * options.panic_threshold_percent;
 
   std::vector<WeightedEndpoint> list;
+  list.reserve(candidates.size());
   picked_pods.clear();
-  for (auto& [key, pod] : pods) pod->weight = 0;
-  for (auto* p : candidates) {
-    if (!panic && (p->health.ejected(now) || !p->active_ok)) continue;
-    const auto& ref = services[p->service].ref;
-    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p->service]);
-    w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p->first_seen),
-                                  options.slow_start);
-    p->weight = w;
-    list.push_back({p->endpoint, w, p->load});
-    picked_pods.push_back(pods[p->key]);
+  picked_pods.reserve(candidates.size());
+  for (auto* entry : candidates) {
+    UpstreamPod& p = **entry;
+    if (!panic && (p.health.ejected(now) || !p.active_ok)) continue;
+    const auto& ref = services[p.service].ref;
+    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p.service]);
+    if (ramping)
+      w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
+                                    options.slow_start);
+    p.weight = w;
+    list.push_back({p.endpoint, w, p.load});
+    picked_pods.push_back(*entry);
   }
   current_picker.store(balancer.build(std::move(list)));
-  schedule_timer();
+  schedule_timer(now, next);
 }
 
-void Upstream::Impl::schedule_timer() {
-  const auto now = SteadyClock::now();
-  auto next = SteadyClock::time_point::max();
-  for (auto& [key, pod] : pods) {
-    if (!pod->listed) continue;
-    if (pod->health.ejected(now)) next = std::min(next, pod->health.ejected_until());
-    if (options.slow_start.count() > 0 && now - pod->first_seen < options.slow_start)
-      next = std::min(next, now + std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20}));
-  }
+// `next`: the earliest ejection end or slow-start step found by rebuild().
+void Upstream::Impl::schedule_timer(SteadyClock::time_point now, SteadyClock::time_point next) {
   if (options.health_check.enabled) {
     if (next_health_check == SteadyClock::time_point{}) next_health_check = now;
     next = std::min(next, next_health_check);
@@ -201,7 +210,8 @@ void Upstream::Impl::schedule_timer() {
     uv_timer_stop(timer);
     return;
   }
-  const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
+  // Round up: firing a little early would find the deadline not reached yet.
+  const auto delay = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
   uv_timer_start(timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->on_timer(); },
                  static_cast<std::uint64_t>(std::max<long long>(delay, 1)), 0);
 }

@@ -84,7 +84,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void subscribe(const ClusterMap& clusters);
   void on_snapshot(std::size_t service, const EndpointSetPtr& set);
   void rebuild();
-  void schedule_timer();
+  void schedule_timer(SteadyClock::time_point now, SteadyClock::time_point next);
   void on_timer();
   void run_health_checks();
   void expire_probes(SteadyClock::time_point now);
@@ -109,6 +109,7 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
   int calling = 0;  // depth of user handler calls: cancel() inside one must not destroy it
   bool body_written = false, body_ended = false;
   std::string early_body;  // streamed body written before the first attempt was sent
+  bool early_blocked = false;  // write_body returned false while buffering early_body
   int status = 0;
   SteadyClock::time_point start;
   uv_timer_t* total_timer = nullptr;

@@ -10,6 +10,9 @@
 namespace kupstream {
 namespace {
 
+// A streamed body written before the first attempt has its exchange is buffered up to this.
+constexpr std::size_t kEarlyBodyHighWater = 256 * 1024;
+
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" || method == "DELETE" ||
          method == "TRACE";
@@ -41,8 +44,12 @@ Result<bool> UpstreamRequest::write_body(std::string_view data) {
   if (r.done || r.canceled) return Error{Errc::operation_canceled, "write_body: the request has finished"};
   r.body_written = true;
   if (!r.exchange) {
+    // Before the first attempt has a connection: buffer, with the same backpressure signal
+    // as the exchange (on_writable follows once the buffer has drained into the connection).
     r.early_body.append(data);
-    return true;
+    if (r.early_body.size() < kEarlyBodyHighWater) return true;
+    r.early_blocked = true;
+    return false;
   }
   return r.exchange->write_body(data);
 }
@@ -211,6 +218,16 @@ void UpstreamRequest::Impl::attempt() {
     if (!early_body.empty()) (void)exchange->write_body(early_body);
     early_body.clear();
     if (body_ended) (void)exchange->end_body();
+    // The caller was told to wait: the buffer now belongs to the exchange, so say "writable"
+    // (on a later turn). The exchange still applies its own high-water mark to what follows.
+    // (Not relying on the exchange's on_writable here: an exchange that has no connection
+    // yet may not report the drain of data buffered before it connected.)
+    if (early_blocked) {
+      early_blocked = false;
+      detail::defer(up->loop, [weak = std::weak_ptr<Impl>(keep)] {
+        if (auto self = weak.lock(); self && !self->canceled) self->call(&ForwardHandlers::on_writable);
+      });
+    }
   }
 }
 

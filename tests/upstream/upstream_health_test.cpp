@@ -95,7 +95,8 @@ TEST_SUITE("Upstream") {
       if (r.attempts == 2) ++retried;
     }
     CHECK(retried >= 3);
-    const auto* dead = find_pod(env.upstream->stats(), "dead");
+    const auto stats = env.upstream->stats();
+    const auto* dead = find_pod(stats, "dead");
     REQUIRE(dead);
     CHECK(dead->failures == static_cast<std::uint64_t>(retried));
   }

@@ -4,6 +4,7 @@
 // run under the asan preset to catch use-after-free.
 #include <doctest/doctest.h>
 
+#include "net/support/net_script_server.h"
 #include "upstream/support/pod_farm.h"
 #include "upstream/support/upstream_env.h"
 
@@ -78,8 +79,12 @@ void drop_inside(const std::string& which) {
   REQUIRE(r.ok());
   handle = std::move(*r);
   if (which == "writable") {
-    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().pods.size() == 2 && f.env.upstream->stats().in_flight == 1; }, 5000));
-    f.env.loop.run_for(20);  // the attempt is on its way
+    // Wait until the attempt holds a Pod (its exchange exists).
+    REQUIRE(f.env.loop.run_until([&] {
+      std::uint32_t n = 0;
+      for (const auto& p : f.env.upstream->stats().pods) n += p.in_flight;
+      return n == 1;
+    }, 5000));
     bool more = true;
     for (int i = 0; i < 64 && more && handle; ++i) {
       auto w = handle->write_body(std::string(256 * 1024, 'w'));
@@ -103,6 +108,44 @@ TEST_SUITE("UpstreamRequest") {
   TEST_CASE("dropping the request inside on_body is safe and silences it") { drop_inside("body"); }
   TEST_CASE("dropping the request inside on_writable is safe and silences it") { drop_inside("writable"); }
   TEST_CASE("dropping the request inside on_complete is safe") { drop_inside("complete"); }
+
+  TEST_CASE("a canceled request counts neither as a success nor as a failure of its Pod") {
+    // One Pod: /fail answers 503 at once, /slow answers after a while (or when the server stops).
+    const ScriptServer* self = nullptr;
+    ScriptServer pod([&self](int& fd, int) {
+      for (;;) {
+        const std::string req = read_request(fd, 3000);
+        if (req.empty()) return;
+        if (req.rfind("GET /slow", 0) == 0)
+          for (int waited = 0; waited < 2000 && !self->stopping(); waited += 10) sleep_ms(10);
+        if (!write_all(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")) return;
+      }
+    });
+    self = &pod;
+    UpstreamEnv env;
+    env.admin("tke-a", {apply_op(service_object("cancel", pod.port())),
+                        apply_op(slice_object("cancel", "cancel-1", pod.port(), {{"127.0.0.1", "only"}}))});
+    UpstreamConfig c;
+    c.name = "cancel";
+    c.services = {UpstreamEnv::ref("tke-a", "cancel")};
+    UpstreamOptions o;
+    o.retries.max_retries = 0;
+    o.outlier.consecutive_failures = 2;
+    o.outlier.max_ejected_percent = 100;
+    env.start(c, o);
+    CHECK(env.get("/fail").code == 503);  // failure 1
+    ForwardRequest req;
+    req.target = "/slow";
+    auto slow = env.upstream->forward(std::move(req), {});
+    REQUIRE(slow.ok());
+    env.loop.run_for(100);
+    slow->reset();  // canceled while the Pod works on it: says nothing about the Pod
+    CHECK(env.get("/fail").code == 503);  // failure 2 in a row: ejected
+    const auto s = env.upstream->stats();
+    REQUIRE(s.pods.size() == 1);
+    CHECK(s.pods[0].ejected);
+    CHECK(s.pods[0].failures == 2);
+  }
 
 }
 

@@ -190,9 +190,14 @@ TEST_SUITE("Upstream") {
       REQUIRE(handle.ok());
       auto& up = **handle;
       std::size_t sent = 0;
-      // Some before the first attempt starts, the rest in 64 KiB pieces honouring backpressure.
-      REQUIRE(up.write_body(std::string_view(expected).substr(0, 1000)).ok());
-      sent = 1000;
+      // 300 KiB before the first attempt has a connection (above the early-buffer mark: the
+      // caller is asked to wait for on_writable), the rest in 64 KiB pieces with backpressure.
+      auto first = up.write_body(std::string_view(expected).substr(0, 300 * 1024));
+      REQUIRE(first.ok());
+      CHECK_FALSE(*first);
+      REQUIRE(env.loop.run_until([&] { return writable; }, 5000));
+      writable = false;
+      sent = 300 * 1024;
       while (sent < expected.size()) {
         env.loop.run_for(1);
         const std::size_t n = std::min<std::size_t>(64 * 1024, expected.size() - sent);
