@@ -304,6 +304,7 @@ void parse_upstream(Parser& p, const YAML::Node& n, const std::string& path, Gat
     return;
   UpstreamEntry u;
   u.line = Parser::line_of(n);
+  u.fingerprint = YAML::Dump(n);
   std::size_t errors_before = p.errors().size();
   auto& c = u.config;
   auto& o = u.options;

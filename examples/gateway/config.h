@@ -46,6 +46,7 @@ struct UpstreamEntry {
   kupstream::UpstreamConfig config;
   kupstream::UpstreamOptions options;  // options.log is left empty; the gateway sets it
   std::string hash_header;             // consistent_hash: the request header hashed
+  std::string fingerprint;             // canonical text of its YAML: unchanged on reload → reused
   int line = 0;
 };
 
