@@ -199,7 +199,9 @@ class KUPSTREAM_API Upstream {
 
   // Any thread. The current Picker (never null; empty before sync).
   PickerPtr picker() const;
-  // Any thread. A Pod for the host's own transport.
+  // Any thread. A Pod for the host's own transport. The result points into the Picker of the
+  // moment, which this thread keeps alive until its next pick() on any Upstream; hold
+  // picker() instead to keep it longer.
   PickResult pick(std::uint64_t hash = 0) const;
 
   // Loop thread. Sends the request to a Pod and streams the response back.

@@ -66,11 +66,14 @@ struct ObjectRef {
   std::string kind;
   std::string name;
   std::string namespace_;
-  std::string uid;
   friend bool operator==(const ObjectRef&, const ObjectRef&) = default;
 };
 
 struct SliceEndpoint {
+  // User-provided so that emplace_back() does not zero the whole struct before
+  // constructing its members (measurable in the decoder).
+  SliceEndpoint() noexcept {}
+
   std::vector<std::string> addresses;  // required, may be empty only if sent empty
   SliceConditions conditions;
   std::string hostname;

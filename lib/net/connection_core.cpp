@@ -113,6 +113,7 @@ struct ParserCallbacks {
     return 0;
   }
   static int on_body(llhttp_t* p, const char* at, std::size_t len) {
+    if (len == 0) return 0;  // an empty span flush after a resume
     ConnectionCore& c = self(p);
     std::shared_ptr<ExchangeCore> ex = c.active_;
     if (!ex) return HPE_USER;
@@ -449,10 +450,10 @@ void ConnectionCore::on_transport_deferred() {
     llhttp_resume(&parser_);
     std::string input;
     input.swap(paused_input_);
-    if (!input.empty()) {
-      feed(input.data(), input.size());
-      if (released_ || closed_) return;
-    }
+    // Even with nothing held, run the parser once: a pause on the last body bytes leaves the
+    // message-complete step still to be taken, and no more bytes may ever arrive.
+    feed(input.data(), input.size());
+    if (released_ || closed_) return;
     if (transport_ != nullptr && !parser_paused_) transport_->resume_reading();
     if (pending_eof_ && !parser_paused_ && active_) {
       pending_eof_ = false;

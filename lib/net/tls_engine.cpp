@@ -35,8 +35,11 @@ Result<bool> TlsEngine::handshake() {
   }
   int err = SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return false;
+  // A verification failure shows as SSL_R_CERTIFICATE_VERIFY_FAILED on the error queue; the
+  // X.509 result then says why (expired, name mismatch, unknown issuer).
+  unsigned long first = ERR_peek_error();
   long verify = SSL_get_verify_result(ssl_);
-  if (verify != X509_V_OK) {
+  if (ERR_GET_LIB(first) == ERR_LIB_SSL && ERR_GET_REASON(first) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
     ERR_clear_error();
     return Error{Errc::tls_verify_failed,
                  std::string("server certificate rejected: ") + X509_verify_cert_error_string(verify)};

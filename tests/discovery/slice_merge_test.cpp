@@ -17,7 +17,7 @@ kube::SliceEndpoint sep(std::string address, std::string node = "node-a", std::o
   e.addresses = {std::move(address)};
   e.node_name = std::move(node);
   e.conditions = {ready, serving, terminating};
-  e.target_ref = kube::ObjectRef{"Pod", "pod-" + e.addresses[0], "default", ""};
+  e.target_ref = kube::ObjectRef{"Pod", "pod-" + e.addresses[0], "default"};
   return e;
 }
 

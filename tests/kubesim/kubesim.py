@@ -19,6 +19,7 @@ import os
 import random
 import re
 import secrets
+import select
 import socket
 import ssl
 import struct
@@ -429,17 +430,17 @@ class EndpointSliceKind:
             dec.expect(p.get("appProtocol"), (str,), "EndpointPort.ports.appProtocol", "string")
 
     @staticmethod
-    def default(obj, old):
+    def default(obj, old, store=None):
         for p in obj.get("ports") or []:
             if p.get("name") is None:
                 p["name"] = ""
             if p.get("protocol") is None:
                 p["protocol"] = "TCP"
-        obj["endpoints"] = [order_keys(e, ["addresses", "conditions", "hostname", "targetRef", "nodeName",
-                                           "zone", "hints", "deprecatedTopology"])
-                            for e in (obj.get("endpoints") or [])] if obj.get("endpoints") is not None else None
-        if obj.get("endpoints") is None:
-            obj["endpoints"] = None
+        # endpoints is not omitempty in the real type: it is always present, null when empty
+        eps = obj.get("endpoints")
+        obj["endpoints"] = None if eps is None else [
+            order_keys(e, ["addresses", "conditions", "hostname", "targetRef", "nodeName", "zone", "hints",
+                           "deprecatedTopology"]) for e in eps]
         if obj.get("ports") is not None:
             obj["ports"] = [order_keys(p, ["name", "protocol", "port", "appProtocol"]) for p in obj["ports"]]
 
@@ -971,7 +972,7 @@ class Users:
             u = dict(u)
             u.setdefault("token", secrets.token_hex(16))
             u.setdefault("allow", [])
-            u.setdefault("groups", ["system:authenticated"])
+            u["groups"] = [g for g in u.get("groups", []) if g != "system:authenticated"] + ["system:authenticated"]
             u["name"] = name
             by_token[u["token"]] = u
             by_name[name] = u
@@ -1046,7 +1047,8 @@ class Store:
     def __init__(self, rv_start=1, max_events=20000, managed_fields=True):
         self.cond = threading.Condition()
         self.rv = rv_start
-        self.horizon = rv_start  # events with rv > horizon are kept; older RVs are "compacted"
+        self.horizon = rv_start  # events with rv > horizon are kept (the "watch cache"); older RVs are gone
+        self.list_horizon = rv_start  # etcd compaction: LIST at an exact older RV or an older continue is 410
         self.objects = {r: {} for r in RESOURCES}
         self.events = []
         self.type_rv = {r: rv_start for r in RESOURCES}
@@ -1079,18 +1081,23 @@ class Store:
         if len(self.events) > self.max_events:
             drop = len(self.events) - self.max_events
             self.horizon = self.events[drop - 1].rv
+            self.list_horizon = max(self.list_horizon, self.horizon)
             del self.events[:drop]
         for w in self.watchers:
             if w.res == res:
                 w.queue.append(("event", ev))
         self.cond.notify_all()
 
-    def compact(self, rv=None):
+    def compact(self, rv=None, scope="all"):
+        """scope "all": etcd and the watch cache forget history up to rv (LIST Exact and WATCH get 410);
+        scope "list": only etcd compacts, so watches from those versions still stream (as real servers
+        do while their watch cache holds the events)."""
         rv = self.rv if rv is None else min(int(rv), self.rv)
-        if rv > self.horizon:
+        self.list_horizon = max(self.list_horizon, rv)
+        if scope == "all" and rv > self.horizon:
             self.horizon = rv
             self.events = [e for e in self.events if e.rv > rv]
-        return self.horizon
+        return self.list_horizon
 
     def state_at(self, res, rv):
         """Objects of a type as they were at resourceVersion rv (horizon <= rv <= current)."""
@@ -1185,7 +1192,7 @@ class Cluster:
             elif f in md:
                 md[f] = dict(sorted(md[f].items()))  # Go encodes maps with sorted keys
         kind = KINDS[rt.plural]
-        kind.default(obj, old, self.store) if rt.plural != "endpointslices" else kind.default(obj, old)
+        kind.default(obj, old, self.store)
         if validate:
             errs = FieldErrors()
             if not md.get("name"):
@@ -1354,7 +1361,7 @@ class Cluster:
                         st.objects[res][key] = o
                 for res in RESOURCES:
                     st.type_rv[res] = st.rv
-                st.horizon = st.rv
+                st.horizon = st.list_horizon = st.rv
             for w in list(st.watchers):
                 w.drop = "fin"
             st.cond.notify_all()
@@ -1371,6 +1378,15 @@ class Cluster:
             self.request_seq += 1
             entry["seq"] = self.request_seq
             self.request_log.append(entry)
+
+
+def client_gone(sock):
+    """A watch client never sends anything after its request: readable means EOF or close_notify."""
+    try:
+        r, _, _ = select.select([sock], [], [], 0)
+        return bool(r)
+    except (OSError, ValueError):
+        return True
 
 
 def abort_socket(sock, mode):
@@ -1614,6 +1630,9 @@ class Handler(BaseHTTPRequestHandler):
     def authenticate(self):
         auth = self.headers.get("Authorization", "")
         if not auth:
+            cert_user = self.cert_user()
+            if cert_user is not None:
+                return cert_user
             if self.cluster.args.no_anonymous:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return ANONYMOUS
@@ -1623,6 +1642,28 @@ class Handler(BaseHTTPRequestHandler):
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         return user
+
+    def cert_user(self):
+        """The user named by a verified client certificate (CN = name, O = groups), if any."""
+        try:
+            cert = self.connection.getpeercert()
+        except (ValueError, OSError):
+            return None
+        if not cert:
+            return None
+        cn, groups = None, []
+        for rdn in cert.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    cn = v
+                elif k == "organizationName":
+                    groups.append(v)
+        if not cn:
+            return None
+        known = self.server.users.by_name.get(cn)
+        if known is not None:
+            return known
+        return {"name": cn, "groups": groups + ["system:authenticated"], "allow": [], "token": None}
 
     def apply_faults(self, verb, res, ns):
         cl = self.cluster
@@ -1974,7 +2015,7 @@ class Handler(BaseHTTPRequestHandler):
                                     "retryAfterSeconds": 1}, headers=["Retry-After: 1"])
         with st.cond:
             if exact_rv is not None:
-                if exact_rv < st.horizon:
+                if exact_rv < st.list_horizon:
                     if cont:
                         fresh = b64url(json.dumps({"v": "meta.k8s.io/v1", "rv": -1, "start": start_key},
                                                   separators=(",", ":")).encode())
@@ -2169,6 +2210,7 @@ class Handler(BaseHTTPRequestHandler):
         next_bm = time.monotonic() + interval
         near_end_bm = w.deadline - 1.0
         near_end_sent = False
+        next_gone_check = time.monotonic() + 0.5
         while True:
             batch = []
             action = None
@@ -2193,12 +2235,15 @@ class Handler(BaseHTTPRequestHandler):
                             w.bookmark_now = None
                             break
                         w.bookmark_now = None
-                        if eligible and (now >= next_bm or (not near_end_sent and now >= near_end_bm)):
+                        if now >= next_bm or (not near_end_sent and now >= near_end_bm):
+                            # a due bookmark is sent only if something newer than the start happened
                             if now >= near_end_bm:
                                 near_end_sent = True
-                            next_bm = now + interval
-                            action = ("bookmark", max(st.type_rv[rt.plural], w.last_rv))
-                            break
+                            if now >= next_bm:
+                                next_bm = now + interval
+                            if eligible:
+                                action = ("bookmark", max(st.type_rv[rt.plural], w.last_rv))
+                                break
                     waits = [w.deadline]
                     if stalled:
                         waits.append(w.stalled_until)
@@ -2206,7 +2251,12 @@ class Handler(BaseHTTPRequestHandler):
                         waits.append(next_bm)
                         if not near_end_sent:
                             waits.append(near_end_bm)
-                    st.cond.wait(max(0.01, min(waits) - now))
+                    if now >= next_gone_check:
+                        next_gone_check = now + 0.5
+                        if client_gone(self.connection):
+                            action = "client-gone"
+                            break
+                    st.cond.wait(max(0.01, min(min(waits), next_gone_check) - now))
             if action == "end":
                 self.send_raw(b"0\r\n\r\n")
                 return
@@ -2218,6 +2268,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_chunk(self.bookmark(rt, action[1]))
                 w.last_rv = max(w.last_rv, action[1])
                 continue
+            if action == "client-gone":
+                self.close_connection = True
+                return
+            pending = b""
             for item in batch:
                 if item[0] == "event":
                     ev = item[1]
@@ -2225,34 +2279,43 @@ class Handler(BaseHTTPRequestHandler):
                     w.last_rv = max(w.last_rv, ev.rv)
                     if seen is None:
                         continue
-                    self.send_chunk(self.encode_event(rt, w, seen[0], seen[1]))
+                    # events that were already waiting share a chunk, as with the real server
+                    pending += self.encode_event(rt, w, seen[0], seen[1])
                     w.sent += 1
-                else:
-                    f = item[1]
-                    kind = f.get("kind")
-                    if kind == "malformed":
-                        text = f.get("data") or '{"type":"MODIFIED","object":{"kind":"' + rt.kind + '","metadata":{'
-                        self.send_chunk(text.encode() + b"\n")
-                    elif kind == "truncated":
-                        ev = self.bookmark(rt, w.last_rv) if w.bookmarks else go_json(
-                            {"type": "MODIFIED", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
-                                                            "metadata": {"name": "kubesim-truncated"}}})
-                        cut = max(1, len(ev) // 2)
-                        self.send_raw(b"%x\r\n" % len(ev) + ev[:cut])
-                        self.close_connection = True
-                        abort_socket(self.connection, "fin")
-                        return
-                    elif kind == "error":
-                        code = int(f.get("code", 410))
-                        reason = {410: "Expired", 500: "InternalError"}.get(code, "InternalError")
-                        msg = f.get("message", f"too old resource version: {w.start_rv} ({st.horizon})"
-                                    if code == 410 else "kubesim injected watch error")
-                        self.send_chunk(go_json({"type": "ERROR", "object": make_status(code, reason, msg)}))
-                        self.send_raw(b"0\r\n\r\n")
-                        return
-                    elif kind == "end":
-                        self.send_raw(b"0\r\n\r\n")
-                        return
+                    if len(pending) > 8192:
+                        self.send_chunk(pending)
+                        pending = b""
+                    continue
+                if pending:
+                    self.send_chunk(pending)
+                    pending = b""
+                f = item[1]
+                kind = f.get("kind")
+                if kind == "malformed":
+                    text = f.get("data") or '{"type":"MODIFIED","object":{"kind":"' + rt.kind + '","metadata":{'
+                    self.send_chunk(text.encode() + b"\n")
+                elif kind == "truncated":
+                    ev = self.bookmark(rt, w.last_rv) if w.bookmarks else go_json(
+                        {"type": "MODIFIED", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
+                                                        "metadata": {"name": "kubesim-truncated"}}})
+                    cut = max(1, len(ev) // 2)
+                    self.send_raw(b"%x\r\n" % len(ev) + ev[:cut])
+                    self.close_connection = True
+                    abort_socket(self.connection, "fin")
+                    return
+                elif kind == "error":
+                    code = int(f.get("code", 410))
+                    reason = {410: "Expired", 500: "InternalError"}.get(code, "InternalError")
+                    msg = f.get("message", f"too old resource version: {w.start_rv} ({st.horizon})"
+                                if code == 410 else "kubesim injected watch error")
+                    self.send_chunk(go_json({"type": "ERROR", "object": make_status(code, reason, msg)}))
+                    self.send_raw(b"0\r\n\r\n")
+                    return
+                elif kind == "end":
+                    self.send_raw(b"0\r\n\r\n")
+                    return
+            if pending:
+                self.send_chunk(pending)
 
     # --- admin API
     def admin(self):
@@ -2269,6 +2332,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/state" and m == "GET":
             with st.cond:
                 out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon),
+                       "listHorizon": str(st.list_horizon),
                        "objects": {r: len(o) for r, o in st.objects.items()},
                        "typeResourceVersion": {r: str(v) for r, v in st.type_rv.items()},
                        "events": len(st.events), "watches": [w.info() for w in st.watchers],
@@ -2312,8 +2376,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"items": items, "resourceVersion": str(st.rv)})
         if path == "/compact" and m == "POST":
             with st.cond:
-                h = st.compact(body.get("resourceVersion"))
-            return self.send_json(200, {"horizon": str(h), "resourceVersion": str(st.rv)})
+                h = st.compact(body.get("resourceVersion"), body.get("scope", "all"))
+            return self.send_json(200, {"horizon": str(st.horizon), "listHorizon": str(h),
+                                        "resourceVersion": str(st.rv)})
         if path == "/faults" and m == "POST":
             f = dict(body)
             f.setdefault("count", 1)
@@ -2333,7 +2398,7 @@ class Handler(BaseHTTPRequestHandler):
                        keep_conn=self)
             if down > 0:
                 cl.down_until = time.monotonic() + down
-            out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon)}
+            out = {"resourceVersion": str(st.rv), "horizon": str(st.horizon), "listHorizon": str(st.list_horizon)}
             self.close_connection = True
             return self.send_json(200, out)
         if path == "/config" and m == "POST":
@@ -2382,16 +2447,10 @@ class Handler(BaseHTTPRequestHandler):
                         o = copy.deepcopy(obj)
                         if kind == "apply":
                             o.setdefault("metadata", {}).pop("resourceVersion", None)
-                            old = cl.store.objects[rt.plural].get((ns, name))
-                            if old is not None and rt.plural in ("nodes", "services", "namespaces") and "status" in o:
-                                pass
                         out = cl.update(rt, ns, name, o, "kubesim-admin", validate)
-                        if kind == "apply" and "status" in obj and rt.plural in ("services", "namespaces"):
-                            # the admin API may also set status (no status subresource otherwise)
-                            o2 = copy.deepcopy(out)
-                            o2["status"] = obj["status"]
-                            if o2 != out:
-                                out = self._admin_set_status(rt, ns, name, obj["status"])
+                    if kind in ("apply", "create") and "status" in obj and out.get("status") != obj["status"]:
+                        # the admin API may also set status (there is no status subresource)
+                        out = self._admin_set_status(rt, ns, name, obj["status"])
                 results.append({"ok": True, "object": out})
             except ApiError as e:
                 if op.get("ignore_errors") or len(ops) == 1:
@@ -2718,19 +2777,35 @@ class Server(ThreadingHTTPServer):
         if self.args.verbose:
             traceback.print_exc()
 
-    def write_kubeconfigs(self):
-        out = {}
+    @property
+    def url(self):
         host, port = self.server_address[:2]
-        for name, u in self.users.by_name.items():
-            path = os.path.join(self.state_dir, f"kubeconfig-{name}.yaml")
-            cluster = self.args.cluster_name
+        return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+    def write_kubeconfigs(self):
+        """kubeconfig-<user>.yaml (token) and, for users with a client certificate,
+        kubeconfig-<user>-cert.yaml (certificate files)."""
+        out = {}
+        cluster = self.args.cluster_name
+
+        def kubeconfig(path, name, user_lines):
             text = (f"apiVersion: v1\nkind: Config\nclusters:\n- name: {cluster}\n  cluster:\n"
-                    f"    server: https://127.0.0.1:{port}\n    certificate-authority: {self.ca_file}\n"
-                    f"users:\n- name: {name}\n  user:\n    token: {u['token']}\n"
+                    f"    server: {self.url}\n    certificate-authority: {self.ca_file}\n"
+                    f"users:\n- name: {name}\n  user:\n{user_lines}"
                     f"contexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n    user: {name}\n"
                     f"    namespace: default\ncurrent-context: {cluster}\n")
             write_atomic(path, text)
+
+        for name, u in self.users.by_name.items():
+            path = os.path.join(self.state_dir, f"kubeconfig-{name}.yaml")
+            kubeconfig(path, name, f"    token: {u['token']}\n")
             out[name] = {"token": u["token"], "kubeconfig": path}
+            if u.get("client_cert") or self.args.client_certs:
+                crt, key = issue_client_cert(self.state_dir, name, [g for g in u["groups"]
+                                                                     if g != "system:authenticated"])
+                cpath = os.path.join(self.state_dir, f"kubeconfig-{name}-cert.yaml")
+                kubeconfig(cpath, name, f"    client-certificate: {crt}\n    client-key: {key}\n")
+                out[name].update({"client_cert": crt, "client_key": key, "kubeconfig_cert": cpath})
         return out
 
 
@@ -2739,6 +2814,25 @@ def write_atomic(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def issue_client_cert(state_dir, user, groups):
+    """A client certificate signed by the cluster CA: CN is the user name, O the groups."""
+    crt = os.path.join(state_dir, f"client-{user}.crt")
+    key = os.path.join(state_dir, f"client-{user}.key")
+    csr = os.path.join(state_dir, f"client-{user}.csr")
+    ext = os.path.join(state_dir, f"client-{user}.ext")
+    subj = f"/CN={user}" + "".join(f"/O={g}" for g in groups)
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+        "-out", csr, "-subj", subj)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", csr, "-CA", os.path.join(state_dir, "ca.crt"), "-CAkey",
+        os.path.join(state_dir, "ca.key"), "-CAcreateserial", "-out", crt, "-days", "3650", "-extfile", ext)
+    return crt, key
 
 
 def make_certs(state_dir, cluster_name, reuse):
@@ -2767,7 +2861,10 @@ def make_certs(state_dir, cluster_name, reuse):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Kubernetes API simulator for tests (see docs/kubesim.md)")
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
+    ap.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one)")
+    ap.add_argument("--host", choices=["127.0.0.1", "::1"], default="127.0.0.1", help="loopback address to bind")
+    ap.add_argument("--client-certs", action="store_true",
+                    help="issue a client certificate for every user (else only users with client_cert: true)")
     ap.add_argument("--state-dir", required=True, help="directory for certificates, kubeconfigs and the ready file")
     ap.add_argument("--ready-file", help="where to write the ready JSON (default STATE_DIR/kubesim.json)")
     ap.add_argument("--tokens-file", help="JSON users file: {\"users\": {name: {token, allow, groups}}}")
@@ -2789,10 +2886,16 @@ def main(argv=None):
 
     os.makedirs(args.state_dir, exist_ok=True)
     state_dir = os.path.abspath(args.state_dir)
+    ready_path = args.ready_file or os.path.join(state_dir, "kubesim.json")
+    if os.path.exists(ready_path):
+        os.unlink(ready_path)  # a stale ready file must never be mistaken for this run's
     ca_crt, crt, key = make_certs(state_dir, args.cluster_name, reuse=not args.new_certs)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
     ctx.set_alpn_protocols(["http/1.1"])
+    # like kube-apiserver: ask for a client certificate, verify it if one is sent
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(ca_crt)
 
     if args.tokens_file:
         with open(args.tokens_file) as f:
@@ -2802,17 +2905,18 @@ def main(argv=None):
     users = Users(users_cfg)
     admin_token = args.admin_token or secrets.token_hex(16)
     cluster = Cluster(args)
-    server = Server(("127.0.0.1", args.port), cluster, ctx, users, admin_token, state_dir, args)
+    if args.host == "::1":
+        Server.address_family = socket.AF_INET6
+    server = Server((args.host, args.port), cluster, ctx, users, admin_token, state_dir, args)
     server.ca_file = ca_crt
     port = server.server_address[1]
     ready = {
-        "version": 1, "pid": os.getpid(), "cluster": args.cluster_name, "host": "127.0.0.1", "port": port,
-        "server": f"https://127.0.0.1:{port}", "ca_file": ca_crt, "cert_file": crt, "key_file": key,
-        "admin_token": admin_token, "admin_url": f"https://127.0.0.1:{port}{ADMIN_PREFIX}",
+        "version": 1, "pid": os.getpid(), "cluster": args.cluster_name, "host": args.host, "port": port,
+        "server": server.url, "ca_file": ca_crt, "cert_file": crt, "key_file": key,
+        "admin_token": admin_token, "admin_url": f"{server.url}{ADMIN_PREFIX}",
         "state_dir": state_dir, "watch_list": args.watch_list,
         "users": server.write_kubeconfigs(),
     }
-    ready_path = args.ready_file or os.path.join(state_dir, "kubesim.json")
     write_atomic(ready_path, json.dumps(ready, indent=2) + "\n")
     print(json.dumps(ready), flush=True)
     try:

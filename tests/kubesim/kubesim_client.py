@@ -119,6 +119,10 @@ class KubeSim:
         return self.info["port"]
 
     @property
+    def host(self):
+        return self.info["host"]
+
+    @property
     def server(self):
         return self.info["server"]
 
@@ -138,7 +142,7 @@ class KubeSim:
         return ctx
 
     def connection(self, timeout=10):
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ssl_context(), timeout=timeout)
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ssl_context(), timeout=timeout)
 
     def request(self, method, path, body=None, token=None, user="admin", headers=None, timeout=10):
         """One request on a fresh connection. Returns (status, headers dict, body bytes)."""
@@ -189,8 +193,12 @@ class KubeSim:
     def state(self):
         return self.admin("GET", "/state")
 
-    def compact(self, rv=None):
-        return self.admin("POST", "/compact", {} if rv is None else {"resourceVersion": rv})
+    def compact(self, rv=None, scope="all"):
+        """scope "all": LIST Exact/continue and WATCH from older versions get 410; "list": only LIST."""
+        body = {"scope": scope}
+        if rv is not None:
+            body["resourceVersion"] = rv
+        return self.admin("POST", "/compact", body)
 
     def fault(self, **fault):
         return self.admin("POST", "/faults", fault)
@@ -283,11 +291,11 @@ class RawStream:
     """Sends one request and reads the response byte for byte: headers, then chunks as framed."""
 
     def __init__(self, sim, path, token=None, user="admin", method="GET", headers=None, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", sim.port), timeout=timeout)
-        self.sock = sim.ssl_context().wrap_socket(self.sock, server_hostname="127.0.0.1")
+        self.sock = socket.create_connection((sim.host, sim.port), timeout=timeout)
+        self.sock = sim.ssl_context().wrap_socket(self.sock, server_hostname=sim.host)
         self.buf = b""
         tok = token if token is not None else (sim.token(user) if user else None)
-        hdrs = {"Host": f"127.0.0.1:{sim.port}", "User-Agent": "kubesim-raw/1.0", "Accept": "application/json"}
+        hdrs = {"Host": sim.server[len("https://"):], "User-Agent": "kubesim-raw/1.0", "Accept": "application/json"}
         if tok:
             hdrs["Authorization"] = f"Bearer {tok}"
         hdrs.update(headers or {})

@@ -459,6 +459,22 @@ class Watches(ApiTestBase):
         self.assertEqual(ev["type"], "BOOKMARK")
         self.assertEqual(ev["object"]["endpoints"], None)
 
+    def test_periodic_bookmarks_follow_the_configured_interval(self):
+        self.sim.config(bookmark_interval=0.3)
+        self.addCleanup(self.sim.config, bookmark_interval=60)
+        ns = self.new_ns("wper")
+        _, lst = self.list(ns)
+        s = self.watch(ns, resourceVersion=lst["metadata"]["resourceVersion"], allowWatchBookmarks="true",
+                       timeoutSeconds="20")
+        self.sim.wait_watches(1, ES)
+        self.sim.apply(capture_slice(ns, "x"))
+        evs = s.events(3, timeout=5)
+        self.assertEqual([e["type"] for e in evs], ["ADDED", "BOOKMARK", "BOOKMARK"])
+        self.assertEqual(evs[1]["object"]["metadata"]["resourceVersion"], evs[0]["object"]["metadata"]["resourceVersion"])
+        # without allowWatchBookmarks there are none
+        s2 = self.watch(ns, resourceVersion=lst["metadata"]["resourceVersion"], timeoutSeconds="1")
+        self.assertEqual([e["type"] for e in s2.events()], ["ADDED"])
+
     def test_selector_changes_become_added_and_deleted(self):
         ns = self.new_ns("wsel")
         self.sim.apply(capture_slice(ns, "x", labels={"tier": "db"}))

@@ -80,6 +80,28 @@ class Compaction(ApiTestBase):
         self.assertEqual(got["object"]["reason"], "Expired")
         self.assertRegex(got["object"]["message"], rf"^too old resource version: {old} \(\d+\)$")
 
+    def test_etcd_only_compaction_still_lets_watches_replay_like_the_capture(self):
+        ns = self.new_ns("c4")
+        _, lst = self.list(ns)
+        old = lst["metadata"]["resourceVersion"]
+        self.sim.apply(capture_slice(ns, "web-3", "10.1.0.3"))
+        self.sim.apply(capture_slice(ns, "web-3", "10.1.0.33"))
+        self.sim.compact(scope="list")
+        st, _, _ = self.sim.request("GET", path_for(ES, ns, query={"resourceVersion": old,
+                                                                    "resourceVersionMatch": "Exact"}))
+        self.assertEqual(st, 410)
+        cap = captures.read_http("watch-old-rv-within-cache-after-compaction.http1-raw.http")
+        s = self.watch(ns, resourceVersion=old, timeoutSeconds="1")
+        chunk = s.read_chunk()
+        self.assertIsNone(s.read_chunk())
+        # both replayed events share one chunk, as in the capture
+        self.assertEqual(len(cap["chunks"]), 1)
+        got = [json.loads(l) for l in chunk.split(b"\n") if l]
+        want = [json.loads(l) for l in cap["chunks"][0].split(b"\n") if l]
+        self.assertEqual([e["type"] for e in got], [e["type"] for e in want])
+        self.assertEqual([captures.shape(e)["object"].keys() for e in got],
+                         [captures.shape(e)["object"].keys() for e in want])
+
     def test_expired_continue_is_410_with_a_fresh_continue_token(self):
         ns = self.new_ns("c3")
         for n in ("web-1", "web-2", "web-3"):
@@ -119,6 +141,15 @@ class WatchFaults(ApiTestBase):
         self.sim.watch_control("drop", ids=[wid])
         with self.assertRaises((EOFError, ConnectionError, ssl.SSLError, OSError)):
             s.read_chunk()
+
+    def test_a_watch_whose_client_left_is_forgotten(self):
+        ns = self.new_ns("f0")
+        s, wid = self.open_watch(ns, timeoutSeconds="30")
+        s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and wid in [w["id"] for w in self.sim.watches()]:
+            time.sleep(0.05)
+        self.assertNotIn(wid, [w["id"] for w in self.sim.watches()])
 
     def test_drop_watches_cleanly_ends_the_stream(self):
         ns = self.new_ns("f1b")
@@ -292,6 +323,73 @@ class TwoClusters(unittest.TestCase):
         conn.close()
         with open(a.kubeconfig()) as f:
             self.assertIn(f"server: https://127.0.0.1:{a.port}", f.read())
+
+
+
+class Transport(unittest.TestCase):
+    def test_client_certificates_authenticate_users(self):
+        users = dict(USERS)
+        users["limited"] = dict(USERS["limited"], client_cert=True, groups=["team-a"])
+        sim = KubeSim(users=users, cluster="certs").start()
+        self.addCleanup(sim.cleanup)
+        u = sim.info["users"]["limited"]
+        self.assertTrue(os.path.exists(u["kubeconfig_cert"]))
+        import http.client
+        ctx = ssl.create_default_context(cafile=sim.ca_file)
+        ctx.load_cert_chain(u["client_cert"], u["client_key"])
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=ctx, timeout=5)
+        conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        info = json.loads(resp.read())["status"]["userInfo"]
+        self.assertEqual((resp.status, info["username"]), (201, "limited"))
+        self.assertEqual(info["groups"], ["team-a", "system:authenticated"])
+        conn.request("GET", path_for(ES, "demo"))
+        resp = conn.getresponse()
+        resp.read()
+        self.assertEqual(resp.status, 200)
+        conn.request("GET", path_for(ES))
+        resp = conn.getresponse()
+        self.assertEqual((resp.status, json.loads(resp.read())["reason"]), (403, "Forbidden"))
+        conn.close()
+        # a certificate from another CA is refused during the handshake
+        other = KubeSim(users={"limited": dict(USERS["limited"], client_cert=True)}, cluster="other").start()
+        self.addCleanup(other.cleanup)
+        ctx2 = ssl.create_default_context(cafile=sim.ca_file)
+        ctx2.load_cert_chain(other.info["users"]["limited"]["client_cert"],
+                             other.info["users"]["limited"]["client_key"])
+        conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=ctx2, timeout=5)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            conn.request("GET", "/version")
+            conn.getresponse().read()
+        conn.close()
+
+    def test_kubesimctl_drives_the_admin_api_from_the_command_line(self):
+        import subprocess
+        sim = KubeSim(users=USERS, cluster="ctl").start()
+        self.addCleanup(sim.cleanup)
+        ctl = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "kubesimctl.py"),
+               "--state-dir", sim.state_dir]
+        obj = capture_slice("demo", "web-1", "127.0.1.5")
+        r = subprocess.run(ctl + ["POST", "/objects", json.dumps({"object": obj})], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["metadata"]["name"], "web-1")
+        r = subprocess.run(ctl + ["api", "GET", path_for(ES, "demo")], capture_output=True, text=True)
+        self.assertEqual([i["metadata"]["name"] for i in json.loads(r.stdout)["items"]], ["web-1"])
+        r = subprocess.run(ctl + ["--user", "limited", "api", "GET", path_for(ES)], capture_output=True, text=True)
+        self.assertEqual((r.returncode, json.loads(r.stdout)["code"]), (1, 403))
+
+    def test_ipv6_loopback_listener(self):
+        sim = KubeSim(users=USERS, args=["--host", "::1"], cluster="v6").start()
+        self.addCleanup(sim.cleanup)
+        self.assertEqual(sim.server, f"https://[::1]:{sim.port}")
+        import http.client
+        conn = http.client.HTTPSConnection("::1", sim.port, context=ssl.create_default_context(cafile=sim.ca_file),
+                                           timeout=5)
+        conn.request("GET", "/version")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,23 @@
+#include "upstream/pod_health.h"
+
+#include <algorithm>
+
+namespace kupstream::detail {
+
+bool PodHealth::record_failure(const OutlierDetection& policy, Clock::time_point now, bool may_eject) noexcept {
+  ++consecutive_failures_;
+  if (policy.consecutive_failures == 0 || consecutive_failures_ < policy.consecutive_failures) return false;
+  if (ejected(now) || !may_eject) return false;
+  ++times_ejected_;
+  consecutive_failures_ = 0;
+  const auto duration = std::min(policy.base_ejection * times_ejected_, policy.max_ejection);
+  ejected_until_ = now + duration;
+  return true;
+}
+
+bool ejection_allowed(const OutlierDetection& policy, std::size_t ejected, std::size_t total) noexcept {
+  if (total == 0) return false;
+  return (ejected + 1) * 100 <= total * policy.max_ejected_percent;
+}
+
+}  // namespace kupstream::detail

@@ -1,0 +1,319 @@
+#include "kupstream/upstream.h"
+
+#include <fmt/format.h>
+#include <uv.h>
+
+#include <algorithm>
+
+#include "net/tls_context.h"
+#include "upstream/pod_weights.h"
+#include "upstream/upstream_impl.h"
+
+namespace kupstream {
+namespace {
+
+BalancerOptions balancer_options(const UpstreamConfig& c, const UpstreamOptions& o) {
+  BalancerOptions b;
+  b.policy = c.policy;
+  b.seed = o.seed;
+  return b;
+}
+
+std::string host_without_port(const std::string& host) {
+  if (!host.empty() && host.front() == '[') return host.substr(1, host.find(']') - 1);
+  return host.substr(0, host.find(':'));
+}
+
+}  // namespace
+
+Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
+    : loop(l), config(std::move(c)), options(std::move(o)), balancer(balancer_options(config, options)) {
+  current_picker.store(balancer.build({}));
+  timer = new uv_timer_t;
+  uv_timer_init(&loop, timer);
+  timer->data = this;
+}
+
+Result<std::unique_ptr<Upstream>> Upstream::create(uv_loop_t& loop, UpstreamConfig config, const ClusterMap& clusters,
+                                                   UpstreamOptions options) {
+  if (Status s = validate_upstream_config(config); !s) return s.error();
+  for (std::size_t i = 0; i < config.services.size(); ++i)
+    if (!clusters.count(config.services[i].cluster))
+      return Error{Errc::invalid_config, fmt::format("upstream \"{}\": services[{}].cluster: \"{}\" is not a configured cluster",
+                                                     config.name, i, config.services[i].cluster)};
+  auto impl = std::make_shared<Impl>(loop, std::move(config), std::move(options));
+  for (const auto& ref : impl->config.services) {
+    Impl::Service s;
+    s.ref = ref;
+    s.authority = fmt::format("{}.{}.svc", ref.service, ref.namespace_name);
+    if (impl->config.scheme == Scheme::https) {
+      net::TlsConfig tls;
+      tls.ca_file = impl->options.tls.ca_file;
+      tls.insecure_skip_verify = impl->options.tls.insecure_skip_verify;
+      tls.server_name = !impl->options.tls.server_name.empty() ? impl->options.tls.server_name
+                        : impl->config.host_header                 ? host_without_port(*impl->config.host_header)
+                                                                   : s.authority;
+      auto ctx = net::TlsContext::create(tls);
+      if (!ctx) return Error{Errc::invalid_config, fmt::format("upstream \"{}\": tls: {}", impl->config.name, ctx.error().reason)};
+      s.tls = *ctx;
+      if (tls.insecure_skip_verify)
+        impl->log(LogLevel::warning, fmt::format("upstream \"{}\": TLS verification of Pods is OFF (insecure_skip_verify)",
+                                                 impl->config.name));
+    }
+    impl->services.push_back(std::move(s));
+  }
+  impl->subscribe(clusters);
+  return std::unique_ptr<Upstream>(new Upstream(std::move(impl)));
+}
+
+void Upstream::Impl::subscribe(const ClusterMap& clusters) {
+  std::weak_ptr<Impl> weak = shared_from_this();
+  for (std::size_t i = 0; i < services.size(); ++i) {
+    EndpointWatchCallbacks cb;
+    cb.on_update = [weak, i](const EndpointSetPtr& set) {
+      if (auto self = weak.lock(); self && !self->stopped) self->on_snapshot(i, set);
+    };
+    cb.on_state = [weak, i](const WatchState& state) {
+      auto self = weak.lock();
+      if (!self || self->stopped) return;
+      self->services[i].state = state;
+      if (state.phase != WatchPhase::synced)
+        self->log(LogLevel::warning, fmt::format("upstream \"{}\": {}: {} ({})", self->config.name,
+                                                 self->services[i].ref.to_string(), to_string(state.phase), state.reason));
+    };
+    auto watch = clusters.find(services[i].ref.cluster)->second->watch(services[i].ref, std::move(cb));
+    if (!watch) {
+      log(LogLevel::error, fmt::format("upstream \"{}\": {}", config.name, watch.error().reason));
+      continue;
+    }
+    services[i].watch = std::move(*watch);
+  }
+}
+
+void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
+  Service& s = services[i];
+  const bool first = !s.seen_first_snapshot;
+  s.seen_first_snapshot = true;
+  s.set = set;
+  const auto now = SteadyClock::now();
+  // Pods present in a service's first snapshot are not new: slow start is for Pods that
+  // appear later (scale-up, rolling update).
+  const auto old_enough = now - options.slow_start - std::chrono::milliseconds{1};
+  std::set<std::string> listed;
+  for (const auto* list : {&set->ready, &set->draining}) {
+    for (const auto& e : *list) {
+      const std::string key = fmt::format("{}|{}", i, e.host_port());
+      listed.insert(key);
+      auto& pod = pods[key];
+      if (!pod) {
+        pod = std::make_shared<UpstreamPod>();
+        pod->service = i;
+        pod->key = key;
+        pod->first_seen = first ? old_enough : now;
+      }
+      pod->endpoint = e;
+      pod->listed = true;
+      pod->ready = list == &set->ready;
+    }
+  }
+  std::vector<std::shared_ptr<UpstreamPod>> gone;
+  for (auto& [key, pod] : pods)
+    if (pod->service == i && !listed.count(key)) {
+      pod->listed = false;
+      gone.push_back(pod);
+    }
+  rebuild();
+  for (auto& pod : gone) release_pod_if_gone(pod);
+}
+
+// A Pod no longer listed keeps its pool until its last request finishes.
+void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod) {
+  if (pod->listed || pod->load->in_flight.load() > 0) return;
+  auto it = pods.find(pod->key);
+  if (it != pods.end() && it->second == pod) pods.erase(it);
+}
+
+void Upstream::Impl::rebuild() {
+  if (stopped) return;
+  const auto now = SteadyClock::now();
+  std::vector<UpstreamPod*> ready, draining;
+  for (auto& [key, pod] : pods) {
+    if (!pod->listed || services[pod->service].ref.weight == 0) continue;
+    (pod->ready ? ready : draining).push_back(pod.get());
+  }
+  // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
+  using_draining = ready.empty() && !draining.empty();
+  auto& candidates = using_draining ? draining : ready;
+
+  std::vector<std::size_t> per_service(services.size(), 0);
+  std::size_t healthy = 0;
+  for (auto* p : candidates) {
+    ++per_service[p->service];
+    if (!p->health.ejected(now) && p->active_ok) ++healthy;
+  }
+  panic = !candidates.empty() && healthy * 100 < candidates.size() * options.panic_threshold_percent;
+
+  std::vector<WeightedEndpoint> list;
+  picked_pods.clear();
+  for (auto& [key, pod] : pods) pod->weight = 0;
+  for (auto* p : candidates) {
+    if (!panic && (p->health.ejected(now) || !p->active_ok)) continue;
+    const auto& ref = services[p->service].ref;
+    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p->service]);
+    w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p->first_seen),
+                                  options.slow_start);
+    p->weight = w;
+    list.push_back({p->endpoint, w, p->load});
+    picked_pods.push_back(pods[p->key]);
+  }
+  current_picker.store(balancer.build(std::move(list)));
+  schedule_timer();
+}
+
+void Upstream::Impl::schedule_timer() {
+  const auto now = SteadyClock::now();
+  auto next = SteadyClock::time_point::max();
+  for (auto& [key, pod] : pods) {
+    if (!pod->listed) continue;
+    if (pod->health.ejected(now)) next = std::min(next, pod->health.ejected_until());
+    if (options.slow_start.count() > 0 && now - pod->first_seen < options.slow_start)
+      next = std::min(next, now + std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20}));
+  }
+  if (options.health_check.enabled) {
+    if (next_health_check == SteadyClock::time_point{}) next_health_check = now;
+    next = std::min(next, next_health_check);
+  }
+  if (next == SteadyClock::time_point::max()) {
+    uv_timer_stop(timer);
+    return;
+  }
+  const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
+  uv_timer_start(timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->on_timer(); },
+                 static_cast<std::uint64_t>(std::max<long long>(delay, 1)), 0);
+}
+
+void Upstream::Impl::on_timer() {
+  auto keep = shared_from_this();
+  if (options.health_check.enabled && SteadyClock::now() >= next_health_check) run_health_checks();
+  rebuild();
+}
+
+void Upstream::Impl::run_health_checks() {
+  const auto& hc = options.health_check;
+  next_health_check = SteadyClock::now() + hc.interval;
+  health_probes.clear();  // probes still running after a whole interval count as failed below
+  std::weak_ptr<Impl> weak = shared_from_this();
+  for (auto& [key, pod] : pods) {
+    if (!pod->listed) continue;
+    net::ConnectionPool* pool = pool_for(*pod);
+    if (!pool) continue;
+    net::HttpRequest req;
+    req.target = hc.path;
+    req.headers = {{"User-Agent", "kupstream-health/0.1"}};
+    if (config.host_header) req.headers.push_back({"Host", *config.host_header});
+    net::HttpHandlers h;
+    auto verdict = [weak, key = pod->key](bool ok) {
+      auto self = weak.lock();
+      if (!self || self->stopped) return;
+      auto it = self->pods.find(key);
+      if (it == self->pods.end()) return;
+      UpstreamPod& p = *it->second;
+      if (ok == p.active_ok) {
+        p.active_streak = 0;
+        return;
+      }
+      const auto& policy = self->options.health_check;
+      if (++p.active_streak >= (ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
+        p.active_ok = ok;
+        p.active_streak = 0;
+        self->log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", self->config.name,
+                                              p.endpoint.host_port(), ok ? "healthy" : "unhealthy"));
+        self->rebuild();
+      }
+    };
+    auto status = std::make_shared<int>(0);
+    h.on_head = [status](const net::HttpResponseHead& head) { *status = head.status; };
+    h.on_body = [](std::string_view) {};
+    h.on_complete = [verdict, status](Status s) { verdict(s.ok() && *status >= 200 && *status < 400); };
+    auto ex = pool->send(std::move(req), std::move(h));
+    if (ex) health_probes.push_back(std::move(*ex));
+  }
+}
+
+net::ConnectionPool* Upstream::Impl::pool_for(UpstreamPod& pod) {
+  if (pod.pool) return pod.pool.get();
+  const Service& s = services[pod.service];
+  net::PoolOptions o;
+  o.connection.host = pod.endpoint.address;
+  o.connection.port = pod.endpoint.port;
+  o.connection.tls = s.tls;
+  o.connection.authority = config.host_header ? *config.host_header : s.authority;
+  o.connection.connect_timeout = options.timeouts.connect;
+  o.connection.response_header_timeout = options.timeouts.response_header;
+  o.connection.log = options.log;
+  o.max_connections = options.max_connections_per_pod;
+  o.max_idle = options.max_idle_per_pod;
+  o.idle_timeout = options.timeouts.idle_connection;
+  auto pool = net::ConnectionPool::create(loop, std::move(o));
+  if (!pool) {
+    log(LogLevel::error, fmt::format("upstream \"{}\": Pod {}: {}", config.name, pod.endpoint.host_port(), pool.error().reason));
+    return nullptr;
+  }
+  pod.pool = std::move(*pool);
+  return pod.pool.get();
+}
+
+void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
+  if (!failure) return pod.health.record_success();
+  ++pod.failures;
+  const auto now = SteadyClock::now();
+  std::size_t ejected = 0, total = 0;
+  for (auto& [key, p] : pods)
+    if (p->listed) {
+      ++total;
+      ejected += p->health.ejected(now) ? 1 : 0;
+    }
+  const bool allowed = detail::ejection_allowed(options.outlier, ejected, total);
+  if (pod.health.record_failure(options.outlier, now, allowed)) {
+    log(LogLevel::warning, fmt::format("upstream \"{}\": Pod {} ejected for {} ms after {} consecutive failures",
+                                       config.name, pod.endpoint.host_port(),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until() - now).count(),
+                                       options.outlier.consecutive_failures));
+    rebuild();
+  }
+}
+
+void Upstream::Impl::shutdown() {
+  stopped = true;
+  for (auto& r : std::vector<std::shared_ptr<UpstreamRequest::Impl>>(live_requests.begin(), live_requests.end())) r->cancel();
+  live_requests.clear();
+  health_probes.clear();
+  for (auto& s : services) s.watch.reset();
+  picked_pods.clear();
+  pods.clear();
+  uv_timer_stop(timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  timer = nullptr;
+}
+
+Upstream::~Upstream() { impl_->shutdown(); }
+
+PickerPtr Upstream::picker() const { return impl_->current_picker.load(); }
+
+PickResult Upstream::pick(std::uint64_t hash) const {
+  // The returned pointers live in the Picker; keep it alive for callers on other threads
+  // through picker() when they need the endpoint after a rebuild.
+  thread_local PickerPtr held;
+  held = impl_->current_picker.load();
+  return held->pick(hash);
+}
+
+bool Upstream::ready() const {
+  for (const auto& s : impl_->services)
+    if (!s.seen_first_snapshot) return false;
+  return !impl_->current_picker.load()->empty();
+}
+
+const UpstreamConfig& Upstream::config() const noexcept { return impl_->config; }
+
+}  // namespace kupstream

@@ -1,0 +1,114 @@
+// Internal state of Upstream and UpstreamRequest, shared by upstream.cpp (membership, weights,
+// health), upstream_request.cpp (the request path) and upstream_metrics.cpp.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "kupstream/upstream.h"
+#include "net/connection_pool.h"
+#include "upstream/latency_histogram.h"
+#include "upstream/pod_health.h"
+
+typedef struct uv_timer_s uv_timer_t;
+
+namespace kupstream::net {
+class TlsContext;
+}
+
+namespace kupstream {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One Pod of one service, as long as it is listed or still has requests in flight.
+struct UpstreamPod {
+  Endpoint endpoint;
+  std::size_t service = 0;  // index in UpstreamConfig::services
+  std::string key;          // "<service index>|address:port"
+  std::shared_ptr<EndpointLoad> load = std::make_shared<EndpointLoad>();
+  SteadyClock::time_point first_seen;
+  detail::PodHealth health;
+  bool listed = false;    // in the service's current snapshot (ready or draining)
+  bool ready = false;     // listed as ready (else draining)
+  bool active_ok = true;  // active health check verdict
+  std::uint32_t active_streak = 0;  // consecutive results contradicting active_ok
+  std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
+  std::uint64_t requests = 0, failures = 0;
+  std::unique_ptr<net::ConnectionPool> pool;
+};
+
+struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
+  struct Service {
+    ServiceRef ref;
+    std::unique_ptr<EndpointWatch> watch;
+    EndpointSetPtr set;
+    WatchState state;
+    bool seen_first_snapshot = false;
+    std::shared_ptr<net::TlsContext> tls;  // for https upstreams
+    std::string authority;                 // Host when neither override nor client host is known
+  };
+
+  Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o);
+
+  uv_loop_t& loop;
+  UpstreamConfig config;
+  UpstreamOptions options;
+  Balancer balancer;
+  std::vector<Service> services;
+  std::map<std::string, std::shared_ptr<UpstreamPod>> pods;
+  std::vector<std::shared_ptr<UpstreamPod>> picked_pods;  // parallel to the Picker's endpoints
+  std::atomic<std::shared_ptr<const Picker>> current_picker;
+  bool panic = false, using_draining = false, stopped = false;
+  uv_timer_t* timer = nullptr;  // slow start ramps, ejection ends, health checks
+  SteadyClock::time_point next_health_check{};
+  std::set<std::shared_ptr<UpstreamRequest::Impl>> live_requests;
+  std::vector<std::unique_ptr<net::HttpExchange>> health_probes;
+
+  std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
+  std::uint32_t in_flight = 0, retries_in_flight = 0;
+  detail::LatencyHistogram latency;
+
+  void log(LogLevel level, const std::string& text) const {
+    if (options.log) options.log(level, text);
+  }
+  void subscribe(const ClusterMap& clusters);
+  void on_snapshot(std::size_t service, const EndpointSetPtr& set);
+  void rebuild();
+  void schedule_timer();
+  void on_timer();
+  void run_health_checks();
+  net::ConnectionPool* pool_for(UpstreamPod& pod);
+  void record_result(UpstreamPod& pod, bool failure);
+  void release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod);
+  void shutdown();
+};
+
+struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Impl> {
+  std::weak_ptr<Upstream::Impl> upstream;
+  ForwardRequest request;
+  ForwardHandlers handlers;
+  std::vector<Header> headers;  // computed once for every attempt
+  std::shared_ptr<UpstreamPod> pod;
+  std::unique_ptr<net::HttpExchange> exchange;
+  std::vector<std::string> tried;  // pod keys
+  std::uint32_t attempts = 0;
+  bool head_delivered = false, done = false, canceled = false, counted_retry = false;
+  bool body_written = false, body_ended = false;
+  std::string early_body;  // streamed body written before the first attempt was sent
+  int status = 0;
+  SteadyClock::time_point start;
+  uv_timer_t* total_timer = nullptr;
+
+  void attempt();
+  void finish_attempt(bool pod_failure);
+  bool may_retry(const Upstream::Impl& up, bool connect_phase) const;
+  void retry(Upstream::Impl& up);
+  void complete(Status status);
+  void cancel();
+  void close_timer();
+};
+
+}  // namespace kupstream

@@ -1,0 +1,134 @@
+#include <fmt/format.h>
+
+#include "upstream/upstream_impl.h"
+
+namespace kupstream {
+namespace {
+
+// Prometheus label values escape backslash, quote and newline.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+UpstreamStats Upstream::stats() const {
+  const Impl& u = *impl_;
+  UpstreamStats s;
+  s.requests = u.requests;
+  s.failures = u.failures;
+  s.retries = u.retries;
+  s.no_endpoint = u.no_endpoint;
+  s.in_flight = u.in_flight;
+  s.panic = u.panic;
+  s.using_draining = u.using_draining;
+  s.latency_buckets_seconds.assign(detail::LatencyHistogram::kBounds.begin(), detail::LatencyHistogram::kBounds.end());
+  const auto counts = u.latency.cumulative();
+  s.latency_counts.assign(counts.begin(), counts.end());
+  s.latency_sum_seconds = u.latency.sum_seconds();
+  const auto now = SteadyClock::now();
+  for (const auto& [key, pod] : u.pods) {
+    PodStats p;
+    p.pod = pod->endpoint.host_port();
+    p.pod_name = pod->endpoint.pod_name;
+    p.service = u.services[pod->service].ref.to_string();
+    p.weight = pod->weight;
+    p.ejected = pod->health.ejected(now);
+    p.draining = !pod->ready;
+    p.requests = pod->requests;
+    p.failures = pod->failures;
+    p.ejections = pod->health.times_ejected();
+    p.in_flight = pod->load->in_flight.load();
+    s.pods.push_back(std::move(p));
+  }
+  for (const auto& svc : u.services) {
+    ServiceStatus st;
+    st.ref = svc.ref;
+    st.state = svc.state;
+    if (svc.set) {
+      st.ready = svc.set->ready.size();
+      st.draining = svc.set->draining.size();
+    }
+    s.services.push_back(std::move(st));
+  }
+  return s;
+}
+
+std::string Upstream::prometheus_text() const {
+  const UpstreamStats s = stats();
+  const std::string up = label(impl_->config.name);
+  std::string out;
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  metric("kupstream_requests_total", "counter", "Requests forwarded by the upstream.");
+  out += fmt::format("kupstream_requests_total{{upstream=\"{}\"}} {}\n", up, s.requests);
+  metric("kupstream_request_failures_total", "counter", "Requests that ended in an error.");
+  out += fmt::format("kupstream_request_failures_total{{upstream=\"{}\"}} {}\n", up, s.failures);
+  metric("kupstream_retries_total", "counter", "Retries on another Pod.");
+  out += fmt::format("kupstream_retries_total{{upstream=\"{}\"}} {}\n", up, s.retries);
+  metric("kupstream_no_endpoint_total", "counter", "Requests with no Pod to go to.");
+  out += fmt::format("kupstream_no_endpoint_total{{upstream=\"{}\"}} {}\n", up, s.no_endpoint);
+  metric("kupstream_in_flight", "gauge", "Requests in flight.");
+  out += fmt::format("kupstream_in_flight{{upstream=\"{}\"}} {}\n", up, s.in_flight);
+  metric("kupstream_panic", "gauge", "1 when too few Pods are healthy and all are used.");
+  out += fmt::format("kupstream_panic{{upstream=\"{}\"}} {}\n", up, s.panic ? 1 : 0);
+  metric("kupstream_request_duration_seconds", "histogram", "Time from forward() to the end of the response.");
+  for (std::size_t i = 0; i < s.latency_buckets_seconds.size(); ++i)
+    out += fmt::format("kupstream_request_duration_seconds_bucket{{upstream=\"{}\",le=\"{}\"}} {}\n", up,
+                       s.latency_buckets_seconds[i], s.latency_counts[i]);
+  out += fmt::format("kupstream_request_duration_seconds_bucket{{upstream=\"{}\",le=\"+Inf\"}} {}\n", up,
+                     s.latency_counts.back());
+  out += fmt::format("kupstream_request_duration_seconds_sum{{upstream=\"{}\"}} {}\n", up, s.latency_sum_seconds);
+  out += fmt::format("kupstream_request_duration_seconds_count{{upstream=\"{}\"}} {}\n", up, s.latency_counts.back());
+
+  metric("kupstream_pod_requests_total", "counter", "Requests sent to each Pod.");
+  for (const auto& p : s.pods)
+    out += fmt::format("kupstream_pod_requests_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\",pod_name=\"{}\"}} {}\n", up,
+                       label(p.service), p.pod, label(p.pod_name), p.requests);
+  metric("kupstream_pod_failures_total", "counter", "Failed requests per Pod.");
+  for (const auto& p : s.pods)
+    out += fmt::format("kupstream_pod_failures_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service),
+                       p.pod, p.failures);
+  metric("kupstream_pod_ejections_total", "counter", "Outlier ejections per Pod.");
+  for (const auto& p : s.pods)
+    out += fmt::format("kupstream_pod_ejections_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service),
+                       p.pod, p.ejections);
+  metric("kupstream_pod_in_flight", "gauge", "Requests in flight per Pod.");
+  for (const auto& p : s.pods)
+    out += fmt::format("kupstream_pod_in_flight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service),
+                       p.pod, p.in_flight);
+  metric("kupstream_pod_weight", "gauge", "Effective weight of each Pod (0 when ejected or draining).");
+  for (const auto& p : s.pods)
+    out += fmt::format("kupstream_pod_weight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service), p.pod,
+                       p.weight);
+
+  const auto now = std::chrono::system_clock::now();
+  metric("kupstream_service_synced", "gauge", "1 when the service's watch is synced.");
+  for (const auto& sv : s.services)
+    out += fmt::format("kupstream_service_synced{{upstream=\"{}\",service=\"{}\",phase=\"{}\"}} {}\n", up,
+                       label(sv.ref.to_string()), to_string(sv.state.phase), sv.state.phase == WatchPhase::synced ? 1 : 0);
+  metric("kupstream_service_staleness_seconds", "gauge", "How long the service's snapshot has not been confirmed.");
+  for (const auto& sv : s.services)
+    out += fmt::format("kupstream_service_staleness_seconds{{upstream=\"{}\",service=\"{}\"}} {}\n", up,
+                       label(sv.ref.to_string()), sv.state.staleness(now).count() / 1000.0);
+  metric("kupstream_service_endpoints", "gauge", "Ready and draining endpoints per service.");
+  for (const auto& sv : s.services) {
+    out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"ready\"}} {}\n", up,
+                       label(sv.ref.to_string()), sv.ready);
+    out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"draining\"}} {}\n", up,
+                       label(sv.ref.to_string()), sv.draining);
+  }
+  return out;
+}
+
+}  // namespace kupstream

@@ -1,0 +1,283 @@
+#include <fmt/format.h>
+#include <uv.h>
+
+#include <algorithm>
+
+#include "core/defer.h"
+#include "upstream/forward_headers.h"
+#include "upstream/upstream_impl.h"
+
+namespace kupstream {
+namespace {
+
+bool idempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" || method == "DELETE" ||
+         method == "TRACE";
+}
+
+// Errors where nothing reached the Pod, so any method may go elsewhere.
+bool connect_phase(const std::error_code& code) {
+  return code == Errc::connect_failed || code == Errc::resolve_failed || code == Errc::tls_handshake_failed ||
+         code == Errc::tls_verify_failed || code == Errc::pool_exhausted;
+}
+
+bool valid_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return c > 32 && c < 127 && c != '(' && c != ')' && c != ',' && c != '/' && c != ':' && c != ';' && c != '<' &&
+           c != '=' && c != '>' && c != '?' && c != '@' && c != '[' && c != '\\' && c != ']' && c != '{' && c != '}' &&
+           c != '"';
+  });
+}
+
+}  // namespace
+
+UpstreamRequest::UpstreamRequest(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+UpstreamRequest::~UpstreamRequest() { impl_->cancel(); }
+
+Result<bool> UpstreamRequest::write_body(std::string_view data) {
+  auto& r = *impl_;
+  if (!r.request.streamed || r.body_ended) return Error{Errc::invalid_argument, "write_body: the body is not streamed or has ended"};
+  if (r.done || r.canceled) return Error{Errc::operation_canceled, "write_body: the request has finished"};
+  r.body_written = true;
+  if (!r.exchange) {
+    r.early_body.append(data);
+    return true;
+  }
+  return r.exchange->write_body(data);
+}
+
+Status UpstreamRequest::end_body() {
+  auto& r = *impl_;
+  if (!r.request.streamed || r.body_ended) return Error{Errc::invalid_argument, "end_body: the body is not streamed or has ended"};
+  if (r.done || r.canceled) return Error{Errc::operation_canceled, "end_body: the request has finished"};
+  r.body_ended = true;
+  if (!r.exchange) return {};
+  return r.exchange->end_body();
+}
+
+void UpstreamRequest::pause_body() {
+  if (impl_->exchange) impl_->exchange->pause_body();
+}
+
+void UpstreamRequest::resume_body() {
+  if (impl_->exchange) impl_->exchange->resume_body();
+}
+
+Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest request, ForwardHandlers handlers) {
+  if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
+  if (request.target.empty() || request.target.find_first_of(" \r\n") != std::string::npos)
+    return Error{Errc::invalid_argument, fmt::format("forward: bad target \"{}\"", request.target)};
+  for (const auto& [name, value] : request.headers)
+    if (!valid_token(name) || value.find_first_of("\r\n") != std::string::npos)
+      return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
+  auto r = std::make_shared<UpstreamRequest::Impl>();
+  r->upstream = impl_;
+  r->headers = detail::upstream_request_headers(request, impl_->config.host_header ? &*impl_->config.host_header : nullptr);
+  r->request = std::move(request);
+  r->handlers = std::move(handlers);
+  r->start = SteadyClock::now();
+  ++impl_->requests;
+  ++impl_->in_flight;
+  impl_->live_requests.insert(r);
+  if (impl_->options.timeouts.total.count() > 0) {
+    r->total_timer = new uv_timer_t;
+    uv_timer_init(&impl_->loop, r->total_timer);
+    r->total_timer->data = r.get();
+    uv_timer_start(r->total_timer, [](uv_timer_t* t) {
+      auto* self = static_cast<UpstreamRequest::Impl*>(t->data);
+      auto keep = self->shared_from_this();
+      auto up = self->upstream.lock();
+      const std::string name = up ? up->config.name : "?";
+      self->exchange.reset();
+      if (self->pod) self->finish_attempt(true);
+      self->complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": no complete response within {} ms", name,
+                                                        up ? up->options.timeouts.total.count() : 0)});
+    }, static_cast<std::uint64_t>(impl_->options.timeouts.total.count()), 0);
+  }
+  detail::defer(impl_->loop, [weak = std::weak_ptr<UpstreamRequest::Impl>(r)] {
+    if (auto self = weak.lock(); self && !self->done && !self->canceled) self->attempt();
+  });
+  return std::make_unique<UpstreamRequest>(std::move(r));
+}
+
+void UpstreamRequest::Impl::attempt() {
+  auto up = upstream.lock();
+  if (!up || up->stopped) return complete(Error{Errc::operation_canceled, "upstream closed"});
+  auto keep = shared_from_this();
+  ++attempts;
+  // Pick a Pod not tried yet (a few draws; with one Pod, the same one again).
+  auto picker = up->current_picker.load();
+  std::shared_ptr<UpstreamPod> chosen;
+  for (int draw = 0; draw < 8 && !picker->empty(); ++draw) {
+    const auto pick = picker->pick(request.hash + (attempts - 1) * 0x9e3779b97f4a7c15ULL + draw);
+    if (!pick || pick.index >= up->picked_pods.size()) break;
+    chosen = up->picked_pods[pick.index];
+    if (std::find(tried.begin(), tried.end(), chosen->key) == tried.end()) break;
+  }
+  if (!chosen) {
+    ++up->no_endpoint;
+    return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->config.name,
+                                                         picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
+  }
+  pod = chosen;
+  tried.push_back(pod->key);
+  net::ConnectionPool* pool = up->pool_for(*pod);
+  if (!pool) return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->config.name, pod->endpoint.host_port())});
+  pod->load->start();
+  ++pod->requests;
+
+  net::HttpRequest out;
+  out.method = request.method;
+  out.target = request.target;
+  for (const auto& [n, v] : headers) out.headers.push_back({n, v});
+  if (!request.streamed) {
+    out.body_mode = net::BodyMode::buffered;
+    out.body = request.body;
+  } else if (request.content_length) {
+    out.body_mode = net::BodyMode::streamed_length;
+    out.content_length = *request.content_length;
+  } else {
+    out.body_mode = net::BodyMode::streamed_chunked;
+  }
+
+  std::weak_ptr<Impl> weak = keep;
+  net::HttpHandlers h;
+  h.on_head = [weak](const net::HttpResponseHead& head) {
+    auto self = weak.lock();
+    if (!self || self->done) return;
+    auto owner = self->upstream.lock();
+    if (!owner) return;
+    self->status = head.status;
+    const auto& retry_on = owner->options.retries.on_status;
+    if (std::find(retry_on.begin(), retry_on.end(), head.status) != retry_on.end() && idempotent(self->request.method) &&
+        !self->request.streamed && self->may_retry(*owner, false)) {
+      self->exchange.reset();
+      self->finish_attempt(true);
+      return self->retry(*owner);
+    }
+    ForwardResponseHead fh;
+    fh.status = head.status;
+    std::vector<Header> hs;
+    for (const auto& x : head.headers) hs.emplace_back(x.name, x.value);
+    fh.headers = detail::end_to_end(hs);
+    fh.content_length = head.content_length;
+    fh.pod = self->pod->endpoint.host_port();
+    fh.attempts = self->attempts;
+    self->head_delivered = true;
+    if (self->handlers.on_head) self->handlers.on_head(fh);
+  };
+  h.on_body = [weak](std::string_view bytes) {
+    auto self = weak.lock();
+    if (self && !self->done && self->handlers.on_body) self->handlers.on_body(bytes);
+  };
+  h.on_writable = [weak] {
+    auto self = weak.lock();
+    if (self && !self->done && self->handlers.on_writable) self->handlers.on_writable();
+  };
+  h.on_complete = [weak](Status s) {
+    auto self = weak.lock();
+    if (!self || self->done) return;
+    auto owner = self->upstream.lock();
+    if (!owner) return;
+    const bool pod_failure = !s.ok() || self->status >= 500;
+    const std::string pod_name = self->pod->endpoint.host_port();
+    self->exchange.reset();
+    self->finish_attempt(pod_failure);
+    if (!s.ok() && !self->head_delivered) {
+      const bool nothing_sent = connect_phase(s.error().code);
+      const bool replayable = !self->request.streamed && idempotent(self->request.method);
+      if ((nothing_sent && !self->body_written) || replayable) {
+        if (self->may_retry(*owner, nothing_sent)) return self->retry(*owner);
+      }
+    }
+    if (!s.ok())
+      s = Error{s.error().code, fmt::format("upstream \"{}\": Pod {}: {}", owner->config.name, pod_name, s.error().reason)};
+    self->complete(std::move(s));
+  };
+  auto ex = pool->send(std::move(out), std::move(h));
+  if (!ex) {
+    finish_attempt(true);
+    return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name,
+                                                       pod ? pod->endpoint.host_port() : "?", ex.error().reason)});
+  }
+  exchange = std::move(*ex);
+  if (request.streamed) {
+    if (!early_body.empty()) (void)exchange->write_body(early_body);
+    early_body.clear();
+    if (body_ended) (void)exchange->end_body();
+  }
+}
+
+void UpstreamRequest::Impl::finish_attempt(bool pod_failure) {
+  if (!pod) return;
+  auto p = std::move(pod);
+  pod = nullptr;
+  p->load->finish();
+  if (auto up = upstream.lock(); up && !up->stopped) {
+    up->record_result(*p, pod_failure);
+    up->release_pod_if_gone(p);
+  }
+}
+
+bool UpstreamRequest::Impl::may_retry(const Upstream::Impl& up, bool) const {
+  const auto& policy = up.options.retries;
+  if (attempts > policy.max_retries) return false;
+  const double budget = std::max<double>(policy.min_concurrent, policy.budget_ratio * up.in_flight);
+  return up.retries_in_flight < budget;
+}
+
+void UpstreamRequest::Impl::retry(Upstream::Impl& up) {
+  ++up.retries;
+  if (!counted_retry) {
+    counted_retry = true;
+    ++up.retries_in_flight;
+  }
+  up.log(LogLevel::debug, fmt::format("upstream \"{}\": retrying {} {} (attempt {})", up.config.name, request.method,
+                                      request.target, attempts + 1));
+  status = 0;
+  attempt();
+}
+
+void UpstreamRequest::Impl::complete(Status s) {
+  if (done) return;
+  done = true;
+  close_timer();
+  auto keep = shared_from_this();
+  if (auto up = upstream.lock()) {
+    --up->in_flight;
+    if (counted_retry) --up->retries_in_flight;
+    if (!s.ok()) ++up->failures;
+    up->latency.record(SteadyClock::now() - start);
+    up->live_requests.erase(keep);
+  }
+  auto cb = std::move(handlers.on_complete);
+  handlers = {};
+  if (cb) cb(std::move(s));
+}
+
+void UpstreamRequest::Impl::cancel() {
+  if (canceled) return;
+  canceled = true;
+  handlers = {};
+  exchange.reset();
+  finish_attempt(false);
+  if (!done) {
+    done = true;
+    close_timer();
+    if (auto up = upstream.lock()) {
+      --up->in_flight;
+      if (counted_retry) --up->retries_in_flight;
+      up->live_requests.erase(shared_from_this());
+    }
+  }
+}
+
+void UpstreamRequest::Impl::close_timer() {
+  if (!total_timer) return;
+  uv_timer_stop(total_timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(total_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  total_timer = nullptr;
+}
+
+}  // namespace kupstream

@@ -1,0 +1,116 @@
+#include "net/support/net_script_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace kupstream::test {
+
+ScriptServer::ScriptServer(Handler handler, bool ipv6) : handler_(std::move(handler)) {
+  listen_fd_ = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rc;
+  if (ipv6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin6_port);
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  if (rc != 0 || listen(listen_fd_, 64) != 0) throw std::runtime_error("ScriptServer: bind/listen failed");
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+ScriptServer::~ScriptServer() {
+  stopping_ = true;
+  acceptor_.join();
+  close(listen_fd_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);  // unblocks handlers waiting in read()
+  }
+  for (auto& t : workers_) t.join();
+}
+
+void ScriptServer::accept_loop() {
+  while (!stopping_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    int fd = accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) continue;
+    int n = accepted_++;
+    std::lock_guard<std::mutex> lock(mu_);
+    fds_.push_back(fd);
+    workers_.emplace_back([this, fd, n] {
+      int f = fd;
+      handler_(f, n);
+      std::lock_guard<std::mutex> l(mu_);
+      for (auto& x : fds_)
+        if (x == fd) x = -1;
+      if (f >= 0) close(f);
+    });
+  }
+}
+
+std::string read_request(int fd, int timeout_ms) {
+  std::string data;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::size_t head_end = std::string::npos;
+  std::size_t need = 0;
+  char buf[16384];
+  while (true) {
+    if (head_end == std::string::npos) {
+      head_end = data.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        need = head_end + 4;
+        auto cl = data.find("Content-Length: ");
+        if (cl != std::string::npos && cl < head_end) need += std::stoul(data.substr(cl + 16));
+      }
+    }
+    if (head_end != std::string::npos && data.size() >= need) return data;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return "";
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) return "";
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return "";
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void reset_connection(int& fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+  fd = -1;
+}
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+}  // namespace kupstream::test

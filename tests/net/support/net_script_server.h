@@ -1,0 +1,50 @@
+// ScriptServer: the project's own misbehaving HTTP peer. It listens on loopback (port 0) and
+// runs a handler per accepted connection on its own thread, so a test can script exactly what
+// the "server" does: answer slowly, truncate, reset, send garbage, stream forever.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace kupstream::test {
+
+class ScriptServer {
+ public:
+  // handler(fd, n): serves the n-th accepted connection (0-based). The server closes fd
+  // afterwards unless the handler set it to -1 (e.g. after reset()).
+  using Handler = std::function<void(int& fd, int n)>;
+  explicit ScriptServer(Handler handler, bool ipv6 = false);
+  ~ScriptServer();  // shuts every connection down and joins all threads
+  ScriptServer(const ScriptServer&) = delete;
+  ScriptServer& operator=(const ScriptServer&) = delete;
+
+  int port() const noexcept { return port_; }
+  int accepted() const noexcept { return accepted_.load(); }
+  bool stopping() const noexcept { return stopping_.load(); }
+
+ private:
+  void accept_loop();
+  Handler handler_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<std::thread> workers_;
+  std::vector<int> fds_;
+};
+
+// Reads one request head (and a Content-Length body). "" on EOF/error/timeout.
+std::string read_request(int fd, int timeout_ms = 5000);
+bool write_all(int fd, std::string_view data);
+// Closes with SO_LINGER 0, so the peer sees a TCP RST; sets fd to -1.
+void reset_connection(int& fd);
+void sleep_ms(int ms);
+
+}  // namespace kupstream::test
