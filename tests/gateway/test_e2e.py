@@ -230,6 +230,7 @@ class Health(GatewayTest):
         t = Load(gw.port).run(300)
         self.assertEqual(t.errors, [])
         self.assertLessEqual(self.pods.list()[names[0]]["requests"] - before, 3, "ejected Pod still gets traffic")
+        self.assertGreaterEqual(gw.metric("kupstream_pod_ejections_total"), 1)
         self.pods.mode(names[0], fail=None)
         time.sleep(1.5)
         t = Load(gw.port).run(600)
@@ -252,6 +253,7 @@ class Health(GatewayTest):
         counts = self.pods.list()
         for n in names[:3]:
             self.assertGreater(counts[n]["requests"], 40, f"panic mode should use {n}: {counts}")
+        self.assertEqual(gw.metric('kupstream_panic{upstream="web"}'), 1)
         self.assertStopsCleanly(gw)
 
     def test_slow_start_ramps_a_new_pod_up(self):
