@@ -161,7 +161,7 @@ bool Gateway::ready(std::string* reasons) const {
 }
 
 std::unique_ptr<RequestHandler> Gateway::admin(RequestHead& head, ResponseWriter& writer) {
-  std::string_view path = head.target.substr(0, head.target.find('?'));
+  std::string_view path = std::string_view(head.target).substr(0, head.target.find('?'));
   if (head.method != "GET" && head.method != "HEAD") {
     writer.simple(405, "only GET and HEAD\n");
     return nullptr;
