@@ -220,7 +220,7 @@ class Health(GatewayTest):
         a = self.env.cluster("tke-a")
         names = self.start_pods(a, 3)
         ups = [{"name": "web", "retries": {"max": 2, "on_status": [503]},
-                "outlier": {"consecutive_failures": 3, "base_ejection_ms": 1000, "max_ejected_percent": 50},
+                "outlier": {"consecutive_failures": 3, "base_ejection_ms": 2000, "max_ejected_percent": 50},
                 "services": [svc("tke-a")]}]
         gw = self.env.gateway(gateway_config([a], ups))
         gw.wait_ready()
@@ -232,7 +232,7 @@ class Health(GatewayTest):
         self.assertLessEqual(self.pods.list()[names[0]]["requests"] - before, 3, "ejected Pod still gets traffic")
         self.assertGreaterEqual(gw.metric("kupstream_pod_ejections_total"), 1)
         self.pods.mode(names[0], fail=None)
-        time.sleep(1.5)
+        time.sleep(2.5)
         t = Load(gw.port).run(600)
         self.assertGreater(t.pod[names[0]], 100, dict(t.pod))
         self.assertStopsCleanly(gw)
