@@ -330,6 +330,61 @@ class Reload(GatewayTest):
         self.assertStopsCleanly(gw)
 
 
+class InFlight(GatewayTest):
+    def _slow_setup(self):
+        a, b = self.env.cluster("tke-a"), self.env.cluster("tke-b")
+        self.start_pods(a, 1)
+        slow = self.start_pods(b, 1)[0]
+        self.pods.mode(slow, delay_ms=1500)
+        cfg = gateway_config([a, b], [{"name": "web", "services": [svc("tke-a")]},
+                                      {"name": "slow", "services": [svc("tke-b")]}],
+                             [{"host": "*", "path_prefix": "/", "upstream": "web"},
+                              {"host": "*", "path_prefix": "/slow", "upstream": "slow"}])
+        gw = self.env.gateway(cfg)
+        gw.wait_ready()
+        return a, cfg, gw, slow
+
+    def _in_background(self, fn):
+        import threading
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("r", fn()))
+        t.start()
+        return t, out
+
+    def test_a_request_in_flight_finishes_on_an_upstream_that_a_reload_removed(self):
+        a, cfg, gw, slow = self._slow_setup()
+        t, out = self._in_background(lambda: gw.get("/slow"))
+        time.sleep(0.5)
+        gone = gateway_config([a], [{"name": "web", "services": [svc("tke-a")]}])  # no tke-b, no "slow"
+        gw.write_config(gone)
+        gw.reload()
+        deadline = time.monotonic() + 5
+        while gw.metric('kup_gateway_config_reloads_total{result="ok"}') < 1:
+            self.assertLess(time.monotonic(), deadline, gw.log())
+            time.sleep(0.02)
+        self.assertEqual(gw.metric("kup_gateway_retired_generations"), 1)  # still finishing /slow
+        t.join(10)
+        status, headers, _ = out["r"]
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["x-pod"], slow)
+        self.assertEqual(gw.metric("kup_gateway_retired_generations"), 0)
+        self.assertEqual(gw.get("/slow")[0], 200)  # now routed by "/" to web
+        self.assertEqual(gw.get("/slow")[1]["x-cluster"], "tke-a")
+        self.assertStopsCleanly(gw)
+
+    def test_sigterm_lets_a_request_in_flight_finish_then_exits_cleanly(self):
+        a, cfg, gw, slow = self._slow_setup()
+        t, out = self._in_background(lambda: gw.get("/slow"))
+        time.sleep(0.5)
+        import signal as _signal
+        os.kill(gw.proc.pid, _signal.SIGTERM)
+        t.join(10)
+        status, headers, _ = out["r"]
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("connection"), "close")
+        self.assertStopsCleanly(gw)
+
+
 class ConfigErrors(unittest.TestCase):
     def test_config_errors_are_reported_with_file_line_path_and_value(self):
         if not os.path.exists(gateway_binary()):
