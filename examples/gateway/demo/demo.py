@@ -16,6 +16,7 @@ import argparse
 import collections
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -28,6 +29,17 @@ from harness import Env, Load  # noqa: E402
 
 PORT = 8080
 VERSIONS = ("v1", "v2", "v3")
+
+
+def port_free(address, port):
+    s = socket.socket()
+    try:
+        s.bind((address, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def table(title, counter, total, expected=None):
@@ -65,6 +77,9 @@ def run(env, args):
     pods = env.pods()
     clusters = {name: env.cluster(name) for name in ("tke-a", "tke-b")}
     net = {"tke-a": "127.0.1", "tke-b": "127.0.2"}
+    if not all(port_free(f"{n}.{i}", PORT) for n in net.values() for i in range(1, 14)):
+        base = env.address(1).rsplit(".", 1)[0]  # someone uses them: a random loopback range
+        net = {"tke-a": base, "tke-b": base.rsplit(".", 1)[0] + f".{(int(base.rsplit('.', 1)[1]) % 250) + 1}"}
     for name, c in clusters.items():
         c.add_node(f"{name}-node-blue", {"pool": "blue"})
         c.add_node(f"{name}-node-green", {"pool": "green"})
