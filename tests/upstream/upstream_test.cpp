@@ -6,7 +6,7 @@
 #include "kupstream/upstream.h"
 #include "net/support/net_loop.h"
 #include "net/support/net_nginx.h"
-#include "support/kubesim_process.h"
+#include "kubesim/kubesim_process.h"
 
 using namespace kupstream;
 using namespace kupstream::test;
@@ -14,6 +14,28 @@ using namespace kupstream::test;
 namespace {
 
 constexpr const char* kDeadPod = "127.0.1.99";  // loopback, nothing listens: connections are refused
+
+std::string service_json(int target_port) {
+  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"},)"
+         R"("spec":{"selector":{"app":"web"},"ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":)" +
+         std::to_string(target_port) + "}]}}}";
+}
+
+std::string slice_json(int port, const std::vector<std::string>& addresses) {
+  std::string eps;
+  for (const auto& a : addresses)
+    eps += std::string(eps.empty() ? "" : ",") + R"({"addresses":[")" + a + R"("],"conditions":{"ready":true}})";
+  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
+         R"("metadata":{"name":"web-1","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},)"
+         R"("addressType":"IPv4","endpoints":[)" + eps + R"(],"ports":[{"name":"http","protocol":"TCP","port":)" +
+         std::to_string(port) + "}]}}";
+}
+
+KubesimProcess::Options cluster_a() {
+  KubesimProcess::Options o;
+  o.cluster = "tke-a";
+  return o;
+}
 
 struct Response {
   bool done = false;
@@ -28,18 +50,18 @@ struct Fixture {
   TestLoop loop;
   TempDir dir;
   NginxServer nginx{dir.path()};
-  KubesimProcess sim{"tke-a"};
+  KubesimProcess sim{cluster_a()};
   std::unique_ptr<ClusterClient> cluster;
   std::unique_ptr<Upstream> upstream;
 
   void publish(const std::vector<std::string>& pods) {
-    sim.apply(service_json("default", "web", "http", 80, nginx.plain_port));
-    sim.apply(slice_json("default", "web-1", "web", "http", nginx.plain_port, pods));
+    REQUIRE(sim.admin("POST", "/objects", service_json(nginx.plain_port)).exit_code == 0);
+    REQUIRE(sim.admin("POST", "/objects", slice_json(nginx.plain_port, pods)).exit_code == 0);
   }
 
   void start(UpstreamOptions options = {}) {
     KubeconfigOptions kc;
-    kc.paths = {sim.kubeconfig()};
+    kc.paths = {sim.info().users.at("admin").kubeconfig};
     auto config = load_kubeconfig(kc);
     REQUIRE(config.ok());
     ClusterClientOptions co;
@@ -149,7 +171,7 @@ TEST_SUITE("Upstream") {
     f.publish({"127.0.0.1"});
     f.start();
     REQUIRE(f.loop.run_until([&] { return f.upstream->ready(); }, 15000));
-    f.sim.stop();
+    f.sim.kill_now();
     REQUIRE(f.loop.run_until([&] { return f.upstream->stats().services[0].state.phase == WatchPhase::stale; }, 15000));
     auto r = f.get("/hello");
     CHECK(r.code == 200);
