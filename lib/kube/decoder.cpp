@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -137,10 +138,13 @@ class Key {
     out = std::string_view(raw_, n);
     return true;
   }
-  std::string text() {
-    std::string_view v;
-    Fail ignored;
-    return str(v, ignored) ? std::string(v) : std::string("<key>");
+  // The name for messages: unescaped when it was unescaped, else as written (never calls
+  // into simdjson, so it is safe after a failed unescape).
+  std::string text() const {
+    if (unescaped_.data() != nullptr) return std::string(unescaped_);
+    std::size_t n = 0;
+    while (n < 256 && raw_[n] != '"') n += raw_[n] == '\\' ? 2 : 1;
+    return std::string(raw_, std::min<std::size_t>(n, 256));
   }
 
   bool matched() const { return matched_; }
@@ -149,7 +153,7 @@ class Key {
   // name and may be offered again.
   bool retry_unescaped(Fail& f, bool& failed) {
     failed = false;
-    if (unescaped_.data() != nullptr) return false;
+    if (unescaped_.data() != nullptr || unescape_failed_) return false;
     std::size_t n = 0;
     while (raw_[n] != '"' && raw_[n] != '\\') ++n;
     if (raw_[n] != '\\') return false;
@@ -164,7 +168,13 @@ class Key {
 
  private:
   bool unescape(std::string_view& out, Fail& f) {
-    if (auto e = fld_->unescaped_key().get(unescaped_)) return json_fail(f, e);
+    // unescaped_key() consumes the key: it may be called once only.
+    if (unescape_failed_) return json_fail(f, simdjson::STRING_ERROR);
+    if (auto e = fld_->unescaped_key().get(unescaped_)) {
+      unescape_failed_ = true;
+      unescaped_ = {};
+      return json_fail(f, e);
+    }
     if (unescaped_.data() == nullptr) unescaped_ = std::string_view("", 0);
     out = unescaped_;
     return true;
@@ -174,18 +184,22 @@ class Key {
   const char* raw_;
   std::string_view unescaped_;
   bool matched_ = false;
+  bool unescape_failed_ = false;
 };
 
 // Calls fn(key, value) for every field of an object; a null value counts as an empty object
 // when allow_null is set.
 template <class Fn>
-bool for_each_field(od::value& v, Fail& f, Fn&& fn, bool allow_null = true) {
+bool for_each_field(od::value& v, Fail& f, Fn&& fn, bool allow_null = true, bool* was_null = nullptr) {
   od::object obj;
   if (auto e = v.get_object().get(obj)) {
     if (e != simdjson::INCORRECT_TYPE) return json_fail(f, e);
     od::json_type t;
     if (!type_of(v, t, f)) return false;
-    if (t == od::json_type::null && allow_null) return true;
+    if (t == od::json_type::null && allow_null) {
+      if (was_null) *was_null = true;
+      return true;
+    }
     return wrong_type(f, "an object", t);
   }
   for (auto fr : obj) {
@@ -212,13 +226,16 @@ bool for_each_field(od::value& v, Fail& f, Fn&& fn, bool allow_null = true) {
 
 // Calls fn(index, value) for every element; null counts as empty.
 template <class Fn>
-bool for_each_element(od::value& v, Fail& f, Fn&& fn) {
+bool for_each_element(od::value& v, Fail& f, Fn&& fn, bool* was_null = nullptr) {
   od::array arr;
   if (auto e = v.get_array().get(arr)) {
     if (e != simdjson::INCORRECT_TYPE) return json_fail(f, e);
     od::json_type t;
     if (!type_of(v, t, f)) return false;
-    if (t == od::json_type::null) return true;
+    if (t == od::json_type::null) {
+      if (was_null) *was_null = true;
+      return true;
+    }
     return wrong_type(f, "an array", t);
   }
   std::size_t i = 0;
@@ -317,7 +334,8 @@ bool read_string_map(od::value& v, StringMap& out, Fail& f) {
   });
 }
 
-bool read_string_array(od::value& v, std::vector<std::string>& out, Fail& f) {
+template <class List>
+bool read_string_array(od::value& v, List& out, Fail& f, bool* was_null = nullptr) {
   out.clear();
   return for_each_element(v, f, [&](std::size_t, od::value& ev) {
     std::string_view s;
@@ -328,7 +346,7 @@ bool read_string_array(od::value& v, std::vector<std::string>& out, Fail& f) {
     }
     out.emplace_back(s);
     return true;
-  });
+  }, was_null);
 }
 
 // ---- objects --------------------------------------------------------------------------------
@@ -394,13 +412,16 @@ bool decode_conditions(od::value& v, SliceConditions& c, Fail& f) {
   });
 }
 
-bool decode_object_ref(od::value& v, ObjectRef& r, Fail& f) {
-  return for_each_field(v, f, [&](Key& key, od::value& val) {
-    if (key.is("kind")) return read_string(val, r.kind, f);
-    if (key.is("name")) return read_string(val, r.name, f);
-    if (key.is("namespace")) return read_string(val, r.namespace_, f);
-    return true;
-  });
+bool decode_object_ref(od::value& v, ObjectRef& r, Fail& f, bool* was_null) {
+  return for_each_field(
+      v, f,
+      [&](Key& key, od::value& val) {
+        if (key.is("kind")) return read_string(val, r.kind, f);
+        if (key.is("name")) return read_string(val, r.name, f);
+        if (key.is("namespace")) return read_string(val, r.namespace_, f);
+        return true;
+      },
+      true, was_null);
 }
 
 bool decode_hints(od::value& v, std::vector<std::string>& zones, Fail& f) {
@@ -431,11 +452,10 @@ bool decode_slice_endpoint(od::value& v, SliceEndpoint& ep, Fail& f) {
           v, f,
           [&](Key& key, od::value& val) {
             if (key.is("addresses")) {
-              od::json_type t;
-              if (!type_of(val, t, f)) return false;
-              if (t == od::json_type::null) return true;  // reported as missing below
-              has_addresses = true;
-              return read_string_array(val, ep.addresses, f);
+              bool was_null = false;  // null is reported as missing below
+              if (!read_string_array(val, ep.addresses, f, &was_null)) return false;
+              has_addresses = !was_null;
+              return true;
             }
             if (key.is("conditions")) return decode_conditions(val, ep.conditions, f);
             if (key.is("nodeName")) return read_string(val, ep.node_name, f);
@@ -443,11 +463,11 @@ bool decode_slice_endpoint(od::value& v, SliceEndpoint& ep, Fail& f) {
             if (key.is("hostname")) return read_string(val, ep.hostname, f);
             if (key.is("hints")) return decode_hints(val, ep.hint_zones, f);
             if (key.is("targetRef")) {
-              od::json_type t;
-              if (!type_of(val, t, f)) return false;
-              if (t == od::json_type::null) return true;
+              bool was_null = false;
               ep.target_ref.emplace();
-              return decode_object_ref(val, *ep.target_ref, f);
+              if (!decode_object_ref(val, *ep.target_ref, f, &was_null)) return false;
+              if (was_null) ep.target_ref.reset();
+              return true;
             }
             return true;
           },

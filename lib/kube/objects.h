@@ -5,7 +5,10 @@
 // Strings are copies of the JSON text (unescaped); nothing points into the input bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -69,12 +72,83 @@ struct ObjectRef {
   friend bool operator==(const ObjectRef&, const ObjectRef&) = default;
 };
 
+// An endpoint's addresses. The API allows 1..100, but controllers write exactly one and
+// consumers may use only the first, so the first is stored inline (no allocation).
+class AddressList {
+ public:
+  class const_iterator {
+   public:
+    using value_type = std::string;
+    using difference_type = std::ptrdiff_t;
+    using reference = const std::string&;
+    using pointer = const std::string*;
+    using iterator_category = std::forward_iterator_tag;
+    const_iterator() = default;
+    const_iterator(const AddressList* l, std::size_t i) : list_(l), i_(i) {}
+    reference operator*() const { return (*list_)[i_]; }
+    pointer operator->() const { return &(*list_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      auto old = *this;
+      ++i_;
+      return old;
+    }
+    friend bool operator==(const const_iterator&, const const_iterator&) = default;
+
+   private:
+    const AddressList* list_ = nullptr;
+    std::size_t i_ = 0;
+  };
+
+  AddressList() = default;
+  AddressList(std::initializer_list<std::string> l) {
+    for (const auto& s : l) push_back(s);
+  }
+
+  std::size_t size() const noexcept { return has_first_ ? 1 + rest_.size() : 0; }
+  bool empty() const noexcept { return !has_first_; }
+  const std::string& operator[](std::size_t i) const { return i == 0 ? first_ : rest_[i - 1]; }
+  const std::string& front() const { return first_; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size()}; }
+
+  template <class... Args>
+  void emplace_back(Args&&... args) {
+    if (!has_first_) {
+      first_.assign(std::forward<Args>(args)...);
+      has_first_ = true;
+    } else {
+      rest_.emplace_back(std::forward<Args>(args)...);
+    }
+  }
+  void push_back(std::string s) { emplace_back(std::move(s)); }
+  void clear() noexcept {
+    first_.clear();
+    rest_.clear();
+    has_first_ = false;
+  }
+
+  // Heap bytes owned (string and vector capacities beyond the inline storage).
+  std::size_t rest_capacity() const noexcept { return rest_.capacity(); }
+  const std::vector<std::string>& rest() const noexcept { return rest_; }
+
+  friend bool operator==(const AddressList&, const AddressList&) = default;
+
+ private:
+  std::string first_;
+  std::vector<std::string> rest_;
+  bool has_first_ = false;
+};
+
 struct SliceEndpoint {
   // User-provided so that emplace_back() does not zero the whole struct before
   // constructing its members (measurable in the decoder).
   SliceEndpoint() noexcept {}
 
-  std::vector<std::string> addresses;  // required, may be empty only if sent empty
+  AddressList addresses;  // required (an empty list is kept as sent)
   SliceConditions conditions;
   std::string hostname;
   std::string node_name;

@@ -248,6 +248,18 @@ TEST_SUITE("CredentialSource") {
     CHECK(auth(get_now(l, **soon)) == "Bearer tok-2");  // already expired: run again
   }
 
+  TEST_CASE("a bare plugin command is looked up in PATH") {
+    Loop l;
+    ClusterCredentials c;
+    c.exec = exec_of("sh");
+    c.exec->args = {"-c",
+                    "printf '{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                    "\"status\":{\"token\":\"from-path\"}}'"};
+    auto s = CredentialSource::create(l.loop, cluster_with(c));
+    REQUIRE(s.ok());
+    CHECK(auth(get_now(l, **s)) == "Bearer from-path");
+  }
+
   TEST_CASE("a plugin may return a client certificate and key") {
     Loop l;
     TempDir t;
@@ -312,6 +324,18 @@ TEST_SUITE("CredentialSource") {
       CHECK_MESSAGE(r.error().reason.find(tc.expect) != std::string::npos, r.error().reason);
       CHECK(r.error().reason.find("Install the test plugin.") != std::string::npos);
     }
+  }
+
+  TEST_CASE("a plugin that floods stdout is killed and reported") {
+    Loop l;
+    TempDir t;
+    ClusterCredentials c;
+    c.exec = exec_of(t.write("flood.sh", "#!/bin/sh\nexec yes xxxxxxxxxxxxxxxx\n", true));
+    auto s = CredentialSource::create(l.loop, cluster_with(c), {.exec_max_output = 64 * 1024});
+    REQUIRE(s.ok());
+    auto r = get_now(l, **s);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason.find("wrote more than 65536 bytes to stdout") != std::string::npos);
   }
 
   TEST_CASE("a hanging plugin is killed after the timeout") {

@@ -13,21 +13,23 @@
 
 namespace {
 
-std::vector<std::string> all_fixtures() {
+std::vector<std::string> files_in(const std::string& dir, bool json_only) {
   std::vector<std::string> names;
-  std::string dir = kube_test::source_dir() + "/tests/kube/fixtures";
   DIR* d = opendir(dir.c_str());
   REQUIRE(d != nullptr);
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
-    if (n.ends_with(".json") || n.ends_with(".jsonl")) names.push_back(n);
+    if (n == "." || n == "..") continue;
+    if (!json_only || n.ends_with(".json") || n.ends_with(".jsonl")) names.push_back(dir + "/" + n);
   }
   closedir(d);
   std::sort(names.begin(), names.end());
   std::vector<std::string> out;
-  for (auto& n : names) out.push_back(kube_test::fixture(n));
+  for (auto& n : names) out.push_back(kube_test::read_file(n));
   return out;
 }
+
+std::vector<std::string> all_fixtures() { return files_in(kube_test::source_dir() + "/tests/kube/fixtures", true); }
 
 std::string mutate(const std::string& in, const std::string& other, std::mt19937& rng) {
   std::string s = in;
@@ -72,6 +74,13 @@ TEST_SUITE("Decoder") {
     // Some mutations hit ignored fields and still decode: the mix exercises both paths.
     CHECK(accepted > 0);
     MESSAGE("decoders accepted " << accepted << " of " << kMutations << " mutated inputs (summed over decoders)");
+  }
+
+  TEST_CASE("inputs that once crashed under the fuzzer give a value or a decode_error") {
+    kupstream::kube::Decoder d;
+    auto inputs = files_in(kube_test::source_dir() + "/tests/kube/fuzz/regressions", false);
+    REQUIRE_FALSE(inputs.empty());
+    for (const auto& in : inputs) kube_fuzz::decode_all(d, in);
   }
 
   TEST_CASE("every truncation of a real watch event is rejected or decodes, never crashes") {

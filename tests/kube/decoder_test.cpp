@@ -36,7 +36,7 @@ TEST_SUITE("Decoder") {
     CHECK(s.metadata.label("endpointslice.kubernetes.io/managed-by") == "capture-script");
     CHECK(s.address_type == AddressType::ipv4);
     REQUIRE(s.endpoints.size() == 1);
-    CHECK(s.endpoints[0].addresses == std::vector<std::string>{"10.1.0.2"});
+    CHECK(s.endpoints[0].addresses == AddressList{"10.1.0.2"});
     CHECK(s.endpoints[0].conditions.ready == std::optional<bool>(false));
     CHECK_FALSE(s.endpoints[0].conditions.serving.has_value());
     CHECK(s.endpoints[0].conditions.serving_or_default());
@@ -114,7 +114,10 @@ TEST_SUITE("Decoder") {
     CHECK(e[3].target_ref->kind == "Pod");
     CHECK(e[3].target_ref->name == "httpbin-7d9c-13");
     CHECK(e[3].target_ref->namespace_ == "default");
-    CHECK(e[4].addresses == std::vector<std::string>{"10.1.0.14", "10.1.0.15"});
+    CHECK(e[4].addresses == AddressList{"10.1.0.14", "10.1.0.15"});
+    CHECK(e[4].addresses.size() == 2);
+    CHECK(std::vector<std::string>(e[4].addresses.begin(), e[4].addresses.end()) ==
+          std::vector<std::string>{"10.1.0.14", "10.1.0.15"});
     CHECK_FALSE(e[4].target_ref.has_value());
     CHECK(e[4].hint_zones.empty());
   }
@@ -342,12 +345,42 @@ TEST_SUITE("Decoder") {
     CHECK(ev->type == EventType::deleted);
   }
 
+  TEST_CASE("Service and Node LIST bodies and events decode with the same rules") {
+    Decoder d;
+    auto sl = d.decode_list<Service>(R"({"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"900"},"items":[)" +
+                                     fixture("service.json") + "]}");
+    REQUIRE_MESSAGE(sl.ok(), sl.error().reason);
+    CHECK(sl->resource_version == "900");
+    REQUIRE(sl->items.size() == 1);
+    CHECK(sl->items[0].ports.size() == 3);
+    auto nl = d.decode_list<Node>(R"({"kind":"NodeList","metadata":{"resourceVersion":"901"},"items":[)" + fixture("node.json") +
+                                  "," + fixture("node.json") + "]}");
+    REQUIRE_MESSAGE(nl.ok(), nl.error().reason);
+    CHECK(nl->items.size() == 2);
+    auto wrong = d.decode_list<Node>(R"({"kind":"ServiceList","metadata":{"resourceVersion":"1"},"items":[]})");
+    REQUIRE_FALSE(wrong.ok());
+    CHECK(wrong.error().reason == "NodeList: kind: expected \"NodeList\", got \"ServiceList\"");
+    auto bm = d.decode_event<Service>(R"({"type":"BOOKMARK","object":{"kind":"Service","metadata":{"resourceVersion":"902"},"spec":null}})");
+    REQUIRE_MESSAGE(bm.ok(), bm.error().reason);
+    CHECK(bm->resource_version == "902");
+  }
+
   TEST_CASE("escaped keys and strings are unescaped") {
     Decoder d;
     auto r = d.decode<Node>(R"({"metadata":{"n\u0061me":"node-\u00e9","resourceVersion":"1","labels":{"a\"b":"c\\d"}}})");
     REQUIRE_MESSAGE(r.ok(), r.error().reason);
     CHECK(r->metadata.name == "node-\xc3\xa9");
     CHECK(r->metadata.label("a\"b") == "c\\d");
+  }
+
+  TEST_CASE("invalid escapes in keys are decode errors, also when the key is reported") {
+    // Found by the fuzzer: a map key with an invalid escape used to be unescaped twice.
+    Decoder d;
+    auto r = d.decode<Node>(R"({"metadata":{"name":"n","resourceVersion":"1","labels":{"a\mb":"x"}}})");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason.find("metadata.labels.a\\mb: malformed JSON") != std::string::npos);
+    auto u = d.decode<Node>(R"({"metadata":{"name":"n","resourceVersion":"1"},"sp\qec":1})");
+    CHECK_FALSE(u.ok());
   }
 
   TEST_CASE("one decoder decodes many documents of different sizes in a row") {

@@ -2453,9 +2453,8 @@ class Handler(BaseHTTPRequestHandler):
                         out = self._admin_set_status(rt, ns, name, obj["status"])
                 results.append({"ok": True, "object": out})
             except ApiError as e:
-                if op.get("ignore_errors") or len(ops) == 1:
-                    if len(ops) == 1:
-                        raise
+                if not isinstance(body.get("items"), list):
+                    raise  # a single operation answers with the Status itself
                 results.append({"ok": False, "status": e.status()})
         if isinstance(body.get("items"), list):
             return self.send_json(200, {"results": results, "resourceVersion": str(cl.store.rv)})
@@ -2881,9 +2880,21 @@ def main(argv=None):
     ap.add_argument("--no-managed-fields", action="store_true", help="do not add metadata.managedFields")
     ap.add_argument("--no-anonymous", action="store_true", help="answer 401 to requests without a token")
     ap.add_argument("--new-certs", action="store_true", help="regenerate the CA even if the state dir has one")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="exit when the parent process dies (so a crashed test leaves no server behind)")
+    ap.add_argument("--idle-timeout", type=float, default=300.0,
+                    help="seconds an idle keep-alive connection (or a blocked write) may last")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(0)
+        threading.Thread(target=watch_parent, daemon=True).start()
     os.makedirs(args.state_dir, exist_ok=True)
     state_dir = os.path.abspath(args.state_dir)
     ready_path = args.ready_file or os.path.join(state_dir, "kubesim.json")
@@ -2904,6 +2915,7 @@ def main(argv=None):
         users_cfg = {"users": {"admin": {"allow": "*"}}}
     users = Users(users_cfg)
     admin_token = args.admin_token or secrets.token_hex(16)
+    Handler.timeout = args.idle_timeout
     cluster = Cluster(args)
     if args.host == "::1":
         Server.address_family = socket.AF_INET6

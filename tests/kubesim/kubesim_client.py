@@ -57,7 +57,7 @@ class KubeSim:
         if os.path.exists(ready):
             os.unlink(ready)
         cmd = [sys.executable, KUBESIM, "--port", "0", "--state-dir", self.state_dir,
-               "--cluster-name", self.cluster] + self.args
+               "--cluster-name", self.cluster, "--exit-with-parent"] + self.args
         if self.users_cfg is not None:
             path = os.path.join(self.state_dir, "users.json")
             with open(path, "w") as f:

@@ -28,22 +28,42 @@ def capture_slice(ns, name, addr="10.1.0.1", labels=None):
     return obj
 
 
+_SHARED = {}
+
+
+def shared_sim():
+    """One simulator for every test class without special arguments (each start costs ~1 s)."""
+    sim = _SHARED.get("sim")
+    if sim is None or sim.proc is None:
+        sim = KubeSim(users=USERS, cluster="api").start()
+        _SHARED["sim"] = sim
+
+        def done():
+            _SHARED.pop("sim", None)
+            sim.cleanup()
+        unittest.addModuleCleanup(done)
+    return sim
+
+
 class ApiTestBase(unittest.TestCase):
     sim_args = ()
+    ns_seq = 0
 
     @classmethod
     def setUpClass(cls):
-        cls.sim = KubeSim(users=USERS, args=cls.sim_args, cluster="api")
-        cls.sim.start()
-        cls.addClassCleanup(cls.sim.cleanup)
-        cls.ns_seq = 0
+        if cls.sim_args:
+            cls.sim = KubeSim(users=USERS, args=cls.sim_args, cluster="api")
+            cls.sim.start()
+            cls.addClassCleanup(cls.sim.cleanup)
+        else:
+            cls.sim = shared_sim()
 
     def setUp(self):
         self.addCleanup(self.sim.clear_faults)
 
     def new_ns(self, prefix="t"):
-        type(self).ns_seq += 1
-        ns = f"{prefix}{type(self).ns_seq}-{os.getpid() % 1000}"
+        ApiTestBase.ns_seq += 1
+        ns = f"{prefix}{ApiTestBase.ns_seq}-{os.getpid() % 1000}"
         self.sim.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         return ns
 
@@ -183,6 +203,36 @@ class AccessControl(ApiTestBase):
         self.assertFalse(review("limited", verb="list", group="discovery.k8s.io", resource=ES))
         self.assertFalse(review("limited", verb="delete", group="discovery.k8s.io", resource=ES, namespace="demo"))
         self.assertTrue(review("admin", verb="delete", group="", resource="nodes"))
+
+
+class AdminControls(ApiTestBase):
+    def test_tokens_can_be_rotated_at_run_time(self):
+        sim = KubeSim(users=USERS, cluster="rotate").start()
+        self.addCleanup(sim.cleanup)
+        old = sim.token("admin")
+        self.assertEqual(sim.request("GET", "/api/v1/nodes")[0], 200)
+        users = dict(USERS, admin={"token": "rotated-token", "allow": "*"})
+        out = sim.config(users=users)
+        self.assertEqual(out["users"]["admin"]["token"], "rotated-token")
+        self.assertEqual(sim.request("GET", "/api/v1/nodes", token=old)[0], 401)
+        self.assertEqual(sim.request("GET", "/api/v1/nodes", token="rotated-token")[0], 200)
+        with open(sim.kubeconfig("admin")) as f:
+            self.assertIn("token: rotated-token", f.read())
+
+    def test_request_log_shows_what_clients_sent(self):
+        seq = max([r["seq"] for r in self.sim.requests()], default=0)
+        self.sim.request("GET", path_for(ES, "demo", query={"labelSelector": "a=b", "limit": "5"}),
+                         headers={"User-Agent": "probe/1.0"})
+        self.sim.request("GET", path_for(ES, "demo"), token="bad")
+        reqs = self.sim.requests(since=seq)
+        self.assertEqual([(r["method"], r["path"], r["code"]) for r in reqs],
+                         [("GET", path_for(ES, "demo"), 200), ("GET", path_for(ES, "demo"), 401)])
+        self.assertEqual(reqs[0]["query"], {"labelSelector": "a=b", "limit": "5"})
+        self.assertEqual((reqs[0]["user"], reqs[0]["userAgent"]), ("admin", "probe/1.0"))
+
+    def test_admin_api_needs_the_admin_token(self):
+        st, _, _ = self.sim.request("GET", "/kubesim/admin/state")
+        self.assertEqual(st, 401)
 
 
 class Writes(ApiTestBase):
@@ -384,7 +434,6 @@ class ListAndSelectors(ApiTestBase):
 
 
 class Watches(ApiTestBase):
-    sim_args = ("--bookmark-interval", "60")
 
     def test_watch_without_resource_version_starts_with_added_events(self):
         ns = self.new_ns("w0")
@@ -499,6 +548,22 @@ class Watches(ApiTestBase):
         evs = s.events()
         self.assertEqual([e["type"] for e in evs], ["ADDED", "MODIFIED"])
         self.assertEqual(evs[1]["object"]["endpoints"][0]["addresses"], ["10.1.0.33"])
+
+    def test_many_watches_each_get_every_event_in_order(self):
+        ns = self.new_ns("wmany")
+        _, lst = self.list(ns)
+        streams = [self.watch(ns, resourceVersion=lst["metadata"]["resourceVersion"], timeoutSeconds="30")
+                   for _ in range(10)]
+        self.sim.wait_watches(10, ES)
+        items = [{"op": "apply", "object": capture_slice(ns, "x", f"10.1.{i // 250}.{i % 250 + 1}")}
+                 for i in range(60)]
+        self.sim.admin("POST", "/objects", {"items": items})
+        for s in streams:
+            evs = s.events(60, timeout=10)
+            self.assertEqual([e["type"] for e in evs], ["ADDED"] + ["MODIFIED"] * 59)
+            rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in evs]
+            self.assertEqual(rvs, list(range(rvs[0], rvs[0] + 60)))
+            self.assertEqual(evs[-1]["object"]["endpoints"][0]["addresses"], ["10.1.0.60"])
 
     def test_table_watch_for_kubectl(self):
         ns = self.new_ns("wt")

@@ -47,6 +47,11 @@ def columns(line):
     return re.split(r"\s{2,}", line.strip())
 
 
+if kubectl_path() is None:
+    sys.stderr.write("\n" + "!" * 78 + "\n!!! kubectl is NOT installed: kubesim's kubectl conformance tests are SKIPPED\n"
+                     + "!" * 78 + "\n")
+
+
 @unittest.skipIf(kubectl_path() is None,
                  "\n\n!!!!! kubectl is NOT installed: the kubectl conformance tests of kubesim are SKIPPED !!!!!\n")
 class KubectlConformance(unittest.TestCase):
@@ -150,6 +155,58 @@ class KubectlConformance(unittest.TestCase):
         for g, w in zip(got[1:], want[1:]):
             self.assertEqual(g[2:4], w[2:4])
             self.assertRegex(g[5], r"^\d+s$")
+
+    def watch_with_kubectl(self, *args):
+        before = [w["id"] for w in self.sim.watches()]
+        env = dict(os.environ, KUBECONFIG=os.path.join(self.sim.state_dir, "empty-kubeconfig"))
+        proc = subprocess.Popen([kubectl_path(), "--server", self.sim.server, "--token", self.sim.token(),
+                                 "--certificate-authority", self.sim.ca_file, "--cache-dir",
+                                 os.path.join(self.sim.state_dir, "kubectl-cache")] + list(args) +
+                                ["-w", "--output-watch-events"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        watch = self.sim.wait_watches(1, after_id=max(before, default=0))[0]
+        return proc, watch["id"]
+
+    def stop_watch(self, proc, wid, events):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ws = [w for w in self.sim.watches() if w["id"] == wid]
+            if not ws or ws[0]["eventsSent"] >= events:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+        return [columns(l) for l in out.splitlines()], err
+
+    def test_create_replace_delete_and_watch_every_kind(self):
+        self.kubectl("create", "namespace", "kinds")
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "kinds"},
+               "spec": {"selector": {"app": "api"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-k"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kinds-extra"}}
+        for obj, watch_args, shown in ((svc, ["-n", "kinds", "get", "services"], "api"),
+                                       (node, ["get", "nodes"], "node-k"),
+                                       (ns, ["get", "namespaces"], "kinds-extra")):
+            kind = obj["kind"].lower()
+            proc, wid = self.watch_with_kubectl(*watch_args)
+            r = self.kubectl("create", "-f", "-", input_text=json.dumps(obj))
+            self.assertEqual(r.stdout.strip(), f"{kind}/{shown} created")
+            changed = json.loads(json.dumps(obj))
+            changed["metadata"]["labels"] = {"changed": "yes"}
+            r = self.kubectl("replace", "-f", "-", input_text=json.dumps(changed))
+            self.assertEqual(r.stdout.strip(), f"{kind}/{shown} replaced")
+            got = json.loads(self.kubectl("get", "-f", "-", "-o", "json", input_text=json.dumps(obj)).stdout)
+            got = got["items"][0] if got["kind"] == "List" else got
+            self.assertEqual(got["metadata"]["labels"]["changed"], "yes")
+            r = self.kubectl("delete", "-f", "-", input_text=json.dumps(obj))
+            self.assertEqual(r.stdout.strip(), f'{kind} "{shown}" deleted')
+            rows, err = self.stop_watch(proc, wid, 3)
+            self.assertEqual(rows[0][0], "EVENT", err)
+            events = [(r[0], r[1]) for r in rows[1:] if r[1] == shown]
+            self.assertEqual(events, [("ADDED", shown), ("MODIFIED", shown), ("DELETED", shown)], rows)
 
     def test_replace_with_a_stale_resource_version_is_a_conflict(self):
         self.kubectl("create", "-f", "-", input_text=slice_yaml("stale", "demo", "127.0.1.3"))

@@ -1,0 +1,183 @@
+// The admin listener: /metrics (Prometheus text), /readyz, /healthz.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <map>
+#include <sstream>
+
+#include "gateway.h"
+
+using namespace kupstream;
+
+namespace kupgw {
+
+namespace {
+
+// Concatenating several exposition texts would repeat # HELP / # TYPE lines and split metric
+// families; regroup the lines by family, keeping first-seen order.
+class FamilyMerger {
+ public:
+  void add(std::string_view text) {
+    std::string current;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      auto eol = text.find('\n', pos);
+      std::string_view line = text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+      pos = eol == std::string_view::npos ? text.size() : eol + 1;
+      if (line.empty()) continue;
+      if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
+        auto rest = line.substr(7);
+        current = std::string(rest.substr(0, rest.find(' ')));
+        auto& f = family(current);
+        (line[2] == 'H' ? f.help : f.type) = std::string(line);
+        continue;
+      }
+      if (line[0] == '#') continue;
+      std::string name(line.substr(0, line.find_first_of("{ ")));
+      std::string fam = belongs(name, current) ? current : name;
+      family(fam).samples.emplace_back(line);
+    }
+  }
+  std::string text() const {
+    std::string out;
+    for (const auto& name : order_) {
+      const auto& f = families_.at(name);
+      if (!f.help.empty()) out += f.help + "\n";
+      if (!f.type.empty()) out += f.type + "\n";
+      for (const auto& s : f.samples) out += s + "\n";
+    }
+    return out;
+  }
+
+ private:
+  struct Family {
+    std::string help, type;
+    std::vector<std::string> samples;
+  };
+  static bool belongs(const std::string& sample, const std::string& fam) {
+    if (fam.empty() || sample.rfind(fam, 0) != 0) return false;
+    auto suffix = std::string_view(sample).substr(fam.size());
+    return suffix.empty() || suffix == "_bucket" || suffix == "_sum" || suffix == "_count" || suffix == "_total" ||
+           suffix == "_created";
+  }
+  Family& family(const std::string& name) {
+    auto [it, inserted] = families_.try_emplace(name);
+    if (inserted) order_.push_back(name);
+    return it->second;
+  }
+  std::map<std::string, Family> families_;
+  std::vector<std::string> order_;
+};
+
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Gateway::metrics_text() const {
+  FamilyMerger m;
+  std::string g;
+  g += "# HELP kup_gateway_responses_total Responses sent to clients, by upstream and status.\n"
+       "# TYPE kup_gateway_responses_total counter\n";
+  for (const auto& [key, n] : counters_.responses)
+    g += fmt::format("kup_gateway_responses_total{{upstream=\"{}\",code=\"{}\"}} {}\n", label(key.first), key.second, n);
+  g += "# HELP kup_gateway_upstream_errors_total Upstream exchanges that failed, by error.\n"
+       "# TYPE kup_gateway_upstream_errors_total counter\n";
+  for (const auto& [name, n] : counters_.upstream_errors)
+    g += fmt::format("kup_gateway_upstream_errors_total{{error=\"{}\"}} {}\n", label(name), n);
+  g += fmt::format("# HELP kup_gateway_no_route_total Requests that matched no route (404).\n"
+                   "# TYPE kup_gateway_no_route_total counter\nkup_gateway_no_route_total {}\n",
+                   counters_.no_route);
+  g += fmt::format("# HELP kup_gateway_streams_aborted_total Responses cut short after their head was sent.\n"
+                   "# TYPE kup_gateway_streams_aborted_total counter\nkup_gateway_streams_aborted_total {}\n",
+                   counters_.streams_aborted);
+  g += fmt::format("# HELP kup_gateway_config_reloads_total Configuration reloads by result.\n"
+                   "# TYPE kup_gateway_config_reloads_total counter\n"
+                   "kup_gateway_config_reloads_total{{result=\"ok\"}} {}\n"
+                   "kup_gateway_config_reloads_total{{result=\"error\"}} {}\n",
+                   counters_.reloads_ok, counters_.reloads_failed);
+  std::size_t retired = 0;
+  for (const auto& w : retired_) retired += w.expired() ? 0 : 1;
+  g += fmt::format("# HELP kup_gateway_config_generation The configuration generation in service.\n"
+                   "# TYPE kup_gateway_config_generation gauge\nkup_gateway_config_generation {}\n"
+                   "# HELP kup_gateway_retired_generations Older generations still finishing requests.\n"
+                   "# TYPE kup_gateway_retired_generations gauge\nkup_gateway_retired_generations {}\n",
+                   current_ ? current_->id : 0, retired);
+  if (server_) {
+    const auto& s = server_->stats();
+    g += fmt::format("# HELP kup_gateway_connections_active Client connections open.\n"
+                     "# TYPE kup_gateway_connections_active gauge\nkup_gateway_connections_active {}\n"
+                     "# HELP kup_gateway_connections_accepted_total Client connections accepted.\n"
+                     "# TYPE kup_gateway_connections_accepted_total counter\nkup_gateway_connections_accepted_total {}\n"
+                     "# HELP kup_gateway_requests_total Requests received from clients.\n"
+                     "# TYPE kup_gateway_requests_total counter\nkup_gateway_requests_total {}\n"
+                     "# HELP kup_gateway_bad_requests_total Malformed or oversized requests (400/431).\n"
+                     "# TYPE kup_gateway_bad_requests_total counter\nkup_gateway_bad_requests_total {}\n"
+                     "# HELP kup_gateway_connection_timeouts_total Connections closed by the header or idle timeout.\n"
+                     "# TYPE kup_gateway_connection_timeouts_total counter\nkup_gateway_connection_timeouts_total {}\n",
+                     s.connections_active, s.connections_accepted, s.requests, s.bad_requests, s.timeouts);
+  }
+  m.add(g);
+  if (current_) {
+    for (const auto& [name, h] : current_->upstreams) m.add(h->upstream->prometheus_text());
+  }
+  return m.text();
+}
+
+bool Gateway::ready(std::string* reasons) const {
+  if (!current_ || stopping_) {
+    if (reasons) *reasons = stopping_ ? "stopping\n" : "no configuration\n";
+    return false;
+  }
+  bool ok = true;
+  std::string why;
+  auto now = std::chrono::system_clock::now();
+  for (const auto& [name, h] : current_->upstreams) {
+    if (h->upstream->ready()) continue;
+    ok = false;
+    why += fmt::format("upstream {}: not ready", name);
+    auto st = h->upstream->stats();
+    for (const auto& s : st.services) {
+      why += fmt::format("; {} {}", s.ref.to_string(), to_string(s.state.phase));
+      if (!s.state.reason.empty()) why += ": " + s.state.reason;
+      auto age = s.state.staleness(now);
+      if (age.count() > 0) why += fmt::format(" (for {} ms)", age.count());
+      why += fmt::format(", {} ready Pods", s.ready);
+    }
+    why += "\n";
+  }
+  if (reasons) *reasons = ok ? "ready\n" : why;
+  return ok;
+}
+
+std::unique_ptr<RequestHandler> Gateway::admin(RequestHead& head, ResponseWriter& writer) {
+  std::string_view path = std::string_view(head.target).substr(0, head.target.find('?'));
+  if (head.method != "GET" && head.method != "HEAD") {
+    writer.simple(405, "only GET and HEAD\n");
+    return nullptr;
+  }
+  if (path == "/metrics") {
+    writer.simple(200, metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+  } else if (path == "/readyz") {
+    std::string why;
+    bool ok = ready(&why);
+    writer.simple(ok ? 200 : 503, why);
+  } else if (path == "/healthz") {
+    writer.simple(200, "ok\n");
+  } else {
+    writer.simple(404, "admin endpoints: /metrics /readyz /healthz\n");
+  }
+  return nullptr;
+}
+
+}  // namespace kupgw

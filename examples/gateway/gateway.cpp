@@ -1,0 +1,236 @@
+#include "gateway.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "proxy_exchange.h"
+
+using namespace kupstream;
+
+namespace kupgw {
+
+namespace {
+
+std::uint64_t now_ms(uv_loop_t& loop) { return uv_now(&loop); }
+
+bool same_settings(const GatewayConfig& a, const GatewayConfig& b) {
+  return a.listeners == b.listeners && a.admin == b.admin && a.server == b.server;
+}
+
+}  // namespace
+
+Gateway::Gateway(uv_loop_t& loop, std::string config_path, LogSink log)
+    : loop_(loop), config_path_(std::move(config_path)), log_(std::move(log)) {}
+
+Gateway::~Gateway() {
+  if (pending_timer_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    pending_timer_ = nullptr;
+  }
+  server_.reset();
+  admin_server_.reset();
+  pending_.reset();
+  current_.reset();
+}
+
+Result<std::shared_ptr<Generation>> Gateway::build(const GatewayConfig& config) {
+  auto gen = std::make_shared<Generation>();
+  gen->id = next_id_++;
+  gen->config = config;
+  const Generation* prev = current_.get();
+
+  for (std::size_t i = 0; i < config.clusters.size(); ++i) {
+    const auto& entry = config.clusters[i];
+    auto where = fmt::format("{}:{}: clusters[{}] ({})", config.source, entry.line, i, entry.name);
+    Result<ClusterConfig> cc = [&]() -> Result<ClusterConfig> {
+      if (entry.in_cluster) return load_in_cluster_config();
+      KubeconfigOptions ko;
+      if (!entry.kubeconfig.empty()) ko.paths = {entry.kubeconfig};
+      ko.context = entry.context;
+      ko.log = [this](LogLevel l, std::string_view t) { log_(l, t); };
+      return load_kubeconfig(ko);
+    }();
+    if (!cc) return Error{cc.error().code, fmt::format("{}: {}", where, cc.error().reason)};
+    if (prev != nullptr) {
+      auto it = prev->clusters.find(entry.name);
+      if (it != prev->clusters.end() && it->second->entry.kubeconfig == entry.kubeconfig &&
+          it->second->entry.context == entry.context && it->second->entry.in_cluster == entry.in_cluster &&
+          it->second->config == *cc) {
+        gen->clusters[entry.name] = it->second;  // unchanged: keep its watches
+        continue;
+      }
+    }
+    ClusterClientOptions co;
+    std::string name = entry.name;
+    co.log = [this, name](LogLevel l, std::string_view t) { log_(l, fmt::format("cluster {}: {}", name, t)); };
+    auto client = ClusterClient::create(loop_, *cc, co);
+    if (!client) return Error{client.error().code, fmt::format("{}: {}", where, client.error().reason)};
+    auto handle = std::make_shared<ClusterHandle>();
+    handle->entry = entry;
+    handle->config = std::move(*cc);
+    handle->client = std::move(*client);
+    gen->clusters[entry.name] = std::move(handle);
+  }
+
+  for (std::size_t i = 0; i < config.upstreams.size(); ++i) {
+    const auto& entry = config.upstreams[i];
+    const auto& name = entry.config.name;
+    std::vector<std::shared_ptr<ClusterHandle>> used;
+    ClusterMap map;
+    for (const auto& ref : entry.config.services) {
+      auto& h = gen->clusters.at(ref.cluster);
+      if (map.emplace(ref.cluster, h->client.get()).second) used.push_back(h);
+    }
+    if (prev != nullptr) {
+      auto it = prev->upstreams.find(name);
+      if (it != prev->upstreams.end() && it->second->entry.fingerprint == entry.fingerprint &&
+          it->second->clusters == used) {
+        gen->upstreams[name] = it->second;  // unchanged, on unchanged clusters: keep pools and health
+        continue;
+      }
+    }
+    auto options = entry.options;
+    options.log = [this, name](LogLevel l, std::string_view t) { log_(l, fmt::format("upstream {}: {}", name, t)); };
+    auto up = Upstream::create(loop_, entry.config, map, std::move(options));
+    if (!up) {
+      return Error{up.error().code,
+                   fmt::format("{}:{}: upstreams[{}] ({}): {}", config.source, entry.line, i, name, up.error().reason)};
+    }
+    auto handle = std::make_shared<UpstreamHandle>();
+    handle->clusters = std::move(used);
+    handle->entry = entry;
+    handle->upstream = std::move(*up);
+    gen->upstreams[name] = std::move(handle);
+  }
+  gen->router = Router(config.routes);
+  return gen;
+}
+
+Status Gateway::start() {
+  auto cfg = load_config_file(config_path_);
+  if (!cfg) return cfg.error();
+  auto gen = build(*cfg);
+  if (!gen) return gen.error();
+  current_ = std::move(*gen);
+  const auto& c = current_->config;
+
+  HttpServerOptions so;
+  so.max_header_bytes = c.server.max_header_bytes;
+  so.header_timeout_ms = c.server.header_timeout_ms;
+  so.idle_timeout_ms = c.server.idle_timeout_ms;
+  so.log = [this](std::string_view t) { log_(LogLevel::debug, t); };
+  server_ = std::make_unique<HttpServer>(loop_, so, [this](RequestHead& h, ResponseWriter& w) { return route(h, w); });
+  for (const auto& l : c.listeners) {
+    auto port = server_->listen(l.address, l.port);
+    if (!port) return port.error();
+    ports_.push_back(*port);
+    log_(LogLevel::info, fmt::format("listening on {}:{}", l.address, *port));
+  }
+  if (c.admin) {
+    HttpServerOptions ao = so;
+    admin_server_ = std::make_unique<HttpServer>(loop_, ao, [this](RequestHead& h, ResponseWriter& w) { return admin(h, w); });
+    auto port = admin_server_->listen(c.admin->address, c.admin->port);
+    if (!port) return port.error();
+    admin_port_ = *port;
+    log_(LogLevel::info, fmt::format("admin on {}:{}", c.admin->address, *port));
+  }
+  return {};
+}
+
+void Gateway::reload() {
+  if (stopping_) return;
+  log_(LogLevel::info, fmt::format("reloading {}", config_path_));
+  auto cfg = load_config_file(config_path_);
+  if (!cfg) {
+    counters_.reloads_failed++;
+    log_(LogLevel::error, fmt::format("reload rejected, the running config stays:\n{}", cfg.error().reason));
+    return;
+  }
+  if (!same_settings(*cfg, current_->config))
+    log_(LogLevel::warning, "reload: listeners, admin and server settings only change on restart");
+  pending_.reset();  // a newer file replaces a reload still waiting
+  auto gen = build(*cfg);
+  if (!gen) {
+    counters_.reloads_failed++;
+    log_(LogLevel::error, fmt::format("reload rejected, the running config stays: {}", gen.error().reason));
+    return;
+  }
+  // Keep listener settings from the running config: the sockets stay open.
+  (*gen)->config.listeners = current_->config.listeners;
+  (*gen)->config.admin = current_->config.admin;
+  (*gen)->config.server = current_->config.server;
+  pending_ = std::move(*gen);
+  pending_since_ms_ = now_ms(loop_);
+  if (pending_timer_ == nullptr) {
+    pending_timer_ = new uv_timer_t;
+    uv_timer_init(&loop_, pending_timer_);
+    pending_timer_->data = this;
+  }
+  check_pending();
+}
+
+void Gateway::check_pending() {
+  if (!pending_) return;
+  std::string waiting;
+  for (const auto& [name, h] : pending_->upstreams) {
+    bool reused = current_ && current_->upstreams.count(name) && current_->upstreams.at(name) == h;
+    if (!reused && !h->upstream->ready()) waiting += (waiting.empty() ? "" : ", ") + name;
+  }
+  bool expired = now_ms(loop_) - pending_since_ms_ >= reload_wait_ms;
+  if (!waiting.empty() && !expired) {
+    uv_timer_start(pending_timer_, [](uv_timer_t* t) { static_cast<Gateway*>(t->data)->check_pending(); }, 10, 0);
+    return;
+  }
+  if (!waiting.empty())
+    log_(LogLevel::warning, fmt::format("reload: upstreams not ready after {} ms, switching anyway: {}", reload_wait_ms, waiting));
+  swap_in(std::move(pending_));
+}
+
+void Gateway::swap_in(std::shared_ptr<Generation> next) {
+  counters_.reloads_ok++;
+  if (current_) retired_.push_back(current_);
+  log_(LogLevel::info, fmt::format("config generation {} in service ({} upstreams, {} routes)", next->id,
+                                   next->upstreams.size(), next->config.routes.size()));
+  current_ = std::move(next);  // the old one lives on in the requests that still hold it
+  std::erase_if(retired_, [](const std::weak_ptr<Generation>& w) { return w.expired(); });
+}
+
+void Gateway::stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  log_(LogLevel::info, "stopping: draining connections");
+  if (pending_timer_ != nullptr) uv_timer_stop(pending_timer_);
+  pending_.reset();
+  auto remaining = std::make_shared<int>(admin_server_ ? 2 : 1);
+  auto finish = [this, remaining, done] {
+    if (--*remaining > 0) return;
+    // Every request has ended: drop Upstreams, then ClusterClients (Generation member order).
+    current_.reset();
+    retired_.clear();
+    if (pending_timer_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      pending_timer_ = nullptr;
+    }
+    done();
+  };
+  std::uint32_t timeout = current_ ? current_->config.server.drain_timeout_ms : 0;
+  server_->drain(timeout, finish);
+  if (admin_server_) admin_server_->drain(timeout, finish);
+}
+
+std::unique_ptr<RequestHandler> Gateway::route(RequestHead& head, ResponseWriter& writer) {
+  auto gen = current_;
+  auto name = gen->router.match(head.header("host"), head.target);
+  UpstreamHandle* up = name.empty() ? nullptr : gen->find(name);
+  if (up == nullptr) {
+    counters_.no_route++;
+    writer.simple(404, "no route\n");
+    return nullptr;
+  }
+  auto ex = std::make_unique<ProxyExchange>(*this, std::move(gen), *up, head, writer);
+  ex->begin();
+  return ex;
+}
+
+}  // namespace kupgw

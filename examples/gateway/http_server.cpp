@@ -1,0 +1,701 @@
+#include "http_server.h"
+
+#include <fmt/format.h>
+#include <llhttp.h>
+#include <uv.h>
+
+#include <cctype>
+#include <cstring>
+#include <map>
+
+using kupstream::Errc;
+using kupstream::Error;
+using kupstream::Result;
+
+namespace kupgw {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+bool framing_or_hop_header(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+                             "upgrade", "content-length"})
+    if (iequals(name, h)) return true;
+  return false;
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+}  // namespace
+
+std::string_view RequestHead::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (iequals(k, name)) return v;
+  return {};
+}
+
+void ResponseWriter::simple(int status, std::string_view body, std::string_view content_type) {
+  start(status, {{"Content-Type", std::string(content_type)}}, body.size());
+  if (!body.empty()) write(body);
+  finish();
+}
+
+class Connection;
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(uv_loop_t& l, HttpServerOptions o, HandlerFactory f) : loop(l), options(std::move(o)), factory(std::move(f)) {}
+
+  struct Listener {
+    uv_tcp_t tcp;
+    std::shared_ptr<Impl> impl;
+  };
+  struct Idle {
+    uv_idle_t idle;
+    std::shared_ptr<Impl> impl;
+  };
+  struct Timer {
+    uv_timer_t timer;
+    std::shared_ptr<Impl> impl;
+  };
+
+  uv_loop_t& loop;
+  HttpServerOptions options;
+  HandlerFactory factory;
+  HttpServerStats stats;
+  std::vector<Listener*> listeners;
+  std::map<Connection*, std::shared_ptr<Connection>> connections;
+  Idle* idle = nullptr;
+  Timer* drain_timer = nullptr;
+  std::vector<std::function<void()>> deferred;
+  bool draining = false;
+  bool shut = false;
+  std::function<void()> drain_done;
+
+  void log(std::string_view what) {
+    if (options.log) options.log(what);
+  }
+  void defer(std::function<void()> fn);
+  void run_deferred();
+  void closed(Connection* c);
+  void close_listeners();
+  void check_drained();
+  void close_all();
+};
+
+class Connection final : public ResponseWriter {
+ public:
+  explicit Connection(std::shared_ptr<HttpServer::Impl> server) : server_(std::move(server)) {
+    llhttp_settings_init(&settings_);
+    settings_.on_message_begin = [](llhttp_t* p) { return self(p)->on_message_begin(); };
+    settings_.on_url = [](llhttp_t* p, const char* at, std::size_t n) { return self(p)->on_url(at, n); };
+    settings_.on_header_field = [](llhttp_t* p, const char* at, std::size_t n) { return self(p)->on_field(at, n); };
+    settings_.on_header_value = [](llhttp_t* p, const char* at, std::size_t n) { return self(p)->on_value(at, n); };
+    settings_.on_headers_complete = [](llhttp_t* p) { return self(p)->on_headers_complete(); };
+    settings_.on_body = [](llhttp_t* p, const char* at, std::size_t n) { return self(p)->on_body(at, n); };
+    settings_.on_message_complete = [](llhttp_t* p) { return self(p)->on_message_complete(); };
+    llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+    parser_.data = this;
+  }
+
+  bool open(uv_stream_t* listener, std::shared_ptr<Connection> me) {
+    me_ = std::move(me);
+    uv_tcp_init(&server_->loop, &tcp_);
+    tcp_.data = this;
+    uv_timer_init(&server_->loop, &timer_);
+    timer_.data = this;
+    open_handles_ = 2;
+    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
+      close();
+      return false;
+    }
+    uv_tcp_nodelay(&tcp_, 1);
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      char buf[64] = {};
+      if (ss.ss_family == AF_INET6) uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), buf, sizeof buf);
+      else uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), buf, sizeof buf);
+      peer_ = buf;
+    }
+    arm_timer(server_->options.idle_timeout_ms);
+    update_reading();
+    return true;
+  }
+
+  // Idle between requests (nothing received of the next one): safe to close at once.
+  bool idle() const { return !in_message_ && !handler_ && !request_done_ && pending_.empty() && !response_started_; }
+
+  void begin_drain() {
+    if (closing_) return;
+    if (idle()) close();
+    else close_after_ = true;
+  }
+
+  void close() {
+    if (closing_) return;
+    closing_ = true;
+    if (handler_) {
+      // Never destroy the handler inside one of its own calls; keep this connection (its
+      // ResponseWriter) alive until the handler is gone.
+      std::shared_ptr<RequestHandler> h(std::move(handler_));
+      auto keep = me_;
+      server_->defer([h, keep]() mutable { h.reset(); });
+    }
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    uv_timer_stop(&timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
+  }
+
+  // ResponseWriter
+  void start(int status, const std::vector<HeaderField>& headers, std::optional<std::uint64_t> length) override {
+    if (closing_ || response_started_) return;
+    response_started_ = true;
+    if (status >= 100 && status < 600) server_->stats.responses_by_class[status / 100]++;
+    bool bodyless = head_request_ || status == 204 || status == 304 || status < 200;
+    body_allowed_ = !bodyless;
+    std::string& o = out_;
+    o += fmt::format("HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    for (const auto& [k, v] : headers) {
+      if (framing_or_hop_header(k)) continue;
+      o += k;
+      o += ": ";
+      o += v;
+      o += "\r\n";
+    }
+    if (length) {
+      if (status != 204 && status >= 200) o += fmt::format("Content-Length: {}\r\n", *length);
+    } else if (!bodyless) {
+      if (version_minor_ >= 1) {
+        chunked_out_ = true;
+        o += "Transfer-Encoding: chunked\r\n";
+      } else {
+        close_after_ = true;  // HTTP/1.0: the end of the body is the end of the connection
+      }
+    }
+    if (server_->draining || !keep_alive_) close_after_ = true;
+    if (close_after_) o += "Connection: close\r\n";
+    else if (version_minor_ == 0) o += "Connection: keep-alive\r\n";
+    o += "\r\n";
+  }
+
+  bool write(std::string_view data) override {
+    if (closing_ || !response_started_ || response_done_) return true;
+    if (body_allowed_ && !data.empty()) {
+      if (chunked_out_) {
+        out_ += fmt::format("{:x}\r\n", data.size());
+        out_.append(data);
+        out_ += "\r\n";
+      } else {
+        out_.append(data);
+      }
+    }
+    flush();
+    if (queued_ >= server_->options.write_high_water) {
+      want_writable_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  void finish() override {
+    if (closing_ || response_done_) return;
+    if (!response_started_) start(500, {}, 0);
+    if (chunked_out_) out_ += "0\r\n\r\n";
+    response_done_ = true;
+    flush();
+    if (close_after_) {
+      end_after_writes();
+      return;
+    }
+    maybe_next();
+  }
+
+  void abort() override {
+    if (closing_) return;
+    server_->stats.aborted++;
+    close();
+  }
+
+  bool started() const override { return response_started_; }
+
+  void pause_request_body() override {
+    body_paused_ = true;
+    update_reading();
+  }
+  void resume_request_body() override {
+    if (!body_paused_) return;
+    body_paused_ = false;
+    if (!closing_) {
+      auto keep = me_;
+      server_->defer([keep] { keep->parse(); });
+    }
+  }
+
+ private:
+  static Connection* self(llhttp_t* p) { return static_cast<Connection*>(p->data); }
+
+  void handle_closed() {
+    if (--open_handles_ == 0) {
+      auto keep = std::move(me_);
+      server_->closed(this);
+    }
+  }
+
+  void arm_timer(std::uint32_t ms) {
+    uv_timer_start(&timer_, [](uv_timer_t* t) {
+      auto* c = static_cast<Connection*>(t->data);
+      c->server_->stats.timeouts++;
+      c->close();
+    }, ms, 0);
+  }
+
+  void update_reading() {
+    if (closing_) return;
+    bool want = !body_paused_ && !request_done_ && !shutting_down_;
+    auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
+    if (want && !reading_) {
+      reading_ = true;
+      uv_read_start(s, [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
+        auto* c = static_cast<Connection*>(h->data);
+        b->base = c->read_buf_;
+        b->len = sizeof c->read_buf_;
+      }, [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) { static_cast<Connection*>(st->data)->on_read(n, b); });
+    } else if (!want && reading_) {
+      reading_ = false;
+      uv_read_stop(s);
+    }
+  }
+
+  void on_read(ssize_t n, const uv_buf_t* buf) {
+    if (n == 0) return;
+    if (n < 0) {
+      if (n == UV_EOF && request_done_ && !response_done_) {
+        // The client half-closed after a whole request: answer it, then close.
+        close_after_ = true;
+        update_reading();
+        return;
+      }
+      close();
+      return;
+    }
+    pending_.append(buf->base, static_cast<std::size_t>(n));
+    parse();
+  }
+
+  void parse() {
+    while (!closing_ && !pending_.empty() && !request_done_ && !body_paused_) {
+      llhttp_errno_t err = llhttp_execute(&parser_, pending_.data(), pending_.size());
+      std::size_t used = pending_.size();
+      if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - pending_.data());
+        if (err == HPE_PAUSED_UPGRADE) {
+          close_after_ = true;  // no protocol upgrades: answer, then close
+          pending_.clear();
+          used = 0;
+        }
+        llhttp_resume(&parser_);
+      } else if (err != HPE_OK) {
+        if (closing_) return;
+        protocol_error(err);
+        return;
+      }
+      pending_.erase(0, used);
+    }
+    update_reading();
+  }
+
+  void protocol_error(llhttp_errno_t err) {
+    server_->stats.bad_requests++;
+    bool too_large = header_too_large_;
+    server_->log(fmt::format("client {}: {}", peer_, too_large ? "request head too large"
+                                                               : std::string(llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : llhttp_errno_name(err))));
+    if (response_started_ || handler_) {
+      close();
+      return;
+    }
+    close_after_ = true;
+    keep_alive_ = false;
+    head_request_ = false;
+    request_done_ = true;
+    update_reading();
+    if (too_large) simple(431, "request header fields too large\n");
+    else simple(400, "bad request\n");
+  }
+
+  int count(std::size_t n) {
+    header_bytes_ += n;
+    if (header_bytes_ > server_->options.max_header_bytes) {
+      header_too_large_ = true;
+      return -1;
+    }
+    return 0;
+  }
+
+  int on_message_begin() {
+    if (closing_) return -1;
+    in_message_ = true;
+    head_ = RequestHead{};
+    header_bytes_ = 0;
+    header_too_large_ = false;
+    field_.clear();
+    value_.clear();
+    in_value_ = false;
+    arm_timer(server_->options.header_timeout_ms);
+    return 0;
+  }
+  int on_url(const char* at, std::size_t n) {
+    head_.target.append(at, n);
+    return count(n);
+  }
+  int on_field(const char* at, std::size_t n) {
+    if (in_value_) {
+      head_.headers.emplace_back(std::move(field_), std::move(value_));
+      field_.clear();
+      value_.clear();
+      in_value_ = false;
+    }
+    field_.append(at, n);
+    return count(n + 4);
+  }
+  int on_value(const char* at, std::size_t n) {
+    in_value_ = true;
+    value_.append(at, n);
+    return count(n);
+  }
+
+  int on_headers_complete() {
+    if (!field_.empty() || in_value_) head_.headers.emplace_back(std::move(field_), std::move(value_));
+    field_.clear();
+    value_.clear();
+    uv_timer_stop(&timer_);
+    head_.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+    head_.version_major = parser_.http_major;
+    head_.version_minor = parser_.http_minor;
+    version_minor_ = parser_.http_major == 1 ? parser_.http_minor : 1;
+    head_.chunked = (parser_.flags & F_CHUNKED) != 0;
+    if ((parser_.flags & F_CONTENT_LENGTH) != 0) head_.content_length = parser_.content_length;
+    head_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+    keep_alive_ = head_.keep_alive;
+    head_.client_address = peer_;
+    head_request_ = head_.method == "HEAD";
+    server_->stats.requests++;
+    if (head_.has_body() && iequals(head_.header("expect"), "100-continue")) {
+      out_ += "HTTP/1.1 100 Continue\r\n\r\n";
+      flush();
+    }
+    handler_ = server_->factory(head_, *this);
+    if (closing_) return -1;
+    if (!handler_ && !response_started_) simple(500, "internal error: no handler\n");
+    return closing_ ? -1 : 0;
+  }
+
+  int on_body(const char* at, std::size_t n) {
+    if (closing_) return -1;
+    if (handler_) handler_->on_body(std::string_view(at, n));
+    return closing_ ? -1 : 0;
+  }
+
+  int on_message_complete() {
+    if (closing_) return -1;
+    in_message_ = false;
+    request_done_ = true;
+    if (handler_) handler_->on_body_end();
+    if (closing_) return -1;
+    if (response_done_ && !close_after_) maybe_next();
+    return HPE_PAUSED;  // one request at a time: the next waits for this response
+  }
+
+  void maybe_next() {
+    if (!request_done_ || !response_done_ || next_scheduled_ || closing_) return;
+    next_scheduled_ = true;
+    auto keep = me_;
+    server_->defer([keep] { keep->next_request(); });
+  }
+
+  void next_request() {
+    next_scheduled_ = false;
+    handler_.reset();
+    if (closing_) return;
+    request_done_ = response_done_ = response_started_ = false;
+    chunked_out_ = head_request_ = false;
+    body_allowed_ = true;
+    want_writable_ = false;
+    if (close_after_ || server_->draining) {
+      end_after_writes();
+      return;
+    }
+    arm_timer(server_->options.idle_timeout_ms);
+    parse();
+  }
+
+  struct WriteReq {
+    uv_write_t req;
+    std::string data;
+    Connection* conn;
+  };
+
+  void flush() {
+    if (closing_ || out_.empty()) return;
+    auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
+    if (queued_ == 0) {
+      uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+      int n = uv_try_write(s, &b, 1);
+      if (n == static_cast<int>(out_.size())) {
+        out_.clear();
+        return;
+      }
+      if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+      else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+        close();
+        return;
+      }
+    }
+    auto* w = new WriteReq{{}, std::move(out_), this};
+    out_.clear();
+    queued_ += w->data.size();
+    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    w->req.data = w;
+    int rc = uv_write(&w->req, s, &b, 1, [](uv_write_t* r, int status) {
+      auto* wr = static_cast<WriteReq*>(r->data);
+      Connection* c = wr->conn;
+      c->queued_ -= wr->data.size();
+      delete wr;
+      c->write_done(status);
+    });
+    if (rc != 0) {
+      queued_ -= w->data.size();
+      delete w;
+      close();
+    }
+  }
+
+  void write_done(int status) {
+    if (closing_) return;
+    if (status < 0) {
+      close();
+      return;
+    }
+    if (want_writable_ && queued_ <= server_->options.write_low_water) {
+      want_writable_ = false;
+      if (handler_) handler_->on_writable();
+    }
+    if (queued_ == 0 && shutting_down_) shutdown_now();
+  }
+
+  // Close once the output has left: the response's end is the connection's end.
+  void end_after_writes() {
+    if (closing_) return;
+    shutting_down_ = true;
+    update_reading();
+    if (queued_ == 0) shutdown_now();
+  }
+
+  void shutdown_now() {
+    if (closing_ || shutdown_started_) return;
+    shutdown_started_ = true;
+    auto* req = new uv_shutdown_t;
+    req->data = this;
+    if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t* r, int) {
+          auto* c = static_cast<Connection*>(r->data);
+          delete r;
+          c->close();
+        }) != 0) {
+      delete req;
+      close();
+    }
+  }
+
+  std::shared_ptr<HttpServer::Impl> server_;
+  std::shared_ptr<Connection> me_;  // held while handles are open
+  uv_tcp_t tcp_{};
+  uv_timer_t timer_{};
+  int open_handles_ = 0;
+  llhttp_t parser_{};
+  llhttp_settings_t settings_{};
+  char read_buf_[64 * 1024];
+  std::string pending_;
+  std::string peer_;
+  RequestHead head_;
+  std::string field_, value_;
+  bool in_value_ = false;
+  std::size_t header_bytes_ = 0;
+  bool header_too_large_ = false;
+  std::unique_ptr<RequestHandler> handler_;
+  std::string out_;
+  std::size_t queued_ = 0;
+  int version_minor_ = 1;
+  bool in_message_ = false, request_done_ = false;
+  bool response_started_ = false, response_done_ = false;
+  bool chunked_out_ = false, head_request_ = false, body_allowed_ = true;
+  bool keep_alive_ = true, close_after_ = false;
+  bool closing_ = false, reading_ = false, body_paused_ = false;
+  bool want_writable_ = false, next_scheduled_ = false;
+  bool shutting_down_ = false, shutdown_started_ = false;
+
+  friend struct HttpServer::Impl;
+};
+
+void HttpServer::Impl::defer(std::function<void()> fn) {
+  if (shut && idle == nullptr) return;
+  deferred.push_back(std::move(fn));
+  if (idle == nullptr) {
+    idle = new Idle{{}, shared_from_this()};
+    uv_idle_init(&loop, &idle->idle);
+    idle->idle.data = idle;
+  }
+  uv_idle_start(&idle->idle, [](uv_idle_t* h) { static_cast<Idle*>(h->data)->impl->run_deferred(); });
+}
+
+void HttpServer::Impl::run_deferred() {
+  auto batch = std::move(deferred);
+  deferred.clear();
+  for (auto& fn : batch) fn();
+  batch.clear();
+  if (deferred.empty() && idle != nullptr) {
+    uv_idle_stop(&idle->idle);
+    if (shut) {
+      // Nothing more will be deferred: release the idle handle (and its hold on Impl).
+      Idle* i = idle;
+      idle = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(&i->idle), [](uv_handle_t* h) { delete static_cast<Idle*>(h->data); });
+    }
+  }
+}
+
+void HttpServer::Impl::closed(Connection* c) {
+  stats.connections_active--;
+  connections.erase(c);
+  check_drained();
+}
+
+void HttpServer::Impl::close_listeners() {
+  for (auto* l : listeners)
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+  listeners.clear();
+}
+
+void HttpServer::Impl::check_drained() {
+  if (!draining || !connections.empty() || !drain_done) return;
+  if (drain_timer != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer->timer), [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
+    drain_timer = nullptr;
+  }
+  auto done = std::move(drain_done);
+  drain_done = nullptr;
+  defer([done] { done(); });
+  shut = true;
+}
+
+void HttpServer::Impl::close_all() {
+  close_listeners();
+  auto copy = connections;
+  for (auto& [raw, c] : copy) c->close();
+  if (drain_timer != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer->timer), [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
+    drain_timer = nullptr;
+  }
+}
+
+HttpServer::HttpServer(uv_loop_t& loop, HttpServerOptions options, HandlerFactory factory)
+    : impl_(std::make_shared<Impl>(loop, std::move(options), std::move(factory))) {}
+
+HttpServer::~HttpServer() {
+  impl_->shut = true;
+  impl_->drain_done = nullptr;
+  impl_->close_all();
+  if (impl_->idle != nullptr && impl_->deferred.empty()) {
+    Impl::Idle* i = impl_->idle;
+    impl_->idle = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&i->idle), [](uv_handle_t* h) { delete static_cast<Impl::Idle*>(h->data); });
+  }
+}
+
+Result<std::uint16_t> HttpServer::listen(const std::string& address, std::uint16_t port) {
+  sockaddr_storage ss{};
+  bool v6 = address.find(':') != std::string::npos;
+  int rc = v6 ? uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss))
+              : uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss));
+  if (rc != 0) return Error{Errc::invalid_argument, fmt::format("listen {}: not an IP address", address)};
+  auto* l = new Impl::Listener{{}, impl_};
+  uv_tcp_init(&impl_->loop, &l->tcp);
+  l->tcp.data = l;
+  auto fail = [&](int err) -> Result<std::uint16_t> {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), [](uv_handle_t* h) { delete static_cast<Impl::Listener*>(h->data); });
+    return Error{Errc::io_error, fmt::format("listen {}:{}: {}", address, port, uv_strerror(err))};
+  };
+  if ((rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), 0)) != 0) return fail(rc);
+  rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024, [](uv_stream_t* s, int status) {
+    auto* li = static_cast<Impl::Listener*>(s->data);
+    if (status < 0 || li->impl->draining) return;
+    auto c = std::make_shared<Connection>(li->impl);
+    Connection* raw = c.get();
+    li->impl->connections.emplace(raw, c);
+    li->impl->stats.connections_accepted++;
+    li->impl->stats.connections_active++;
+    raw->open(s, std::move(c));
+  });
+  if (rc != 0) return fail(rc);
+  int len = sizeof ss;
+  uv_tcp_getsockname(&l->tcp, reinterpret_cast<sockaddr*>(&ss), &len);
+  std::uint16_t bound = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  impl_->listeners.push_back(l);
+  return bound;
+}
+
+void HttpServer::drain(std::uint32_t timeout_ms, std::function<void()> done) {
+  auto& im = *impl_;
+  im.draining = true;
+  im.drain_done = std::move(done);
+  im.close_listeners();
+  auto copy = im.connections;
+  for (auto& [raw, c] : copy) c->begin_drain();
+  if (!im.connections.empty() && im.drain_timer == nullptr) {
+    im.drain_timer = new Impl::Timer{{}, impl_};
+    uv_timer_init(&im.loop, &im.drain_timer->timer);
+    im.drain_timer->timer.data = im.drain_timer;
+    uv_timer_start(&im.drain_timer->timer, [](uv_timer_t* t) {
+      auto impl = static_cast<Impl::Timer*>(t->data)->impl;
+      auto conns = impl->connections;
+      for (auto& [raw, c] : conns) c->abort();
+    }, timeout_ms, 0);
+  }
+  im.check_drained();
+}
+
+const HttpServerStats& HttpServer::stats() const { return impl_->stats; }
+
+}  // namespace kupgw

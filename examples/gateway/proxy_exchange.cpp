@@ -1,0 +1,130 @@
+#include "proxy_exchange.h"
+
+#include <fmt/format.h>
+#include <strings.h>
+
+#include "kupstream/balancer.h"
+
+using namespace kupstream;
+
+namespace kupgw {
+
+ProxyExchange::ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> generation, UpstreamHandle& upstream,
+                             RequestHead& head, ResponseWriter& writer)
+    : gateway_(gateway), generation_(std::move(generation)), upstream_(upstream), writer_(writer) {
+  request_.method = head.method;
+  request_.target = head.target;
+  request_.client_address = head.client_address;
+  request_.client_scheme = "http";
+  request_.client_host = std::string(head.header("host"));
+  request_.headers.reserve(head.headers.size());
+  for (auto& h : head.headers) {
+    // Framing is the Upstream's business; Expect was answered here already.
+    if (h.first.size() == 6 && strcasecmp(h.first.c_str(), "expect") == 0) continue;
+    request_.headers.emplace_back(std::move(h.first), std::move(h.second));
+  }
+  if (!upstream_.entry.hash_header.empty()) request_.hash = hash_key(head.header(upstream_.entry.hash_header));
+  if (head.has_body()) {
+    if (!head.chunked && head.content_length && *head.content_length <= kBufferLimit) {
+      buffering_ = true;
+      request_.body.reserve(static_cast<std::size_t>(*head.content_length));
+    } else {
+      request_.streamed = true;
+      request_.content_length = head.chunked ? std::nullopt : head.content_length;
+    }
+  }
+}
+
+ProxyExchange::~ProxyExchange() {
+  // Cancels a running exchange; no handler runs afterwards.
+  upstream_request_.reset();
+}
+
+void ProxyExchange::begin() {
+  if (!buffering_) forward();
+}
+
+void ProxyExchange::forward() {
+  forwarded_ = true;
+  ForwardHandlers h;
+  h.on_head = [this](const ForwardResponseHead& head) {
+    std::vector<HeaderField> headers;
+    headers.reserve(head.headers.size());
+    for (const auto& [k, v] : head.headers) headers.emplace_back(k, v);
+    count(head.status);
+    writer_.start(head.status, headers, head.content_length);
+  };
+  h.on_body = [this](std::string_view data) {
+    if (!writer_.write(data) && upstream_request_) {
+      response_paused_ = true;
+      upstream_request_->pause_body();
+    }
+  };
+  h.on_writable = [this] { writer_.resume_request_body(); };
+  h.on_complete = [this](Status st) {
+    done_ = true;
+    if (st.ok()) {
+      writer_.finish();
+      return;
+    }
+    fail(st.error());
+  };
+  auto r = upstream_.upstream->forward(std::move(request_), std::move(h));
+  if (!r) {
+    done_ = true;
+    count(400);
+    writer_.simple(400, fmt::format("bad request: {}\n", r.error().reason));
+    return;
+  }
+  upstream_request_ = std::move(*r);
+}
+
+void ProxyExchange::fail(const Error& error) {
+  const char* name = errc_name(static_cast<Errc>(error.code.value()));
+  gateway_.counters().upstream_errors[error.code.category() == error_category() ? name : "other"]++;
+  if (writer_.started()) {
+    gateway_.counters().streams_aborted++;
+    gateway_.log(LogLevel::warning, fmt::format("upstream {}: response cut short: {}", upstream_.entry.config.name,
+                                                error.message()));
+    writer_.abort();
+    return;
+  }
+  int status = 502;
+  if (error.code == make_error_code(Errc::no_endpoint)) status = 503;
+  else if (error.code == make_error_code(Errc::timed_out)) status = 504;
+  count(status);
+  gateway_.log(LogLevel::debug, fmt::format("upstream {}: {} {}: {}", upstream_.entry.config.name, status, name,
+                                            error.reason));
+  std::string_view text = status == 503 ? "service unavailable" : status == 504 ? "gateway timeout" : "bad gateway";
+  writer_.simple(status, fmt::format("{}: upstream {}: {}\n", text, upstream_.entry.config.name, name));
+}
+
+void ProxyExchange::count(int status) { gateway_.counters().responses[{upstream_.entry.config.name, status}]++; }
+
+void ProxyExchange::on_body(std::string_view data) {
+  if (buffering_) {
+    request_.body.append(data);
+    return;
+  }
+  if (!upstream_request_ || done_) return;  // the exchange already ended: the rest is discarded
+  auto r = upstream_request_->write_body(data);
+  if (r.ok() && !*r) writer_.pause_request_body();
+}
+
+void ProxyExchange::on_body_end() {
+  if (buffering_) {
+    buffering_ = false;
+    forward();
+    return;
+  }
+  if (upstream_request_ && !done_) (void)upstream_request_->end_body();
+}
+
+void ProxyExchange::on_writable() {
+  if (response_paused_ && upstream_request_) {
+    response_paused_ = false;
+    upstream_request_->resume_body();
+  }
+}
+
+}  // namespace kupgw

@@ -1,0 +1,239 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "config.h"
+
+using namespace kupgw;
+using namespace kupstream;
+
+namespace {
+
+const char* kFull = R"(listeners: [{address: 127.0.0.1, port: 8080}]
+admin: {address: 127.0.0.1, port: 9901}
+server: {max_header_bytes: 32768, idle_timeout_ms: 5000}
+clusters:
+  - {name: tke-a, kubeconfig: /path/kubeconfig, context: ctx-a}
+  - {name: tke-b, kubeconfig: kc-b}
+  - {name: incluster, in_cluster: true}
+upstreams:
+  - name: httpbin
+    backend: HTTPS
+    host: httpbin.example.com
+    policy: consistent_hash
+    hash_header: X-User
+    weight_mode: per_service
+    tags: {team: web}
+    tls: {ca_file: ca.pem, server_name: pods.example.com}
+    timeouts: {connect_ms: 500, response_header_ms: 2000, total_ms: 9000}
+    retries: {max: 3, on_status: [503]}
+    outlier: {consecutive_failures: 7, base_ejection_ms: 1000, max_ejected_percent: 30}
+    health_check: {path: /ready, interval_ms: 700, timeout_ms: 300}
+    slow_start_ms: 4000
+    panic_threshold_percent: 40
+    services:
+      - {cluster: tke-a, namespace: default, service: httpbin, port: http, weight: 3}
+      - {cluster: tke-b, namespace: default, service: httpbin, port: 8000, weight: 1, node_labels: {pool: blue}}
+  - name: other
+    services: [{cluster: incluster, service: web, port: "80"}]
+routes:
+  - {host: "*", path_prefix: /, upstream: httpbin}
+  - {host: Api.Example.com, path_prefix: /v1, upstream: other}
+)";
+
+std::string errors_of(std::string_view text) {
+  auto r = parse_config(text, "gateway.yaml", "/etc/kup");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == make_error_code(Errc::invalid_config));
+  return r.error().reason;
+}
+
+const char* kHead = "listeners: [{port: 8080}]\nclusters: [{name: tke-a, kubeconfig: /k}]\n";
+
+}  // namespace
+
+TEST_SUITE("GatewayConfig") {
+  TEST_CASE("a complete file fills every field") {
+    auto r = parse_config(kFull, "gateway.yaml", "/etc/kup");
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().reason));
+    const auto& c = *r;
+    REQUIRE(c.listeners.size() == 1);
+    CHECK(c.listeners[0].address == "127.0.0.1");
+    CHECK(c.listeners[0].port == 8080);
+    REQUIRE(c.admin.has_value());
+    CHECK(c.admin->port == 9901);
+    CHECK(c.server.max_header_bytes == 32768);
+    CHECK(c.server.idle_timeout_ms == 5000);
+    CHECK(c.server.header_timeout_ms == 10'000);
+    REQUIRE(c.clusters.size() == 3);
+    CHECK(c.clusters[0].kubeconfig == "/path/kubeconfig");
+    CHECK(c.clusters[0].context == "ctx-a");
+    CHECK(c.clusters[1].kubeconfig == "/etc/kup/kc-b");
+    CHECK(c.clusters[2].in_cluster);
+    REQUIRE(c.upstreams.size() == 2);
+    const auto& u = c.upstreams[0];
+    CHECK(u.config.name == "httpbin");
+    CHECK(u.config.scheme == Scheme::https);
+    CHECK(u.config.host_header == std::optional<std::string>("httpbin.example.com"));
+    CHECK(u.config.policy == BalancerPolicy::consistent_hash);
+    CHECK(u.hash_header == "X-User");
+    CHECK(u.config.weight_mode == WeightMode::per_service);
+    REQUIRE(u.config.tags.size() == 1);
+    CHECK(u.config.tags[0].second == "web");
+    CHECK(u.options.tls.ca_file == "/etc/kup/ca.pem");
+    CHECK(u.options.tls.server_name == "pods.example.com");
+    CHECK(u.options.timeouts.connect.count() == 500);
+    CHECK(u.options.timeouts.response_header.count() == 2000);
+    CHECK(u.options.timeouts.total.count() == 9000);
+    CHECK(u.options.retries.max_retries == 3);
+    CHECK(u.options.retries.on_status == std::vector<int>{503});
+    CHECK(u.options.outlier.consecutive_failures == 7);
+    CHECK(u.options.outlier.base_ejection.count() == 1000);
+    CHECK(u.options.outlier.max_ejected_percent == 30);
+    CHECK(u.options.health_check.enabled);
+    CHECK(u.options.health_check.path == "/ready");
+    CHECK(u.options.health_check.interval.count() == 700);
+    CHECK(u.options.slow_start.count() == 4000);
+    CHECK(u.options.panic_threshold_percent == 40);
+    REQUIRE(u.config.services.size() == 2);
+    CHECK(u.config.services[0].to_string() == "tke-a/default/httpbin:http");
+    CHECK(u.config.services[0].weight == 3);
+    CHECK(u.config.services[1].port == PortRef::number(8000));
+    CHECK(u.config.services[1].node_labels.at("pool") == "blue");
+    const auto& o = c.upstreams[1];
+    CHECK(o.config.services[0].namespace_name == "default");
+    CHECK(o.config.services[0].weight == 1);
+    CHECK(o.config.scheme == Scheme::http);
+    CHECK_FALSE(o.options.health_check.enabled);
+    REQUIRE(c.routes.size() == 2);
+    CHECK(c.routes[1].host == "api.example.com");
+    CHECK(c.routes[1].path_prefix == "/v1");
+  }
+
+  TEST_CASE("defaults apply when optional sections are absent") {
+    auto r = parse_config(std::string(kHead) +
+                              "upstreams: [{name: u, services: [{cluster: tke-a, service: s, port: http}]}]\n"
+                              "routes: [{upstream: u}]\n",
+                          "g.yaml");
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().reason));
+    CHECK_FALSE(r->admin.has_value());
+    CHECK(r->listeners[0].address == "127.0.0.1");
+    CHECK(r->routes[0].host == "*");
+    CHECK(r->routes[0].path_prefix == "/");
+    UpstreamOptions defaults;
+    CHECK(r->upstreams[0].options.timeouts.connect == defaults.timeouts.connect);
+    CHECK(r->upstreams[0].options.retries.max_retries == defaults.retries.max_retries);
+    CHECK(r->upstreams[0].config.policy == BalancerPolicy::weighted_round_robin);
+  }
+
+  TEST_CASE("a bad namespace is reported with file, line, path and value") {
+    std::string text = std::string(kHead) +
+                       "upstreams:\n"
+                       "  - name: web\n"
+                       "    services:\n"
+                       "      - {cluster: tke-a, namespace: default, service: a, port: http}\n"
+                       "      - {cluster: tke-a, namespace: Default, service: b, port: http}\n"
+                       "routes: [{upstream: web}]\n";
+    auto why = errors_of(text);
+    CHECK(why == "gateway.yaml:7: upstreams[0].services[1].namespace: \"Default\" is not a DNS-1123 label");
+  }
+
+  TEST_CASE("unknown keys are errors naming the key and its line") {
+    std::string text = std::string(kHead) +
+                       "upstreams:\n"
+                       "  - name: web\n"
+                       "    polcy: random\n"
+                       "    services: [{cluster: tke-a, service: a, port: http, wieght: 2}]\n"
+                       "routes: [{upstream: web}]\n";
+    auto why = errors_of(text);
+    CHECK(why.find("gateway.yaml:5: upstreams[0].polcy: unknown key \"polcy\"") != std::string::npos);
+    CHECK(why.find("gateway.yaml:6: upstreams[0].services[0].wieght: unknown key \"wieght\"") != std::string::npos);
+  }
+
+  TEST_CASE("every problem is reported, one per line") {
+    std::string text =
+        "listeners: [{port: 70000}]\n"
+        "clusters: [{name: tke-a, kubeconfig: /k}, {name: tke-a, in_cluster: true}]\n"
+        "upstreams:\n"
+        "  - name: web\n"
+        "    backend: FTP\n"
+        "    policy: fastest\n"
+        "    weight_mode: per_node\n"
+        "    services: [{cluster: tke-z, service: a, port: http, weight: 10001}]\n"
+        "routes: [{upstream: nope, path_prefix: api}]\n";
+    auto why = errors_of(text);
+    CHECK(why.find("gateway.yaml:1: listeners[0].port: 70000 is out of range 0..65535") != std::string::npos);
+    CHECK(why.find("gateway.yaml:2: clusters[1].name: \"tke-a\" is already defined on line 2") != std::string::npos);
+    CHECK(why.find("gateway.yaml:5: upstreams[0].backend: \"FTP\" is not HTTP or HTTPS") != std::string::npos);
+    CHECK(why.find("gateway.yaml:6: upstreams[0].policy: \"fastest\"") != std::string::npos);
+    CHECK(why.find("gateway.yaml:7: upstreams[0].weight_mode: \"per_node\" is not per_pod or per_service") !=
+          std::string::npos);
+    CHECK(why.find("gateway.yaml:8: upstreams[0].services[0].weight: 10001 is out of range 0..10000") !=
+          std::string::npos);
+    CHECK(why.find("gateway.yaml:9: routes[0].path_prefix: \"api\" does not start with /") != std::string::npos);
+  }
+
+  TEST_CASE("a service in an unknown cluster and a route to an unknown upstream are errors") {
+    std::string text = std::string(kHead) +
+                       "upstreams: [{name: web, services: [{cluster: tke-b, service: a, port: http}]}]\n"
+                       "routes: [{upstream: api}]\n";
+    auto why = errors_of(text);
+    CHECK(why.find("gateway.yaml:3: upstreams[0].services[0].cluster: \"tke-b\" is not in clusters") !=
+          std::string::npos);
+    CHECK(why.find("gateway.yaml:4: routes[0].upstream: \"api\" is not a defined upstream") != std::string::npos);
+  }
+
+  TEST_CASE("the library's whole-upstream checks are located too") {
+    std::string text = std::string(kHead) +
+                       "upstreams:\n"
+                       "  - name: web\n"
+                       "    services:\n"
+                       "      - {cluster: tke-a, service: a, port: http}\n"
+                       "      - {cluster: tke-a, service: a, port: http}\n"
+                       "routes: [{upstream: web}]\n";
+    auto why = errors_of(text);
+    CHECK(why.find("gateway.yaml:7: upstreams[0].services[1]: ") == 0);
+    CHECK(why.find("repeats services[0]") != std::string::npos);
+  }
+
+  TEST_CASE("a bad Host override, label and port name are rejected with their values") {
+    std::string text = std::string(kHead) +
+                       "upstreams:\n"
+                       "  - name: web\n"
+                       "    host: \"bad host\"\n"
+                       "    services: [{cluster: tke-a, service: a, port: \"-http-\", node_labels: {pool: \"b l\"}}]\n"
+                       "routes: [{upstream: web}]\n";
+    auto why = errors_of(text);
+    CHECK(why.find("gateway.yaml:5: upstreams[0].host: ") != std::string::npos);
+    CHECK(why.find("bad host") != std::string::npos);
+    CHECK(why.find("gateway.yaml:6: upstreams[0].services[0].port: \"-http-\"") != std::string::npos);
+  }
+
+  TEST_CASE("YAML syntax errors carry their line") {
+    auto why = errors_of("listeners: [{port: 8080}\nclusters: []\n");
+    CHECK(why.rfind("gateway.yaml:", 0) == 0);
+  }
+
+  TEST_CASE("missing sections and wrong types are reported") {
+    auto why = errors_of("listeners: {port: 1}\n");
+    CHECK(why.find("gateway.yaml:1: listeners: expected a list") != std::string::npos);
+    CHECK(why.find("clusters: is required") != std::string::npos);
+    CHECK(why.find("upstreams: is required") != std::string::npos);
+    CHECK(why.find("routes: is required") != std::string::npos);
+  }
+
+  TEST_CASE("in_cluster cannot be combined with a kubeconfig, booleans are strict") {
+    auto why = errors_of(
+        "listeners: [{port: 1}]\nclusters: [{name: a, in_cluster: true, kubeconfig: /k}, {name: b, in_cluster: yes}]\n"
+        "upstreams: []\nroutes: []\n");
+    CHECK(why.find("gateway.yaml:2: clusters[0]: in_cluster: true cannot be combined") != std::string::npos);
+    CHECK(why.find("gateway.yaml:2: clusters[1].in_cluster: \"yes\" is not true or false") != std::string::npos);
+  }
+
+  TEST_CASE("an unreadable file is an io_error naming the path") {
+    auto r = load_config_file("/nonexistent/gateway.yaml");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == make_error_code(Errc::io_error));
+    CHECK(r.error().reason.find("/nonexistent/gateway.yaml") != std::string::npos);
+  }
+}

@@ -1,0 +1,391 @@
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cctype>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "http_server.h"
+
+using namespace kupgw;
+
+namespace {
+
+// A blocking test client (runs on its own thread while the loop runs on the test's thread).
+class Client {
+ public:
+  explicit Client(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~Client() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void send(const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+      auto n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+  }
+  bool fill() {
+    char b[65536];
+    auto n = ::recv(fd_, b, sizeof b, 0);
+    if (n <= 0) return false;
+    buf_.append(b, static_cast<std::size_t>(n));
+    return true;
+  }
+  struct Response {
+    int status = 0;
+    std::map<std::string, std::string> headers;  // lower-case names
+    std::string body;
+    bool chunked = false;
+  };
+  // Reads one response; status 0 when the connection ended first.
+  Response read(bool head_request = false) {
+    Response r;
+    while (buf_.find("\r\n\r\n") == std::string::npos)
+      if (!fill()) return r;
+    auto end = buf_.find("\r\n\r\n");
+    std::string head = buf_.substr(0, end);
+    buf_.erase(0, end + 4);
+    r.status = std::stoi(head.substr(9, 3));
+    std::size_t pos = head.find("\r\n");
+    while (pos != std::string::npos) {
+      auto next = head.find("\r\n", pos + 2);
+      std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+      auto colon = line.find(':');
+      std::string k = line.substr(0, colon);
+      for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[k] = line.substr(colon + 2);
+      pos = next;
+    }
+    if (head_request || r.status == 204 || r.status == 304 || r.status < 200) return r;
+    if (r.headers.count("content-length")) {
+      std::size_t n = std::stoul(r.headers["content-length"]);
+      while (buf_.size() < n)
+        if (!fill()) return r;
+      r.body = buf_.substr(0, n);
+      buf_.erase(0, n);
+    } else if (r.headers["transfer-encoding"] == "chunked") {
+      r.chunked = true;
+      while (true) {
+        while (buf_.find("\r\n") == std::string::npos)
+          if (!fill()) return r;
+        auto eol = buf_.find("\r\n");
+        std::size_t size = std::stoul(buf_.substr(0, eol), nullptr, 16);
+        while (buf_.size() < eol + 2 + size + 2)
+          if (!fill()) return r;
+        r.body += buf_.substr(eol + 2, size);
+        buf_.erase(0, eol + 2 + size + 2);
+        if (size == 0) break;
+      }
+    } else {
+      while (fill()) {
+      }
+      r.body = std::move(buf_);
+      buf_.clear();
+    }
+    return r;
+  }
+  // True when the server closed the connection (no more bytes).
+  bool closed() { return buf_.empty() && !fill(); }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string buf_;
+};
+
+// Echoes the request: headers X-Method/X-Target/X-Body-Bytes, body = request body or "hello".
+// "/chunked" answers without a Content-Length; "/later" answers 50 ms later from a timer.
+class EchoHandler : public RequestHandler {
+ public:
+  EchoHandler(uv_loop_t& loop, RequestHead& head, ResponseWriter& w) : loop_(loop), head_(head), w_(w) {}
+  ~EchoHandler() override {
+    if (timer_ != nullptr) {
+      timer_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }
+  }
+  void on_body(std::string_view d) override { body_.append(d); }
+  void on_body_end() override {
+    if (head_.target == "/later") {
+      timer_ = new uv_timer_t;
+      uv_timer_init(&loop_, timer_);
+      timer_->data = this;
+      uv_timer_start(timer_, [](uv_timer_t* t) {
+        if (t->data != nullptr) static_cast<EchoHandler*>(t->data)->respond();
+      }, 50, 0);
+      return;
+    }
+    respond();
+  }
+  void respond() {
+    std::string body = body_.empty() ? "hello" : body_;
+    std::optional<std::uint64_t> len;
+    if (head_.target != "/chunked") len = body.size();
+    w_.start(200, {{"X-Method", head_.method}, {"X-Target", head_.target}, {"X-Body-Bytes", std::to_string(body_.size())},
+                   {"Connection", "something-hop-by-hop"}},
+             len);
+    if (head_.target == "/chunked") {
+      w_.write(body.substr(0, body.size() / 2));
+      w_.write(body.substr(body.size() / 2));
+    } else {
+      w_.write(body);
+    }
+    w_.finish();
+  }
+
+ private:
+  uv_loop_t& loop_;
+  RequestHead head_;
+  ResponseWriter& w_;
+  std::string body_;
+  uv_timer_t* timer_ = nullptr;
+};
+
+struct Harness {
+  uv_loop_t loop;
+  std::unique_ptr<HttpServer> server;
+  std::uint16_t port = 0;
+  uv_async_t done_async;
+  bool drained = false;
+
+  explicit Harness(HttpServerOptions opts = {}) {
+    uv_loop_init(&loop);
+    server = std::make_unique<HttpServer>(loop, opts, [this](RequestHead& h, ResponseWriter& w) -> std::unique_ptr<RequestHandler> {
+      if (h.target == "/direct") {
+        w.simple(404, "no route\n");
+        return nullptr;
+      }
+      return std::make_unique<EchoHandler>(loop, h, w);
+    });
+    auto p = server->listen("127.0.0.1", 0);
+    REQUIRE(p.ok());
+    port = *p;
+  }
+  // Runs `client` on a thread; when it returns, the server drains and the loop must close.
+  template <class F>
+  void run(F client) {
+    uv_async_init(&loop, &done_async, [](uv_async_t* a) {
+      auto* self = static_cast<Harness*>(a->data);
+      self->server->drain(1000, [self] { self->drained = true; });
+      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+    });
+    done_async.data = this;
+    std::thread t([&] {
+      client();
+      uv_async_send(&done_async);
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+    t.join();
+    CHECK(drained);
+    server.reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("HttpServer") {
+  TEST_CASE("keep-alive: several requests share one connection") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      REQUIRE(c.connected());
+      for (int i = 0; i < 3; ++i) {
+        c.send("GET /a" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto r = c.read();
+        CHECK(r.status == 200);
+        CHECK(r.headers["x-target"] == "/a" + std::to_string(i));
+        CHECK(r.headers["content-length"] == "5");
+        CHECK(r.headers.count("connection") == 0);
+        CHECK(r.body == "hello");
+      }
+    });
+  }
+
+  TEST_CASE("pipelined requests are answered in order") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+             "GET /third HTTP/1.1\r\nHost: x\r\n\r\n");
+      auto a = c.read();
+      auto b = c.read();
+      auto d = c.read();
+      CHECK(a.headers["x-target"] == "/later");
+      CHECK(b.headers["x-target"] == "/second");
+      CHECK(b.body == "abc");
+      CHECK(d.headers["x-target"] == "/third");
+    });
+  }
+
+  TEST_CASE("a response without a length is chunked for HTTP/1.1 and close-delimited for HTTP/1.0") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+      auto r = c.read();
+      CHECK(r.chunked);
+      CHECK(r.body == "0123456789");
+      c.send("GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+      CHECK(c.read().body == "hello");
+      Client old(h.port);
+      old.send("GET /chunked HTTP/1.0\r\n\r\n");
+      auto r0 = old.read();
+      CHECK(r0.status == 200);
+      CHECK(r0.headers["connection"] == "close");
+      CHECK(r0.body == "hello");
+    });
+  }
+
+  TEST_CASE("a chunked request body reaches the handler whole") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n");
+      c.send("3\r\nefg\r\n0\r\n\r\n");
+      auto r = c.read();
+      CHECK(r.headers["x-body-bytes"] == "7");
+      CHECK(r.body == "abcdefg");
+    });
+  }
+
+  TEST_CASE("Expect: 100-continue gets an interim response") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+      auto interim = c.read();
+      CHECK(interim.status == 100);
+      c.send("hi");
+      CHECK(c.read().body == "hi");
+    });
+  }
+
+  TEST_CASE("HEAD responses carry the length but no body") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n");
+      auto r = c.read(true);
+      CHECK(r.headers["content-length"] == "5");
+      auto g = c.read();
+      CHECK(g.headers["x-target"] == "/y");
+      CHECK(g.body == "hello");
+    });
+  }
+
+  TEST_CASE("a factory may answer directly and the body is discarded") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("POST /direct HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+      CHECK(c.read().status == 404);
+      CHECK(c.read().headers["x-target"] == "/after");
+    });
+  }
+
+  TEST_CASE("malformed requests get 400 and oversized heads get 431, then the connection closes") {
+    HttpServerOptions o;
+    o.max_header_bytes = 1024;
+    Harness h(o);
+    h.run([&] {
+      Client bad(h.port);
+      bad.send("GARBAGE\r\n\r\n");
+      CHECK(bad.read().status == 400);
+      CHECK(bad.closed());
+      Client big(h.port);
+      big.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
+      auto r = big.read();
+      CHECK(r.status == 431);
+      CHECK(big.closed());
+    });
+  }
+
+  TEST_CASE("Connection: close is honoured") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      auto r = c.read();
+      CHECK(r.headers["connection"] == "close");
+      CHECK(c.closed());
+    });
+  }
+
+  TEST_CASE("an idle keep-alive connection is closed after the idle timeout") {
+    HttpServerOptions o;
+    o.idle_timeout_ms = 100;
+    Harness h(o);
+    h.run([&] {
+      Client c(h.port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      CHECK(c.read().status == 200);
+      CHECK(c.closed());  // within the client's 5 s receive timeout
+    });
+  }
+
+  TEST_CASE("large responses are delivered whole through backpressure") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      std::string big(3 * 1024 * 1024, 'z');
+      c.send("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
+      auto r = c.read();
+      CHECK(r.body.size() == big.size());
+    });
+  }
+
+  TEST_CASE("drain lets an in-flight request finish with Connection: close") {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    std::unique_ptr<HttpServer> server;
+    server = std::make_unique<HttpServer>(loop, HttpServerOptions{}, [&](RequestHead& hd, ResponseWriter& w) {
+      return std::make_unique<EchoHandler>(loop, hd, w);
+    });
+    auto port = server->listen("127.0.0.1", 0);
+    REQUIRE(port.ok());
+    Client::Response got;
+    bool drained = false;
+    uv_async_t sent;
+    sent.data = &server;
+    uv_async_init(&loop, &sent, [](uv_async_t* a) {
+      // The request is on its way (answered 50 ms later): start draining now.
+      auto* s = static_cast<std::unique_ptr<HttpServer>*>(a->data);
+      (*s)->drain(2000, [] {});
+      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+    });
+    std::thread t([&] {
+      Client c(*port);
+      c.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+      ::usleep(10'000);
+      uv_async_send(&sent);
+      got = c.read();
+      drained = c.closed();
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+    t.join();
+    CHECK(got.status == 200);
+    CHECK(got.headers["connection"] == "close");
+    CHECK(drained);
+    server.reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+}
