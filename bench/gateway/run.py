@@ -262,8 +262,15 @@ class Bench:
         return None
 
     def run_propagation(self):
+        from kubesim_client import KubeSimError
+        before = max((w["id"] for w in self.sim.watches()), default=0)
         p, addr, port = self.start_target("kup-gateway", service="flip")
         try:
+            # steady state: the gateway's EndpointSlice watch is open before the first change
+            try:
+                self.sim.wait_watches(count=1, resource="endpointslices", after_id=before, timeout=10)
+            except KubeSimError as e:
+                self.notes.append(f"propagation: the gateway's EndpointSlice watch was not seen open: {e}")
             pods = (configs.FLIP_PODS[0][0], configs.FLIP_PODS[1][0])
 
             def slice_for(idx, trigger):
