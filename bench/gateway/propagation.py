@@ -21,6 +21,8 @@ Per flip it reports:
   gateway    = first response from the new Pod complete - arrival of the event on the harness's
                own watch (the gateway's share, estimated: both are watchers of the same server and
                get the event at about the same time; < 0 when the gateway got it first)
+  max_poll_gap = longest time between t0 and the detection with no poll request being sent or
+               answered (a large value means the harness was not running, e.g. on a loaded machine)
   stragglers = responses from the old Pod to requests sent after the first new-Pod request (0 expected)
   errors     = failed requests from t0 to the end of the flip
 Standard library only.
@@ -228,6 +230,11 @@ async def measure(sim, gw_port, slice_for, pods, flips, initial_rv, poll_interva
                 r["after_ack_ms"] = (first_new.done - t1) * 1e3
                 r["lower_ms"] = max(0.0, ((olds[-1].sent - t1) * 1e3) if olds else 0.0)
                 r["stragglers"] = sum(1 for s in window if s.pod == old_name and s.sent > first_new.sent)
+                # longest stretch without any poll in flight between t0 and the detection: a large
+                # value means the delay was the machine not running the poller, not routing
+                times = [t0] + [x for s in window if s.done <= first_new.done for x in (s.sent, s.done)]
+                times.sort()
+                r["max_poll_gap_ms"] = max((b - a_) * 1e3 for a_, b in zip(times, times[1:])) if len(times) > 1 else 0.0
             if rv in watcher.arrivals:
                 r["watch_ms"] = (watcher.arrivals[rv] - t0) * 1e3
                 if first_new is not None:
@@ -268,6 +275,7 @@ def summarize(results, poller, watcher):
         "watch_ms": _stats([r["watch_ms"] for r in results if "watch_ms" in r]),
         "gateway_ms": _stats([r["gateway_ms"] for r in results if "gateway_ms" in r]),
         "admin_ms": _stats([r["admin_ms"] for r in results]),
+        "max_poll_gap_ms": _stats([r["max_poll_gap_ms"] for r in ok]),
         "errors": sum(r["errors"] for r in results),
         "stragglers": sum(r.get("stragglers", 0) for r in ok),
         "poll_requests": reqs,

@@ -388,7 +388,8 @@ class Bench:
                               ("lower_ms", "lower bound (last old-Pod request sent after the admin answer)"),
                               ("watch_ms", "admin request sent -> event on the harness's own watch (simulator share)"),
                               ("gateway_ms", "event on the harness's watch -> first response from the new Pod (gateway share)"),
-                              ("admin_ms", "admin request sent -> admin answer received")):
+                              ("admin_ms", "admin request sent -> admin answer received"),
+                              ("max_poll_gap_ms", "longest gap in the polling during a change (resolution)")):
                 st = prop[key]
                 if st:
                     lines.append(f"  {what}: median {st['median']:.2f} ms, max {st['max']:.2f} ms")
