@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <uv.h>
 
+#include <csignal>
 #include <cstring>
 #include <string>
 
@@ -49,8 +50,14 @@ std::string time_text(std::chrono::system_clock::time_point t) {
 
 void print_update(const EndpointSetPtr& set, const WatchState& state, bool json) {
   if (json) {
-    fmt::print("{{\"type\":\"update\",\"generation\":{},\"resourceVersion\":{},\"ready\":{},\"draining\":{}}}\n",
-               set->generation, json_string(set->resource_version), endpoints_json(set->ready), endpoints_json(set->draining));
+    // lagMicros: from the change's last-change-trigger-time to this snapshot (null if unknown).
+    const std::string lag = state.propagation_lag && state.generation == set->generation
+                                ? std::to_string(state.propagation_lag->count())
+                                : "null";
+    fmt::print("{{\"type\":\"update\",\"generation\":{},\"resourceVersion\":{},\"ready\":{},\"draining\":{},"
+               "\"lagMicros\":{}}}\n",
+               set->generation, json_string(set->resource_version), endpoints_json(set->ready), endpoints_json(set->draining),
+               lag);
   } else {
     fmt::print("generation {} (resourceVersion {}, {}): {} ready, {} draining\n", set->generation, set->resource_version,
                to_string(state.phase), set->ready.size(), set->draining.size());
@@ -85,6 +92,7 @@ int usage(const char* why) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // libuv writes with write(2): a closed peer must not kill us
   KubeconfigOptions kc;
   ClusterClientOptions options;
   ServiceRef ref;
@@ -142,6 +150,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   ref.cluster = config->name;
+
+  // A write to a connection the API server has just reset raises SIGPIPE, whose default
+  // action kills the process; like every libuv program, the host ignores it (libuv reports
+  // EPIPE instead).
+  std::signal(SIGPIPE, SIG_IGN);
 
   uv_loop_t loop;
   uv_loop_init(&loop);

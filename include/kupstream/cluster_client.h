@@ -11,6 +11,8 @@
 // inside its own callback) unsubscribes; no callback runs afterwards. The last handle of a
 // service stops its watches. Dropping the ClusterClient requires that its handles are gone.
 // Callbacks: never inside watch(); always on the loop thread.
+// Signals: the host must ignore SIGPIPE (as any libuv program): a write to a connection the API
+// server has just reset would otherwise kill the process.
 #pragma once
 
 #include <chrono>
@@ -35,7 +37,8 @@ enum class WatchPhase {
   syncing,    // not listed yet: no snapshot
   synced,     // the snapshot reflects the API server
   stale,      // the watch is failing; the last good snapshot stays in service
-  forbidden,  // RBAC refuses list/watch; the last good snapshot (if any) stays in service
+  forbidden,  // RBAC refuses a needed verb (reason: verb, resource, namespace and the rule to add,
+              // from a SelfSubjectAccessReview preflight); the last good snapshot (if any) stays
   not_found,  // the Service, or its port, does not exist: the snapshot is empty
 };
 KUPSTREAM_API const char* to_string(WatchPhase phase) noexcept;
@@ -49,7 +52,8 @@ struct WatchState {
   std::chrono::system_clock::time_point snapshot_time;  // when the current snapshot was built
   std::vector<std::string> notes;    // e.g. "1 FQDN slice ignored"
   // From a slice's endpoints.kubernetes.io/last-change-trigger-time to the snapshot that
-  // carried the change being published; nullopt when no slice carried it.
+  // carried the change being published; nullopt when the current snapshot was not caused by
+  // such a slice event (reset for every snapshot).
   std::optional<std::chrono::microseconds> propagation_lag;
 
   // How old the snapshot is: zero while synced, else the time since the phase began.

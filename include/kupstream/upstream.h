@@ -170,6 +170,7 @@ struct PodStats {
 struct ServiceStatus {
   ServiceRef ref;
   WatchState state;
+  std::chrono::milliseconds staleness{0};  // state.staleness(now) when stats() was taken
   std::size_t ready = 0, draining = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/defer.h"
+#include "discovery/access_preflight.h"
 #include "discovery/rfc3339.h"
 #include "discovery/slice_merge.h"
 #include "kube/api_client.h"
@@ -74,6 +75,11 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   std::map<std::string, std::weak_ptr<EndpointWatch::Impl>> views;
   std::unique_ptr<kube::Reflector<kube::EndpointSlice>> slice_reflector;
   std::unique_ptr<kube::Reflector<kube::Service>> service_reflector;
+  std::unique_ptr<detail::AccessPreflight> preflight;
+  Status preflight_status;  // forbidden (with the rules to add) when the preflight found a denial
+
+  // Synced and healthy: a preflight denial is then out of date (the rights were granted).
+  bool flowing() const { return slices_synced && service_synced && slices_health.ok() && service_health.ok(); }
 
   void start();
   void changed();
@@ -84,7 +90,11 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
   PortRef port;
   std::map<std::string, std::string> node_labels;
   std::unique_ptr<kube::Reflector<kube::Node>> node_reflector;
+  std::unique_ptr<detail::AccessPreflight> node_preflight;
+  Status node_preflight_status;
   NodeNames nodes;
+  std::uint64_t nodes_epoch = 0;  // bumped on every change of `nodes`
+  detail::SnapshotBuilder builder;
   bool nodes_synced = false;
   Status nodes_health;
 
@@ -93,8 +103,12 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
   struct Subscriber {
     EndpointWatchCallbacks callbacks;
     std::uint64_t delivered = 0;  // generation of the last snapshot given to it
+    std::uint64_t state_seen = 0;  // state_seq of the last state given to it
   };
-  std::map<std::uint64_t, Subscriber> subscribers;
+  // shared_ptr: a callback running for a subscriber keeps it (and its std::function) alive
+  // even if that subscriber's handle is dropped inside the callback.
+  std::map<std::uint64_t, std::shared_ptr<Subscriber>> subscribers;
+  std::uint64_t state_seq = 0;  // counts notify_state calls; a subscriber remembers the last it saw
   std::uint64_t next_subscriber = 1;
 
   std::string service_name() const { return fmt::format("service {}/{}", cache->ns, cache->name); }
@@ -106,12 +120,16 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     ro.label_selector = label_selector(node_labels);
     kube::ReflectorCallbacks<kube::Node> cb;
     cb.on_replace = [this](std::vector<kube::Node> items, const std::string&) {
+      auto keep = shared_from_this();
       nodes.clear();
+      ++nodes_epoch;
       for (auto& n : items) nodes.insert(n.metadata.name);
       nodes_synced = true;
       recompute();
     };
     cb.on_event = [this](kube::EventType type, kube::Node n, const std::string&) {
+      auto keep = shared_from_this();
+      ++nodes_epoch;
       if (type == kube::EventType::deleted)
         nodes.erase(n.metadata.name);
       else
@@ -119,15 +137,30 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
       recompute();
     };
     cb.on_health = [this](const Status& s) {
+      auto keep = shared_from_this();
       nodes_health = s;
       recompute();
     };
     node_reflector = std::make_unique<kube::Reflector<kube::Node>>(*cl.api, std::move(ro), std::move(cb));
     node_reflector->start();
+    node_preflight = std::make_unique<detail::AccessPreflight>(
+        *cl.api, detail::node_access_checks(),
+        [this](Status s) {
+          auto keep = shared_from_this();
+          node_preflight_status = std::move(s);
+          node_preflight.reset();
+          recompute();
+        },
+        cl.options.log);
   }
 
   // The phase and reason from the health of every input, worst first.
   std::pair<WatchPhase, std::string> health_phase() const {
+    // A preflight denial names the missing rules; it stands until the watches flow.
+    if (!cache->preflight_status.ok() && !cache->flowing())
+      return {WatchPhase::forbidden, cache->preflight_status.error().reason};
+    if (!node_preflight_status.ok() && !(nodes_synced && nodes_health.ok()))
+      return {WatchPhase::forbidden, node_preflight_status.error().reason};
     const Status* inputs[] = {&cache->slices_health, &cache->service_health, &nodes_health};
     for (const Status* s : inputs)
       if (!s->ok() && s->error().code == Errc::forbidden)
@@ -162,22 +195,28 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     in.service = cache->service ? &*cache->service : nullptr;
     in.port = port;
     in.allowed_nodes = node_labels.empty() ? nullptr : &nodes;
-    auto merged = detail::merge_slices(in);
-    state.notes = merged.notes;
-    if (merged.problem != detail::PortProblem::none && phase == WatchPhase::synced) {
+    in.nodes_epoch = nodes_epoch;
+    auto step = builder.build(in, current, cache->resource_version);
+    state.notes = std::move(step.notes);
+    if (step.problem != detail::PortProblem::none && phase == WatchPhase::synced) {
       phase = WatchPhase::not_found;
-      reason = merged.problem == detail::PortProblem::service_not_found
+      reason = step.problem == detail::PortProblem::service_not_found
                    ? fmt::format("cluster \"{}\": {} not found", cache->cluster->config.name, service_name())
                    : fmt::format("cluster \"{}\": {} has no port \"{}\"", cache->cluster->config.name, service_name(),
                                  port.to_string());
     }
-    auto next = EndpointSet::make(state.generation + 1, cache->resource_version, std::move(merged.endpoints));
-    const bool changed = !current || !current->same_endpoints(*next);
+    const bool changed = step.changed;
+    // The previous snapshot is released after the subscribers have the new one (freeing a
+    // large set is not on the publish path).
+    EndpointSetPtr previous;
     if (changed) {
-      current = next;
-      state.generation = next->generation;
-      state.resource_version = next->resource_version;
+      previous = std::move(current);
+      current = std::move(step.next);
+      state.generation = current->generation;
+      state.resource_version = current->resource_version;
       state.snapshot_time = Clock::now();
+      // The lag belongs to the snapshot that carried the triggered change; others have none.
+      state.propagation_lag.reset();
       if (cache->trigger_time)
         state.propagation_lag = std::chrono::duration_cast<std::chrono::microseconds>(state.snapshot_time - *cache->trigger_time);
     }
@@ -192,7 +231,9 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     for (const auto& [id, cb] : subscribers) ids.push_back(id);
     for (auto id : ids) {
       auto it = subscribers.find(id);
-      if (it != subscribers.end()) f(it->second);
+      if (it == subscribers.end()) continue;  // dropped by an earlier callback
+      std::shared_ptr<Subscriber> sub = it->second;
+      f(*sub);
     }
   }
   void notify_update() {
@@ -204,8 +245,11 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
     });
   }
   void notify_state() {
+    ++state_seq;
     auto copy = state;
+    const auto seq = state_seq;
     for_each_subscriber([&](Subscriber& s) {
+      s.state_seen = seq;
       if (s.callbacks.on_state) s.callbacks.on_state(copy);
     });
   }
@@ -217,7 +261,10 @@ void ServiceCache::start() {
                                  fmt::format("endpointslices of service {}/{}", ns, name));
   ro.label_selector = fmt::format("kubernetes.io/service-name={}", name);
   kube::ReflectorCallbacks<kube::EndpointSlice> scb;
+  // Each callback keeps the cache alive until it returns: a subscriber may drop the last
+  // handle from inside the update it triggers, which would destroy the cache under our feet.
   scb.on_replace = [this](std::vector<kube::EndpointSlice> items, const std::string& rv) {
+    auto keep = shared_from_this();
     slices.clear();
     for (auto& s : items) slices[s.metadata.name] = std::move(s);
     slices_synced = true;
@@ -225,6 +272,7 @@ void ServiceCache::start() {
     changed();
   };
   scb.on_event = [this](kube::EventType type, kube::EndpointSlice s, const std::string& rv) {
+    auto keep = shared_from_this();
     resource_version = rv;
     if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
       trigger_time = detail::parse_rfc3339(t);
@@ -236,6 +284,7 @@ void ServiceCache::start() {
     trigger_time.reset();
   };
   scb.on_health = [this](const Status& s) {
+    auto keep = shared_from_this();
     slices_health = s;
     changed();
   };
@@ -245,6 +294,7 @@ void ServiceCache::start() {
   so.field_selector = fmt::format("metadata.name={}", name);
   kube::ReflectorCallbacks<kube::Service> vcb;
   vcb.on_replace = [this](std::vector<kube::Service> items, const std::string&) {
+    auto keep = shared_from_this();
     service.reset();
     for (auto& s : items)
       if (s.metadata.name == name) service = std::move(s);
@@ -253,6 +303,7 @@ void ServiceCache::start() {
   };
   vcb.on_event = [this](kube::EventType type, kube::Service s, const std::string&) {
     if (s.metadata.name != name) return;
+    auto keep = shared_from_this();
     if (type == kube::EventType::deleted)
       service.reset();
     else
@@ -260,12 +311,24 @@ void ServiceCache::start() {
     changed();
   };
   vcb.on_health = [this](const Status& s) {
+    auto keep = shared_from_this();
     service_health = s;
     changed();
   };
   service_reflector = std::make_unique<kube::Reflector<kube::Service>>(*cl.api, std::move(so), std::move(vcb));
   slice_reflector->start();
   service_reflector->start();
+  // The permissions preflight runs beside the first LIST: it only adds a clearer reason (the
+  // verb, resource, namespace and the rule to add) when the watches are refused.
+  preflight = std::make_unique<detail::AccessPreflight>(
+      *cl.api, detail::service_access_checks(ns),
+      [this](Status s) {
+        auto keep = shared_from_this();
+        preflight_status = std::move(s);
+        preflight.reset();
+        changed();
+      },
+      cl.options.log);
 }
 
 void ServiceCache::changed() {
@@ -304,6 +367,8 @@ const std::string& ClusterClient::name() const noexcept { return impl_->config.n
 
 Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& ref, EndpointWatchCallbacks callbacks) {
   if (Status s = validate_service_ref(ref, "service"); !s) return s.error();
+  // Forget caches and views whose last handle is gone (their entries are only weak).
+  std::erase_if(impl_->services, [](const auto& kv) { return kv.second.expired(); });
   auto key = std::make_pair(ref.namespace_name, ref.service);
   auto cache = impl_->services[key].lock();
   if (!cache) {
@@ -314,6 +379,7 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
     impl_->services[key] = cache;
     cache->start();
   }
+  std::erase_if(cache->views, [](const auto& kv) { return kv.second.expired(); });
   const std::string view_key = fmt::format("{}|{}", ref.port.to_string(), label_selector(ref.node_labels));
   auto view = cache->views[view_key].lock();
   if (!view) {
@@ -330,17 +396,24 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
     });
   }
   const std::uint64_t id = view->next_subscriber++;
-  view->subscribers[id] = {std::move(callbacks), 0};
-  // Tell a late subscriber what the others already know, on a later loop turn.
+  view->subscribers[id] = std::make_shared<EndpointWatch::Impl::Subscriber>(
+      EndpointWatch::Impl::Subscriber{std::move(callbacks), 0, 0});
+  // Tell a late subscriber what the others already know (the state, then the snapshot), on a
+  // later loop turn.
   detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatch::Impl>(view), id] {
     auto v = weak.lock();
     if (!v) return;
     auto it = v->subscribers.find(id);
-    if (it == v->subscribers.end() || !v->current || it->second.delivered >= v->current->generation) return;
-    it->second.delivered = v->current->generation;
-    auto cb = it->second.callbacks;  // a copy: the callback may unsubscribe
-    if (cb.on_state) cb.on_state(v->state);
-    if (v->subscribers.count(id) && cb.on_update) cb.on_update(v->current);
+    if (it == v->subscribers.end()) return;
+    std::shared_ptr<EndpointWatch::Impl::Subscriber> sub = it->second;
+    if (sub->state_seen < v->state_seq) {
+      sub->state_seen = v->state_seq;
+      if (sub->callbacks.on_state) sub->callbacks.on_state(v->state);
+      if (!v->subscribers.count(id)) return;
+    }
+    if (!v->current || sub->delivered >= v->current->generation) return;
+    sub->delivered = v->current->generation;
+    if (sub->callbacks.on_update) sub->callbacks.on_update(v->current);
   });
   return std::make_unique<EndpointWatch>(view, id);
 }

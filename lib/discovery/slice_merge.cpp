@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace kupstream::detail {
 namespace {
 
@@ -22,60 +25,182 @@ std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{
 
 }  // namespace
 
+namespace {
+
+// One slice's endpoints for the port name, in slice order (not yet de-duplicated).
+void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
+               const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out) {
+  if (slice.address_type == kube::AddressType::fqdn) {
+    ++counts.fqdn;
+    return;
+  }
+  if (slice.address_type != kube::AddressType::ipv4 && slice.address_type != kube::AddressType::ipv6) return;
+  std::optional<std::int32_t> number;
+  for (const auto& p : slice.ports)
+    if (p.name == port_name && p.port && *p.port > 0 && *p.port <= 65535) number = p.port;
+  if (!number) {
+    ++counts.without_port;
+    return;
+  }
+  for (const auto& e : slice.endpoints) {
+    if (e.addresses.empty()) continue;
+    if (!valid_address(e.addresses[0], slice.address_type)) {
+      ++counts.bad_address;
+      continue;
+    }
+    if (allowed_nodes && !allowed_nodes->contains(e.node_name)) {
+      counts.unknown_node += e.node_name.empty() ? 1 : 0;
+      continue;
+    }
+    Endpoint ep;
+    ep.address = e.addresses[0];
+    ep.port = static_cast<std::uint16_t>(*number);
+    if (e.target_ref && e.target_ref->kind == "Pod") ep.pod_name = e.target_ref->name;
+    ep.node_name = e.node_name;
+    ep.zone = e.zone;
+    ep.hint_zones = e.hint_zones;
+    ep.conditions = e.conditions.defaulted();
+    out.push_back(std::move(ep));
+  }
+}
+
+std::vector<std::string> notes_of(const MergeCounts& c, const std::string& port_name) {
+  std::vector<std::string> notes;
+  if (c.fqdn) notes.push_back(plural(c.fqdn, "FQDN slice") + " ignored");
+  if (c.without_port) notes.push_back(fmt::format("{} without port \"{}\" ignored", plural(c.without_port, "slice"), port_name));
+  if (c.bad_address) notes.push_back(plural(c.bad_address, "endpoint") + " with an invalid address ignored");
+  if (c.unknown_node) notes.push_back(plural(c.unknown_node, "endpoint") + " without nodeName left out by the node filter");
+  return notes;
+}
+
+// The Service port's name, or the problem.
+PortProblem resolve_port(const SliceMergeInput& in, std::string& name) {
+  if (in.service == nullptr) return PortProblem::service_not_found;
+  const kube::ServicePort* service_port = find_service_port(*in.service, in.port);
+  if (service_port == nullptr) return PortProblem::port_not_found;
+  name = service_port->name;
+  return PortProblem::none;
+}
+
+}  // namespace
+
 SliceMergeResult merge_slices(const SliceMergeInput& in) {
   SliceMergeResult out;
-  if (in.service == nullptr) {
-    out.problem = PortProblem::service_not_found;
-    return out;
-  }
-  const kube::ServicePort* service_port = find_service_port(*in.service, in.port);
-  if (service_port == nullptr) {
-    out.problem = PortProblem::port_not_found;
-    return out;
-  }
-  out.port_name = service_port->name;
-
-  std::size_t fqdn = 0, without_port = 0, bad_address = 0, unknown_node = 0;
-  for (const auto& [name, slice] : *in.slices) {
-    if (slice.address_type == kube::AddressType::fqdn) {
-      ++fqdn;
-      continue;
-    }
-    if (slice.address_type != kube::AddressType::ipv4 && slice.address_type != kube::AddressType::ipv6) continue;
-    std::optional<std::int32_t> number;
-    for (const auto& p : slice.ports)
-      if (p.name == out.port_name && p.port && *p.port > 0 && *p.port <= 65535) number = p.port;
-    if (!number) {
-      ++without_port;
-      continue;
-    }
-    for (const auto& e : slice.endpoints) {
-      if (e.addresses.empty()) continue;
-      if (!valid_address(e.addresses[0], slice.address_type)) {
-        ++bad_address;
-        continue;
-      }
-      if (in.allowed_nodes && !in.allowed_nodes->contains(e.node_name)) {
-        unknown_node += e.node_name.empty() ? 1 : 0;
-        continue;
-      }
-      Endpoint ep;
-      ep.address = e.addresses[0];
-      ep.port = static_cast<std::uint16_t>(*number);
-      if (e.target_ref && e.target_ref->kind == "Pod") ep.pod_name = e.target_ref->name;
-      ep.node_name = e.node_name;
-      ep.zone = e.zone;
-      ep.hint_zones = e.hint_zones;
-      ep.conditions = e.conditions.defaulted();
-      out.endpoints.push_back(std::move(ep));
-    }
-  }
-  if (fqdn) out.notes.push_back(plural(fqdn, "FQDN slice") + " ignored");
-  if (without_port)
-    out.notes.push_back(fmt::format("{} without port \"{}\" ignored", plural(without_port, "slice"), out.port_name));
-  if (bad_address) out.notes.push_back(plural(bad_address, "endpoint") + " with an invalid address ignored");
-  if (unknown_node) out.notes.push_back(plural(unknown_node, "endpoint") + " without nodeName left out by the node filter");
+  out.problem = resolve_port(in, out.port_name);
+  if (out.problem != PortProblem::none) return out;
+  MergeCounts counts;
+  for (const auto& [name, slice] : *in.slices) merge_one(slice, out.port_name, in.allowed_nodes, counts, out.endpoints);
+  out.notes = notes_of(counts, out.port_name);
   return out;
+}
+
+SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& current,
+                            const std::string& resource_version) {
+  auto merged = merge_slices(input);
+  SnapshotStep step;
+  step.problem = merged.problem;
+  step.notes = std::move(merged.notes);
+  auto next = EndpointSet::make(current ? current->generation + 1 : 1, resource_version, std::move(merged.endpoints));
+  step.changed = !current || !current->same_endpoints(*next);
+  step.next = step.changed ? std::move(next) : current;
+  return step;
+}
+
+bool SnapshotBuilder::Ref::before(const Ref& a, const Ref& b) {
+  if (int c = a.e->address.compare(b.e->address); c != 0) return c < 0;
+  if (a.e->port != b.e->port) return a.e->port < b.e->port;
+  const bool ra = a.e->is_ready(), rb = b.e->is_ready();
+  if (ra != rb) return ra;
+  if (a.slice != b.slice) return *a.slice < *b.slice;
+  return a.pos < b.pos;
+}
+
+SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSetPtr& current,
+                                     const std::string& resource_version) {
+  SnapshotStep step;
+  std::string port_name;
+  step.problem = resolve_port(in, port_name);
+  std::vector<Entry*> fresh;  // entries (re)merged now
+  if (step.problem != PortProblem::none) {
+    cache_.clear();
+    sorted_.clear();
+  } else {
+    if (port_name != port_name_ || in.nodes_epoch != nodes_epoch_ || (in.allowed_nodes != nullptr) != filtered_) {
+      cache_.clear();
+      sorted_.clear();
+    }
+    port_name_ = port_name;
+    nodes_epoch_ = in.nodes_epoch;
+    filtered_ = in.allowed_nodes != nullptr;
+    // Which entries change: slices gone, and slices whose resourceVersion moved (or is unknown).
+    std::vector<const Entry*> dirty;
+    for (const auto& [name, entry] : cache_) {
+      auto it = in.slices->find(name);
+      if (it == in.slices->end() || it->second.metadata.resource_version.empty() ||
+          it->second.metadata.resource_version != entry.resource_version)
+        dirty.push_back(&entry);
+    }
+    // The previous order minus the dirty entries' endpoints stays valid (before any entry is
+    // touched: a freed entry's address could come back for a new one).
+    if (!dirty.empty())
+      std::erase_if(sorted_, [&](const Ref& r) { return std::find(dirty.begin(), dirty.end(), r.entry) != dirty.end(); });
+    for (auto it = cache_.begin(); it != cache_.end();)
+      it = in.slices->contains(it->first) ? std::next(it) : cache_.erase(it);
+    for (const auto& [name, slice] : *in.slices) {
+      auto it = cache_.find(name);
+      if (it != cache_.end() && !slice.metadata.resource_version.empty() &&
+          it->second.resource_version == slice.metadata.resource_version)
+        continue;
+      if (it == cache_.end()) it = cache_.emplace(name, Entry{}).first;
+      Entry& e = it->second;
+      e = Entry{};
+      e.resource_version = slice.metadata.resource_version;
+      merge_one(slice, port_name, in.allowed_nodes, e.counts, e.endpoints);
+      fresh.push_back(&e);
+    }
+  }
+
+  // Order every endpoint by backend; for equal backends a ready one first, then the first in
+  // slice order (EndpointSet::make's rule). Only the fresh entries are sorted; they are merged
+  // into the kept order in one linear pass. References keep the Endpoints in place.
+  std::vector<Ref> added;
+  for (auto& [name, entry] : cache_) {
+    if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
+    for (std::uint32_t i = 0; i < entry.endpoints.size(); ++i) added.push_back({&entry.endpoints[i], &entry, &name, i});
+  }
+  std::sort(added.begin(), added.end(), Ref::before);
+  if (!added.empty()) {
+    std::vector<Ref> merged;
+    merged.reserve(sorted_.size() + added.size());
+    std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), std::back_inserter(merged), Ref::before);
+    sorted_ = std::move(merged);
+  }
+
+  MergeCounts counts;
+  for (const auto& [name, entry] : cache_) {
+    counts.fqdn += entry.counts.fqdn;
+    counts.without_port += entry.counts.without_port;
+    counts.bad_address += entry.counts.bad_address;
+    counts.unknown_node += entry.counts.unknown_node;
+  }
+  if (step.problem == PortProblem::none) step.notes = notes_of(counts, port_name_);
+
+  auto next = std::make_shared<EndpointSet>();
+  next->generation = current ? current->generation + 1 : 1;
+  next->resource_version = resource_version;
+  next->ready.reserve(sorted_.size());
+  const Endpoint* last = nullptr;
+  for (const auto& r : sorted_) {
+    if (last && same_backend(*last, *r.e)) continue;
+    last = r.e;
+    if (r.e->is_ready())
+      next->ready.push_back(*r.e);
+    else if (r.e->is_draining())
+      next->draining.push_back(*r.e);
+  }
+  step.changed = !current || !current->same_endpoints(*next);
+  step.next = step.changed ? EndpointSetPtr(std::move(next)) : current;
+  return step;
 }
 
 }  // namespace kupstream::detail

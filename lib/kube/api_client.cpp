@@ -13,14 +13,17 @@ namespace kupstream::kube {
 
 struct ApiCall::State : std::enable_shared_from_this<ApiCall::State> {
   ApiHandlers handlers;
+  bool cancelled = false;  // the ApiCall was dropped: no handler runs any more
   std::unique_ptr<net::HttpConnection> connection;
   std::unique_ptr<net::HttpExchange> exchange;
 };
 
 ApiCall::~ApiCall() {
   if (!state_) return;
-  // Silence the handlers first, then close: nothing reaches the owner after the drop.
-  state_->handlers = {};
+  // Silence the handlers first, then close: nothing reaches the owner after the drop. The
+  // handlers are not destroyed here: the drop may come from inside one of them. They go with
+  // the State, which a running handler keeps alive until it returns.
+  state_->cancelled = true;
   state_->exchange.reset();
   state_->connection.reset();
 }
@@ -38,6 +41,16 @@ std::string url_encode(std::string_view value) {
 
 Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiHandlers handlers,
                                                 std::chrono::milliseconds read_idle_timeout) {
+  return send_request("GET", std::move(path_and_query), {}, std::move(handlers), read_idle_timeout);
+}
+
+Result<std::unique_ptr<ApiCall>> ApiClient::post(std::string path_and_query, std::string json_body,
+                                                 ApiHandlers handlers) {
+  return send_request("POST", std::move(path_and_query), std::move(json_body), std::move(handlers), {});
+}
+
+Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std::string path_and_query, std::string body,
+                                                    ApiHandlers handlers, std::chrono::milliseconds read_idle_timeout) {
   if (path_and_query.empty() || path_and_query.front() != '/' ||
       path_and_query.find_first_of(" \r\n") != std::string::npos)
     return Error{Errc::invalid_argument, fmt::format("cluster \"{}\": bad API path \"{}\"", options_.cluster_name, path_and_query)};
@@ -55,6 +68,11 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
   net::HttpRequest request;
   request.target = options_.server.base_path + path_and_query;
   request.headers = {{"Accept", "application/json"}, {"User-Agent", options_.user_agent}};
+  request.method = std::move(method);
+  if (request.method != "GET") {
+    request.headers.push_back({"Content-Type", "application/json"});
+    request.body = std::move(body);
+  }
 
   // Sends once the Authorization header is known; `weak` makes a dropped call a no-op.
   std::weak_ptr<ApiCall::State> weak = state;
@@ -62,7 +80,7 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
   auto send = [weak, copts = std::move(copts), request = std::move(request), &loop = loop_,
                cluster](Result<std::string> authorization) mutable {
     auto s = weak.lock();
-    if (!s) return;
+    if (!s || s->cancelled) return;
     auto fail = [&](Error e) {
       if (auto cb = std::move(s->handlers.on_complete)) cb(std::move(e));
     };
@@ -73,14 +91,14 @@ Result<std::unique_ptr<ApiCall>> ApiClient::get(std::string path_and_query, ApiH
     s->connection = std::move(*connection);
     net::HttpHandlers h;
     h.on_head = [weak](const net::HttpResponseHead& head) {
-      if (auto st = weak.lock(); st && st->handlers.on_head) st->handlers.on_head(head);
+      if (auto st = weak.lock(); st && !st->cancelled && st->handlers.on_head) st->handlers.on_head(head);
     };
     h.on_body = [weak](std::string_view bytes) {
-      if (auto st = weak.lock(); st && st->handlers.on_body) st->handlers.on_body(bytes);
+      if (auto st = weak.lock(); st && !st->cancelled && st->handlers.on_body) st->handlers.on_body(bytes);
     };
     h.on_complete = [weak, cluster](Status status) {
       auto st = weak.lock();
-      if (!st || !st->handlers.on_complete) return;
+      if (!st || st->cancelled || !st->handlers.on_complete) return;
       auto cb = std::move(st->handlers.on_complete);
       if (!status) status = Error{status.error().code, fmt::format("cluster \"{}\": {}", cluster, status.error().reason)};
       cb(std::move(status));

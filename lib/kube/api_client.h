@@ -1,4 +1,4 @@
-// ApiClient: GET requests to one Kubernetes API server, with its TLS settings and credentials,
+// ApiClient: GET (and POST) requests to one Kubernetes API server, with its TLS settings and credentials,
 // on the host's loop. Used by the reflector for LIST (whole body) and WATCH (streamed body).
 //
 // Thread: loop thread only. Lifetime: the client and each ApiCall are dropped independently;
@@ -64,6 +64,9 @@ class ApiClient {
   Result<std::unique_ptr<ApiCall>> get(std::string path_and_query, ApiHandlers handlers,
                                        std::chrono::milliseconds read_idle_timeout = {});
 
+  // POST of a JSON body (e.g. a SelfSubjectAccessReview); same contract as get().
+  Result<std::unique_ptr<ApiCall>> post(std::string path_and_query, std::string json_body, ApiHandlers handlers);
+
   // After a 401: the next call fetches fresh credentials.
   void invalidate_credentials();
 
@@ -71,6 +74,9 @@ class ApiClient {
   uv_loop_t& loop() const noexcept { return loop_; }
 
  private:
+  Result<std::unique_ptr<ApiCall>> send_request(std::string method, std::string path_and_query, std::string body,
+                                           ApiHandlers handlers, std::chrono::milliseconds read_idle_timeout);
+
   uv_loop_t& loop_;
   ApiClientOptions options_;
 };

@@ -46,6 +46,10 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   bool stopped = false;
 
   std::unique_ptr<ApiCall> call;
+  bool listing = false;            // the current call is a LIST page
+  bool watch_established = false;  // the current watch answered 200 (not in its initial events)
+  std::chrono::steady_clock::time_point watch_opened{};
+  std::uint64_t watch_events = 0;  // events and bookmarks on the current watch
   std::uint64_t call_id = 0;  // handlers of replaced calls check this and go quiet
   int status = 0;             // HTTP status of the current response
   std::optional<std::chrono::seconds> retry_after_hint;
@@ -61,6 +65,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   bool synced = false;             // a replace was delivered at least once
   bool healthy = false;
   bool retried_unauthorized = false;
+  bool relist_needed = false;      // a LIST failed part-way: the next attempt starts a fresh one
   int failures = 0;
   std::chrono::steady_clock::time_point healthy_since{};
   Counters counters;
@@ -81,9 +86,11 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     }, static_cast<std::uint64_t>(delay.count()), 0);
   }
 
+  // Callbacks are not cleared here: the owner may be dropping us from inside one of them, and
+  // destroying a running std::function is undefined. `stopped` silences them instead; they
+  // are destroyed with the Impl once no call stack holds it.
   void shutdown() {
     stopped = true;
-    callbacks = {};
     call.reset();
     timer_action = {};
     uv_timer_stop(timer);
@@ -114,13 +121,16 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
       healthy_since = std::chrono::steady_clock::now();
       retried_unauthorized = false;
     }
-    if (callbacks.on_health) callbacks.on_health(s);
+    if (!stopped && callbacks.on_health) callbacks.on_health(s);
   }
 
   // Starts a GET whose handlers reach this Impl only while it is the current call.
   void begin_call(std::string path, std::chrono::milliseconds idle, bool streaming) {
     const std::uint64_t id = ++call_id;
     status = 0;
+    listing = !streaming;
+    watch_established = false;
+    watch_events = 0;
     retry_after_hint.reset();
     body.clear();
     lines.clear();
@@ -136,7 +146,11 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
         self->retry_after_hint = retry_after(head);
         // An established watch proves health; a LIST only once its body decodes, and a
         // watch-list once its initial events are complete.
-        if (streaming && head.status == 200 && !self->initial_events) self->report_health(Status{});
+        if (streaming && head.status == 200) {
+          self->watch_established = true;
+          self->watch_opened = std::chrono::steady_clock::now();
+          if (!self->initial_events) self->report_health(Status{});
+        }
       }
     };
     h.on_body = [current, streaming](std::string_view bytes) {
@@ -150,9 +164,11 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     h.on_complete = [current, streaming](Status s) {
       auto self = current();
       if (!self) return;
+      if (!s && streaming && self->watch_established && !self->initial_events && self->lines.pending_bytes() == 0)
+        return self->on_watch_end(Error{s.error().code, fmt::format("{}: {}", self->options.what, s.error().reason)});
       if (!s) return self->fail(Error{s.error().code, fmt::format("{}: {}", self->options.what, s.error().reason)});
       if (self->status != 200) return self->on_error_status();
-      streaming ? self->on_watch_end() : self->on_list_page();
+      streaming ? self->on_watch_end(std::nullopt) : self->on_list_page();
     };
     auto result = client.get(options.path + std::move(path), std::move(h), idle);
     if (!result) return fail(result.error());
@@ -188,7 +204,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     auto keep = this->shared_from_this();
     report_health(Status{});
     if (stopped) return;
-    if (callbacks.on_replace) callbacks.on_replace(std::move(pending), rv);
+    if (!stopped && callbacks.on_replace) callbacks.on_replace(std::move(pending), rv);
     pending.clear();
   }
 
@@ -236,6 +252,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
                                                           ev->status.reason, ev->status.message)});
       case EventType::bookmark:
         ++counters.bookmarks;
+        ++watch_events;
         if (!ev->resource_version.empty()) rv = ev->resource_version;
         if (initial_events && ev->object.metadata.annotation(kInitialEventsEnd) == "true") {
           initial_events = false;
@@ -244,16 +261,19 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
         return;
       default:
         ++counters.events;
+        ++watch_events;
         if (!ev->resource_version.empty()) rv = ev->resource_version;
         if (initial_events) {
           pending.push_back(std::move(ev->object));
           return;
         }
-        if (callbacks.on_event) callbacks.on_event(ev->type, std::move(ev->object), rv);
+        if (!stopped && callbacks.on_event) callbacks.on_event(ev->type, std::move(ev->object), rv);
     }
   }
 
-  void on_watch_end() {
+  // The current watch ended: normally (`error` empty: the server's timeoutSeconds) or by a
+  // connection error after it was established (an API server restart, a proxy's idle close).
+  void on_watch_end(std::optional<Error> error) {
     if (lines.pending_bytes() > 0)
       return fail(Error{Errc::decode_error, fmt::format("{}: WATCH stream ended inside an event ({} bytes cut off)", what(),
                                                         lines.pending_bytes())});
@@ -262,8 +282,18 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
       initial_events = false;
       return fail(Error{Errc::connection_closed, fmt::format("{}: watch-list ended before its initial events", what())});
     }
+    // A watch that lived a while or carried events is resumed at once from the last
+    // resourceVersion, without touching the health. One that ended right after it began, with
+    // nothing in it, is a failure: resuming at once could spin against a broken server.
+    // An idle timeout is not "short": the watch was silent for the whole idle interval.
+    const bool idle = error && error->code == make_error_code(Errc::timed_out);
+    const bool short_lived =
+        !idle && std::chrono::steady_clock::now() - watch_opened < std::chrono::seconds{1} && watch_events == 0;
+    if (short_lived)
+      return fail(error ? std::move(*error)
+                        : Error{Errc::connection_closed, fmt::format("{}: WATCH ended right after it began", what())});
+    if (error) log(LogLevel::info, fmt::format("{}; resuming the watch", error->reason));
     call.reset();
-    // A normal end (timeoutSeconds): resume from the last resourceVersion right away.
     start_watch(false);
   }
 
@@ -272,11 +302,14 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     if (auto st = decoder.decode_status(body); st && !st->message.empty()) message = st->message;
     switch (status) {
       case 401:
+        // Every 401 makes the next request fetch fresh credentials (a rotated token file, a
+        // new exec credential); only the first of a failure streak retries without backoff.
+        client.invalidate_credentials();
         if (!retried_unauthorized) {
           retried_unauthorized = true;
           log(LogLevel::info, fmt::format("{}: 401 Unauthorized; refreshing credentials and retrying", what()));
-          client.invalidate_credentials();
           call.reset();
+          ++call_id;
           return resume();
         }
         return fail(Error{Errc::unauthorized, fmt::format("{}: 401 Unauthorized: {}", what(), message)});
@@ -318,8 +351,15 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     return std::chrono::milliseconds{static_cast<long long>(delay * jitter(rng))};
   }
 
+  // After a failure: a LIST cut short starts over (its pages belong together); a synced
+  // reflector resumes watching from its resourceVersion (a 410 then brings a relist).
   void resume() {
-    if (!synced || watch_list) return start();
+    if (relist_needed) {
+      relist_needed = false;
+      continue_token.clear();
+      return start_list();
+    }
+    if (!synced) return start();
     if (rv.empty()) return start_list();
     start_watch(false);
   }
@@ -327,6 +367,8 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   void fail(Error error) {
     auto keep = this->shared_from_this();
     ++counters.failures;
+    if (listing) relist_needed = true;
+    listing = false;
     call.reset();
     ++call_id;
     lines.clear();

@@ -2,13 +2,16 @@
 // copy in step, in the spirit of client-go's reflector.
 //
 //  - LIST with paging (limit/continue), then WATCH from the list's resourceVersion with
-//    allowWatchBookmarks and a randomized timeoutSeconds; a watch that ends normally is resumed
-//    at once from the last seen resourceVersion (bookmarks advance it).
+//    allowWatchBookmarks and a randomized timeoutSeconds; a watch that ends (normally, or by a
+//    connection error once established) after ≥ 1 s or with events in it is resumed at once
+//    from the last seen resourceVersion (bookmarks advance it), without a health change; one
+//    that ends at once with nothing in it counts as a failure. A LIST that fails part-way is
+//    started over from its first page.
 //  - 410 Gone (HTTP or an ERROR event with code 410) → relist; the owner's copy is replaced
 //    atomically by the relist's result, never emptied first.
 //  - Failures back off exponentially with jitter (0.8 s doubling to 30 s, reset after a quiet
-//    period), honouring Retry-After on 429/503; 401 invalidates credentials and retries at once
-//    (once per failure streak).
+//    period), honouring Retry-After on 429/503; every 401 invalidates the credentials, and the
+//    first of a failure streak retries at once.
 //  - A watch that receives no byte for `idle_timeout` is dropped and resumed.
 //  - Optional watch-list (sendInitialEvents=true, resourceVersionMatch=NotOlderThan) ending at
 //    the bookmark annotated k8s.io/initial-events-end, with a fallback to LIST when the server

@@ -108,7 +108,8 @@ struct ParserCallbacks {
       ex->maybe_release_handlers();
       if (c.active_gone()) return HPE_USER;
     }
-    if (ex->request.method == "HEAD") return 1;  // no body follows, whatever the headers say
+    // No body follows, whatever Content-Length says (RFC 9110 6.4.1).
+    if (ex->request.method == "HEAD" || h.status == 204 || h.status == 304) return 1;
     if (ex->paused) return HPE_PAUSED;
     return 0;
   }
@@ -248,6 +249,7 @@ Status ConnectionCore::start(const std::shared_ptr<ExchangeCore>& ex) {
   transport_->write(head);
   if (ex->paused) transport_->pause_reading();
   else transport_->resume_reading();
+  if (ex->want_writable && transport_->connected()) transport_->defer();  // see on_transport_deferred
   if (ex->body_ended) request_body_ended();
   else update_timer();
   return {};
@@ -407,12 +409,17 @@ void ConnectionCore::fail(Error error) {
 void ConnectionCore::on_transport_connected() {
   Depth guard(this);
   connecting_ = false;
+  // The response-head clock starts when the request can actually leave, not at send().
+  if (request_ended_ && head_deadline_ != 0)
+    head_deadline_ = uv_now(&loop_) + static_cast<std::uint64_t>(options_.response_header_timeout.count());
   update_timer();
   if (connect_cb_) {
     auto cb = std::move(connect_cb_);
     connect_cb_ = nullptr;
     cb(Status{});
+    if (released_ || closed_) return;
   }
+  notify_writable();  // body bytes buffered before the connection was ready are out now
 }
 
 void ConnectionCore::on_transport_data(const char* data, std::size_t len) {
@@ -436,6 +443,8 @@ void ConnectionCore::on_transport_data(const char* data, std::size_t len) {
 
 void ConnectionCore::on_transport_deferred() {
   Depth guard(this);
+  notify_writable();
+  if (released_ || closed_) return;
   if (connect_cb_due_) {
     connect_cb_due_ = false;
     if (connect_cb_) {
@@ -529,15 +538,19 @@ void ConnectionCore::on_transport_timer() {
 
 void ConnectionCore::on_transport_drained() {
   Depth guard(this);
+  notify_writable();
+}
+
+void ConnectionCore::notify_writable() {
   std::shared_ptr<ExchangeCore> ex = active_;
-  if (ex && ex->want_writable && !ex->canceled) {
-    ex->want_writable = false;
-    if (ex->handlers.on_writable) {
-      ++ex->calling;
-      ex->handlers.on_writable();
-      --ex->calling;
-      ex->maybe_release_handlers();
-    }
+  if (!ex || !ex->want_writable || ex->canceled || transport_ == nullptr) return;
+  if (transport_->queued_bytes() > ex->write_high_water) return;
+  ex->want_writable = false;
+  if (ex->handlers.on_writable) {
+    ++ex->calling;
+    ex->handlers.on_writable();
+    --ex->calling;
+    ex->maybe_release_handlers();
   }
 }
 

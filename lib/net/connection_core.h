@@ -78,6 +78,7 @@ class ConnectionCore final : private TransportSink {
   void feed(const char* data, std::size_t len);
   void finish_ok();
   void handle_eof();
+  void notify_writable();
   void fail(Error error);
   void close_transport();
   void update_timer();

@@ -169,6 +169,11 @@ bool PoolCore::on_connection_closed(ConnectionCore& conn, bool failed, std::shar
   conn.release();
   if (failed) ++counters_.failed;
   bool taken = false;
+  if (retry && !options_.retry_non_idempotent) {
+    const std::string& m = retry->request.method;
+    bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+    if (!idempotent) retry.reset();
+  }
   if (retry && !released_) {
     retry->retried = true;
     ++counters_.retried;

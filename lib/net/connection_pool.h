@@ -10,6 +10,9 @@
 // reused, before any response byte arrived, and its body was buffered (replayable), it is
 // re-sent once on a freshly opened connection: the server closed the idle connection while the
 // request was on its way. The caller sees only the second outcome. Counted in `retried`.
+// Only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) are retried unless
+// PoolOptions::retry_non_idempotent is set: a POST that met a silent close may have been
+// processed by a server that died before answering.
 #pragma once
 
 #include <chrono>
@@ -31,6 +34,7 @@ struct PoolOptions {
   std::size_t max_idle = 16;         // idle connections kept; extra ones are closed
   std::chrono::milliseconds idle_timeout{60'000};  // an idle connection older than this closes
   std::size_t max_pending = 4096;    // queued exchanges waiting for a connection
+  bool retry_non_idempotent = false;  // also retry-once POST/PATCH/... (see above)
 };
 
 struct PoolCounters {

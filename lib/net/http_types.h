@@ -95,7 +95,8 @@ struct HttpConnectionOptions {
   std::string authority;
 
   std::chrono::milliseconds connect_timeout{10'000};  // TCP connect + TLS handshake; 0 = none
-  // From the end of writing the request to the final response head; 0 = none.
+  // From the moment the whole request is handed to a connected socket (end_body() for streamed
+  // bodies) to the final response head; 0 = none.
   std::chrono::milliseconds response_header_timeout{0};
   // Longest silence while a response is being received (head or body); 0 = none. Kubernetes
   // watches set this above the server's watch timeout; not counted while the body is paused.

@@ -14,6 +14,10 @@
 
 #include "net/tls_errors.h"
 
+// OpenSSL implements several SSL_* calls as macros with C casts (e.g. SSL_set_tlsext_host_name,
+// SSL_CTX_add_extra_chain_cert); BoringSSL makes them functions.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
 namespace kupstream::net {
 namespace {
 

@@ -42,8 +42,9 @@ Transport* Transport::create(uv_loop_t& loop, TransportSink& sink, TransportOpti
 
 Transport::Transport(uv_loop_t& loop, TransportSink& sink, TransportOptions options)
     : loop_(loop), sink_(&sink), options_(std::move(options)) {
-  uv_tcp_init(&loop_, &tcp_);
-  tcp_.data = this;
+  tcp_ = new uv_tcp_t;
+  uv_tcp_init(&loop_, tcp_);
+  tcp_->data = this;
   uv_timer_init(&loop_, &timer_);
   timer_.data = this;
   uv_timer_init(&loop_, &defer_timer_);
@@ -67,7 +68,7 @@ void Transport::start() {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
+  // No AI_ADDRCONFIG: on a host with only loopback it hides "localhost".
   resolve_req_.data = this;
   std::string port = std::to_string(options_.port);
   int rc = uv_getaddrinfo(&loop_, &resolve_req_, &Transport::resolved_cb, options_.host.c_str(), port.c_str(), &hints);
@@ -92,16 +93,25 @@ void Transport::resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res) {
     self->fail(Error{Errc::resolve_failed, "resolve " + self->options_.host + ": " + uv_strerror(status)});
     return;
   }
-  sockaddr_storage addr{};
-  std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    sockaddr_storage addr{};
+    std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    self->addresses_.push_back(addr);
+  }
   uv_freeaddrinfo(res);
-  self->connect_to(reinterpret_cast<const sockaddr*>(&addr));
+  if (self->addresses_.empty()) {
+    self->fail(Error{Errc::resolve_failed, "resolve " + self->options_.host + ": no IPv4 or IPv6 address"});
+    return;
+  }
+  self->next_address_ = 1;
+  self->connect_to(reinterpret_cast<const sockaddr*>(&self->addresses_[0]));
 }
 
 void Transport::connect_to(const sockaddr* addr) {
   state_ = State::connecting;
   connect_req_.data = this;
-  int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, &Transport::connect_cb);
+  int rc = uv_tcp_connect(&connect_req_, tcp_, addr, &Transport::connect_cb);
   if (rc != 0) {
     fail_later(Error{Errc::connect_failed, "connect " + host_port(options_) + ": " + uv_strerror(rc)});
   }
@@ -111,6 +121,18 @@ void Transport::connect_cb(uv_connect_t* req, int status) {
   auto* self = static_cast<Transport*>(req->data);
   if (self->closing_ || status == UV_ECANCELED) return;
   if (status != 0) {
+    if (self->next_address_ < self->addresses_.size()) {
+      // A name with several addresses (e.g. localhost: ::1 and 127.0.0.1): try the next one on
+      // a fresh socket; the failed one closes on its own.
+      uv_close(reinterpret_cast<uv_handle_t*>(self->tcp_), &Transport::tcp_close_cb);
+      self->tcp_ = new uv_tcp_t;
+      uv_tcp_init(&self->loop_, self->tcp_);
+      self->tcp_->data = self;
+      ++self->open_handles_;
+      const sockaddr_storage& next = self->addresses_[self->next_address_++];
+      self->connect_to(reinterpret_cast<const sockaddr*>(&next));
+      return;
+    }
     self->fail(Error{Errc::connect_failed, "connect " + host_port(self->options_) + ": " + uv_strerror(status)});
     return;
   }
@@ -118,8 +140,8 @@ void Transport::connect_cb(uv_connect_t* req, int status) {
 }
 
 void Transport::on_tcp_connected() {
-  if (options_.tcp_nodelay) uv_tcp_nodelay(&tcp_, 1);
-  if (options_.tcp_keepalive_s > 0) uv_tcp_keepalive(&tcp_, 1, options_.tcp_keepalive_s);
+  if (options_.tcp_nodelay) uv_tcp_nodelay(tcp_, 1);
+  if (options_.tcp_keepalive_s > 0) uv_tcp_keepalive(tcp_, 1, options_.tcp_keepalive_s);
   if (options_.tls) {
     Result<SSL*> ssl = options_.tls->new_client_ssl(options_.host, options_.port);
     if (!ssl) {
@@ -144,7 +166,7 @@ void Transport::on_tcp_connected() {
 
 void Transport::start_reading() {
   if (reading_wanted_ && !reading_ && !closing_) {
-    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Transport::alloc_cb, &Transport::read_cb) == 0)
+    if (uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Transport::alloc_cb, &Transport::read_cb) == 0)
       reading_ = true;
   }
 }
@@ -152,7 +174,7 @@ void Transport::start_reading() {
 void Transport::pause_reading() {
   reading_wanted_ = false;
   if (reading_) {
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_));
     reading_ = false;
   }
 }
@@ -266,7 +288,7 @@ void Transport::flush_pending_plain() {
 void Transport::raw_write(std::string data) {
   if (writes_in_flight_ == 0) {
     uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
-    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
     if (n == static_cast<int>(data.size())) return;
     if (n > 0) data.erase(0, static_cast<std::size_t>(n));
     // Errors other than EAGAIN surface through uv_write's callback below.
@@ -276,7 +298,7 @@ void Transport::raw_write(std::string data) {
   w->data = std::move(data);
   w->req.data = w;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, &Transport::write_cb);
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Transport::write_cb);
   if (rc != 0) {
     delete w;
     fail_later(Error{errc_for_uv(rc), "write to " + host_port(options_) + ": " + uv_strerror(rc)});
@@ -343,7 +365,7 @@ void Transport::close() {
   sink_ = nullptr;
   state_ = State::closed;
   if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Transport::close_cb);
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp_), &Transport::tcp_close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Transport::close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), &Transport::close_cb);
 }
@@ -357,6 +379,13 @@ void Transport::defer_cb(uv_timer_t* timer) {
   auto* self = static_cast<Transport*>(timer->data);
   if (self->closing_ || self->sink_ == nullptr) return;
   self->sink_->on_transport_deferred();
+}
+
+void Transport::tcp_close_cb(uv_handle_t* handle) {
+  auto* self = static_cast<Transport*>(handle->data);
+  delete reinterpret_cast<uv_tcp_t*>(handle);
+  --self->open_handles_;
+  self->maybe_delete();
 }
 
 void Transport::close_cb(uv_handle_t* handle) {

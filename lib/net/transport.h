@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kupstream/error.h"
 
@@ -94,12 +95,15 @@ class Transport {
   static void timer_cb(uv_timer_t* timer);
   static void defer_cb(uv_timer_t* timer);
   static void close_cb(uv_handle_t* handle);
+  static void tcp_close_cb(uv_handle_t* handle);
 
   uv_loop_t& loop_;
   TransportSink* sink_;
   TransportOptions options_;
   State state_ = State::init;
-  uv_tcp_t tcp_;
+  uv_tcp_t* tcp_;  // heap: a failed attempt's socket closes while the next one connects
+  std::vector<sockaddr_storage> addresses_;
+  std::size_t next_address_ = 0;
   uv_timer_t timer_;
   uv_timer_t defer_timer_;
   uv_getaddrinfo_t resolve_req_;

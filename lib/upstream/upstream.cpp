@@ -34,6 +34,13 @@ Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
   timer->data = this;
 }
 
+Upstream::Impl::~Impl() {
+  if (timer) {
+    uv_timer_stop(timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+}
+
 Result<std::unique_ptr<Upstream>> Upstream::create(uv_loop_t& loop, UpstreamConfig config, const ClusterMap& clusters,
                                                    UpstreamOptions options) {
   if (Status s = validate_upstream_config(config); !s) return s.error();
@@ -76,7 +83,13 @@ void Upstream::Impl::subscribe(const ClusterMap& clusters) {
     cb.on_state = [weak, i](const WatchState& state) {
       auto self = weak.lock();
       if (!self || self->stopped) return;
-      self->services[i].state = state;
+      // A new reason within the same phase (each failed reconnect says why) does not restart
+      // the phase: "stale since" stays the time it became stale, so staleness keeps growing.
+      WatchState& current = self->services[i].state;
+      const auto since = current.since;
+      const bool same_phase = current.phase == state.phase;
+      current = state;
+      if (same_phase && since != std::chrono::system_clock::time_point{}) current.since = since;
       if (state.phase != WatchPhase::synced)
         self->log(LogLevel::warning, fmt::format("upstream \"{}\": {}: {} ({})", self->config.name,
                                                  self->services[i].ref.to_string(), to_string(state.phase), state.reason));
@@ -117,10 +130,12 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
     }
   }
   std::vector<std::shared_ptr<UpstreamPod>> gone;
-  for (auto& [key, pod] : pods)
-    if (pod->service == i && !listed.count(key)) {
-      pod->listed = false;
-      gone.push_back(pod);
+  // Keys are "<service index>|address:port": this service's Pods are one contiguous range.
+  const std::string prefix = fmt::format("{}|", i);
+  for (auto it = pods.lower_bound(prefix); it != pods.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+    if (!listed.count(it->first)) {
+      it->second->listed = false;
+      gone.push_back(it->second);
     }
   rebuild();
   for (auto& pod : gone) release_pod_if_gone(pod);
@@ -136,10 +151,21 @@ void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod
 void Upstream::Impl::rebuild() {
   if (stopped) return;
   const auto now = SteadyClock::now();
-  std::vector<UpstreamPod*> ready, draining;
-  for (auto& [key, pod] : pods) {
-    if (!pod->listed || services[pod->service].ref.weight == 0) continue;
-    (pod->ready ? ready : draining).push_back(pod.get());
+  // One pass over the Pods (a map walk is the dominant cost with thousands of Pods): reset
+  // weights, sort listed Pods into ready / draining, and find the next timer deadline.
+  std::vector<std::shared_ptr<UpstreamPod>*> ready, draining;
+  ready.reserve(pods.size());
+  auto next = SteadyClock::time_point::max();
+  const bool ramping = options.slow_start.count() > 0;
+  const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
+  for (auto& entry : pods) {
+    UpstreamPod& pod = *entry.second;
+    pod.weight = 0;
+    if (!pod.listed) continue;
+    if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
+    if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
+    if (services[pod.service].ref.weight == 0) continue;
+    (pod.ready ? ready : draining).push_back(&entry.second);
   }
   // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
   using_draining = ready.empty() && !draining.empty();
@@ -148,63 +174,102 @@ void Upstream::Impl::rebuild() {
   std::vector<std::size_t> per_service(services.size(), 0);
   std::size_t healthy = 0;
   for (auto* p : candidates) {
-    ++per_service[p->service];
-    if (!p->health.ejected(now) && p->active_ok) ++healthy;
+    ++per_service[(*p)->service];
+    if (!(*p)->health.ejected(now) && (*p)->active_ok) ++healthy;
   }
   panic = !candidates.empty() && healthy * 100 < candidates.size() * options.panic_threshold_percent;
 
   std::vector<WeightedEndpoint> list;
+  list.reserve(candidates.size());
   picked_pods.clear();
-  for (auto& [key, pod] : pods) pod->weight = 0;
-  for (auto* p : candidates) {
-    if (!panic && (p->health.ejected(now) || !p->active_ok)) continue;
-    const auto& ref = services[p->service].ref;
-    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p->service]);
-    w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p->first_seen),
-                                  options.slow_start);
-    p->weight = w;
-    list.push_back({p->endpoint, w, p->load});
-    picked_pods.push_back(pods[p->key]);
+  picked_pods.reserve(candidates.size());
+  for (auto* entry : candidates) {
+    UpstreamPod& p = **entry;
+    if (!panic && (p.health.ejected(now) || !p.active_ok)) continue;
+    const auto& ref = services[p.service].ref;
+    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p.service]);
+    if (ramping)
+      w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
+                                    options.slow_start);
+    p.weight = w;
+    list.push_back({p.endpoint, w, p.load});
+    picked_pods.push_back(*entry);
   }
   current_picker.store(balancer.build(std::move(list)));
-  schedule_timer();
+  schedule_timer(now, next);
 }
 
-void Upstream::Impl::schedule_timer() {
-  const auto now = SteadyClock::now();
-  auto next = SteadyClock::time_point::max();
-  for (auto& [key, pod] : pods) {
-    if (!pod->listed) continue;
-    if (pod->health.ejected(now)) next = std::min(next, pod->health.ejected_until());
-    if (options.slow_start.count() > 0 && now - pod->first_seen < options.slow_start)
-      next = std::min(next, now + std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20}));
-  }
+// `next`: the earliest ejection end or slow-start step found by rebuild().
+void Upstream::Impl::schedule_timer(SteadyClock::time_point now, SteadyClock::time_point next) {
   if (options.health_check.enabled) {
     if (next_health_check == SteadyClock::time_point{}) next_health_check = now;
     next = std::min(next, next_health_check);
+    for (const auto& probe : health_probes) next = std::min(next, probe.deadline);
   }
   if (next == SteadyClock::time_point::max()) {
     uv_timer_stop(timer);
     return;
   }
-  const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
+  // Round up: firing a little early would find the deadline not reached yet.
+  const auto delay = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
   uv_timer_start(timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->on_timer(); },
                  static_cast<std::uint64_t>(std::max<long long>(delay, 1)), 0);
 }
 
 void Upstream::Impl::on_timer() {
   auto keep = shared_from_this();
-  if (options.health_check.enabled && SteadyClock::now() >= next_health_check) run_health_checks();
+  if (options.health_check.enabled) {
+    expire_probes(SteadyClock::now());
+    if (stopped) return;
+    if (SteadyClock::now() >= next_health_check) run_health_checks();
+  }
   rebuild();
+}
+
+// Probes that did not answer within health_check.timeout count as failures.
+void Upstream::Impl::expire_probes(SteadyClock::time_point now) {
+  std::vector<std::string> expired;
+  for (auto it = health_probes.begin(); it != health_probes.end();) {
+    if (it->exchange && it->exchange->done()) {
+      it = health_probes.erase(it);
+    } else if (now >= it->deadline) {
+      expired.push_back(it->pod_key);
+      it = health_probes.erase(it);  // cancels the exchange (its connection is closed)
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& key : expired) health_verdict(key, false);
+}
+
+void Upstream::Impl::health_verdict(const std::string& pod_key, bool ok) {
+  if (stopped) return;
+  auto it = pods.find(pod_key);
+  if (it == pods.end()) return;
+  UpstreamPod& p = *it->second;
+  if (ok == p.active_ok) {
+    p.active_streak = 0;
+    return;
+  }
+  const auto& policy = options.health_check;
+  if (++p.active_streak >= std::max<std::uint32_t>(1, ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
+    p.active_ok = ok;
+    p.active_streak = 0;
+    log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", config.name, p.endpoint.host_port(),
+                                    ok ? "healthy" : "unhealthy"));
+    rebuild();
+  }
 }
 
 void Upstream::Impl::run_health_checks() {
   const auto& hc = options.health_check;
-  next_health_check = SteadyClock::now() + hc.interval;
-  health_probes.clear();  // probes still running after a whole interval count as failed below
+  const auto now = SteadyClock::now();
+  next_health_check = now + hc.interval;
   std::weak_ptr<Impl> weak = shared_from_this();
   for (auto& [key, pod] : pods) {
     if (!pod->listed) continue;
+    // One probe per Pod at a time: a Pod whose probe is still running is not probed again.
+    if (std::any_of(health_probes.begin(), health_probes.end(), [&](const Probe& p) { return p.pod_key == key; })) continue;
     net::ConnectionPool* pool = pool_for(*pod);
     if (!pool) continue;
     net::HttpRequest req;
@@ -212,31 +277,16 @@ void Upstream::Impl::run_health_checks() {
     req.headers = {{"User-Agent", "kupstream-health/0.1"}};
     if (config.host_header) req.headers.push_back({"Host", *config.host_header});
     net::HttpHandlers h;
-    auto verdict = [weak, key = pod->key](bool ok) {
-      auto self = weak.lock();
-      if (!self || self->stopped) return;
-      auto it = self->pods.find(key);
-      if (it == self->pods.end()) return;
-      UpstreamPod& p = *it->second;
-      if (ok == p.active_ok) {
-        p.active_streak = 0;
-        return;
-      }
-      const auto& policy = self->options.health_check;
-      if (++p.active_streak >= (ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
-        p.active_ok = ok;
-        p.active_streak = 0;
-        self->log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", self->config.name,
-                                              p.endpoint.host_port(), ok ? "healthy" : "unhealthy"));
-        self->rebuild();
-      }
-    };
     auto status = std::make_shared<int>(0);
     h.on_head = [status](const net::HttpResponseHead& head) { *status = head.status; };
     h.on_body = [](std::string_view) {};
-    h.on_complete = [verdict, status](Status s) { verdict(s.ok() && *status >= 200 && *status < 400); };
+    h.on_complete = [weak, status, pod_key = key](Status s) {
+      auto self = weak.lock();
+      if (!self || self->stopped) return;
+      self->health_verdict(pod_key, s.ok() && *status >= 200 && *status < 400);
+    };
     auto ex = pool->send(std::move(req), std::move(h));
-    if (ex) health_probes.push_back(std::move(*ex));
+    if (ex) health_probes.push_back({key, now + hc.timeout, std::move(*ex)});
   }
 }
 

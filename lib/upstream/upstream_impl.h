@@ -52,6 +52,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   };
 
   Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o);
+  ~Impl();  // closes the timer if shutdown() never ran (create() failed half-way)
 
   uv_loop_t& loop;
   UpstreamConfig config;
@@ -65,7 +66,13 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   uv_timer_t* timer = nullptr;  // slow start ramps, ejection ends, health checks
   SteadyClock::time_point next_health_check{};
   std::set<std::shared_ptr<UpstreamRequest::Impl>> live_requests;
-  std::vector<std::unique_ptr<net::HttpExchange>> health_probes;
+  // Active health probes in flight; a probe past its deadline counts as a failure.
+  struct Probe {
+    std::string pod_key;
+    SteadyClock::time_point deadline;
+    std::unique_ptr<net::HttpExchange> exchange;
+  };
+  std::vector<Probe> health_probes;
 
   std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
   std::uint32_t in_flight = 0, retries_in_flight = 0;
@@ -77,9 +84,11 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void subscribe(const ClusterMap& clusters);
   void on_snapshot(std::size_t service, const EndpointSetPtr& set);
   void rebuild();
-  void schedule_timer();
+  void schedule_timer(SteadyClock::time_point now, SteadyClock::time_point next);
   void on_timer();
   void run_health_checks();
+  void expire_probes(SteadyClock::time_point now);
+  void health_verdict(const std::string& pod_key, bool ok);
   net::ConnectionPool* pool_for(UpstreamPod& pod);
   void record_result(UpstreamPod& pod, bool failure);
   void release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod);
@@ -94,16 +103,31 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
   std::shared_ptr<UpstreamPod> pod;
   std::unique_ptr<net::HttpExchange> exchange;
   std::vector<std::string> tried;  // pod keys
+  std::string last_pod;            // address:port of the latest attempt, for error reasons
   std::uint32_t attempts = 0;
   bool head_delivered = false, done = false, canceled = false, counted_retry = false;
+  int calling = 0;  // depth of user handler calls: cancel() inside one must not destroy it
   bool body_written = false, body_ended = false;
   std::string early_body;  // streamed body written before the first attempt was sent
+  bool early_blocked = false;  // write_body returned false while buffering early_body
   int status = 0;
   SteadyClock::time_point start;
   uv_timer_t* total_timer = nullptr;
 
   void attempt();
-  void finish_attempt(bool pod_failure);
+  // Ends the current attempt's hold on its Pod; `outcome`: failure, success, or neither
+  // (canceled by the caller: says nothing about the Pod's health).
+  enum class Outcome { failure, success, neutral };
+  void finish_attempt(Outcome outcome);
+  void finish_attempt(bool pod_failure) { finish_attempt(pod_failure ? Outcome::failure : Outcome::success); }
+  template <class Fn, class... Args>
+  void call(Fn ForwardHandlers::*handler, Args&&... args) {
+    if (done || !(handlers.*handler)) return;
+    auto keep = shared_from_this();
+    ++calling;
+    (handlers.*handler)(std::forward<Args>(args)...);
+    if (--calling == 0 && (canceled || done)) handlers = {};
+  }
   bool may_retry(const Upstream::Impl& up, bool connect_phase) const;
   void retry(Upstream::Impl& up);
   void complete(Status status);

@@ -54,6 +54,7 @@ UpstreamStats Upstream::stats() const {
     ServiceStatus st;
     st.ref = svc.ref;
     st.state = svc.state;
+    st.staleness = svc.state.staleness(std::chrono::system_clock::now());
     if (svc.set) {
       st.ready = svc.set->ready.size();
       st.draining = svc.set->draining.size();

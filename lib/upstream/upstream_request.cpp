@@ -10,6 +10,9 @@
 namespace kupstream {
 namespace {
 
+// A streamed body written before the first attempt has its exchange is buffered up to this.
+constexpr std::size_t kEarlyBodyHighWater = 256 * 1024;
+
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" || method == "DELETE" ||
          method == "TRACE";
@@ -41,8 +44,12 @@ Result<bool> UpstreamRequest::write_body(std::string_view data) {
   if (r.done || r.canceled) return Error{Errc::operation_canceled, "write_body: the request has finished"};
   r.body_written = true;
   if (!r.exchange) {
+    // Before the first attempt has a connection: buffer, with the same backpressure signal
+    // as the exchange (on_writable follows once the buffer has drained into the connection).
     r.early_body.append(data);
-    return true;
+    if (r.early_body.size() < kEarlyBodyHighWater) return true;
+    r.early_blocked = true;
+    return false;
   }
   return r.exchange->write_body(data);
 }
@@ -89,10 +96,13 @@ Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest reques
       auto keep = self->shared_from_this();
       auto up = self->upstream.lock();
       const std::string name = up ? up->config.name : "?";
+      const std::string pod = self->pod ? self->pod->endpoint.host_port() : self->last_pod;
       self->exchange.reset();
       if (self->pod) self->finish_attempt(true);
-      self->complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": no complete response within {} ms", name,
-                                                        up ? up->options.timeouts.total.count() : 0)});
+      self->complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": Pod {}: no complete response within {} ms "
+                                                        "(total timeout, {} attempt(s))",
+                                                        name, pod.empty() ? "(none yet)" : pod,
+                                                        up ? up->options.timeouts.total.count() : 0, self->attempts)});
     }, static_cast<std::uint64_t>(impl_->options.timeouts.total.count()), 0);
   }
   detail::defer(impl_->loop, [weak = std::weak_ptr<UpstreamRequest::Impl>(r)] {
@@ -121,9 +131,13 @@ void UpstreamRequest::Impl::attempt() {
                                                          picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
   }
   pod = chosen;
+  last_pod = pod->endpoint.host_port();
   tried.push_back(pod->key);
   net::ConnectionPool* pool = up->pool_for(*pod);
-  if (!pool) return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->config.name, pod->endpoint.host_port())});
+  if (!pool) {
+    pod = nullptr;  // its load was not started: nothing to finish
+    return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->config.name, last_pod)});
+  }
   pod->load->start();
   ++pod->requests;
 
@@ -165,15 +179,13 @@ void UpstreamRequest::Impl::attempt() {
     fh.pod = self->pod->endpoint.host_port();
     fh.attempts = self->attempts;
     self->head_delivered = true;
-    if (self->handlers.on_head) self->handlers.on_head(fh);
+    self->call(&ForwardHandlers::on_head, fh);
   };
   h.on_body = [weak](std::string_view bytes) {
-    auto self = weak.lock();
-    if (self && !self->done && self->handlers.on_body) self->handlers.on_body(bytes);
+    if (auto self = weak.lock()) self->call(&ForwardHandlers::on_body, bytes);
   };
   h.on_writable = [weak] {
-    auto self = weak.lock();
-    if (self && !self->done && self->handlers.on_writable) self->handlers.on_writable();
+    if (auto self = weak.lock()) self->call(&ForwardHandlers::on_writable);
   };
   h.on_complete = [weak](Status s) {
     auto self = weak.lock();
@@ -206,16 +218,26 @@ void UpstreamRequest::Impl::attempt() {
     if (!early_body.empty()) (void)exchange->write_body(early_body);
     early_body.clear();
     if (body_ended) (void)exchange->end_body();
+    // The caller was told to wait: the buffer now belongs to the exchange, so say "writable"
+    // (on a later turn). The exchange still applies its own high-water mark to what follows.
+    // (Not relying on the exchange's on_writable here: an exchange that has no connection
+    // yet may not report the drain of data buffered before it connected.)
+    if (early_blocked) {
+      early_blocked = false;
+      detail::defer(up->loop, [weak = std::weak_ptr<Impl>(keep)] {
+        if (auto self = weak.lock(); self && !self->canceled) self->call(&ForwardHandlers::on_writable);
+      });
+    }
   }
 }
 
-void UpstreamRequest::Impl::finish_attempt(bool pod_failure) {
+void UpstreamRequest::Impl::finish_attempt(Outcome outcome) {
   if (!pod) return;
   auto p = std::move(pod);
   pod = nullptr;
   p->load->finish();
   if (auto up = upstream.lock(); up && !up->stopped) {
-    up->record_result(*p, pod_failure);
+    if (outcome != Outcome::neutral) up->record_result(*p, outcome == Outcome::failure);
     up->release_pod_if_gone(p);
   }
 }
@@ -252,16 +274,18 @@ void UpstreamRequest::Impl::complete(Status s) {
     up->live_requests.erase(keep);
   }
   auto cb = std::move(handlers.on_complete);
-  handlers = {};
+  if (calling == 0) handlers = {};
   if (cb) cb(std::move(s));
 }
 
 void UpstreamRequest::Impl::cancel() {
   if (canceled) return;
   canceled = true;
-  handlers = {};
+  // Inside one of our handlers (the caller dropped us there) the running std::function must
+  // stay alive until it returns: call() clears the handlers then.
+  if (calling == 0) handlers = {};
   exchange.reset();
-  finish_attempt(false);
+  finish_attempt(Outcome::neutral);
   if (!done) {
     done = true;
     close_timer();

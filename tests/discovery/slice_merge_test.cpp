@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include "discovery/slice_merge.h"
 #include "kupstream/endpoint.h"
 
@@ -143,5 +145,57 @@ TEST_SUITE("merge_slices") {
     CHECK(r.notes == std::vector<std::string>{"1 endpoint without nodeName left out by the node filter"});
     std::set<std::string, std::less<>> none;
     CHECK(merge_slices({&slices, &svc, PortRef::name("http"), &none}).endpoints.empty());
+  }
+}
+
+TEST_SUITE("SnapshotBuilder") {
+  TEST_CASE("gives the same snapshots as build_snapshot while slices, nodes and the Service change") {
+    std::uint64_t seed = 12345;
+    auto rnd = [&](std::uint64_t n) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      return (seed >> 33) % n;
+    };
+    Slices slices;
+    auto svc = service({{"http", 80}, {"admin", 81}});
+    std::set<std::string, std::less<>> nodes = {"node-a", "node-b"};
+    SnapshotBuilder builder;
+    EndpointSetPtr inc, full;
+    std::uint64_t epoch = 0;
+    for (int round = 0; round < 400; ++round) {
+      const auto what = rnd(10);
+      if (what < 6) {  // rewrite a slice with random endpoints (duplicates across slices likely)
+        std::vector<kube::SliceEndpoint> eps;
+        for (std::uint64_t i = 0, n = rnd(6); i < n; ++i) {
+          std::optional<bool> ready, serving, terminating;
+          if (rnd(3) == 0) ready = rnd(2) == 0;
+          if (rnd(3) == 0) serving = rnd(2) == 0;
+          if (rnd(3) == 0) terminating = rnd(2) == 0;
+          eps.push_back(sep(fmt::format("127.0.1.{}", rnd(8)), rnd(2) ? "node-a" : "node-c", ready, serving, terminating));
+        }
+        const std::string name = fmt::format("s{}", rnd(4));
+        auto s = slice(name, std::move(eps), {{rnd(4) ? "http" : "other", static_cast<int>(8080 + rnd(2))}});
+        s.metadata.resource_version = std::to_string(round);
+        slices[name] = std::move(s);
+      } else if (what == 6) {
+        slices.erase(fmt::format("s{}", rnd(4)));
+      } else if (what == 7) {
+        if (nodes.contains("node-c")) nodes.erase("node-c"); else nodes.insert("node-c");
+        ++epoch;
+      } else if (what == 8) {
+        svc = rnd(2) ? service({{"http", 80}}) : service({{"web", 80}, {"http", 82}});
+      }
+      const bool filter = round % 3 == 0;
+      SliceMergeInput in{&slices, &svc, PortRef::parse("http"), filter ? &nodes : nullptr, epoch};
+      auto a = builder.build(in, inc, std::to_string(round));
+      auto b = build_snapshot(in, full, std::to_string(round));
+      REQUIRE(a.changed == b.changed);
+      CHECK(a.problem == b.problem);
+      CHECK(a.notes == b.notes);
+      REQUIRE(a.next->generation == b.next->generation);
+      CHECK(a.next->ready == b.next->ready);
+      CHECK(a.next->draining == b.next->draining);
+      inc = a.next;
+      full = b.next;
+    }
   }
 }

@@ -146,7 +146,7 @@ TEST_SUITE("ConnectionPool") {
     {
       PoolOptions po = pool_to(nginx.plain_port);
       po.max_idle = 2;
-      po.idle_timeout = 100ms;
+      po.idle_timeout = 400ms;
       auto pool = make(t, po);
       std::vector<Outcome> outcomes(5);
       std::vector<std::unique_ptr<HttpExchange>> exchanges;
@@ -240,6 +240,28 @@ TEST_SUITE("ConnectionPool") {
     CHECK(t.close_loop() == 0);
   }
 
+  TEST_CASE("a POST is retried only when retry_non_idempotent allows it") {
+    for (bool allow : {false, true}) {
+      CAPTURE(allow);
+      ScriptServer server = stale_server();
+      TestLoop t;
+      {
+        PoolOptions po = pool_to(server.port());
+        po.retry_non_idempotent = allow;
+        auto pool = make(t, po);
+        CHECK(fetch(t, *pool, get("/")).status.ok());
+        HttpRequest post = get("/");
+        post.method = "POST";
+        post.body = "x=1";
+        Outcome o = fetch(t, *pool, post);
+        CHECK(o.status.ok() == allow);
+        if (!allow) CHECK(o.status.error().code == make_error_code(Errc::connection_closed));
+        CHECK(pool->counters().retried == (allow ? 1u : 0u));
+      }
+      CHECK(t.close_loop() == 0);
+    }
+  }
+
   TEST_CASE("a refused connection fails the request and counts as failed") {
     TestLoop t;
     {
@@ -296,6 +318,35 @@ TEST_SUITE("ConnectionPool lifetime") {
       t.run_for(20);
       CHECK_FALSE(b.done);
       CHECK(pool->counters().opened == 1);
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("an exchange dropped mid-body discards its connection and the pool carries on") {
+    TempDir dir;
+    NginxServer nginx(dir.path());
+    nginx.add_file("big.bin", std::string(1 << 20, 'z'));
+    TestLoop t;
+    {
+      auto pool = make(t, pool_to(nginx.plain_port));
+      CHECK(fetch(t, *pool, get("/hello")).status.ok());
+      std::unique_ptr<HttpExchange> ex;
+      int calls = 0;
+      HttpHandlers h;
+      h.on_body = [&](std::string_view) {
+        ++calls;
+        ex.reset();
+      };
+      h.on_complete = [&](Status) { ++calls; };
+      ex = std::move(pool->send(get("/files/big.bin"), h)).value();
+      REQUIRE(t.run_until([&] { return !ex; }));
+      t.run_for(20);
+      CHECK(calls == 1);
+      CHECK(pool->counters().in_use == 0);
+      CHECK(pool->counters().idle == 0);  // the half-read connection was not kept
+      Outcome after = fetch(t, *pool, get("/hello"));
+      CHECK(after.status.ok());
+      CHECK(pool->counters().opened == 2);
     }
     CHECK(t.close_loop() == 0);
   }

@@ -1,9 +1,15 @@
 // HttpConnection against nginx and the scripted misbehaving server, on loopback.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -121,6 +127,20 @@ TEST_SUITE("HttpConnection") {
       Outcome b = fetch(t, *named, get("/hello"));
       CHECK_MESSAGE(b.status.ok(), b.status.error().reason);
       CHECK(b.head.status == 200);
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("a host name reaches an IPv4-only server whatever order the resolver returns") {
+    // Where "localhost" resolves to ::1 first (a common /etc/hosts), ::1 is refused and the next
+    // address is tried; where it resolves to 127.0.0.1 only, this is the plain path.
+    ScriptServer server = respond_with("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    TestLoop t;
+    {
+      auto conn = make(t, to("localhost", server.port()));
+      Outcome o = fetch(t, *conn, get("/"));
+      CHECK_MESSAGE(o.status.ok(), o.status.error().reason);
+      CHECK(o.body == "ok");
     }
     CHECK(t.close_loop() == 0);
   }
@@ -264,6 +284,71 @@ TEST_SUITE("HttpConnection") {
     CHECK(t.close_loop() == 0);
   }
 
+  TEST_CASE("a response split into single bytes, with chunk extensions and trailers, parses the same") {
+    const std::string response =
+        "HTTP/1.1 200 OK\r\nX-Long-Header-Name: some long value\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend";
+    ScriptServer server([response](int& fd, int) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::size_t split = response.find("HTTP/1.1", 10);
+      if (read_request(fd).empty()) return;
+      for (std::size_t i = 0; i < split; ++i) {
+        write_all(fd, response.substr(i, 1));
+        if (i % 16 == 0) sleep_ms(1);
+      }
+      if (read_request(fd).empty()) return;
+      for (std::size_t i = split; i < response.size(); ++i) write_all(fd, response.substr(i, 1));
+      sleep_ms(100);
+    });
+    TestLoop t;
+    {
+      auto conn = make(t, to("127.0.0.1", server.port()));
+      Outcome a = fetch(t, *conn, get("/"));
+      CHECK(a.status.ok());
+      CHECK(a.body == "wikipedia");
+      REQUIRE(a.head.find("x-long-header-name") != nullptr);
+      CHECK(*a.head.find("x-long-header-name") == "some long value");
+      CHECK(conn->reusable());
+      Outcome b = fetch(t, *conn, get("/"));
+      CHECK(b.status.ok());
+      CHECK(b.body == "end");
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("random garbage after a valid status line never crashes or hangs") {
+    std::uint32_t seed = 12345;
+    auto next = [&seed] {
+      seed = seed * 1664525u + 1013904223u;
+      return seed >> 8;
+    };
+    for (int round = 0; round < 30; ++round) {
+      std::string junk = "HTTP/1.1 200 OK\r\n";
+      std::size_t len = next() % 300;
+      for (std::size_t i = 0; i < len; ++i) {
+        // Mostly header-ish characters, with CR/LF and binary mixed in.
+        static const char alphabet[] = "ab:\r\n 0123456789;xTransfer-Encoding: chunked\r\nContent-Length\x01\xff";
+        junk += alphabet[next() % (sizeof alphabet - 1)];
+      }
+      ScriptServer server([junk](int& fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, junk);
+      });
+      TestLoop t;
+      {
+        HttpConnectionOptions o = to("127.0.0.1", server.port());
+        o.read_idle_timeout = 2000ms;  // a parse that waits for more bytes ends on EOF anyway
+        auto conn = make(t, o);
+        Outcome r = fetch(t, *conn, get("/"));
+        CHECK(r.done);
+        if (!r.status.ok()) CHECK_FALSE(r.status.error().reason.empty());
+      }
+      CHECK(t.close_loop() == 0);
+    }
+  }
+
   TEST_CASE("1xx responses are reported and the final response follows") {
     ScriptServer server = respond_with(
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
@@ -336,6 +421,87 @@ TEST_SUITE("HttpConnection") {
     CHECK(t.close_loop() == 0);
   }
 
+  TEST_CASE("write_body reports a full send buffer and on_writable says when to continue") {
+    std::atomic<std::size_t> received{0};
+    ScriptServer server([&received](int& fd, int) {
+      std::string data;
+      sleep_ms(300);  // let the client fill the socket buffers first
+      char buf[65536];
+      std::string tail;
+      while (true) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) return;
+        received += static_cast<std::size_t>(n);
+        tail.append(buf, static_cast<std::size_t>(n));
+        if (tail.size() > 16) tail.erase(0, tail.size() - 16);
+        if (tail.find("\r\n0\r\n\r\n") != std::string::npos) break;
+      }
+      write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      sleep_ms(100);
+    });
+    TestLoop t;
+    {
+      HttpConnectionOptions o = to("127.0.0.1", server.port());
+      o.write_high_water = 1024;
+      auto conn = make(t, o);
+      HttpRequest req = get("/upload");
+      req.method = "PUT";
+      req.body_mode = BodyMode::streamed_chunked;
+      Outcome out;
+      HttpHandlers h = collect(out);
+      int writable = 0;
+      h.on_writable = [&] { ++writable; };
+      auto ex = conn->send(req, h);
+      REQUIRE(ex.ok());
+      // Before the connection is up everything is buffered: above the mark at once.
+      auto first = (*ex)->write_body(std::string(4096, 'a'));
+      REQUIRE(first.ok());
+      CHECK_FALSE(*first);
+      REQUIRE(t.run_until([&] { return writable == 1; }));
+      // Now fill the kernel buffers until the client has to queue.
+      std::string chunk(256 * 1024, 'b');
+      std::size_t written = 4096;
+      bool full = false;
+      for (int i = 0; i < 1024 && !full; ++i) {
+        auto r = (*ex)->write_body(chunk);
+        REQUIRE(r.ok());
+        written += chunk.size();
+        full = !*r;
+      }
+      REQUIRE(full);
+      CHECK(writable == 1);
+      REQUIRE(t.run_until([&] { return writable == 2; }, 5000));
+      CHECK((*ex)->end_body().ok());
+      REQUIRE(t.run_until([&] { return out.done; }));
+      CHECK(out.status.ok());
+      CHECK(out.body == "ok");
+      CHECK(received.load() > written);  // payload plus chunk framing
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("a 304 with a Content-Length has no body and the connection stays usable") {
+    ScriptServer server([](int& fd, int) {
+      if (read_request(fd).empty()) return;
+      write_all(fd, "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n");
+      if (read_request(fd).empty()) return;
+      write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+      sleep_ms(100);
+    });
+    TestLoop t;
+    {
+      auto conn = make(t, to("127.0.0.1", server.port()));
+      Outcome a = fetch(t, *conn, get("/"));
+      CHECK(a.status.ok());
+      CHECK(a.head.status == 304);
+      CHECK(a.body.empty());
+      Outcome b = fetch(t, *conn, get("/"));
+      CHECK(b.status.ok());
+      CHECK(b.body == "hi");
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
   TEST_CASE("a buffered POST body is sent with its Content-Length") {
     std::string received;
     ScriptServer server([&received](int& fd, int) {
@@ -392,6 +558,38 @@ TEST_SUITE("HttpConnection errors") {
       CHECK(o.heads == 0);
     }
     CHECK(t.close_loop() == 0);
+  }
+
+  TEST_CASE("a connect that never completes fails with timed_out after connect_timeout") {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so connect hangs.
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(listener, 0) == 0);
+    socklen_t len = sizeof a;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+      int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      (void)connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      fillers.push_back(f);
+    }
+    sleep_ms(50);
+    TestLoop t;
+    {
+      HttpConnectionOptions o = to("127.0.0.1", ntohs(a.sin_port));
+      o.connect_timeout = 200ms;
+      auto conn = make(t, o);
+      Outcome r = fetch(t, *conn, get("/"));
+      REQUIRE_FALSE(r.status.ok());
+      CHECK(r.status.error().code == make_error_code(Errc::timed_out));
+      CHECK(r.status.error().reason.find("connect") != std::string::npos);
+    }
+    CHECK(t.close_loop() == 0);
+    for (int f : fillers) close(f);
+    close(listener);
   }
 
   TEST_CASE("connect() reports success later, never inside the call") {

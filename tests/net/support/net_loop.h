@@ -8,11 +8,16 @@
 #include <functional>
 #include <thread>
 
+#include "net/support/net_process.h"
+
 namespace kupstream::test {
 
 class TestLoop {
  public:
-  TestLoop() { uv_loop_init(&loop); }
+  TestLoop() {
+    (void)sigpipe_is_ignored();
+    uv_loop_init(&loop);
+  }
   ~TestLoop() {
     if (!closed_) close_loop();
   }

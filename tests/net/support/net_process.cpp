@@ -17,6 +17,16 @@
 #include <thread>
 
 namespace kupstream::test {
+namespace {
+// libuv writes with write(2): a peer that closed makes the kernel raise SIGPIPE. Hosts ignore
+// it (as libuv documents); the tests and the benchmark do the same.
+const bool sigpipe_ignored = [] {
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
+}  // namespace
+
+bool sigpipe_is_ignored() { return sigpipe_ignored; }
 
 ProcessGuard::ProcessGuard(const std::vector<std::string>& argv, const std::string& log_file) {
   std::vector<char*> args;

@@ -45,6 +45,9 @@ class TempDir {
   std::string path_;
 };
 
+// True once SIGPIPE is ignored (done when this library is linked; libuv needs it).
+bool sigpipe_is_ignored();
+
 // Runs `sh -c command`, returns its exit status (0 = success). Output goes to `log` if given.
 int run_shell(const std::string& command);
 std::string read_file(const std::string& path);

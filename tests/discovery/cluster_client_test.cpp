@@ -1,0 +1,196 @@
+// ClusterClient / EndpointWatch lifetime against kubesim: drops inside callbacks, late
+// subscribers, and the loop draining afterwards.
+#include <doctest/doctest.h>
+
+#include "kupstream/cluster_client.h"
+#include "net/support/net_loop.h"
+#include "kubesim/kubesim_process.h"
+
+using namespace kupstream;
+using namespace kupstream::test;
+
+namespace {
+
+KubesimProcess::Options kube_a() {
+  KubesimProcess::Options o;
+  o.cluster = "kube-a";
+  return o;
+}
+
+std::string slice_json(const std::vector<std::string>& addresses) {
+  std::string eps;
+  for (const auto& a : addresses)
+    eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + a + R"("],"conditions":{"ready":true}})";
+  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
+         R"("metadata":{"name":"web-1","namespace":"demo","labels":{"kubernetes.io/service-name":"web"}},)"
+         R"("addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
+         eps + "]}}";
+}
+
+struct Fixture {
+  TestLoop loop;
+  KubesimProcess sim{kube_a()};
+  std::unique_ptr<ClusterClient> cluster;
+
+  Fixture() {
+    REQUIRE(sim.admin("POST", "/objects",
+                      R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":"web",)"
+                      R"("namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})")
+                .exit_code == 0);
+    scale({"127.0.1.1", "127.0.1.2"});
+    KubeconfigOptions kc;
+    kc.paths = {sim.info().users.at("admin").kubeconfig};
+    auto config = load_kubeconfig(kc);
+    REQUIRE(config.ok());
+    ClusterClientOptions co;
+    co.backoff_initial = std::chrono::milliseconds{100};
+    auto c = ClusterClient::create(loop.loop, *config, co);
+    REQUIRE(c.ok());
+    cluster = std::move(*c);
+  }
+
+  ServiceRef ref(const char* port = "http") const {
+    ServiceRef r;
+    r.cluster = "kube-a";
+    r.namespace_name = "demo";
+    r.service = "web";
+    r.port = PortRef::parse(port);
+    return r;
+  }
+
+  // Blocking (kubesimctl.py): called between loop runs.
+  void scale(const std::vector<std::string>& addresses) {
+    REQUIRE(sim.admin("POST", "/objects", slice_json(addresses)).exit_code == 0);
+  }
+
+  std::unique_ptr<EndpointWatch> watch(const ServiceRef& r, EndpointWatchCallbacks cb) {
+    auto w = cluster->watch(r, std::move(cb));
+    REQUIRE(w.ok());
+    return std::move(*w);
+  }
+
+  int finish() {
+    cluster.reset();
+    return loop.close_loop();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("EndpointWatch") {
+  TEST_CASE("a handle dropped inside its own update hears nothing more while a sharing handle goes on") {
+    Fixture f;
+    std::unique_ptr<EndpointWatch> a, b;
+    int a_updates = 0, b_updates = 0;
+    std::size_t b_last = 0;
+    EndpointWatchCallbacks ca;
+    ca.on_update = [&](const EndpointSetPtr&) {
+      ++a_updates;
+      a.reset();  // inside its own callback
+    };
+    ca.on_state = [&](const WatchState&) { CHECK(a != nullptr); };
+    EndpointWatchCallbacks cb;
+    cb.on_update = [&](const EndpointSetPtr& s) {
+      ++b_updates;
+      b_last = s->ready.size();
+    };
+    auto ra = f.cluster->watch(f.ref(), ca);
+    auto rb = f.cluster->watch(f.ref(), cb);
+    REQUIRE(ra.ok());
+    REQUIRE(rb.ok());
+    a = std::move(*ra);
+    b = std::move(*rb);
+    CHECK(a_updates == 0);  // never inside watch()
+    REQUIRE(f.loop.run_until([&] { return b_updates == 1 && !a; }, 10000));
+    f.scale({"127.0.1.1", "127.0.1.2", "127.0.1.3"});
+    REQUIRE(f.loop.run_until([&] { return b_updates == 2; }, 10000));
+    CHECK(b_last == 3);
+    CHECK(a_updates == 1);
+    b.reset();
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("dropping the last handle inside its update stops the watches and the loop drains") {
+    Fixture f;
+    std::unique_ptr<EndpointWatch> w;
+    int updates = 0;
+    EndpointWatchCallbacks c;
+    c.on_update = [&](const EndpointSetPtr& s) {
+      ++updates;
+      CHECK(s->ready.size() == 2);
+      w.reset();
+    };
+    auto r = f.cluster->watch(f.ref(), c);
+    REQUIRE(r.ok());
+    w = std::move(*r);
+    REQUIRE(f.loop.run_until([&] { return updates == 1; }, 10000));
+    f.scale({"127.0.1.9"});
+    f.loop.run_for(300);
+    CHECK(updates == 1);
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("a handle dropping another sharing handle inside a callback silences it") {
+    Fixture f;
+    std::unique_ptr<EndpointWatch> a, b;
+    int a_updates = 0, b_updates = 0;
+    EndpointWatchCallbacks ca;
+    ca.on_update = [&](const EndpointSetPtr&) {
+      ++a_updates;
+      b.reset();
+    };
+    EndpointWatchCallbacks cb;
+    cb.on_update = [&](const EndpointSetPtr&) { ++b_updates; };
+    a = f.watch(f.ref(), ca);
+    b = f.watch(f.ref(), cb);
+    REQUIRE(f.loop.run_until([&] { return a_updates == 1; }, 10000));
+    f.scale({"127.0.1.5"});
+    REQUIRE(f.loop.run_until([&] { return a_updates == 2; }, 10000));
+    CHECK(b_updates == 0);  // a was called first and dropped b before its turn
+    a.reset();
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("a late subscriber gets the current state and snapshot on a later turn") {
+    Fixture f;
+    int first = 0;
+    EndpointWatchCallbacks c1;
+    c1.on_update = [&](const EndpointSetPtr&) { ++first; };
+    auto w1 = f.watch(f.ref(), c1);
+    REQUIRE(f.loop.run_until([&] { return first == 1; }, 10000));
+    std::vector<std::string> seen;
+    EndpointWatchCallbacks c2;
+    c2.on_state = [&](const WatchState& s) { seen.push_back(std::string("state:") + to_string(s.phase)); };
+    c2.on_update = [&](const EndpointSetPtr& s) { seen.push_back("update:" + std::to_string(s->generation)); };
+    auto w2 = f.watch(f.ref(), c2);
+    CHECK(seen.empty());
+    CHECK(w2->current() != nullptr);  // shared view: already synced
+    REQUIRE(f.loop.run_until([&] { return seen.size() == 2; }, 5000));
+    CHECK(seen == std::vector<std::string>{"state:synced", "update:1"});
+    w1.reset();
+    w2.reset();
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("a missing port is not_found with an empty set; another port of the same service works") {
+    Fixture f;
+    EndpointSetPtr bad_set;
+    WatchState bad_state;
+    EndpointWatchCallbacks cb;
+    cb.on_update = [&](const EndpointSetPtr& s) { bad_set = s; };
+    cb.on_state = [&](const WatchState& s) { bad_state = s; };
+    auto bad = f.watch(f.ref("metrics"), cb);
+    int good_updates = 0;
+    EndpointWatchCallbacks cg;
+    cg.on_update = [&](const EndpointSetPtr&) { ++good_updates; };
+    auto good = f.watch(f.ref("80"), cg);
+    REQUIRE(f.loop.run_until([&] { return bad_set && good_updates == 1; }, 10000));
+    CHECK(bad_state.phase == WatchPhase::not_found);
+    CHECK(bad_state.reason.find("has no port \"metrics\"") != std::string::npos);
+    CHECK(bad_set->ready.empty());
+    CHECK(good->current()->ready.size() == 2);
+    bad.reset();
+    good.reset();
+    CHECK(f.finish() == 0);
+  }
+}
