@@ -141,7 +141,6 @@ bool Gateway::ready(std::string* reasons) const {
   }
   bool ok = true;
   std::string why;
-  auto now = std::chrono::system_clock::now();
   for (const auto& [name, h] : current_->upstreams) {
     if (h->upstream->ready()) continue;
     ok = false;
@@ -150,7 +149,7 @@ bool Gateway::ready(std::string* reasons) const {
     for (const auto& s : st.services) {
       why += fmt::format("; {} {}", s.ref.to_string(), to_string(s.state.phase));
       if (!s.state.reason.empty()) why += ": " + s.state.reason;
-      auto age = s.state.staleness(now);
+      auto age = s.staleness;
       if (age.count() > 0) why += fmt::format(" (for {} ms)", age.count());
       why += fmt::format(", {} ready Pods", s.ready);
     }

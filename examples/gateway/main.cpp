@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -99,6 +100,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // A write to a socket the peer has just reset (a client, a Pod, the API server) must be an
+  // error, not a signal that ends the process.
+  std::signal(SIGPIPE, SIG_IGN);
   uv_loop_t loop;
   uv_loop_init(&loop);
   int rc = 0;

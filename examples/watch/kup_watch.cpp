@@ -151,11 +151,6 @@ int main(int argc, char** argv) {
   }
   ref.cluster = config->name;
 
-  // A write to a connection the API server has just reset raises SIGPIPE, whose default
-  // action kills the process; like every libuv program, the host ignores it (libuv reports
-  // EPIPE instead).
-  std::signal(SIGPIPE, SIG_IGN);
-
   uv_loop_t loop;
   uv_loop_init(&loop);
   int rc = 0;

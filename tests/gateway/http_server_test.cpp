@@ -120,7 +120,22 @@ class EchoHandler : public RequestHandler {
       uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     }
   }
-  void on_body(std::string_view d) override { body_.append(d); }
+  void on_body(std::string_view d) override {
+    body_.append(d);
+    if (head_.target == "/paced") {
+      // Backpressure: stop the client's body after each piece, resume 1 ms later.
+      w_.pause_request_body();
+      ++pauses_;
+      if (timer_ == nullptr) {
+        timer_ = new uv_timer_t;
+        uv_timer_init(&loop_, timer_);
+        timer_->data = this;
+      }
+      uv_timer_start(timer_, [](uv_timer_t* t) {
+        if (t->data != nullptr) static_cast<EchoHandler*>(t->data)->w_.resume_request_body();
+      }, 1, 0);
+    }
+  }
   void on_body_end() override {
     if (head_.target == "/later") {
       timer_ = new uv_timer_t;
@@ -138,6 +153,7 @@ class EchoHandler : public RequestHandler {
     std::optional<std::uint64_t> len;
     if (head_.target != "/chunked") len = body.size();
     w_.start(200, {{"X-Method", head_.method}, {"X-Target", head_.target}, {"X-Body-Bytes", std::to_string(body_.size())},
+                   {"X-Pauses", std::to_string(pauses_)},
                    {"Connection", "something-hop-by-hop"}},
              len);
     if (head_.target == "/chunked") {
@@ -155,6 +171,7 @@ class EchoHandler : public RequestHandler {
   ResponseWriter& w_;
   std::string body_;
   uv_timer_t* timer_ = nullptr;
+  int pauses_ = 0;
 };
 
 struct Harness {
@@ -263,6 +280,20 @@ TEST_SUITE("HttpServer") {
       auto r = c.read();
       CHECK(r.headers["x-body-bytes"] == "7");
       CHECK(r.body == "abcdefg");
+    });
+  }
+
+  TEST_CASE("a paused request body stops being read and resumes whole") {
+    Harness h;
+    h.run([&] {
+      Client c(h.port);
+      std::string big(2 * 1024 * 1024, 'b');
+      c.send("POST /paced HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big +
+             "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+      auto r = c.read();
+      CHECK(r.headers["x-body-bytes"] == std::to_string(big.size()));
+      CHECK(std::stoi(r.headers["x-pauses"]) > 1);
+      CHECK(c.read().headers["x-target"] == "/after");
     });
   }
 

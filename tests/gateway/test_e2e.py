@@ -298,6 +298,8 @@ class Reload(GatewayTest):
         cfg = gateway_config([a], [{"name": "web", "services": [svc("tke-a")]}])
         gw = self.env.gateway(cfg)
         gw.wait_ready()
+        watches_before = {w["id"] for w in a.sim.watches()}
+        self.assertTrue(watches_before)
         load = Load(gw.port).start()
         try:
             bad = dict(cfg)
@@ -327,6 +329,8 @@ class Reload(GatewayTest):
         _, _, body = gw.get("/")
         self.assertEqual(json.loads(body)["host"], "moved.example")
         self.assertTrue(set(t.pod) <= set(v1))
+        # the unchanged cluster's ClusterClient was reused: its watches were never reopened
+        self.assertTrue(watches_before <= {w["id"] for w in a.sim.watches()})
         self.assertStopsCleanly(gw)
 
 
