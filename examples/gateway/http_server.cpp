@@ -59,6 +59,9 @@ const char* reason_phrase(int status) {
   }
 }
 
+// Bytes of pipelined requests read ahead while a response is pending; beyond this, reading stops.
+constexpr std::size_t kMaxPipelinedBytes = 64 * 1024;
+
 }  // namespace
 
 std::string_view RequestHead::header(std::string_view name) const {
@@ -285,7 +288,10 @@ class Connection final : public ResponseWriter {
 
   void update_reading() {
     if (closing_) return;
-    bool want = !body_paused_ && !request_done_ && !shutting_down_;
+    // Keep reading while a response is pending (stopping and restarting costs two epoll_ctl
+    // calls per request); bytes of the next request wait in pending_, up to a bound.
+    bool want = !body_paused_ && !shutting_down_ && !close_after_ &&
+                (!request_done_ || pending_.size() < kMaxPipelinedBytes);
     auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
     if (want && !reading_) {
       reading_ = true;
