@@ -101,6 +101,40 @@ TEST_SUITE("Upstream") {
     CHECK(dead->failures == static_cast<std::uint64_t>(retried));
   }
 
+  TEST_CASE("a Pod that stops listening is retried elsewhere for POST, ejected, and back once it listens again") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 2, "sl", 17);
+    UpstreamEnv env;
+    publish(env, "sl", farm.port(), pods_of(farm));
+    UpstreamOptions o;
+    o.max_idle_per_pod = 0;  // a fresh connection per request: a stopped listener shows at once
+    o.outlier.consecutive_failures = 2;
+    o.outlier.base_ejection = std::chrono::milliseconds{300};
+    env.start(config_of("sl"), o);
+    auto r = env.traffic(20, 2);
+    CHECK(r.by_body[farm.name(0)] == 10);
+    REQUIRE(farm.set_listening(0, false));
+    int retried = 0;
+    for (int i = 0; i < 10; ++i) {
+      auto p = post(env);
+      CHECK(p.status.ok());
+      CHECK(p.body == farm.name(1) + "\n");
+      if (p.attempts == 2) ++retried;
+    }
+    CHECK(retried == 2);  // two refusals eject it
+    {
+      const auto stats = env.upstream->stats();
+      REQUIRE(find_pod(stats, farm.name(0)));
+      CHECK(find_pod(stats, farm.name(0))->ejected);
+    }
+    REQUIRE(farm.set_listening(0, true));
+    REQUIRE(env.loop.run_until([&] { return !find_pod(env.upstream->stats(), farm.name(0))->ejected; }, 3000));
+    r = env.traffic(20, 1);
+    CAPTURE(r.errors.empty() ? std::string() : r.errors.front());
+    CHECK(r.failed == 0);
+    CHECK(r.by_body[farm.name(0)] == 10);
+  }
+
   TEST_CASE("the retry budget caps retries in flight") {
     // Two Pods that answer 503 after 300 ms: ten requests fail at once and want a retry; a
     // budget of 2 concurrent retries lets exactly two of them retry.
