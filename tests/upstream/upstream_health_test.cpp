@@ -99,6 +99,20 @@ TEST_SUITE("Upstream") {
     const auto* dead = find_pod(stats, "dead");
     REQUIRE(dead);
     CHECK(dead->failures == static_cast<std::uint64_t>(retried));
+
+    // retries.on_connect_failure = false: the refusal is the answer, naming the Pod.
+    env.upstream.reset();
+    o.retries.on_connect_failure = false;
+    env.start(config_of("rf"), o);
+    int refused = 0;
+    for (int i = 0; i < 4; ++i) {
+      auto r = env.get("/");
+      if (r.status.ok()) continue;
+      ++refused;
+      CHECK(r.status.error().code == Errc::connect_failed);
+      CHECK(r.status.error().reason.find("upstream \"rf\": Pod " + farm.dead_address()) == 0);
+    }
+    CHECK(refused == 2);
   }
 
   TEST_CASE("a Pod that stops listening is retried elsewhere for POST, ejected, and back once it listens again") {
