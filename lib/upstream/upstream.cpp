@@ -317,9 +317,12 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   if (!failure) return pod.health.record_success();
   ++pod.failures;
   const auto now = SteadyClock::now();
+  // The cap counts the Pods that could take traffic now: listed, of a service with a weight,
+  // ready (or draining while the draining fallback is on). Zero-weight services and draining
+  // Pods would otherwise inflate it and let every Pod that matters be ejected.
   std::size_t ejected = 0, total = 0;
   for (auto& [key, p] : pods)
-    if (p->listed) {
+    if (p->listed && services[p->service].ref.weight > 0 && p->ready != using_draining) {
       ++total;
       ejected += p->health.ejected(now) ? 1 : 0;
     }

@@ -216,6 +216,32 @@ TEST_SUITE("Upstream") {
     for (int i = 0; i < 3; ++i) farm.set_failing(i, false);
   }
 
+  TEST_CASE("the ejection cap counts only Pods that take traffic, not a zero-weight service's") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 6, "cap", 18);  // Pods 0-1: service "cap", Pods 2-5: "cap-idle" (weight 0)
+    UpstreamEnv env;
+    env.admin("tke-a", {apply_op(service_object("cap", farm.port())), apply_op(service_object("cap-idle", farm.port())),
+                        apply_op(slice_object("cap", "cap-1", farm.port(), {{farm.address(0), farm.name(0)}, {farm.address(1), farm.name(1)}})),
+                        apply_op(slice_object("cap-idle", "cap-idle-1", farm.port(),
+                                              {{farm.address(2), farm.name(2)}, {farm.address(3), farm.name(3)},
+                                               {farm.address(4), farm.name(4)}, {farm.address(5), farm.name(5)}}))});
+    UpstreamConfig c;
+    c.name = "cap";
+    c.services = {UpstreamEnv::ref("tke-a", "cap", 1), UpstreamEnv::ref("tke-a", "cap-idle", 0)};
+    UpstreamOptions o;
+    o.retries.max_retries = 0;
+    o.outlier.consecutive_failures = 2;
+    o.outlier.base_ejection = std::chrono::milliseconds{5000};
+    o.outlier.max_ejected_percent = 50;
+    env.start(c, o);
+    farm.set_failing(0, true);
+    farm.set_failing(1, true);
+    env.traffic(20, 1);
+    int ejected = 0;
+    for (const auto& p : env.upstream->stats().pods) ejected += p.ejected ? 1 : 0;
+    CHECK(ejected == 1);  // 50% of the 2 Pods that take traffic, not of 6
+  }
+
   TEST_CASE("when most Pods are ejected the upstream panics and uses them all") {
     TempDir dir;
     PodFarm farm(dir.path(), 4, "pa", 14);
