@@ -289,6 +289,21 @@ TEST_SUITE("Upstream") {
     CHECK(r.by_body[farm.name(1)] == 25);
   }
 
+  TEST_CASE("frequent health-check ticks do not skew round-robin shares") {
+    // Each rebuild restarts the round-robin cycle; ticks that change nothing must not rebuild.
+    TempDir dir;
+    PodFarm farm(dir.path(), 3, "tk", 19);
+    UpstreamEnv env;
+    publish(env, "tk", farm.port(), pods_of(farm));
+    UpstreamOptions o;
+    o.health_check.enabled = true;
+    o.health_check.interval = std::chrono::milliseconds{5};
+    env.start(config_of("tk"), o);
+    auto r = env.traffic(300, 1);
+    CHECK(r.failed == 0);
+    for (int i = 0; i < 3; ++i) CHECK(r.by_body[farm.name(i)] == 100);
+  }
+
   TEST_CASE("an active health check that hangs past its timeout counts as a failure") {
     // The Pod accepts health checks but never answers them.
     auto hang = [](int& fd, int) {
