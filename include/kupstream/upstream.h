@@ -48,7 +48,7 @@ struct UpstreamTimeouts {
 
 struct RetryPolicy {
   std::uint32_t max_retries = 2;  // extra attempts, each on another Pod when there is one
-  bool on_connect_failure = true;  // any method: nothing was sent
+  bool on_connect_failure = true;  // any method: nothing was sent; false = never after a connect failure
   // For idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) with a buffered body only.
   std::vector<int> on_status{502, 503, 504};
   // Retries in flight may not exceed this share of requests in flight (plus min_concurrent).

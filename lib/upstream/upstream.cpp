@@ -151,6 +151,7 @@ void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod
 void Upstream::Impl::rebuild() {
   if (stopped) return;
   const auto now = SteadyClock::now();
+  last_rebuild = now;
   // One pass over the Pods (a map walk is the dominant cost with thousands of Pods): reset
   // weights, sort listed Pods into ready / draining, and find the next timer deadline.
   std::vector<std::shared_ptr<UpstreamPod>*> ready, draining;
@@ -223,7 +224,26 @@ void Upstream::Impl::on_timer() {
     if (stopped) return;
     if (SteadyClock::now() >= next_health_check) run_health_checks();
   }
-  rebuild();
+  // Rebuild only when weights change: an ejection ended, or a Pod was ramping up at the last
+  // build. A health-check tick alone changes nothing (a changed verdict rebuilds by itself),
+  // and a rebuild restarts the weighted round-robin cycle: rebuilding on every tick would skew
+  // shares towards the Pods early in the cycle.
+  const auto now = SteadyClock::now();
+  bool changed = false;
+  auto next = SteadyClock::time_point::max();
+  const bool ramping = options.slow_start.count() > 0;
+  const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
+  for (const auto& entry : pods) {
+    const UpstreamPod& pod = *entry.second;
+    if (!pod.listed) continue;
+    const auto until = pod.health.ejected_until();
+    if (until > now) next = std::min(next, until);
+    else if (until > last_rebuild) changed = true;
+    if (ramping && last_rebuild - pod.first_seen < options.slow_start) changed = true;
+    if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
+  }
+  if (changed) return rebuild();
+  schedule_timer(now, next);
 }
 
 // Probes that did not answer within health_check.timeout count as failures.
@@ -317,9 +337,12 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   if (!failure) return pod.health.record_success();
   ++pod.failures;
   const auto now = SteadyClock::now();
+  // The cap counts the Pods that could take traffic now: listed, of a service with a weight,
+  // ready (or draining while the draining fallback is on). Zero-weight services and draining
+  // Pods would otherwise inflate it and let every Pod that matters be ejected.
   std::size_t ejected = 0, total = 0;
   for (auto& [key, p] : pods)
-    if (p->listed) {
+    if (p->listed && services[p->service].ref.weight > 0 && p->ready != using_draining) {
       ++total;
       ejected += p->health.ejected(now) ? 1 : 0;
     }

@@ -65,6 +65,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   bool panic = false, using_draining = false, stopped = false;
   uv_timer_t* timer = nullptr;  // slow start ramps, ejection ends, health checks
   SteadyClock::time_point next_health_check{};
+  SteadyClock::time_point last_rebuild{};  // when the current Picker was built
   std::set<std::shared_ptr<UpstreamRequest::Impl>> live_requests;
   // Active health probes in flight; a probe past its deadline counts as a failure.
   struct Probe {

@@ -199,7 +199,9 @@ void UpstreamRequest::Impl::attempt() {
     if (!s.ok() && !self->head_delivered) {
       const bool nothing_sent = connect_phase(s.error().code);
       const bool replayable = !self->request.streamed && idempotent(self->request.method);
-      if ((nothing_sent && !self->body_written) || replayable) {
+      // retries.on_connect_failure = false turns connect-failure retries off for every method.
+      const bool allowed = nothing_sent ? owner->options.retries.on_connect_failure : replayable;
+      if (allowed && (replayable || !self->body_written)) {
         if (self->may_retry(*owner, nothing_sent)) return self->retry(*owner);
       }
     }

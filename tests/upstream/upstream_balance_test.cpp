@@ -98,13 +98,22 @@ TEST_SUITE("Upstream") {
     env.start(config_of("slow", {UpstreamEnv::ref("tke-a", "ss")}), o);
     publish(env, "tke-a", "ss", farm, pods_of(farm));
     REQUIRE(env.loop.run_until([&] { return env.upstream->picker()->pickable() == 2; }, 10000));
-    // Shares of the new Pod in successive windows while the ramp runs, then after it.
+    // Shares of the new Pod in successive 250 ms windows while the ramp runs (traffic flows
+    // throughout), then after it.
     std::vector<double> shares;
-    const auto start = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds{1500}) {
-      auto r = env.traffic(300, 8);
-      REQUIRE(r.failed == 0);
-      shares.push_back(share(r, farm.name(1)));
+    {
+      TrafficLoop traffic(*env.upstream, 4);
+      int seen_new = 0, seen_all = 0;
+      for (int w = 0; w < 6; ++w) {
+        env.loop.run_for(250);
+        TrafficResult r = traffic.result();
+        const int now_new = r.by_body[farm.name(1)], now_all = r.ok;
+        if (now_all > seen_all) shares.push_back(static_cast<double>(now_new - seen_new) / (now_all - seen_all));
+        seen_new = now_new;
+        seen_all = now_all;
+      }
+      traffic.stop();
+      CHECK(traffic.result().failed == 0);
     }
     env.loop.run_for(100);
     auto after = env.traffic(1000, 8);

@@ -99,6 +99,54 @@ TEST_SUITE("Upstream") {
     const auto* dead = find_pod(stats, "dead");
     REQUIRE(dead);
     CHECK(dead->failures == static_cast<std::uint64_t>(retried));
+
+    // retries.on_connect_failure = false: the refusal is the answer, naming the Pod.
+    env.upstream.reset();
+    o.retries.on_connect_failure = false;
+    env.start(config_of("rf"), o);
+    int refused = 0;
+    for (int i = 0; i < 4; ++i) {
+      auto r = env.get("/");
+      if (r.status.ok()) continue;
+      ++refused;
+      CHECK(r.status.error().code == Errc::connect_failed);
+      CHECK(r.status.error().reason.find("upstream \"rf\": Pod " + farm.dead_address()) == 0);
+    }
+    CHECK(refused == 2);
+  }
+
+  TEST_CASE("a Pod that stops listening is retried elsewhere for POST, ejected, and back once it listens again") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 2, "sl", 17);
+    UpstreamEnv env;
+    publish(env, "sl", farm.port(), pods_of(farm));
+    UpstreamOptions o;
+    o.max_idle_per_pod = 0;  // a fresh connection per request: a stopped listener shows at once
+    o.outlier.consecutive_failures = 2;
+    o.outlier.base_ejection = std::chrono::milliseconds{300};
+    env.start(config_of("sl"), o);
+    auto r = env.traffic(20, 2);
+    CHECK(r.by_body[farm.name(0)] == 10);
+    REQUIRE(farm.set_listening(0, false));
+    int retried = 0;
+    for (int i = 0; i < 10; ++i) {
+      auto p = post(env);
+      CHECK(p.status.ok());
+      CHECK(p.body == farm.name(1) + "\n");
+      if (p.attempts == 2) ++retried;
+    }
+    CHECK(retried == 2);  // two refusals eject it
+    {
+      const auto stats = env.upstream->stats();
+      REQUIRE(find_pod(stats, farm.name(0)));
+      CHECK(find_pod(stats, farm.name(0))->ejected);
+    }
+    REQUIRE(farm.set_listening(0, true));
+    REQUIRE(env.loop.run_until([&] { return !find_pod(env.upstream->stats(), farm.name(0))->ejected; }, 3000));
+    r = env.traffic(20, 1);
+    CAPTURE(r.errors.empty() ? std::string() : r.errors.front());
+    CHECK(r.failed == 0);
+    CHECK(r.by_body[farm.name(0)] == 10);
   }
 
   TEST_CASE("the retry budget caps retries in flight") {
@@ -168,6 +216,32 @@ TEST_SUITE("Upstream") {
     for (int i = 0; i < 3; ++i) farm.set_failing(i, false);
   }
 
+  TEST_CASE("the ejection cap counts only Pods that take traffic, not a zero-weight service's") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 6, "cap", 18);  // Pods 0-1: service "cap", Pods 2-5: "cap-idle" (weight 0)
+    UpstreamEnv env;
+    env.admin("tke-a", {apply_op(service_object("cap", farm.port())), apply_op(service_object("cap-idle", farm.port())),
+                        apply_op(slice_object("cap", "cap-1", farm.port(), {{farm.address(0), farm.name(0)}, {farm.address(1), farm.name(1)}})),
+                        apply_op(slice_object("cap-idle", "cap-idle-1", farm.port(),
+                                              {{farm.address(2), farm.name(2)}, {farm.address(3), farm.name(3)},
+                                               {farm.address(4), farm.name(4)}, {farm.address(5), farm.name(5)}}))});
+    UpstreamConfig c;
+    c.name = "cap";
+    c.services = {UpstreamEnv::ref("tke-a", "cap", 1), UpstreamEnv::ref("tke-a", "cap-idle", 0)};
+    UpstreamOptions o;
+    o.retries.max_retries = 0;
+    o.outlier.consecutive_failures = 2;
+    o.outlier.base_ejection = std::chrono::milliseconds{5000};
+    o.outlier.max_ejected_percent = 50;
+    env.start(c, o);
+    farm.set_failing(0, true);
+    farm.set_failing(1, true);
+    env.traffic(20, 1);
+    int ejected = 0;
+    for (const auto& p : env.upstream->stats().pods) ejected += p.ejected ? 1 : 0;
+    CHECK(ejected == 1);  // 50% of the 2 Pods that take traffic, not of 6
+  }
+
   TEST_CASE("when most Pods are ejected the upstream panics and uses them all") {
     TempDir dir;
     PodFarm farm(dir.path(), 4, "pa", 14);
@@ -213,6 +287,21 @@ TEST_SUITE("Upstream") {
     REQUIRE(env.loop.run_until([&] { return find_pod(env.upstream->stats(), farm.name(1))->weight > 0; }, 5000));
     r = env.traffic(50, 1);
     CHECK(r.by_body[farm.name(1)] == 25);
+  }
+
+  TEST_CASE("frequent health-check ticks do not skew round-robin shares") {
+    // Each rebuild restarts the round-robin cycle; ticks that change nothing must not rebuild.
+    TempDir dir;
+    PodFarm farm(dir.path(), 3, "tk", 19);
+    UpstreamEnv env;
+    publish(env, "tk", farm.port(), pods_of(farm));
+    UpstreamOptions o;
+    o.health_check.enabled = true;
+    o.health_check.interval = std::chrono::milliseconds{5};
+    env.start(config_of("tk"), o);
+    auto r = env.traffic(300, 1);
+    CHECK(r.failed == 0);
+    for (int i = 0; i < 3; ++i) CHECK(r.by_body[farm.name(i)] == 100);
   }
 
   TEST_CASE("an active health check that hangs past its timeout counts as a failure") {

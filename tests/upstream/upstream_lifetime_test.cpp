@@ -192,6 +192,38 @@ TEST_SUITE("Upstream") {
     handles.clear();  // handles outlive their Upstream safely
   }
 
+  TEST_CASE("dropping the Upstream while health probes, an ejection timer and requests are pending is clean") {
+    UpstreamOptions o;
+    o.health_check.enabled = true;
+    o.health_check.interval = std::chrono::milliseconds{10};
+    o.health_check.timeout = std::chrono::milliseconds{500};
+    o.outlier.consecutive_failures = 1;
+    o.outlier.base_ejection = std::chrono::milliseconds{5000};
+    o.outlier.max_ejected_percent = 100;
+    o.timeouts.total = std::chrono::milliseconds{5000};
+    Farmed f("drop-timers", o);
+    // A failing Pod gets ejected (its timer runs), probes run every 10 ms, requests are in flight.
+    f.farm.set_failing(1, true);
+    f.env.traffic(4, 2);
+    int calls = 0;
+    std::vector<std::unique_ptr<UpstreamRequest>> handles;
+    for (int i = 0; i < 6; ++i) {
+      ForwardHandlers h;
+      h.on_complete = [&](Status) { ++calls; };
+      ForwardRequest req;
+      req.target = "/files/big";
+      auto r = f.env.upstream->forward(std::move(req), std::move(h));
+      REQUIRE(r.ok());
+      handles.push_back(std::move(*r));
+    }
+    f.env.loop.run_for(15);
+    const int before = calls;
+    f.env.upstream.reset();
+    f.env.loop.run_for(50);
+    CHECK(calls == before);
+    f.farm.set_failing(1, false);
+  }
+
   TEST_CASE("dropping the Upstream inside a request's on_body is safe") {
     Farmed f("drop-in-body");
     int bodies = 0, completes = 0;

@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <thread>
 #include <random>
 #include <stdexcept>
 
@@ -27,7 +30,7 @@ bool bindable(const std::string& address, int port) {
 }  // namespace
 
 PodFarm::PodFarm(const std::string& dir, int pods, std::string prefix, int subnet, const TestPki* pki)
-    : dir_(dir), prefix_(std::move(prefix)), pods_(pods), subnet_(subnet) {
+    : dir_(dir), prefix_(std::move(prefix)), pods_(pods), subnet_(subnet), pki_(pki), listening_(pods, true) {
   run_shell("mkdir -p " + dir_ + "/www/files " + dir_ + "/www/upload " + dir_ + "/logs " + dir_ + "/tmp " + dir_ +
             "/flags");
   // One port free on every Pod address (and the dead one).
@@ -39,18 +42,34 @@ PodFarm::PodFarm(const std::string& dir, int pods, std::string prefix, int subne
     if (ok) port_ = candidate;
   }
   if (port_ == 0) throw std::runtime_error("PodFarm: no free port");
+  write_config();
+  process_ = ProcessGuard({"nginx", "-p", dir_ + "/", "-c", dir_ + "/nginx.conf", "-e", dir_ + "/logs/error.log"},
+                         dir_ + "/logs/stdout.log");
+  for (int i = 0; i < pods_; ++i)
+    if (!wait_for_port(port_, 5000, address(i).c_str())) {
+      process_.stop();
+      throw std::runtime_error("PodFarm: nginx did not start: " + read_file(dir_ + "/logs/error.log"));
+    }
+}
+
+PodFarm::~PodFarm() { process_.stop(); }
+
+void PodFarm::write_config() {
   std::string conf;
-  conf += "daemon off;\nmaster_process off;\n";
+  conf += "daemon off;\nworker_processes 1;\n";  // a master: reloads start a fresh worker
+  // As root, the worker would switch to nobody and could not read the test's private files.
+  if (::geteuid() == 0) conf += "user root;\n";
   conf += "pid " + dir_ + "/nginx.pid;\nerror_log " + dir_ + "/logs/error.log warn;\n";
   conf += "events { worker_connections 4096; }\n";
   conf += "http {\n  access_log off;\n  keepalive_requests 1000000;\n  keepalive_timeout 60s;\n";
   conf += "  client_body_temp_path tmp/body;\n  proxy_temp_path tmp/proxy;\n  fastcgi_temp_path tmp/fcgi;\n"
           "  uwsgi_temp_path tmp/uwsgi;\n  scgi_temp_path tmp/scgi;\n  client_max_body_size 64m;\n";
   for (int i = 0; i < pods_; ++i) {
+    if (!listening_[static_cast<std::size_t>(i)]) continue;
     const std::string n = name(i);
-    conf += "  server {\n    listen " + address(i) + ":" + std::to_string(port_) + (pki ? " ssl" : "") + ";\n";
-    if (pki) {
-      conf += "    ssl_certificate " + pki->server_cert + ";\n    ssl_certificate_key " + pki->server_key + ";\n";
+    conf += "  server {\n    listen " + address(i) + ":" + std::to_string(port_) + (pki_ ? " ssl" : "") + ";\n";
+    if (pki_) {
+      conf += "    ssl_certificate " + pki_->server_cert + ";\n    ssl_certificate_key " + pki_->server_key + ";\n";
       conf += "    ssl_protocols TLSv1.2 TLSv1.3;\n";
     }
     conf += "    default_type text/plain;\n    add_header X-Pod " + n + " always;\n";
@@ -67,16 +86,19 @@ PodFarm::PodFarm(const std::string& dir, int pods, std::string prefix, int subne
   }
   conf += "}\n";
   write_file(dir_ + "/nginx.conf", conf);
-  process_ = ProcessGuard({"nginx", "-p", dir_ + "/", "-c", dir_ + "/nginx.conf", "-e", dir_ + "/logs/error.log"},
-                         dir_ + "/logs/stdout.log");
-  for (int i = 0; i < pods_; ++i)
-    if (!wait_for_port(port_, 5000, address(i).c_str())) {
-      process_.stop();
-      throw std::runtime_error("PodFarm: nginx did not start: " + read_file(dir_ + "/logs/error.log"));
-    }
 }
 
-PodFarm::~PodFarm() { process_.stop(); }
+bool PodFarm::set_listening(int i, bool listening) {
+  listening_[static_cast<std::size_t>(i)] = listening;
+  write_config();
+  ::kill(process_.pid(), SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (wait_for_port(port_, 1, address(i).c_str()) == listening) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
 
 std::string PodFarm::address(int i) const { return "127.0." + std::to_string(subnet_) + "." + std::to_string(i + 1); }
 

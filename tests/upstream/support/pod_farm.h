@@ -1,5 +1,5 @@
-// PodFarm: simulated Pods for Upstream tests. ONE nginx process (this test's child, stopped by
-// PID) with one server block per Pod, each on its own loopback address 127.0.<subnet>.<i+1>
+// PodFarm: simulated Pods for Upstream tests. ONE nginx (this test's child: a master and one
+// worker, stopped by the master's PID) with one server block per Pod, each on its own loopback address 127.0.<subnet>.<i+1>
 // and the same port (as Pods of one Deployment share a targetPort). Every Pod answers:
 //   /                200 "<name>\n", header X-Pod: <name>
 //   /headers         200 "host=<Host> xff=<X-Forwarded-For> proto=<...> xhost=<X-Forwarded-Host>\n"
@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "net/support/net_certs.h"
 #include "net/support/net_process.h"
@@ -35,14 +36,24 @@ class PodFarm {
   std::string dead_address() const;
 
   void set_failing(int i, bool failing);
+  // Pod i stops (or starts again) listening: the config is rewritten without (with) its server
+  // block and nginx reloads (SIGHUP); returns once connections are refused (accepted) there.
+  // The old worker finishes its requests and closes its keep-alive connections (a graceful
+  // reload). False on timeout. (Single-process nginx mishandles reloads: it runs out of
+  // connections, hence the master.)
+  bool set_listening(int i, bool listening);
   void set_unhealthy(int i, bool unhealthy);
   void add_file(const std::string& name, const std::string& content);
   std::string uploaded(const std::string& name) const;
   void stop() { process_.stop(); }
 
  private:
+  void write_config();
+
   std::string dir_, prefix_;
   int pods_ = 0, subnet_ = 1, port_ = 0;
+  const TestPki* pki_ = nullptr;
+  std::vector<bool> listening_;
   ProcessGuard process_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+
 #include "net/tls_context.h"
 
 namespace kupstream::test {
@@ -45,6 +47,9 @@ KubesimProcess& shared_kubesim(const std::string& cluster) {
 }
 
 UpstreamEnv::UpstreamEnv(std::vector<std::string> clusters) {
+  // libuv writes with write(2): a Pod that closed its side makes the next write raise SIGPIPE,
+  // which kills the process unless ignored. Hosts ignore it (docs/upstream.md); so do the tests.
+  std::signal(SIGPIPE, SIG_IGN);
   for (const auto& name : clusters) {
     KubesimProcess& sim = shared_kubesim(name);
     KubeconfigOptions kc;
