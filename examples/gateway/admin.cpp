@@ -69,18 +69,6 @@ class FamilyMerger {
   std::vector<std::string> order_;
 };
 
-std::string label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -90,11 +78,11 @@ std::string Gateway::metrics_text() const {
   g += "# HELP kup_gateway_responses_total Responses sent to clients, by upstream and status.\n"
        "# TYPE kup_gateway_responses_total counter\n";
   for (const auto& [key, n] : counters_.responses)
-    g += fmt::format("kup_gateway_responses_total{{upstream=\"{}\",code=\"{}\"}} {}\n", label(key.first), key.second, n);
+    g += fmt::format("kup_gateway_responses_total{{upstream=\"{}\",code=\"{}\"}} {}\n", prometheus_label_value(key.first), key.second, n);
   g += "# HELP kup_gateway_upstream_errors_total Upstream exchanges that failed, by error.\n"
        "# TYPE kup_gateway_upstream_errors_total counter\n";
   for (const auto& [name, n] : counters_.upstream_errors)
-    g += fmt::format("kup_gateway_upstream_errors_total{{error=\"{}\"}} {}\n", label(name), n);
+    g += fmt::format("kup_gateway_upstream_errors_total{{error=\"{}\"}} {}\n", prometheus_label_value(name), n);
   g += fmt::format("# HELP kup_gateway_no_route_total Requests that matched no route (404).\n"
                    "# TYPE kup_gateway_no_route_total counter\nkup_gateway_no_route_total {}\n",
                    counters_.no_route);

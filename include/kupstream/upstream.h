@@ -223,4 +223,8 @@ class KUPSTREAM_API Upstream {
   std::shared_ptr<Impl> impl_;
 };
 
+// A Prometheus label value with backslash, double quote and newline escaped, for hosts that
+// add their own metrics beside prometheus_text(). Any thread.
+KUPSTREAM_API std::string prometheus_label_value(std::string_view value);
+
 }  // namespace kupstream

@@ -3,10 +3,8 @@
 #include "upstream/upstream_impl.h"
 
 namespace kupstream {
-namespace {
 
-// Prometheus label values escape backslash, quote and newline.
-std::string label(std::string_view v) {
+std::string prometheus_label_value(std::string_view v) {
   std::string out;
   for (char c : v) {
     if (c == '\\' || c == '"') out += '\\';
@@ -18,8 +16,6 @@ std::string label(std::string_view v) {
   }
   return out;
 }
-
-}  // namespace
 
 UpstreamStats Upstream::stats() const {
   const Impl& u = *impl_;
@@ -66,7 +62,7 @@ UpstreamStats Upstream::stats() const {
 
 std::string Upstream::prometheus_text() const {
   const UpstreamStats s = stats();
-  const std::string up = label(impl_->config.name);
+  const std::string up = prometheus_label_value(impl_->config.name);
   std::string out;
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
@@ -95,39 +91,39 @@ std::string Upstream::prometheus_text() const {
   metric("kupstream_pod_requests_total", "counter", "Requests sent to each Pod.");
   for (const auto& p : s.pods)
     out += fmt::format("kupstream_pod_requests_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\",pod_name=\"{}\"}} {}\n", up,
-                       label(p.service), p.pod, label(p.pod_name), p.requests);
+                       prometheus_label_value(p.service), p.pod, prometheus_label_value(p.pod_name), p.requests);
   metric("kupstream_pod_failures_total", "counter", "Failed requests per Pod.");
   for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_failures_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service),
+    out += fmt::format("kupstream_pod_failures_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service),
                        p.pod, p.failures);
   metric("kupstream_pod_ejections_total", "counter", "Outlier ejections per Pod.");
   for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_ejections_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service),
+    out += fmt::format("kupstream_pod_ejections_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service),
                        p.pod, p.ejections);
   metric("kupstream_pod_in_flight", "gauge", "Requests in flight per Pod.");
   for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_in_flight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service),
+    out += fmt::format("kupstream_pod_in_flight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service),
                        p.pod, p.in_flight);
   metric("kupstream_pod_weight", "gauge", "Effective weight of each Pod (0 when ejected or draining).");
   for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_weight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, label(p.service), p.pod,
+    out += fmt::format("kupstream_pod_weight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service), p.pod,
                        p.weight);
 
   const auto now = std::chrono::system_clock::now();
   metric("kupstream_service_synced", "gauge", "1 when the service's watch is synced.");
   for (const auto& sv : s.services)
     out += fmt::format("kupstream_service_synced{{upstream=\"{}\",service=\"{}\",phase=\"{}\"}} {}\n", up,
-                       label(sv.ref.to_string()), to_string(sv.state.phase), sv.state.phase == WatchPhase::synced ? 1 : 0);
+                       prometheus_label_value(sv.ref.to_string()), to_string(sv.state.phase), sv.state.phase == WatchPhase::synced ? 1 : 0);
   metric("kupstream_service_staleness_seconds", "gauge", "How long the service's snapshot has not been confirmed.");
   for (const auto& sv : s.services)
     out += fmt::format("kupstream_service_staleness_seconds{{upstream=\"{}\",service=\"{}\"}} {}\n", up,
-                       label(sv.ref.to_string()), sv.state.staleness(now).count() / 1000.0);
+                       prometheus_label_value(sv.ref.to_string()), sv.state.staleness(now).count() / 1000.0);
   metric("kupstream_service_endpoints", "gauge", "Ready and draining endpoints per service.");
   for (const auto& sv : s.services) {
     out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"ready\"}} {}\n", up,
-                       label(sv.ref.to_string()), sv.ready);
+                       prometheus_label_value(sv.ref.to_string()), sv.ready);
     out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"draining\"}} {}\n", up,
-                       label(sv.ref.to_string()), sv.draining);
+                       prometheus_label_value(sv.ref.to_string()), sv.draining);
   }
   return out;
 }
