@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
         log_line(LogLevel::info, fmt::format("signal {}: graceful stop", signum));
         s->gateway->stop([s] {
           close_signals(*s);
+          // Closing the handles restored the default action; a second SIGTERM while the
+          // process finishes must not kill it mid-teardown.
+          std::signal(SIGTERM, SIG_IGN);
+          std::signal(SIGINT, SIG_IGN);
           log_line(LogLevel::info, "stopped");
         });
       };

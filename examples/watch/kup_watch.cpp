@@ -184,6 +184,9 @@ int main(int argc, char** argv) {
         st->watch->reset();
         uv_close(reinterpret_cast<uv_handle_t*>(&st->sigint), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&st->sigterm), nullptr);
+        // Closing restored the default action: a second signal during teardown is ignored.
+        std::signal(SIGTERM, SIG_IGN);
+        std::signal(SIGINT, SIG_IGN);
       }, s == &stop.sigint ? SIGINT : SIGTERM);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
