@@ -35,7 +35,7 @@ std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
-std::string endpoints_json(const std::vector<Endpoint>& list) {
+std::string endpoints_json(const EndpointList& list) {
   std::string out = "[";
   for (const auto& e : list) {
     out += fmt::format("{}{{\"address\":{},\"port\":{},\"pod\":{},\"node\":{},\"zone\":{}}}", out.size() > 1 ? "," : "",

@@ -1,5 +1,7 @@
 #include "kupstream/endpoint.h"
 
+#include "core/backend_key.h"
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
@@ -23,34 +25,74 @@ Status validate_endpoint(const Endpoint& endpoint, std::string_view path) {
 
 namespace {
 
-bool backend_less(const Endpoint& a, const Endpoint& b) {
-  return std::tie(a.address, a.port) < std::tie(b.address, b.port);
+// The lists' order (BackendKey: numeric address, IPv4 first, then port); strings that are
+// not IP literals come last, by text.
+bool backend_less(const detail::BackendKey& ka, const Endpoint& a, const detail::BackendKey& kb, const Endpoint& b) {
+  if (ka.family == detail::BackendKey::unparsed && kb.family == detail::BackendKey::unparsed)
+    return std::tie(a.address, a.port) < std::tie(b.address, b.port);
+  return ka < kb;
 }
 
 // Sorts by backend and keeps one entry per backend: the first ready one if any, else the first.
 void sort_unique(std::vector<Endpoint>& list) {
-  std::stable_sort(list.begin(), list.end(), [](const Endpoint& a, const Endpoint& b) {
-    if (backend_less(a, b)) return true;
-    if (backend_less(b, a)) return false;
-    return a.is_ready() && !b.is_ready();
+  struct Item {
+    detail::BackendKey key;
+    Endpoint* e;
+  };
+  std::vector<Item> items;
+  items.reserve(list.size());
+  for (auto& e : list) items.push_back({detail::BackendKey::parse(e.address, e.port), &e});
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    if (backend_less(a.key, *a.e, b.key, *b.e)) return true;
+    if (backend_less(b.key, *b.e, a.key, *a.e)) return false;
+    return a.e->is_ready() && !b.e->is_ready();
   });
-  list.erase(std::unique(list.begin(), list.end(), same_backend), list.end());
+  // One backend: equal keys (so "::1" and "0::1" are one), or equal text when not IP literals.
+  std::vector<Endpoint> out;
+  out.reserve(list.size());
+  const Item* last = nullptr;
+  for (const auto& item : items) {
+    if (last && !backend_less(last->key, *last->e, item.key, *item.e)) continue;
+    last = &item;
+    out.push_back(*item.e);
+  }
+  list = std::move(out);
 }
 
 }  // namespace
 
+EndpointList::EndpointList(std::vector<Endpoint> endpoints) {
+  auto storage = std::make_shared<const std::vector<Endpoint>>(std::move(endpoints));
+  items_.reserve(storage->size());
+  for (const auto& e : *storage) items_.push_back(&e);
+  storage_.push_back(std::move(storage));
+}
+
+std::vector<Endpoint> EndpointList::to_vector() const {
+  std::vector<Endpoint> out;
+  out.reserve(items_.size());
+  for (const auto* e : items_) out.push_back(*e);
+  return out;
+}
+
+bool operator==(const EndpointList& a, const EndpointList& b) noexcept {
+  if (a.items_.size() != b.items_.size()) return false;
+  for (std::size_t i = 0; i < a.items_.size(); ++i)
+    if (a.items_[i] != b.items_[i] && !(*a.items_[i] == *b.items_[i])) return false;
+  return true;
+}
+
 std::shared_ptr<const EndpointSet> EndpointSet::make(std::uint64_t generation, std::string resource_version,
                                                      std::vector<Endpoint> endpoints) {
   sort_unique(endpoints);
+  std::erase_if(endpoints, [](const Endpoint& e) { return !e.is_ready() && !e.is_draining(); });
+  auto storage = std::make_shared<const std::vector<Endpoint>>(std::move(endpoints));
   auto set = std::make_shared<EndpointSet>();
   set->generation = generation;
   set->resource_version = std::move(resource_version);
-  for (auto& e : endpoints) {
-    if (e.is_ready())
-      set->ready.push_back(std::move(e));
-    else if (e.is_draining())
-      set->draining.push_back(std::move(e));
-  }
+  for (const auto& e : *storage) (e.is_ready() ? set->ready : set->draining).add_ref(e);
+  set->ready.keep_alive(storage);
+  set->draining.keep_alive(std::move(storage));
   return set;
 }
 

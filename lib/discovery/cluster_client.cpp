@@ -276,10 +276,15 @@ void ServiceCache::start() {
     resource_version = rv;
     if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
       trigger_time = detail::parse_rfc3339(t);
-    if (type == kube::EventType::deleted)
-      slices.erase(s.metadata.name);
-    else
-      slices[s.metadata.name] = std::move(s);
+    // The replaced slice ends up in `s` and is freed after the publish, not before it.
+    if (type == kube::EventType::deleted) {
+      if (auto it = slices.find(s.metadata.name); it != slices.end()) {
+        s = std::move(it->second);
+        slices.erase(it);
+      }
+    } else {
+      std::swap(slices[s.metadata.name], s);
+    }
     changed();
     trigger_time.reset();
   };

@@ -16,9 +16,12 @@ const kube::ServicePort* find_service_port(const kube::Service& service, const P
   return nullptr;
 }
 
-bool valid_address(const std::string& address, kube::AddressType type) {
+// The address as a key, or nullopt when it is not a literal of the slice's address type.
+std::optional<BackendKey> parse_address(const std::string& address, kube::AddressType type, std::uint16_t port) {
   unsigned char buf[16];
-  return inet_pton(type == kube::AddressType::ipv6 ? AF_INET6 : AF_INET, address.c_str(), buf) == 1;
+  const bool v6 = type == kube::AddressType::ipv6;
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, address.c_str(), buf) != 1) return std::nullopt;
+  return BackendKey::from_bytes(v6 ? BackendKey::ipv6 : BackendKey::ipv4, buf, port);
 }
 
 std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s"); }
@@ -27,9 +30,11 @@ std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{
 
 namespace {
 
-// One slice's endpoints for the port name, in slice order (not yet de-duplicated).
+// One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
+// keys when `keys` is given.
 void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
-               const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out) {
+               const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out,
+               std::vector<BackendKey>* keys = nullptr) {
   if (slice.address_type == kube::AddressType::fqdn) {
     ++counts.fqdn;
     return;
@@ -44,7 +49,8 @@ void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
   }
   for (const auto& e : slice.endpoints) {
     if (e.addresses.empty()) continue;
-    if (!valid_address(e.addresses[0], slice.address_type)) {
+    const auto key = parse_address(e.addresses[0], slice.address_type, static_cast<std::uint16_t>(*number));
+    if (!key) {
       ++counts.bad_address;
       continue;
     }
@@ -61,6 +67,7 @@ void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
     ep.hint_zones = e.hint_zones;
     ep.conditions = e.conditions.defaulted();
     out.push_back(std::move(ep));
+    if (keys) keys->push_back(*key);
   }
 }
 
@@ -106,15 +113,6 @@ SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& 
   return step;
 }
 
-bool SnapshotBuilder::Ref::before(const Ref& a, const Ref& b) {
-  if (int c = a.e->address.compare(b.e->address); c != 0) return c < 0;
-  if (a.e->port != b.e->port) return a.e->port < b.e->port;
-  const bool ra = a.e->is_ready(), rb = b.e->is_ready();
-  if (ra != rb) return ra;
-  if (a.slice != b.slice) return *a.slice < *b.slice;
-  return a.pos < b.pos;
-}
-
 SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSetPtr& current,
                                      const std::string& resource_version) {
   SnapshotStep step;
@@ -133,17 +131,16 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
     nodes_epoch_ = in.nodes_epoch;
     filtered_ = in.allowed_nodes != nullptr;
     // Which entries change: slices gone, and slices whose resourceVersion moved (or is unknown).
-    std::vector<const Entry*> dirty;
-    for (const auto& [name, entry] : cache_) {
+    bool any_dirty = false;
+    for (auto& [name, entry] : cache_) {
       auto it = in.slices->find(name);
-      if (it == in.slices->end() || it->second.metadata.resource_version.empty() ||
-          it->second.metadata.resource_version != entry.resource_version)
-        dirty.push_back(&entry);
+      entry.dirty = it == in.slices->end() || it->second.metadata.resource_version.empty() ||
+                    it->second.metadata.resource_version != entry.resource_version;
+      any_dirty |= entry.dirty;
     }
     // The previous order minus the dirty entries' endpoints stays valid (before any entry is
     // touched: a freed entry's address could come back for a new one).
-    if (!dirty.empty())
-      std::erase_if(sorted_, [&](const Ref& r) { return std::find(dirty.begin(), dirty.end(), r.entry) != dirty.end(); });
+    if (any_dirty) std::erase_if(sorted_, [](const Ref& r) { return r.entry->dirty; });
     for (auto it = cache_.begin(); it != cache_.end();)
       it = in.slices->contains(it->first) ? std::next(it) : cache_.erase(it);
     for (const auto& [name, slice] : *in.slices) {
@@ -155,7 +152,7 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
       Entry& e = it->second;
       e = Entry{};
       e.resource_version = slice.metadata.resource_version;
-      merge_one(slice, port_name, in.allowed_nodes, e.counts, e.endpoints);
+      merge_one(slice, port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
       fresh.push_back(&e);
     }
   }
@@ -166,13 +163,14 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   std::vector<Ref> added;
   for (auto& [name, entry] : cache_) {
     if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
-    for (std::uint32_t i = 0; i < entry.endpoints.size(); ++i) added.push_back({&entry.endpoints[i], &entry, &name, i});
+    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({&(*entry.endpoints)[i], &entry.keys[i], &entry, &name, i});
   }
-  std::sort(added.begin(), added.end(), Ref::before);
+  // (A lambda, not the function's address: lets the compiler inline the comparison.)
+  const auto before = [](const Ref& a, const Ref& b) { return Ref::before(a, b); };
+  std::sort(added.begin(), added.end(), before);
   if (!added.empty()) {
-    std::vector<Ref> merged;
-    merged.reserve(sorted_.size() + added.size());
-    std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), std::back_inserter(merged), Ref::before);
+    std::vector<Ref> merged(sorted_.size() + added.size());
+    std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), merged.begin(), before);
     sorted_ = std::move(merged);
   }
 
@@ -189,14 +187,19 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   next->generation = current ? current->generation + 1 : 1;
   next->resource_version = resource_version;
   next->ready.reserve(sorted_.size());
-  const Endpoint* last = nullptr;
+  const BackendKey* last = nullptr;
   for (const auto& r : sorted_) {
-    if (last && same_backend(*last, *r.e)) continue;
-    last = r.e;
+    if (last && *last == *r.key) continue;
+    last = r.key;
     if (r.e->is_ready())
-      next->ready.push_back(*r.e);
+      next->ready.add_ref(*r.e);
     else if (r.e->is_draining())
-      next->draining.push_back(*r.e);
+      next->draining.add_ref(*r.e);
+  }
+  // The snapshot shares the entries' endpoints: it keeps every entry's storage alive.
+  for (const auto& [name, entry] : cache_) {
+    next->ready.keep_alive(entry.endpoints);
+    if (!next->draining.empty()) next->draining.keep_alive(entry.endpoints);
   }
   step.changed = !current || !current->same_endpoints(*next);
   step.next = step.changed ? EndpointSetPtr(std::move(next)) : current;

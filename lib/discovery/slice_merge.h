@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend_key.h"
 #include "kube/objects.h"
 #include "kupstream/endpoint.h"
 #include "kupstream/service_ref.h"
@@ -59,7 +60,8 @@ SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& 
 
 // build_snapshot with memory: each slice's merged endpoints are kept and reused while the
 // slice's resourceVersion, the Service port's name and the node filter (epoch) stay the same,
-// so one changed slice costs the work of that slice plus one ordered copy of the set. Gives
+// so one changed slice costs the work of that slice plus one pointer per endpoint of the set
+// (snapshots share the unchanged slices' endpoints). Gives
 // the same snapshot as build_snapshot (tests check both on random inputs).
 // What merging left out, per reason (for the state's notes).
 struct MergeCounts {
@@ -73,16 +75,26 @@ class SnapshotBuilder {
  private:
   struct Entry {
     std::string resource_version;
-    std::vector<Endpoint> endpoints;
+    // Immutable once merged: snapshots point into it (EndpointList) and keep it alive.
+    std::shared_ptr<std::vector<Endpoint>> endpoints = std::make_shared<std::vector<Endpoint>>();
+    std::vector<BackendKey> keys;  // keys[i] is endpoints[i]'s
     MergeCounts counts;
+    bool dirty = false;  // being replaced or removed by the current build
   };
   // One endpoint of an entry, in the set's order.
   struct Ref {
     const Endpoint* e;
+    const BackendKey* key;
     const Entry* entry;
     const std::string* slice;  // the entry's key: ties between equal backends go by slice name
     std::uint32_t pos;         // then by position in the slice
-    static bool before(const Ref& a, const Ref& b);
+    static bool before(const Ref& a, const Ref& b) {
+      if (const auto c = *a.key <=> *b.key; c != 0) return c < 0;
+      const bool ra = a.e->is_ready(), rb = b.e->is_ready();
+      if (ra != rb) return ra;
+      if (a.slice != b.slice) return *a.slice < *b.slice;
+      return a.pos < b.pos;
+    }
   };
   std::map<std::string, Entry, std::less<>> cache_;
   std::vector<Ref> sorted_;  // every cached endpoint, ordered by Ref::before

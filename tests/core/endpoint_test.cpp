@@ -53,10 +53,34 @@ TEST_SUITE("EndpointSet") {
     CHECK(set->draining[0].host_port() == "127.0.1.3:80");
   }
 
+  TEST_CASE("lists are in numeric address order, IPv4 before IPv6, then port") {
+    auto set = EndpointSet::make(1, "", {ep("::1", 80), ep("127.0.1.10", 80), ep("127.0.1.9", 81), ep("127.0.1.9", 80),
+                                          ep("127.0.2.1", 80), ep("fe80::2", 80), ep("fe80::10", 80)});
+    std::vector<std::string> order;
+    for (const auto& e : set->ready) order.push_back(e.host_port());
+    CHECK(order == std::vector<std::string>{"127.0.1.9:80", "127.0.1.9:81", "127.0.1.10:80", "127.0.2.1:80", "[::1]:80",
+                                            "[fe80::2]:80", "[fe80::10]:80"});
+  }
+
+  TEST_CASE("two spellings of one IPv6 address are one backend") {
+    auto set = EndpointSet::make(1, "", {ep("0::1", 80, false, true, true), ep("::1", 80)});
+    REQUIRE(set->ready.size() == 1);
+    CHECK(set->ready[0].address == "::1");
+    CHECK(set->draining.empty());
+  }
+
   TEST_CASE("a backend listed twice keeps its ready occurrence") {
     auto set = EndpointSet::make(1, "", {ep("127.0.1.2", 80, false, true, true), ep("127.0.1.2", 80)});
     CHECK(set->ready.size() == 1);
     CHECK(set->draining.empty());
+  }
+
+  TEST_CASE("addresses that are not IP literals sort after the others, by text") {
+    auto set = EndpointSet::make(1, "", {ep("zeta", 80), ep("alpha", 80), ep("127.0.1.1", 80)});
+    REQUIRE(set->ready.size() == 3);
+    CHECK(set->ready[0].address == "127.0.1.1");
+    CHECK(set->ready[1].address == "alpha");
+    CHECK(set->ready[2].address == "zeta");
   }
 
   TEST_CASE("same_endpoints ignores generation and resource version but not conditions") {
@@ -65,5 +89,42 @@ TEST_SUITE("EndpointSet") {
     auto c = EndpointSet::make(3, "12", {ep("127.0.1.2", 80, false, true, true)});
     CHECK(a->same_endpoints(*b));
     CHECK_FALSE(a->same_endpoints(*c));
+  }
+}
+
+TEST_SUITE("EndpointList") {
+  TEST_CASE("reads like a vector: size, index, iteration, front, back, to_vector") {
+    EndpointList list({ep("127.0.1.1", 80), ep("127.0.1.2", 80)});
+    REQUIRE(list.size() == 2);
+    CHECK_FALSE(list.empty());
+    CHECK(list[1].address == "127.0.1.2");
+    CHECK(list.front().address == "127.0.1.1");
+    CHECK(list.back().address == "127.0.1.2");
+    CHECK(list.end() - list.begin() == 2);
+    CHECK(std::next(list.begin())->address == "127.0.1.2");
+    std::vector<std::string> seen;
+    for (const auto& e : list) seen.push_back(e.address);
+    CHECK(seen == std::vector<std::string>{"127.0.1.1", "127.0.1.2"});
+    CHECK(list.to_vector() == std::vector<Endpoint>{ep("127.0.1.1", 80), ep("127.0.1.2", 80)});
+    CHECK(EndpointList{}.empty());
+  }
+
+  TEST_CASE("equality compares endpoints, not storage") {
+    EndpointList a({ep("127.0.1.1", 80)});
+    EndpointList b({ep("127.0.1.1", 80)});
+    EndpointList c({ep("127.0.1.1", 80, true, true, true)});
+    CHECK(a == b);
+    CHECK_FALSE(a == c);
+    CHECK_FALSE(a == EndpointList{});
+  }
+
+  TEST_CASE("a copy keeps its endpoints alive after the set it came from is gone") {
+    EndpointList copy;
+    {
+      auto set = EndpointSet::make(1, "", {ep("127.0.1.7", 8080)});
+      copy = set->ready;
+    }
+    REQUIRE(copy.size() == 1);
+    CHECK(copy[0].host_port() == "127.0.1.7:8080");
   }
 }

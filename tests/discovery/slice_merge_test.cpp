@@ -161,6 +161,9 @@ TEST_SUITE("SnapshotBuilder") {
     SnapshotBuilder builder;
     EndpointSetPtr inc, full;
     std::uint64_t epoch = 0;
+    // Every published snapshot with a deep copy taken when it was built: later builds must not
+    // change or free what earlier snapshots share.
+    std::vector<std::pair<EndpointSetPtr, std::vector<Endpoint>>> published;
     for (int round = 0; round < 400; ++round) {
       const auto what = rnd(10);
       if (what < 6) {  // rewrite a slice with random endpoints (duplicates across slices likely)
@@ -170,7 +173,8 @@ TEST_SUITE("SnapshotBuilder") {
           if (rnd(3) == 0) ready = rnd(2) == 0;
           if (rnd(3) == 0) serving = rnd(2) == 0;
           if (rnd(3) == 0) terminating = rnd(2) == 0;
-          eps.push_back(sep(fmt::format("127.0.1.{}", rnd(8)), rnd(2) ? "node-a" : "node-c", ready, serving, terminating));
+          // 127.0.1.2 < 127.0.1.10 by number, not by text: both paths must use the numeric order.
+          eps.push_back(sep(fmt::format("127.0.1.{}", rnd(12)), rnd(2) ? "node-a" : "node-c", ready, serving, terminating));
         }
         const std::string name = fmt::format("s{}", rnd(4));
         auto s = slice(name, std::move(eps), {{rnd(4) ? "http" : "other", static_cast<int>(8080 + rnd(2))}});
@@ -194,8 +198,61 @@ TEST_SUITE("SnapshotBuilder") {
       REQUIRE(a.next->generation == b.next->generation);
       CHECK(a.next->ready == b.next->ready);
       CHECK(a.next->draining == b.next->draining);
+      if (a.changed) published.emplace_back(a.next, a.next->ready.to_vector());
       inc = a.next;
       full = b.next;
     }
+    for (const auto& [set, copy] : published) CHECK(set->ready.to_vector() == copy);
+  }
+
+  TEST_CASE("a new snapshot shares the unchanged slices' endpoints with the previous one") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.3")});
+    slices["b"] = slice("b", {sep("127.0.1.2"), sep("127.0.1.4")});
+    slices["a"].metadata.resource_version = "1";
+    slices["b"].metadata.resource_version = "2";
+    auto svc = service({{"http", 80}});
+    SliceMergeInput in{&slices, &svc, PortRef::parse("http"), nullptr, 0};
+    SnapshotBuilder builder;
+    auto first = builder.build(in, nullptr, "2").next;
+    REQUIRE(first->ready.size() == 4);
+    // Slice b changes: 127.0.1.4 stops being ready.
+    slices["b"] = slice("b", {sep("127.0.1.2"), sep("127.0.1.4", "node-a", false)});
+    slices["b"].metadata.resource_version = "3";
+    auto step = builder.build(in, first, "3");
+    REQUIRE(step.changed);
+    const auto& next = step.next->ready;
+    REQUIRE(next.size() == 3);
+    CHECK(next[0].address == "127.0.1.1");
+    CHECK(next[1].address == "127.0.1.2");
+    CHECK(next[2].address == "127.0.1.3");
+    // Slice a's endpoints are the very objects the first snapshot holds; b's were re-merged.
+    CHECK(&next[0] == &first->ready[0]);
+    CHECK(&next[2] == &first->ready[2]);
+    CHECK(&next[1] != &first->ready[1]);
+    // The first snapshot is untouched and still complete.
+    CHECK(first->ready[3].address == "127.0.1.4");
+    CHECK(first->ready[3].conditions.ready);
+  }
+
+  TEST_CASE("a snapshot stays valid after the builder and every later snapshot are gone") {
+    Slices slices;
+    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true)});
+    slices["a"].metadata.resource_version = "1";
+    auto svc = service({{"http", 80}});
+    EndpointList ready, draining;
+    {
+      auto builder = std::make_unique<SnapshotBuilder>();
+      SliceMergeInput in{&slices, &svc, PortRef::parse("http"), nullptr, 0};
+      auto set = builder->build(in, nullptr, "1").next;
+      ready = set->ready;
+      draining = set->draining;
+      slices.clear();
+      builder->build(in, set, "2");  // drops slice a from the builder's cache
+    }
+    REQUIRE(ready.size() == 1);
+    CHECK(ready[0].pod_name == "pod-127.0.1.1");
+    REQUIRE(draining.size() == 1);
+    CHECK(draining.front().pod_name == "pod-127.0.1.2");
   }
 }

@@ -7,6 +7,7 @@ the harness asserts that they exit 0, which means uv_loop_close succeeded).
 Standard library only. The kup-watch binary comes from $KUP_WATCH_BIN.
 """
 
+import ipaddress
 import json
 import os
 import queue
@@ -151,8 +152,12 @@ class KupWatch:
                               f"generation must grow by one per change: {line}")
         self.test.assertEqual(sorted(line["ready"], key=key), sorted(ready, key=key), f"ready of {line}")
         self.test.assertEqual(sorted(line["draining"], key=key), sorted(draining, key=key), f"draining of {line}")
+        # Each list is in backend order: numeric address (IPv4 before IPv6), then port.
+        def backend_order(e):
+            address = ipaddress.ip_address(e["address"])
+            return (address.version, address, e["port"])
         for lst in ("ready", "draining"):
-            self.test.assertEqual(line[lst], sorted(line[lst], key=lambda e: (e["address"], e["port"])) or line[lst])
+            self.test.assertEqual(line[lst], sorted(line[lst], key=backend_order), f"{lst} out of backend order")
         if resource_version is not None:
             self.test.assertEqual(line["resourceVersion"], resource_version)
         self.generation = line["generation"]
