@@ -46,7 +46,8 @@ KUPSTREAM_API const char* to_string(WatchPhase phase) noexcept;
 struct WatchState {
   WatchPhase phase = WatchPhase::syncing;
   std::string reason;  // why, naming cluster, namespace, service and resource; "" when synced
-  std::chrono::system_clock::time_point since;  // when this phase began ("stale since T")
+  // When this phase began ("stale since T"). A new reason within the same phase keeps it.
+  std::chrono::system_clock::time_point since;
   std::uint64_t generation = 0;      // of the current snapshot; 0 before the first
   std::string resource_version;      // the snapshot reflects this resourceVersion
   std::chrono::system_clock::time_point snapshot_time;  // when the current snapshot was built

@@ -175,9 +175,11 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
 
   void set_phase(WatchPhase phase, std::string reason) {
     if (phase == state.phase && reason == state.reason) return;
+    // A new reason within the same phase (each failed reconnect says why) does not restart the
+    // phase: "stale since" stays the time it became stale, so staleness keeps growing.
+    if (phase != state.phase || state.since == Clock::time_point{}) state.since = Clock::now();
     state.phase = phase;
     state.reason = std::move(reason);
-    state.since = Clock::now();
     notify_state();
   }
 

@@ -83,13 +83,7 @@ void Upstream::Impl::subscribe(const ClusterMap& clusters) {
     cb.on_state = [weak, i](const WatchState& state) {
       auto self = weak.lock();
       if (!self || self->stopped) return;
-      // A new reason within the same phase (each failed reconnect says why) does not restart
-      // the phase: "stale since" stays the time it became stale, so staleness keeps growing.
-      WatchState& current = self->services[i].state;
-      const auto since = current.since;
-      const bool same_phase = current.phase == state.phase;
-      current = state;
-      if (same_phase && since != std::chrono::system_clock::time_point{}) current.since = since;
+      self->services[i].state = state;
       if (state.phase != WatchPhase::synced)
         self->log(LogLevel::warning, fmt::format("upstream \"{}\": {}: {} ({})", self->config.name,
                                                  self->services[i].ref.to_string(), to_string(state.phase), state.reason));

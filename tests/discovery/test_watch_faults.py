@@ -147,6 +147,23 @@ class FaultsTest(WatchTestCase):
         self.apply(eps("web", "web-a", pods("web", 1, 4)))
         w.expect_update(expect("web", 1, 4))
 
+    def test_a_new_reason_while_stale_keeps_the_stale_since_time(self):
+        w = self.synced_watch()
+        mark = w.mark()
+        # Two failures in a row with different reasons, the second at least 2 s after the first
+        # (Retry-After): "since" has second precision, so a restarted phase would show.
+        self.sim.fault(code=429, retry_after=2, match={"resource": "endpointslices"})
+        self.sim.fault(code=500, match={"resource": "endpointslices"})
+        self.sim.watch_control("drop", resource="endpointslices")
+        w.expect_state("stale", contains=["429"])
+        w.expect_state("stale", contains=["500"])
+        w.expect_state("synced")
+        stale = [line for line in w.lines[mark:] if line["type"] == "state" and line["phase"] == "stale"]
+        self.assertGreaterEqual(len({line["reason"] for line in stale}), 2, f"{stale}")
+        self.assertEqual({line["since"] for line in stale}, {stale[0]["since"]},
+                         f"staleness counts from the first failure, whatever the later reasons: {stale}")
+        w.assert_no_update_since(mark)
+
     def test_server_errors_on_first_list_then_sync(self):
         self.sim.fault(code=500, count=2, match={"verb": "list", "resource": "endpointslices"})
         w = self.started()
