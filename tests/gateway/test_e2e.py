@@ -161,11 +161,14 @@ class Retries(GatewayTest):
         a = self.env.cluster("tke-a")
         names = self.start_pods(a, 2)
         self.pods.mode(names[0], fail="503")
-        ups = [{"name": "web", "retries": {"max": 2, "on_status": [503]}, "outlier": {"consecutive_failures": 0},
-                "services": [svc("tke-a")]}]
+        # Every request may need a retry here (each retry's pick moves the round robin on, so new
+        # requests keep landing on the failing Pod first): the retry budget must allow all 4 of the
+        # load's concurrent requests to be retries at once, or the budget (correctly) refuses one.
+        ups = [{"name": "web", "retries": {"max": 2, "on_status": [503], "min_concurrent": 8},
+                "outlier": {"consecutive_failures": 0}, "services": [svc("tke-a")]}]
         gw = self.env.gateway(gateway_config([a], ups))
         gw.wait_ready()
-        t = Load(gw.port).run(200)
+        t = Load(gw.port, concurrency=4).run(200)
         self.assertEqual(t.errors, [])
         self.assertEqual(set(t.pod), {names[1]})
         self.assertStopsCleanly(gw)
