@@ -126,11 +126,14 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   std::vector<std::shared_ptr<UpstreamPod>> gone;
   // Keys are "<service index>|address:port": this service's Pods are one contiguous range.
   const std::string prefix = fmt::format("{}|", i);
-  for (auto it = pods.lower_bound(prefix); it != pods.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+  s.pods.clear();
+  for (auto it = pods.lower_bound(prefix); it != pods.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    s.pods.push_back(it->second);
     if (!listed.count(it->first)) {
       it->second->listed = false;
       gone.push_back(it->second);
     }
+  }
   rebuild();
   for (auto& pod : gone) release_pod_if_gone(pod);
 }
@@ -139,8 +142,11 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
 void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod) {
   if (pod->listed || pod->load->in_flight.load() > 0) return;
   auto it = pods.find(pod->key);
-  if (it != pods.end() && it->second == pod) pods.erase(it);
+  if (it == pods.end() || it->second != pod) return;
+  std::erase(services[pod->service].pods, pod);
+  pods.erase(it);
 }
+
 
 void Upstream::Impl::rebuild() {
   if (stopped) return;
@@ -153,15 +159,15 @@ void Upstream::Impl::rebuild() {
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
   const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
-  for (auto& entry : pods) {
-    UpstreamPod& pod = *entry.second;
+  for_each_pod([&](std::shared_ptr<UpstreamPod>& entry) {
+    UpstreamPod& pod = *entry;
     pod.weight = 0;
-    if (!pod.listed) continue;
+    if (!pod.listed) return;
     if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
     if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
-    if (services[pod.service].ref.weight == 0) continue;
-    (pod.ready ? ready : draining).push_back(&entry.second);
-  }
+    if (services[pod.service].ref.weight == 0) return;
+    (pod.ready ? ready : draining).push_back(&entry);
+  });
   // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
   using_draining = ready.empty() && !draining.empty();
   auto& candidates = using_draining ? draining : ready;
@@ -227,15 +233,15 @@ void Upstream::Impl::on_timer() {
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
   const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
-  for (const auto& entry : pods) {
-    const UpstreamPod& pod = *entry.second;
-    if (!pod.listed) continue;
+  for_each_pod([&](const std::shared_ptr<UpstreamPod>& entry) {
+    const UpstreamPod& pod = *entry;
+    if (!pod.listed) return;
     const auto until = pod.health.ejected_until();
     if (until > now) next = std::min(next, until);
     else if (until > last_rebuild) changed = true;
     if (ramping && last_rebuild - pod.first_seen < options.slow_start) changed = true;
     if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
-  }
+  });
   if (changed) return rebuild();
   schedule_timer(now, next);
 }
@@ -335,11 +341,12 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   // ready (or draining while the draining fallback is on). Zero-weight services and draining
   // Pods would otherwise inflate it and let every Pod that matters be ejected.
   std::size_t ejected = 0, total = 0;
-  for (auto& [key, p] : pods)
+  for_each_pod([&](const std::shared_ptr<UpstreamPod>& p) {
     if (p->listed && services[p->service].ref.weight > 0 && p->ready != using_draining) {
       ++total;
       ejected += p->health.ejected(now) ? 1 : 0;
     }
+  });
   const bool allowed = detail::ejection_allowed(options.outlier, ejected, total);
   if (pod.health.record_failure(options.outlier, now, allowed)) {
     log(LogLevel::warning, fmt::format("upstream \"{}\": Pod {} ejected for {} ms after {} consecutive failures",
@@ -357,6 +364,7 @@ void Upstream::Impl::shutdown() {
   health_probes.clear();
   for (auto& s : services) s.watch.reset();
   picked_pods.clear();
+  for (auto& s : services) s.pods.clear();
   pods.clear();
   uv_timer_stop(timer);
   uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
