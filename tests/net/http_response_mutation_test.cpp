@@ -8,7 +8,7 @@
 // or silence. Every case must end with exactly one on_complete (a parsed response or a clear
 // error), no handler after it, bodies consistent with the bytes sent, and within a bounded time.
 //
-// KUP_HTTP_MUTATIONS=N runs N cases (default 2000); KUP_HTTP_MUTATION_CASE=I runs only case I
+// KUP_HTTP_MUTATIONS=N runs N cases (default 3000); KUP_HTTP_MUTATION_CASE=I runs only case I
 // (the number a failure names) and prints its wire bytes.
 #include <doctest/doctest.h>
 #include <netinet/in.h>
@@ -40,8 +40,8 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::uint32_t kSeed = 20261127;
-constexpr int kDefaultCases = 2000;
-constexpr int kParallel = 8;           // cases in flight at once (each on its own connection)
+constexpr int kDefaultCases = 3000;
+constexpr int kParallel = 16;          // cases in flight at once (each on its own connection)
 constexpr int kCaseDeadlineMs = 3000;  // a case still running after this is a hang
 constexpr int kCasesPerServer = 250;   // a fresh ScriptServer per batch joins its threads
 
@@ -208,6 +208,7 @@ struct Case {
   const Seed* seed = nullptr;
   Kind kind = Kind::clean;
   bool pool = false;
+  bool pause_body = false;  // the client pauses on every body piece and resumes a turn later
   std::string ops;  // the mutations applied, for the failure message
   std::vector<Delivery> parts;
 };
@@ -469,6 +470,7 @@ Case make_case(int index, const std::vector<Seed>& seeds) {
     plan_pieces(d, rng);
     c.parts.push_back(std::move(d));
   }
+  c.pause_body = rng() % 4 == 0;  // drawn last: earlier draws (and case numbers) stay as they were
   return c;
 }
 
@@ -522,6 +524,9 @@ struct Seen {
   std::string body;
   std::vector<std::string> pieces;
   Status status;
+  HttpExchange* ex = nullptr;  // set after send(), for pause_body()
+  bool pause = false;
+  bool paused = false;
 };
 
 HttpHandlers watch(Seen& s) {
@@ -541,6 +546,10 @@ HttpHandlers watch(Seen& s) {
     if (s.heads == 0) ++s.disorder;
     s.body.append(b);
     s.pieces.emplace_back(b);
+    if (s.pause && s.ex != nullptr) {
+      s.ex->pause_body();
+      s.paused = true;
+    }
   };
   h.on_complete = [&s](Status st) {
     if (s.completes > 0) ++s.late;
@@ -625,7 +634,7 @@ class Runner {
                       (c.kind == Kind::clean       ? "clean"
                        : c.kind == Kind::truncated ? "truncated"
                                                    : "mutated") +
-                      (c.pool ? ", pool" : ", connection") + ", ops " + c.ops + "): " + what;
+                      (c.pool ? ", pool" : ", connection") + (c.pause_body ? ", paused body" : "") + ", ops " + c.ops + "): " + what;
     failures_.push_back(msg);
   }
 
@@ -648,6 +657,8 @@ class Runner {
       return false;
     }
     s.ex = std::move(ex).value();
+    s.seen.back()->ex = s.ex.get();
+    s.seen.back()->pause = c.pause_body;
     ++stats_.exchanges;
     return true;
   }
@@ -794,6 +805,7 @@ class Runner {
         if (next) {
           ++s->part;
           ++stats_.second_parts;
+          seen.ex = nullptr;
           s->ex.reset();
           if (send_part(*s)) continue;
         }
@@ -801,6 +813,10 @@ class Runner {
         s->drop_at = now + 20ms;
         graveyard_.push_back(std::move(s));
         continue;
+      }
+      if (seen.paused) {  // resume a turn after on_body paused
+        seen.paused = false;
+        s->ex->resume_body();
       }
       if (now - s->started > std::chrono::milliseconds(kCaseDeadlineMs)) {
         failure(*s->c, "part " + std::to_string(s->part + 1) + ": no on_complete within " +
@@ -815,8 +831,10 @@ class Runner {
         ++it;
         continue;
       }
-      for (const auto& seen : g.seen)
+      for (const auto& seen : g.seen) {
         if (seen->late != 0 || seen->completes > 1) failure(*g.c, "a handler ran after on_complete");
+        seen->ex = nullptr;
+      }
       g.ex.reset();
       g.conn.reset();
       g.pool.reset();
