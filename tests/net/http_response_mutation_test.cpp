@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -209,6 +210,8 @@ struct Case {
   Kind kind = Kind::clean;
   bool pool = false;
   bool pause_body = false;  // the client pauses on every body piece and resumes a turn later
+  int drop_after = 0;       // > 0: the n-th 1xx/head/body handler call drops a handle
+  enum class Drop { exchange, owner } drop = Drop::exchange;  // owner: the connection or pool
   std::string ops;  // the mutations applied, for the failure message
   std::vector<Delivery> parts;
 };
@@ -471,6 +474,10 @@ Case make_case(int index, const std::vector<Seed>& seeds) {
     c.parts.push_back(std::move(d));
   }
   c.pause_body = rng() % 4 == 0;  // drawn last: earlier draws (and case numbers) stay as they were
+  if (rng() % 7 == 0) {
+    c.drop_after = 1 + static_cast<int>(pick(rng, 4));
+    c.drop = rng() % 2 == 0 ? Case::Drop::exchange : Case::Drop::owner;
+  }
   return c;
 }
 
@@ -527,32 +534,45 @@ struct Seen {
   HttpExchange* ex = nullptr;  // set after send(), for pause_body()
   bool pause = false;
   bool paused = false;
+  int calls = 0;           // 1xx/head/body handler calls
+  int drop_after = 0;      // the call that runs `drop`
+  std::function<void()> drop;
+  bool dropped = false;    // a handler dropped a handle: nothing may run afterwards
 };
+
+// Counts a 1xx/head/body call; the configured one drops the exchange, connection or pool.
+void handler_called(Seen& s) {
+  if (s.completes > 0 || s.dropped) ++s.late;
+  if (++s.calls == s.drop_after && s.drop) {
+    s.dropped = true;
+    s.drop();
+  }
+}
 
 HttpHandlers watch(Seen& s) {
   HttpHandlers h;
   h.on_informational = [&s](const HttpResponseHead& r) {
-    if (s.completes > 0) ++s.late;
     if (s.heads > 0) ++s.disorder;
     s.informational.push_back(r.status);
+    handler_called(s);
   };
   h.on_head = [&s](const HttpResponseHead& r) {
-    if (s.completes > 0) ++s.late;
     ++s.heads;
     s.head = r;
+    handler_called(s);
   };
   h.on_body = [&s](std::string_view b) {
-    if (s.completes > 0) ++s.late;
     if (s.heads == 0) ++s.disorder;
     s.body.append(b);
     s.pieces.emplace_back(b);
-    if (s.pause && s.ex != nullptr) {
+    handler_called(s);
+    if (s.pause && !s.dropped && s.ex != nullptr) {
       s.ex->pause_body();
       s.paused = true;
     }
   };
   h.on_complete = [&s](Status st) {
-    if (s.completes > 0) ++s.late;
+    if (s.completes > 0 || s.dropped) ++s.late;
     ++s.completes;
     s.status = std::move(st);
   };
@@ -634,7 +654,8 @@ class Runner {
                       (c.kind == Kind::clean       ? "clean"
                        : c.kind == Kind::truncated ? "truncated"
                                                    : "mutated") +
-                      (c.pool ? ", pool" : ", connection") + (c.pause_body ? ", paused body" : "") + ", ops " + c.ops + "): " + what;
+                      (c.pool ? ", pool" : ", connection") + (c.pause_body ? ", paused body" : "") +
+                      (c.drop_after > 0 ? ", drop in handler call " + std::to_string(c.drop_after) : "") + ", ops " + c.ops + "): " + what;
     failures_.push_back(msg);
   }
 
@@ -657,8 +678,19 @@ class Runner {
       return false;
     }
     s.ex = std::move(ex).value();
-    s.seen.back()->ex = s.ex.get();
-    s.seen.back()->pause = c.pause_body;
+    Seen& seen = *s.seen.back();
+    seen.ex = s.ex.get();
+    seen.pause = c.pause_body;
+    if (c.drop_after > 0 && s.part + 1 == c.parts.size()) {  // in the last exchange of the case
+      seen.drop_after = c.drop_after;
+      Slot* slot = &s;
+      seen.drop = [slot, what = c.drop] {
+        slot->seen.back()->ex = nullptr;
+        if (what == Case::Drop::exchange) slot->ex.reset();
+        else if (slot->pool) slot->pool.reset();
+        else slot->conn.reset();
+      };
+    }
     ++stats_.exchanges;
     return true;
   }
@@ -800,6 +832,17 @@ class Runner {
     for (auto& s : slots_) {
       if (!s) continue;
       Seen& seen = *s->seen.back();
+      if (seen.dropped) {
+        // A handler dropped a handle: no on_complete; the connection must not be reused.
+        ++stats_.outcomes["dropped in a handler"];
+        if (seen.completes != 0) failure(*s->c, "on_complete ran after a handler dropped the exchange");
+        if (s->conn && s->conn->reusable()) failure(*s->c, "reusable after the exchange was dropped mid-response");
+        if (s->pool && (s->pool->counters().in_use != 0 || s->pool->counters().pending != 0))
+          failure(*s->c, "pool still busy after the exchange was dropped");
+        s->drop_at = now + 20ms;
+        graveyard_.push_back(std::move(s));
+        continue;
+      }
       if (seen.completes > 0) {
         bool next = check_part(*s);
         if (next) {
