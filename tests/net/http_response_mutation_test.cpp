@@ -967,7 +967,7 @@ Single fetch_wire(TestLoop& t, const std::string& wire) {
 
 }  // namespace
 
-TEST_SUITE("HttpResponseMutation") {
+TEST_SUITE("HttpConnection") {
   TEST_CASE(
       "thousands of mutated, split, truncated and reset responses end with one on_complete and no hang") {
     std::vector<Seed> seeds = make_seeds();
