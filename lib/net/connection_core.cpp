@@ -43,6 +43,11 @@ struct ParserCallbacks {
     return HPE_USER;
   }
 
+  static int reject(ConnectionCore& c, std::string reason) {
+    c.reject_reason_ = std::move(reason);
+    return HPE_USER;
+  }
+
   static int count_bytes(ConnectionCore& c, std::size_t len) {
     c.header_bytes_ += len;
     if (c.header_bytes_ > c.options_.limits.max_header_bytes)
@@ -85,10 +90,10 @@ struct ParserCallbacks {
     h.keep_alive = llhttp_should_keep_alive(p) != 0;
     std::shared_ptr<ExchangeCore> ex = c.active_;
     if (!ex) return HPE_USER;
-    if (h.status == 101) {
-      llhttp_set_error_reason(p, "unexpected 101 Switching Protocols");
-      return HPE_USER;
-    }
+    // (llhttp replaces the reason of an error returned from here, so it is kept aside.)
+    if (h.status == 101) return reject(c, "unexpected 101 Switching Protocols");
+    // llhttp takes any three digits; 000..099 is no status code (RFC 9110 15).
+    if (h.status < 100) return reject(c, "invalid status code " + std::to_string(h.status));
     if (h.status >= 100 && h.status < 200) {
       if (ex->handlers.on_informational && !ex->canceled) {
         ++ex->calling;
@@ -97,7 +102,7 @@ struct ParserCallbacks {
         ex->maybe_release_handlers();
         if (c.active_gone()) return HPE_USER;
       }
-      return 0;
+      return 1;  // a 1xx has no content whatever Content-Length/Transfer-Encoding say (RFC 9110 15.2)
     }
     c.head_done_ = true;
     c.update_timer();
@@ -263,6 +268,7 @@ void ConnectionCore::reset_response() {
   head_done_ = false;
   message_done_ = false;
   limit_hit_ = false;
+  reject_reason_.clear();
 }
 
 std::size_t ConnectionCore::write_body_bytes(std::string_view framed) {
@@ -362,6 +368,7 @@ void ConnectionCore::feed(const char* data, std::size_t len) {
     return;
   }
   const char* reason = llhttp_get_error_reason(&parser_);
+  if (!reject_reason_.empty()) reason = reject_reason_.c_str();
   fail(Error{Errc::http_parse_error, target_name(options_) + ": malformed response: " + llhttp_errno_name(err) + " (" +
                                          (reason != nullptr ? reason : "") + ")"});
 }

@@ -112,6 +112,7 @@ class ConnectionCore final : private TransportSink {
   bool message_done_ = false;
   bool limit_hit_ = false;
   std::string limit_reason_;
+  std::string reject_reason_;  // why a parser callback refused the response
   std::uint64_t response_bytes_ = 0;
 
   bool parser_paused_ = false;  // llhttp returned HPE_PAUSED for the consumer's pause

@@ -1,5 +1,7 @@
 #include "net/transport.h"
 
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include "net/tls_context.h"
@@ -202,6 +204,17 @@ void Transport::on_read(ssize_t nread, const uv_buf_t* buf) {
       if (state_ == State::handshaking) {
         fail(Error{Errc::tls_handshake_failed,
                    "TLS with " + host_port(options_) + ": peer closed the connection during the handshake"});
+        return;
+      }
+      // libuv reports a reset that follows a short read as EOF (POLLHUP); the pending socket
+      // error tells it from an orderly close (a cut close-delimited body must not look whole).
+      int err = 0;
+      socklen_t len = sizeof err;
+      uv_os_fd_t fd;
+      if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) == 0 &&
+          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        int status = uv_translate_sys_error(err);
+        fail(Error{errc_for_uv(status), "read from " + host_port(options_) + ": " + uv_strerror(status)});
         return;
       }
       pause_reading();
