@@ -258,7 +258,7 @@ void Transport::flush_tls_output() {
   if (!tls_ || !tls_->has_output()) return;
   std::string out;
   tls_->take_output(out);
-  raw_write(std::move(out));
+  raw_write(out);
 }
 
 void Transport::write(std::string_view data) {
@@ -275,7 +275,7 @@ void Transport::write(std::string_view data) {
     flush_tls_output();
     return;
   }
-  raw_write(std::string(data));
+  raw_write(data);
 }
 
 void Transport::flush_pending_plain() {
@@ -285,17 +285,18 @@ void Transport::flush_pending_plain() {
   write(data);
 }
 
-void Transport::raw_write(std::string data) {
+void Transport::raw_write(std::string_view data) {
   if (writes_in_flight_ == 0) {
-    uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+    // uv_try_write does not write through the buffer; the cast only fits uv_buf_t.
+    uv_buf_t b = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
     int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
     if (n == static_cast<int>(data.size())) return;
-    if (n > 0) data.erase(0, static_cast<std::size_t>(n));
+    if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
     // Errors other than EAGAIN surface through uv_write's callback below.
   }
   auto* w = new WriteReq{};
   w->self = this;
-  w->data = std::move(data);
+  w->data.assign(data);
   w->req.data = w;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Transport::write_cb);
@@ -328,26 +329,48 @@ void Transport::fail_later(Error error) {
   state_ = State::failed;
   pause_reading();
   deferred_error_ = std::make_unique<Error>(std::move(error));
+  timer_deadline_ = 0;
+  timer_due_ = uv_now(&loop_);
+  uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
   uv_timer_start(&timer_, &Transport::timer_cb, 0, 0);
 }
 
 void Transport::set_timer(std::uint64_t ms) {
   if (closing_ || deferred_error_) return;
+  const std::uint64_t deadline = uv_now(&loop_) + ms;
+  timer_deadline_ = deadline == 0 ? 1 : deadline;
+  uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+  // Armed for no later than the deadline: it fires then, finds the deadline and re-arms for
+  // the rest (see timer_cb). Saves a timer-heap removal and insertion per call.
+  if (timer_due_ != 0 && timer_due_ <= deadline) return;
+  timer_due_ = deadline;
   uv_timer_start(&timer_, &Transport::timer_cb, ms, 0);
 }
 
 void Transport::clear_timer() {
-  if (!closing_ && !deferred_error_) uv_timer_stop(&timer_);
+  if (closing_ || deferred_error_) return;
+  timer_deadline_ = 0;
+  // Left armed (it fires once more for nothing) but no longer keeps the loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
 }
 
 void Transport::timer_cb(uv_timer_t* timer) {
   auto* self = static_cast<Transport*>(timer->data);
+  self->timer_due_ = 0;
   if (self->closing_ || self->sink_ == nullptr) return;
   if (self->deferred_error_) {
     Error e = std::move(*self->deferred_error_);
     self->sink_->on_transport_error(std::move(e));
     return;
   }
+  if (self->timer_deadline_ == 0) return;  // cleared since it was armed
+  const std::uint64_t now = uv_now(&self->loop_);
+  if (now < self->timer_deadline_) {
+    self->timer_due_ = self->timer_deadline_;
+    uv_timer_start(timer, &Transport::timer_cb, self->timer_deadline_ - now, 0);
+    return;
+  }
+  self->timer_deadline_ = 0;
   self->sink_->on_transport_timer();
 }
 
@@ -356,6 +379,8 @@ void Transport::fail(Error error) {
   state_ = State::failed;
   pause_reading();
   uv_timer_stop(&timer_);
+  timer_deadline_ = 0;
+  timer_due_ = 0;
   if (sink_ != nullptr) sink_->on_transport_error(std::move(error));
 }
 

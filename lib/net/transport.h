@@ -57,7 +57,11 @@ class Transport {
   std::size_t queued_bytes() const noexcept { return queued_bytes_ + pending_plain_.size(); }
   void pause_reading();
   void resume_reading();
-  void set_timer(std::uint64_t ms);  // replaces any armed timer
+  // One deadline, ms from now; replaces any earlier one. Cheap to call per request: the uv
+  // timer is only re-armed when the new deadline is earlier than the armed one; a timer that
+  // fires before the current deadline re-arms itself for the rest.
+  void set_timer(std::uint64_t ms);
+  // No deadline. The uv timer may stay armed, unreferenced (it does not keep the loop alive).
   void clear_timer();
   // Calls sink.on_transport_deferred() on a later loop turn (once, however often called).
   void defer();
@@ -80,7 +84,7 @@ class Transport {
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void process_tls_input();
   void flush_tls_output();
-  void raw_write(std::string data);
+  void raw_write(std::string_view data);
   void flush_pending_plain();
   void fail(Error error);
   void fail_later(Error error);
@@ -105,6 +109,8 @@ class Transport {
   std::vector<sockaddr_storage> addresses_;
   std::size_t next_address_ = 0;
   uv_timer_t timer_;
+  std::uint64_t timer_deadline_ = 0;  // loop time of the deadline; 0 = none
+  std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
   uv_timer_t defer_timer_;
   uv_getaddrinfo_t resolve_req_;
   uv_connect_t connect_req_;
