@@ -48,11 +48,8 @@ void ProxyExchange::forward() {
   forwarded_ = true;
   ForwardHandlers h;
   h.on_head = [this](const ForwardResponseHead& head) {
-    std::vector<HeaderField> headers;
-    headers.reserve(head.headers.size());
-    for (const auto& [k, v] : head.headers) headers.emplace_back(k, v);
     count(head.status);
-    writer_.start(head.status, headers, head.content_length);
+    writer_.start(head.status, head.headers, head.content_length);  // same pair type: no copy
   };
   h.on_body = [this](std::string_view data) {
     if (!writer_.write(data) && upstream_request_) {
@@ -99,7 +96,18 @@ void ProxyExchange::fail(const Error& error) {
   writer_.simple(status, fmt::format("{}: upstream {}: {}\n", text, upstream_.entry.config.name, name));
 }
 
-void ProxyExchange::count(int status) { gateway_.counters().responses[{upstream_.entry.config.name, status}]++; }
+void ProxyExchange::count(int status) {
+  // The (upstream, status) counter, found once per upstream and status: map nodes never move.
+  for (auto& [code, counter] : upstream_.response_counters) {
+    if (code == status) {
+      ++*counter;
+      return;
+    }
+  }
+  auto& counter = gateway_.counters().responses[{upstream_.entry.config.name, status}];
+  upstream_.response_counters.emplace_back(status, &counter);
+  ++counter;
+}
 
 void ProxyExchange::on_body(std::string_view data) {
   if (buffering_) {
