@@ -4,7 +4,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
-#include <cctype>
+#include <charconv>
 #include <cstring>
 #include <map>
 
@@ -64,6 +64,12 @@ const char* reason_phrase(int status) {
     case 504: return "Gateway Timeout";
     default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
   }
+}
+
+void append_number(std::string& out, std::uint64_t n, int base = 10) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n, base);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
 }
 
 // Bytes of pipelined requests read ahead while a response is pending; beyond this, reading stops.
@@ -205,7 +211,11 @@ class Connection final : public ResponseWriter {
     bool bodyless = head_request_ || status == 204 || status == 304 || status < 200;
     body_allowed_ = !bodyless;
     std::string& o = out_;
-    fmt::format_to(std::back_inserter(o), "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    o += "HTTP/1.1 ";
+    append_number(o, static_cast<std::uint64_t>(status));
+    o += ' ';
+    o += reason_phrase(status);
+    o += "\r\n";
     for (const auto& [k, v] : headers) {
       if (framing_or_hop_header(k)) continue;
       o += k;
@@ -214,7 +224,11 @@ class Connection final : public ResponseWriter {
       o += "\r\n";
     }
     if (length) {
-      if (status != 204 && status >= 200) fmt::format_to(std::back_inserter(o), "Content-Length: {}\r\n", *length);
+      if (status != 204 && status >= 200) {
+        o += "Content-Length: ";
+        append_number(o, *length);
+        o += "\r\n";
+      }
     } else if (!bodyless) {
       if (version_minor_ >= 1) {
         chunked_out_ = true;
@@ -233,7 +247,8 @@ class Connection final : public ResponseWriter {
     if (closing_ || !response_started_ || response_done_) return true;
     if (body_allowed_ && !data.empty()) {
       if (chunked_out_) {
-        fmt::format_to(std::back_inserter(out_), "{:x}\r\n", data.size());
+        append_number(out_, data.size(), 16);
+        out_ += "\r\n";
         out_.append(data);
         out_ += "\r\n";
       } else {
@@ -355,27 +370,51 @@ class Connection final : public ResponseWriter {
       close();
       return;
     }
-    pending_.append(buf->base, static_cast<std::size_t>(n));
+    const char* data = buf->base;
+    auto len = static_cast<std::size_t>(n);
+    if (pending_.empty()) {
+      // Parse straight from the read buffer; only what is left (a pipelined request, or
+      // bytes that must wait) is kept in pending_.
+      while (len > 0 && !closing_ && !request_done_ && !body_paused_) {
+        std::size_t used = execute(data, len);
+        if (used == kStop) return;
+        data += used;
+        len -= used;
+      }
+      if (len > 0 && !closing_) pending_.append(data, len);
+      update_reading();
+      return;
+    }
+    pending_.append(data, len);
     parse();
+  }
+
+  static constexpr std::size_t kStop = static_cast<std::size_t>(-1);
+
+  // Runs llhttp over the bytes; returns how many it consumed, or kStop after a protocol error
+  // (or once the connection is closing).
+  std::size_t execute(const char* data, std::size_t len) {
+    llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+    std::size_t used = len;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+      used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data);
+      if (err == HPE_PAUSED_UPGRADE) {
+        close_after_ = true;  // no protocol upgrades: answer, then close; the rest is dropped
+        pending_.clear();
+        used = len;
+      }
+      llhttp_resume(&parser_);
+    } else if (err != HPE_OK) {
+      if (!closing_) protocol_error(err);
+      return kStop;
+    }
+    return used;
   }
 
   void parse() {
     while (!closing_ && !pending_.empty() && !request_done_ && !body_paused_) {
-      llhttp_errno_t err = llhttp_execute(&parser_, pending_.data(), pending_.size());
-      std::size_t used = pending_.size();
-      if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-        used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - pending_.data());
-        if (err == HPE_PAUSED_UPGRADE) {
-          close_after_ = true;  // no protocol upgrades: answer, then close
-          pending_.clear();
-          used = 0;
-        }
-        llhttp_resume(&parser_);
-      } else if (err != HPE_OK) {
-        if (closing_) return;
-        protocol_error(err);
-        return;
-      }
+      std::size_t used = execute(pending_.data(), pending_.size());
+      if (used == kStop) return;
       pending_.erase(0, used);
     }
     update_reading();

@@ -74,10 +74,10 @@ struct ParserCallbacks {
     if (c.header_count_ >= c.options_.limits.max_header_count)
       return limit(c, "response has more than " + std::to_string(c.options_.limits.max_header_count) + " header fields");
     if (c.header_count_ < headers.size()) {
-      // A slot left from the previous response on this connection: swap the strings in, so
-      // that both keep their capacity (no allocation per header in the steady state).
-      headers[c.header_count_].name.swap(c.field_);
-      headers[c.header_count_].value.swap(c.value_);
+      // A slot left from the previous response on this connection: copied into, keeping its
+      // capacity (no allocation per header in the steady state).
+      headers[c.header_count_].name.assign(c.field_);
+      headers[c.header_count_].value.assign(c.value_);
     } else {
       headers.push_back(HttpHeader{std::move(c.field_), std::move(c.value_)});
     }
