@@ -48,7 +48,7 @@ void RequestScheduler::run_starts() {
     auto r = running_[i].lock();
     running_[i].reset();
     if (!r || r->done || r->canceled) continue;
-    r->attempt();
+    r->run_deferred();
     if (handles->owner == nullptr) return;  // the Upstream went away inside a callback
   }
   running_.clear();

@@ -1,8 +1,9 @@
 // RequestScheduler: the timing of one Upstream's requests without a uv handle per request.
 //
-// - defer_attempt(): the first attempt of a forwarded request runs on a later loop turn (a
-//   callback never runs inside forward()); requests deferred in the same turn share one
-//   zero-delay timer and start in the order they were forwarded.
+// - defer_attempt(): the first attempt of a forwarded request that could not be sent at once
+//   (no Pod yet), or the outcome of one that failed inside forward(), runs on a later loop
+//   turn (a callback never runs inside forward()); requests deferred in the same turn share
+//   one zero-delay timer and run in the order they were forwarded.
 // - add_deadline()/remove_deadline(): the total timeout. Requests are kept in a list ordered by
 //   deadline (every request of an Upstream has the same timeout, so a new one goes at the end)
 //   under one uv timer armed for the earliest. Removing the first one does not re-arm it: it
@@ -31,7 +32,7 @@ class RequestScheduler {
   RequestScheduler(const RequestScheduler&) = delete;
   RequestScheduler& operator=(const RequestScheduler&) = delete;
 
-  // Calls r->attempt() on a later loop turn unless r is gone, done or canceled by then.
+  // Calls r->run_deferred() on a later loop turn unless r is gone, done or canceled by then.
   void defer_attempt(const std::shared_ptr<UpstreamRequest::Impl>& r);
   // Calls r.on_total_timeout() once `delay_ms` have passed, unless removed before.
   void add_deadline(UpstreamRequest::Impl& r, std::uint64_t delay_ms);

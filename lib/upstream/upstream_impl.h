@@ -146,7 +146,14 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
   std::uint64_t deadline_ms = 0;
   bool deadline_listed = false;
 
+  // Set while forward() runs the first attempt itself: complete() then keeps the outcome in
+  // deferred_outcome for the scheduler to deliver on a later turn (never inside forward()).
+  bool in_forward = false;
+  std::optional<Status> deferred_outcome;
+
   void attempt();
+  // The scheduler's call on a later turn: the first attempt, or the outcome kept by complete().
+  void run_deferred();
   void on_total_timeout();
   // Ends the current attempt's hold on its Pod; `outcome`: failure, success, or neither
   // (canceled by the caller: says nothing about the Pod's health).

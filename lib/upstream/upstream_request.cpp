@@ -89,8 +89,28 @@ Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest reques
   if (!impl_->scheduler) impl_->scheduler = std::make_unique<detail::RequestScheduler>(impl_->loop);
   if (impl_->options.timeouts.total.count() > 0)
     impl_->scheduler->add_deadline(*r, static_cast<std::uint64_t>(impl_->options.timeouts.total.count()));
-  impl_->scheduler->defer_attempt(r);
+  // Send at once when there is a Pod to send to: the request reaches the Pod without waiting
+  // for the rest of this loop turn (no callback can run here: the exchange's handlers never
+  // run inside send(), and a failure is kept by complete() and delivered on a later turn).
+  // With no Pod yet, wait for a later turn as before: a snapshot may arrive meanwhile.
+  if (!impl_->current_picker.load()->empty()) {
+    r->in_forward = true;
+    r->attempt();
+    r->in_forward = false;
+    if (r->deferred_outcome) impl_->scheduler->defer_attempt(r);
+  } else {
+    impl_->scheduler->defer_attempt(r);
+  }
   return std::make_unique<UpstreamRequest>(std::move(r));
+}
+
+void UpstreamRequest::Impl::run_deferred() {
+  if (deferred_outcome) {
+    Status s = std::move(*deferred_outcome);
+    deferred_outcome.reset();
+    return complete(std::move(s));
+  }
+  attempt();
 }
 
 void UpstreamRequest::Impl::on_total_timeout() {
@@ -285,6 +305,10 @@ void UpstreamRequest::Impl::retry(Upstream::Impl& up) {
 
 void UpstreamRequest::Impl::complete(Status s) {
   if (done) return;
+  if (in_forward) {
+    deferred_outcome = std::move(s);  // forward() has it delivered on a later turn
+    return;
+  }
   done = true;
   close_timer();
   auto keep = shared_from_this();
