@@ -313,13 +313,19 @@ class Connection final : public ResponseWriter {
   void arm_timer(std::uint32_t ms) {
     const std::uint64_t deadline = uv_now(&server_->loop) + ms;
     timer_deadline_ = deadline == 0 ? 1 : deadline;
-    uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+    reference_timer(true);
     if (timer_due_ != 0 && timer_due_ <= deadline) return;
     start_timer(ms);
   }
   void stop_timer() {
     timer_deadline_ = 0;
-    uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+    reference_timer(false);
+  }
+  void reference_timer(bool on) {
+    if (timer_referenced_ == on) return;
+    timer_referenced_ = on;
+    if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
   }
   void start_timer(std::uint64_t ms) {
     timer_due_ = uv_now(&server_->loop) + ms;
@@ -638,6 +644,7 @@ class Connection final : public ResponseWriter {
   uv_timer_t timer_{};
   std::uint64_t timer_deadline_ = 0;  // loop time; 0 = none
   std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
+  bool timer_referenced_ = true;
   int open_handles_ = 0;
   llhttp_t parser_{};
   llhttp_settings_t settings_{};

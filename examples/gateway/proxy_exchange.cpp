@@ -9,6 +9,55 @@ using namespace kupstream;
 
 namespace kupgw {
 
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kKeptBlocks = 0;
+#else
+constexpr std::size_t kKeptBlocks = 1024;
+#endif
+
+struct FreeBlocks {
+  std::vector<void*> blocks;
+  ~FreeBlocks() {
+    for (void* p : blocks) ::operator delete(p);
+  }
+};
+
+FreeBlocks& free_blocks() {
+  thread_local FreeBlocks f;
+  return f;
+}
+
+}  // namespace
+
+void* ProxyExchange::operator new(std::size_t size) {
+  auto& f = free_blocks().blocks;
+  if (size == sizeof(ProxyExchange) && !f.empty()) {
+    void* p = f.back();
+    f.pop_back();
+    return p;
+  }
+  return ::operator new(size);
+}
+
+void ProxyExchange::operator delete(void* p, std::size_t size) noexcept {
+  auto& f = free_blocks().blocks;
+  if (size == sizeof(ProxyExchange) && f.size() < kKeptBlocks && f.size() < f.capacity()) {
+    f.push_back(p);
+    return;
+  }
+  if (size == sizeof(ProxyExchange) && f.size() < kKeptBlocks) {
+    try {
+      f.reserve(f.empty() ? 64 : f.size() * 2);
+      f.push_back(p);
+      return;
+    } catch (...) {
+    }
+  }
+  ::operator delete(p);
+}
+
 ProxyExchange::ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> generation, UpstreamHandle& upstream,
                              RequestHead& head, ResponseWriter& writer)
     : gateway_(gateway), generation_(std::move(generation)), upstream_(upstream), writer_(writer) {

@@ -331,7 +331,7 @@ void Transport::fail_later(Error error) {
   deferred_error_ = std::make_unique<Error>(std::move(error));
   timer_deadline_ = 0;
   timer_due_ = uv_now(&loop_);
-  uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+  reference_timer(true);
   uv_timer_start(&timer_, &Transport::timer_cb, 0, 0);
 }
 
@@ -339,7 +339,7 @@ void Transport::set_timer(std::uint64_t ms) {
   if (closing_ || deferred_error_) return;
   const std::uint64_t deadline = uv_now(&loop_) + ms;
   timer_deadline_ = deadline == 0 ? 1 : deadline;
-  uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+  reference_timer(true);
   // Armed for no later than the deadline: it fires then, finds the deadline and re-arms for
   // the rest (see timer_cb). Saves a timer-heap removal and insertion per call.
   if (timer_due_ != 0 && timer_due_ <= deadline) return;
@@ -351,7 +351,14 @@ void Transport::clear_timer() {
   if (closing_ || deferred_error_) return;
   timer_deadline_ = 0;
   // Left armed (it fires once more for nothing) but no longer keeps the loop alive.
-  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+  reference_timer(false);
+}
+
+void Transport::reference_timer(bool on) {
+  if (timer_referenced_ == on) return;
+  timer_referenced_ = on;
+  if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+  else uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
 }
 
 void Transport::timer_cb(uv_timer_t* timer) {

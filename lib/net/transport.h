@@ -90,6 +90,7 @@ class Transport {
   void fail_later(Error error);
   void start_reading();
   void maybe_delete();
+  void reference_timer(bool on);
 
   static void resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res);
   static void connect_cb(uv_connect_t* req, int status);
@@ -111,6 +112,7 @@ class Transport {
   uv_timer_t timer_;
   std::uint64_t timer_deadline_ = 0;  // loop time of the deadline; 0 = none
   std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
+  bool timer_referenced_ = true;      // uv_ref state of timer_ (unreferenced while no deadline)
   uv_timer_t defer_timer_;
   uv_getaddrinfo_t resolve_req_;
   uv_connect_t connect_req_;

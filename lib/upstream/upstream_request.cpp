@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/defer.h"
+#include "net/block_cache.h"
 #include "upstream/forward_headers.h"
 #include "upstream/upstream_impl.h"
 
@@ -78,7 +79,7 @@ Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest reques
   for (const auto& [name, value] : request.headers)
     if (!valid_token(name) || value.find_first_of("\r\n") != std::string::npos)
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
-  auto r = std::make_shared<UpstreamRequest::Impl>();
+  auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
   r->upstream = impl_;
   r->request = std::move(request);
   r->handlers = std::move(handlers);
