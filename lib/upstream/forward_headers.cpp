@@ -107,4 +107,23 @@ void append_upstream_request_headers(const ForwardRequest& request, const std::s
   });
 }
 
+bool append_upstream_header_lines(const ForwardRequest& request, const std::string* host_override, std::string& out,
+                                  bool& has_host) {
+  has_host = false;
+  bool clean = true;
+  std::size_t size = out.size() + 96 + request.client_address.size() + 2 * request.client_host.size() +
+                     request.client_scheme.size() + (host_override ? host_override->size() : 0);
+  for (const auto& [n, v] : request.headers) size += n.size() + v.size() + 4;
+  out.reserve(size);
+  for_upstream_request(request.headers, request, host_override, [&](std::string_view n, std::string_view v) {
+    if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) clean = false;
+    if (n.size() == 4 && iequals(n, "Host")) has_host = true;
+    out += n;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  });
+  return clean;
+}
+
 }  // namespace kupstream::detail

@@ -28,6 +28,13 @@ std::vector<Header> upstream_request_headers(const ForwardRequest& request, cons
 void append_upstream_request_headers(const ForwardRequest& request, const std::string* host_override,
                                      std::vector<net::HttpHeader>& out);
 
+// The same as serialized lines ("Name: value\r\n") appended to `out`; `has_host` tells
+// whether a Host line is among them. False (out unspecified) when a value holds CR, LF or NUL:
+// the caller then uses append_upstream_request_headers, whose serializer reports it.
+// Header names must already be tokens (Upstream::forward checks them).
+bool append_upstream_header_lines(const ForwardRequest& request, const std::string* host_override, std::string& out,
+                                  bool& has_host);
+
 // ASCII case-insensitive equality (header names).
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;

@@ -180,8 +180,12 @@ void UpstreamRequest::Impl::attempt() {
   net::HttpRequest out;
   out.method = request.method;
   out.target = request.target;
-  detail::append_upstream_request_headers(request, up->config.host_header ? &*up->config.host_header : nullptr,
-                                          out.headers);
+  const std::string* host_override = up->config.host_header ? &*up->config.host_header : nullptr;
+  if (!detail::append_upstream_header_lines(request, host_override, out.header_lines, out.header_lines_have_host)) {
+    out.header_lines.clear();
+    out.header_lines_have_host = false;
+    detail::append_upstream_request_headers(request, host_override, out.headers);
+  }
   if (!request.streamed) {
     out.body_mode = net::BodyMode::buffered;
     out.body = request.body;
