@@ -33,9 +33,12 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(run.ROOT, "build", "release"))
     ap.add_argument("--out", help="perf.data path (default BUILD_DIR/perf-TARGET.data)")
     ap.add_argument("--call-graph", default="fp", help="perf --call-graph mode (fp, dwarf, lbr; default fp)")
+    ap.add_argument("--stat", metavar="EVENTS",
+                    help="instead of recording: `perf stat -e EVENTS` and print each count per request "
+                         "(e.g. probe_libc:malloc after `perf probe -x LIBC malloc`)")
     ap.add_argument("--no-perf", action="store_true", help="only run the load")
     a = ap.parse_args()
-    out = a.out or os.path.join(a.build_dir, f"perf-{a.target}.data")
+    out = os.path.abspath(a.out or os.path.join(a.build_dir, f"perf-{a.target}.data"))
     args = run.parse_args(["--quick", "--build-dir", a.build_dir, "--connections", str(a.connections)]
                           + (["--gateway", a.gateway] if a.gateway else []))
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -55,15 +58,30 @@ def main():
         perf = None
         if not a.no_perf:
             pids = ",".join(str(x) for x in process_tree(p.pid))
-            perf = bench.group.start("perf-record", ["perf", "record", "-g", "--call-graph", a.call_graph,
-                                                     "-o", out, "-p", pids])
+            if a.stat:
+                out = os.path.join(bench.workdir, "perf-stat.csv")
+                perf = bench.group.start("perf-stat", ["perf", "stat", "-x,", "-e", a.stat, "-o", out, "-p", pids])
+            else:
+                perf = bench.group.start("perf-record", ["perf", "record", "-g", "--call-graph", a.call_graph,
+                                                         "-o", out, "-p", pids])
             time.sleep(0.3)
         r = run.run_wrk(url, a.duration, a.connections, bench.script)
         if perf is not None:
             bench.group.stop(perf, sig=signal.SIGINT, grace=30.0)
         print(f"{a.target}: {r['rps']:,.0f} req/s p50 {r['p50_us'] / 1e3:.3f} ms p99 {r['p99_us'] / 1e3:.3f} ms "
               f"errors {r['errors']}, load {os.getloadavg()[0]:.2f}")
-        if perf is not None:
+        if perf is not None and a.stat:
+            with open(out) as f:
+                for line in f:
+                    parts = line.split(",")
+                    try:
+                        n = float(parts[0])
+                    except ValueError:
+                        continue
+                    if len(parts) > 2:
+                        unit = f" {parts[1]}" if parts[1] else ""
+                        print(f"{parts[2]}: {n:,.0f}{unit} = {n / max(r['requests'], 1):.4g}{unit} per request")
+        elif perf is not None:
             print(f"perf report --no-children -i {out}")
         return 0
     except BenchError as e:
