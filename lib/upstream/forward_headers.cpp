@@ -116,7 +116,8 @@ bool append_upstream_header_lines(const ForwardRequest& request, const std::stri
   for (const auto& [n, v] : request.headers) size += n.size() + v.size() + 4;
   out.reserve(size);
   for_upstream_request(request.headers, request, host_override, [&](std::string_view n, std::string_view v) {
-    if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) clean = false;
+    for (char c : v)  // (find_first_of would call memchr once per character)
+      if (c == '\r' || c == '\n' || c == '\0') clean = false;
     if (n.size() == 4 && iequals(n, "Host")) has_host = true;
     out += n;
     out += ": ";

@@ -33,6 +33,15 @@ bool valid_token(std::string_view s) {
   });
 }
 
+// Whether s holds any of the (few) characters in set. A plain loop: std::string::find_first_of
+// calls memchr once per character of s.
+bool has_any(std::string_view s, std::string_view set) {
+  for (char c : s)
+    for (char x : set)
+      if (c == x) return true;
+  return false;
+}
+
 }  // namespace
 
 UpstreamRequest::UpstreamRequest(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -74,10 +83,10 @@ void UpstreamRequest::resume_body() {
 
 Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest request, ForwardHandlers handlers) {
   if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
-  if (request.target.empty() || request.target.find_first_of(" \r\n") != std::string::npos)
+  if (request.target.empty() || has_any(request.target, " \r\n"))
     return Error{Errc::invalid_argument, fmt::format("forward: bad target \"{}\"", request.target)};
   for (const auto& [name, value] : request.headers)
-    if (!valid_token(name) || value.find_first_of("\r\n") != std::string::npos)
+    if (!valid_token(name) || has_any(value, "\r\n"))
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
   auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
   r->upstream = impl_;
