@@ -20,6 +20,21 @@ std::string host_port(const TransportOptions& o) {
   return (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
 }
 
+// Per-thread buffers shared by all Transports of the thread: a read is consumed inside its
+// callback (the sink copies what it keeps), and callbacks never nest.
+constexpr std::size_t kReadBufferSize = 64 * 1024;
+constexpr std::size_t kPlainBufferSize = 32 * 1024;
+
+char* shared_read_buffer() {
+  thread_local std::unique_ptr<char[]> b(new char[kReadBufferSize]);
+  return b.get();
+}
+
+char* shared_plain_buffer() {
+  thread_local std::unique_ptr<char[]> b(new char[kPlainBufferSize]);
+  return b.get();
+}
+
 Errc errc_for_uv(int status) {
   switch (status) {
     case UV_ECONNRESET:
@@ -185,9 +200,9 @@ void Transport::resume_reading() {
 }
 
 void Transport::alloc_cb(uv_handle_t* handle, std::size_t /*suggested*/, uv_buf_t* buf) {
-  auto* self = static_cast<Transport*>(handle->data);
-  buf->base = self->read_buf_;
-  buf->len = sizeof self->read_buf_;
+  (void)handle;
+  buf->base = shared_read_buffer();
+  buf->len = kReadBufferSize;
 }
 
 void Transport::read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -237,14 +252,15 @@ void Transport::process_tls_input() {
     if (closing_ || sink_ == nullptr) return;
   }
   for (;;) {
-    Result<std::size_t> n = tls_->read(plain_buf_, sizeof plain_buf_);
+    char* plain = shared_plain_buffer();
+    Result<std::size_t> n = tls_->read(plain, kPlainBufferSize);
     if (!n) {
       flush_tls_output();
       fail(Error{n.error().code, "TLS from " + host_port(options_) + ": " + n.error().reason});
       return;
     }
     if (*n == 0) break;
-    sink_->on_transport_data(plain_buf_, *n);
+    sink_->on_transport_data(plain, *n);
     if (closing_ || sink_ == nullptr) return;
   }
   flush_tls_output();  // e.g. key updates / session tickets acknowledgements

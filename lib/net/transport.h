@@ -126,8 +126,8 @@ class Transport {
   std::size_t queued_bytes_ = 0;  // in uv_write requests
   int writes_in_flight_ = 0;
   std::unique_ptr<Error> deferred_error_;
-  char read_buf_[64 * 1024];
-  char plain_buf_[32 * 1024];
+  // (Reads land in a per-thread buffer shared by every Transport, see transport.cpp: it stays
+  // in the CPU cache instead of one cold 96 KiB buffer per connection.)
 };
 
 }  // namespace kupstream::net
