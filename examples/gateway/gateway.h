@@ -41,6 +41,9 @@ struct UpstreamHandle {
   std::vector<std::shared_ptr<ClusterHandle>> clusters;
   UpstreamEntry entry;
   std::unique_ptr<kupstream::Upstream> upstream;
+  // (status, its GatewayCounters::responses entry for this upstream): ProxyExchange::count's
+  // cache, so that a response does not build a (name, status) key and search the map.
+  std::vector<std::pair<int, std::uint64_t*>> response_counters;
 };
 
 struct Generation {

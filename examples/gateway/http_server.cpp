@@ -4,7 +4,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
-#include <cctype>
+#include <charconv>
 #include <cstring>
 #include <map>
 
@@ -16,18 +16,25 @@ namespace kupgw {
 
 namespace {
 
+unsigned char ascii_lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + 32) : c; }
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (ascii_lower(static_cast<unsigned char>(a[i])) != ascii_lower(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 
 bool framing_or_hop_header(std::string_view name) {
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-                             "upgrade", "content-length"})
-    if (iequals(name, h)) return true;
-  return false;
+  switch (name.size()) {  // only names of these lengths can match
+    case 2: return iequals(name, "te");
+    case 7: return iequals(name, "trailer") || iequals(name, "upgrade");
+    case 10: return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14: return iequals(name, "content-length");
+    case 16: return iequals(name, "proxy-connection");
+    case 17: return iequals(name, "transfer-encoding");
+    default: return false;
+  }
 }
 
 const char* reason_phrase(int status) {
@@ -58,6 +65,14 @@ const char* reason_phrase(int status) {
     default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
   }
 }
+
+void append_number(std::string& out, std::uint64_t n, int base = 10) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n, base);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+constexpr std::size_t kReadBufferSize = 64 * 1024;
 
 // Bytes of pipelined requests read ahead while a response is pending; beyond this, reading stops.
 constexpr std::size_t kMaxPipelinedBytes = 64 * 1024;
@@ -102,7 +117,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::map<Connection*, std::shared_ptr<Connection>> connections;
   Idle* idle = nullptr;
   Timer* drain_timer = nullptr;
-  std::vector<std::function<void()>> deferred;
+  // Run on the next loop turn, in order: a connection's next request (fn empty) or fn.
+  struct Deferred {
+    std::shared_ptr<Connection> next;
+    std::function<void()> fn;
+  };
+  std::vector<Deferred> deferred, running;  // swapped: both keep their capacity
   bool draining = false;
   bool shut = false;
   std::function<void()> drain_done;
@@ -111,6 +131,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (options.log) options.log(what);
   }
   void defer(std::function<void()> fn);
+  void defer_next(std::shared_ptr<Connection> c);
+  void start_idle();
   void run_deferred();
   void closed(Connection* c);
   void close_listeners();
@@ -191,7 +213,11 @@ class Connection final : public ResponseWriter {
     bool bodyless = head_request_ || status == 204 || status == 304 || status < 200;
     body_allowed_ = !bodyless;
     std::string& o = out_;
-    o += fmt::format("HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    o += "HTTP/1.1 ";
+    append_number(o, static_cast<std::uint64_t>(status));
+    o += ' ';
+    o += reason_phrase(status);
+    o += "\r\n";
     for (const auto& [k, v] : headers) {
       if (framing_or_hop_header(k)) continue;
       o += k;
@@ -200,7 +226,11 @@ class Connection final : public ResponseWriter {
       o += "\r\n";
     }
     if (length) {
-      if (status != 204 && status >= 200) o += fmt::format("Content-Length: {}\r\n", *length);
+      if (status != 204 && status >= 200) {
+        o += "Content-Length: ";
+        append_number(o, *length);
+        o += "\r\n";
+      }
     } else if (!bodyless) {
       if (version_minor_ >= 1) {
         chunked_out_ = true;
@@ -219,7 +249,8 @@ class Connection final : public ResponseWriter {
     if (closing_ || !response_started_ || response_done_) return true;
     if (body_allowed_ && !data.empty()) {
       if (chunked_out_) {
-        out_ += fmt::format("{:x}\r\n", data.size());
+        append_number(out_, data.size(), 16);
+        out_ += "\r\n";
         out_.append(data);
         out_ += "\r\n";
       } else {
@@ -278,9 +309,38 @@ class Connection final : public ResponseWriter {
     }
   }
 
+  // One deadline (header or idle timeout). The uv timer is only re-armed when the deadline
+  // moves earlier than where it is armed; firing early, it re-arms for the rest. Stopping
+  // leaves it armed but unreferenced. Saves three timer-heap operations per request.
   void arm_timer(std::uint32_t ms) {
+    const std::uint64_t deadline = uv_now(&server_->loop) + ms;
+    timer_deadline_ = deadline == 0 ? 1 : deadline;
+    reference_timer(true);
+    if (timer_due_ != 0 && timer_due_ <= deadline) return;
+    start_timer(ms);
+  }
+  void stop_timer() {
+    timer_deadline_ = 0;
+    reference_timer(false);
+  }
+  void reference_timer(bool on) {
+    if (timer_referenced_ == on) return;
+    timer_referenced_ = on;
+    if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+  }
+  void start_timer(std::uint64_t ms) {
+    timer_due_ = uv_now(&server_->loop) + ms;
     uv_timer_start(&timer_, [](uv_timer_t* t) {
       auto* c = static_cast<Connection*>(t->data);
+      c->timer_due_ = 0;
+      if (c->timer_deadline_ == 0 || c->closing_) return;
+      const std::uint64_t now = uv_now(&c->server_->loop);
+      if (now < c->timer_deadline_) {
+        c->start_timer(c->timer_deadline_ - now);
+        return;
+      }
+      c->timer_deadline_ = 0;
       c->server_->stats.timeouts++;
       c->close();
     }, ms, 0);
@@ -295,10 +355,12 @@ class Connection final : public ResponseWriter {
     auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
     if (want && !reading_) {
       reading_ = true;
-      uv_read_start(s, [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
-        auto* c = static_cast<Connection*>(h->data);
-        b->base = c->read_buf_;
-        b->len = sizeof c->read_buf_;
+      uv_read_start(s, [](uv_handle_t*, std::size_t, uv_buf_t* b) {
+        // One buffer per thread for every connection: a read is parsed (and what is left
+        // copied to pending_) inside its callback, and the buffer stays in the CPU cache.
+        thread_local std::unique_ptr<char[]> shared(new char[kReadBufferSize]);
+        b->base = shared.get();
+        b->len = kReadBufferSize;
       }, [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) { static_cast<Connection*>(st->data)->on_read(n, b); });
     } else if (!want && reading_) {
       reading_ = false;
@@ -318,27 +380,51 @@ class Connection final : public ResponseWriter {
       close();
       return;
     }
-    pending_.append(buf->base, static_cast<std::size_t>(n));
+    const char* data = buf->base;
+    auto len = static_cast<std::size_t>(n);
+    if (pending_.empty()) {
+      // Parse straight from the read buffer; only what is left (a pipelined request, or
+      // bytes that must wait) is kept in pending_.
+      while (len > 0 && !closing_ && !request_done_ && !body_paused_) {
+        std::size_t used = execute(data, len);
+        if (used == kStop) return;
+        data += used;
+        len -= used;
+      }
+      if (len > 0 && !closing_) pending_.append(data, len);
+      update_reading();
+      return;
+    }
+    pending_.append(data, len);
     parse();
+  }
+
+  static constexpr std::size_t kStop = static_cast<std::size_t>(-1);
+
+  // Runs llhttp over the bytes; returns how many it consumed, or kStop after a protocol error
+  // (or once the connection is closing).
+  std::size_t execute(const char* data, std::size_t len) {
+    llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+    std::size_t used = len;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+      used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data);
+      if (err == HPE_PAUSED_UPGRADE) {
+        close_after_ = true;  // no protocol upgrades: answer, then close; the rest is dropped
+        pending_.clear();
+        used = len;
+      }
+      llhttp_resume(&parser_);
+    } else if (err != HPE_OK) {
+      if (!closing_) protocol_error(err);
+      return kStop;
+    }
+    return used;
   }
 
   void parse() {
     while (!closing_ && !pending_.empty() && !request_done_ && !body_paused_) {
-      llhttp_errno_t err = llhttp_execute(&parser_, pending_.data(), pending_.size());
-      std::size_t used = pending_.size();
-      if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-        used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - pending_.data());
-        if (err == HPE_PAUSED_UPGRADE) {
-          close_after_ = true;  // no protocol upgrades: answer, then close
-          pending_.clear();
-          used = 0;
-        }
-        llhttp_resume(&parser_);
-      } else if (err != HPE_OK) {
-        if (closing_) return;
-        protocol_error(err);
-        return;
-      }
+      std::size_t used = execute(pending_.data(), pending_.size());
+      if (used == kStop) return;
       pending_.erase(0, used);
     }
     update_reading();
@@ -374,7 +460,7 @@ class Connection final : public ResponseWriter {
   int on_message_begin() {
     if (closing_) return -1;
     in_message_ = true;
-    head_ = RequestHead{};
+    reset_head();
     header_bytes_ = 0;
     header_too_large_ = false;
     field_.clear();
@@ -383,6 +469,18 @@ class Connection final : public ResponseWriter {
     arm_timer(server_->options.header_timeout_ms);
     return 0;
   }
+  // A fresh head that keeps the header vector's capacity.
+  void reset_head() {
+    head_.method.clear();
+    head_.target.clear();
+    head_.version_major = head_.version_minor = 1;
+    head_.headers.clear();
+    head_.content_length.reset();
+    head_.chunked = false;
+    head_.keep_alive = true;
+    head_.client_address.clear();
+  }
+
   int on_url(const char* at, std::size_t n) {
     head_.target.append(at, n);
     return count(n);
@@ -407,7 +505,7 @@ class Connection final : public ResponseWriter {
     if (!field_.empty() || in_value_) head_.headers.emplace_back(std::move(field_), std::move(value_));
     field_.clear();
     value_.clear();
-    uv_timer_stop(&timer_);
+    stop_timer();
     head_.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
     head_.version_major = parser_.http_major;
     head_.version_minor = parser_.http_minor;
@@ -448,8 +546,7 @@ class Connection final : public ResponseWriter {
   void maybe_next() {
     if (!request_done_ || !response_done_ || next_scheduled_ || closing_) return;
     next_scheduled_ = true;
-    auto keep = me_;
-    server_->defer([keep] { keep->next_request(); });
+    server_->defer_next(me_);
   }
 
   void next_request() {
@@ -549,10 +646,12 @@ class Connection final : public ResponseWriter {
   std::shared_ptr<Connection> me_;  // held while handles are open
   uv_tcp_t tcp_{};
   uv_timer_t timer_{};
+  std::uint64_t timer_deadline_ = 0;  // loop time; 0 = none
+  std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
+  bool timer_referenced_ = true;
   int open_handles_ = 0;
   llhttp_t parser_{};
   llhttp_settings_t settings_{};
-  char read_buf_[64 * 1024];
   std::string pending_;
   std::string peer_;
   RequestHead head_;
@@ -577,7 +676,17 @@ class Connection final : public ResponseWriter {
 
 void HttpServer::Impl::defer(std::function<void()> fn) {
   if (shut && idle == nullptr) return;
-  deferred.push_back(std::move(fn));
+  deferred.push_back(Deferred{nullptr, std::move(fn)});
+  start_idle();
+}
+
+void HttpServer::Impl::defer_next(std::shared_ptr<Connection> c) {
+  if (shut && idle == nullptr) return;
+  deferred.push_back(Deferred{std::move(c), nullptr});
+  start_idle();
+}
+
+void HttpServer::Impl::start_idle() {
   if (idle == nullptr) {
     idle = new Idle{{}, shared_from_this()};
     uv_idle_init(&loop, &idle->idle);
@@ -587,10 +696,15 @@ void HttpServer::Impl::defer(std::function<void()> fn) {
 }
 
 void HttpServer::Impl::run_deferred() {
-  auto batch = std::move(deferred);
-  deferred.clear();
-  for (auto& fn : batch) fn();
+  std::vector<Deferred> batch;
+  batch.swap(running);  // the spare (empty) vector, with its capacity
+  batch.swap(deferred);
+  for (auto& d : batch) {
+    if (d.next) d.next->next_request();
+    else d.fn();
+  }
   batch.clear();
+  if (running.capacity() < batch.capacity()) running.swap(batch);
   if (deferred.empty() && idle != nullptr) {
     uv_idle_stop(&idle->idle);
     if (shut) {

@@ -9,6 +9,55 @@ using namespace kupstream;
 
 namespace kupgw {
 
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kKeptBlocks = 0;
+#else
+constexpr std::size_t kKeptBlocks = 1024;
+#endif
+
+struct FreeBlocks {
+  std::vector<void*> blocks;
+  ~FreeBlocks() {
+    for (void* p : blocks) ::operator delete(p);
+  }
+};
+
+FreeBlocks& free_blocks() {
+  thread_local FreeBlocks f;
+  return f;
+}
+
+}  // namespace
+
+void* ProxyExchange::operator new(std::size_t size) {
+  auto& f = free_blocks().blocks;
+  if (size == sizeof(ProxyExchange) && !f.empty()) {
+    void* p = f.back();
+    f.pop_back();
+    return p;
+  }
+  return ::operator new(size);
+}
+
+void ProxyExchange::operator delete(void* p, std::size_t size) noexcept {
+  auto& f = free_blocks().blocks;
+  if (size == sizeof(ProxyExchange) && f.size() < kKeptBlocks && f.size() < f.capacity()) {
+    f.push_back(p);
+    return;
+  }
+  if (size == sizeof(ProxyExchange) && f.size() < kKeptBlocks) {
+    try {
+      f.reserve(f.empty() ? 64 : f.size() * 2);
+      f.push_back(p);
+      return;
+    } catch (...) {
+    }
+  }
+  ::operator delete(p);
+}
+
 ProxyExchange::ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> generation, UpstreamHandle& upstream,
                              RequestHead& head, ResponseWriter& writer)
     : gateway_(gateway), generation_(std::move(generation)), upstream_(upstream), writer_(writer) {
@@ -48,11 +97,8 @@ void ProxyExchange::forward() {
   forwarded_ = true;
   ForwardHandlers h;
   h.on_head = [this](const ForwardResponseHead& head) {
-    std::vector<HeaderField> headers;
-    headers.reserve(head.headers.size());
-    for (const auto& [k, v] : head.headers) headers.emplace_back(k, v);
     count(head.status);
-    writer_.start(head.status, headers, head.content_length);
+    writer_.start(head.status, head.headers, head.content_length);  // same pair type: no copy
   };
   h.on_body = [this](std::string_view data) {
     if (!writer_.write(data) && upstream_request_) {
@@ -99,7 +145,18 @@ void ProxyExchange::fail(const Error& error) {
   writer_.simple(status, fmt::format("{}: upstream {}: {}\n", text, upstream_.entry.config.name, name));
 }
 
-void ProxyExchange::count(int status) { gateway_.counters().responses[{upstream_.entry.config.name, status}]++; }
+void ProxyExchange::count(int status) {
+  // The (upstream, status) counter, found once per upstream and status: map nodes never move.
+  for (auto& [code, counter] : upstream_.response_counters) {
+    if (code == status) {
+      ++*counter;
+      return;
+    }
+  }
+  auto& counter = gateway_.counters().responses[{upstream_.entry.config.name, status}];
+  upstream_.response_counters.emplace_back(status, &counter);
+  ++counter;
+}
 
 void ProxyExchange::on_body(std::string_view data) {
   if (buffering_) {

@@ -1,7 +1,6 @@
 #include "router.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace kupgw {
 
@@ -20,7 +19,8 @@ std::string Router::normalize_host(std::string_view h) {
     host = host.substr(0, colon);
   }
   std::string out(host);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
   return out;
 }
 

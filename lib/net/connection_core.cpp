@@ -18,6 +18,9 @@ struct ConnectionCore::Depth {
 
 namespace {
 
+// Larger request heads (with a buffered body) are not kept between exchanges.
+constexpr std::size_t kMaxKeptHeadBuffer = 16 * 1024;
+
 std::string default_authority(const HttpConnectionOptions& o) {
   bool v6 = o.host.find(':') != std::string::npos;
   std::string host = v6 ? "[" + o.host + "]" : o.host;
@@ -72,9 +75,18 @@ struct ParserCallbacks {
   }
   static int on_header_value_complete(llhttp_t* p) {
     ConnectionCore& c = self(p);
-    if (c.head_.headers.size() >= c.options_.limits.max_header_count)
+    auto& headers = c.head_.headers;
+    if (c.header_count_ >= c.options_.limits.max_header_count)
       return limit(c, "response has more than " + std::to_string(c.options_.limits.max_header_count) + " header fields");
-    c.head_.headers.push_back(HttpHeader{std::move(c.field_), std::move(c.value_)});
+    if (c.header_count_ < headers.size()) {
+      // A slot left from the previous response on this connection: copied into, keeping its
+      // capacity (no allocation per header in the steady state).
+      headers[c.header_count_].name.assign(c.field_);
+      headers[c.header_count_].value.assign(c.value_);
+    } else {
+      headers.push_back(HttpHeader{std::move(c.field_), std::move(c.value_)});
+    }
+    ++c.header_count_;
     c.field_.clear();
     c.value_.clear();
     return count_bytes(c, 4);
@@ -82,6 +94,7 @@ struct ParserCallbacks {
   static int on_headers_complete(llhttp_t* p) {
     ConnectionCore& c = self(p);
     HttpResponseHead& h = c.head_;
+    if (h.headers.size() > c.header_count_) h.headers.resize(c.header_count_);  // drop the unused slots
     h.status = p->status_code;
     h.version_major = p->http_major;
     h.version_minor = p->http_minor;
@@ -227,7 +240,8 @@ Status ConnectionCore::connect(std::function<void(Status)> cb) {
 Status ConnectionCore::start(const std::shared_ptr<ExchangeCore>& ex) {
   if (closed_ || broken_) return Error{Errc::connection_closed, target_name(options_) + ": connection is closed"};
   if (active_) return Error{Errc::invalid_argument, target_name(options_) + ": an exchange is already in flight"};
-  std::string head;
+  std::string& head = head_buf_;  // reused: its capacity saves an allocation per exchange
+  head.clear();
   if (Status s = serialize_request_head(ex->request, authority_, head); !s) return s;
   if (ex->request.body_mode == BodyMode::buffered) {
     ex->body_ended = true;
@@ -252,6 +266,7 @@ Status ConnectionCore::start(const std::shared_ptr<ExchangeCore>& ex) {
   paused_input_.clear();
   if (transport_ == nullptr) begin_connect();
   transport_->write(head);
+  if (head.capacity() > kMaxKeptHeadBuffer) std::string().swap(head);
   if (ex->paused) transport_->pause_reading();
   else transport_->resume_reading();
   if (ex->want_writable && transport_->connected()) transport_->defer();  // see on_transport_deferred
@@ -261,7 +276,16 @@ Status ConnectionCore::start(const std::shared_ptr<ExchangeCore>& ex) {
 }
 
 void ConnectionCore::reset_response() {
-  head_ = HttpResponseHead{};
+  // Field by field rather than a fresh HttpResponseHead: the header slots keep their strings
+  // for the next response (see on_header_value_complete).
+  head_.status = 0;
+  head_.version_major = 1;
+  head_.version_minor = 1;
+  head_.reason.clear();
+  head_.keep_alive = true;
+  head_.content_length.reset();
+  head_.chunked = false;
+  header_count_ = 0;
   field_.clear();
   value_.clear();
   header_bytes_ = 0;

@@ -104,6 +104,8 @@ class ConnectionCore final : private TransportSink {
 
   llhttp_t parser_;
   HttpResponseHead head_;
+  std::size_t header_count_ = 0;  // headers of the current response (head_.headers may hold more slots)
+  std::string head_buf_;          // the serialized request head, reused
   std::string field_;
   std::string value_;
   bool in_value_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "net/block_cache.h"
 #include "net/pool_core.h"
 #include "net/tls_context.h"
 
@@ -216,7 +217,7 @@ Result<std::unique_ptr<ConnectionPool>> ConnectionPool::create(uv_loop_t& loop, 
 ConnectionPool::~ConnectionPool() { core_->release(); }
 
 Result<std::unique_ptr<HttpExchange>> ConnectionPool::send(HttpRequest request, HttpHandlers handlers) {
-  auto ex = std::make_shared<ExchangeCore>();
+  auto ex = std::allocate_shared<ExchangeCore>(detail::BlockAllocator<ExchangeCore>{});
   ex->request = std::move(request);
   ex->handlers = std::move(handlers);
   if (Status s = core_->send(ex); !s) return s.error();

@@ -44,8 +44,8 @@ Status serialize_request_head(const HttpRequest& request, const std::string& aut
   if (!is_token(request.method)) return Error{Errc::invalid_argument, "request.method: '" + request.method + "' is not an HTTP token"};
   if (request.target.empty() || has_ctl(request.target) || request.target.find(' ') != std::string::npos)
     return Error{Errc::invalid_argument, "request.target: '" + request.target + "' is empty or has spaces or control characters"};
-  bool has_host = false;
-  std::size_t size = request.method.size() + request.target.size() + 64 + authority.size();
+  bool has_host = request.header_lines_have_host;
+  std::size_t size = request.method.size() + request.target.size() + 64 + authority.size() + request.header_lines.size();
   for (std::size_t i = 0; i < request.headers.size(); ++i) {
     const auto& h = request.headers[i];
     if (!is_token(h.name))
@@ -74,6 +74,7 @@ Status serialize_request_head(const HttpRequest& request, const std::string& aut
     out += h.value;
     out += "\r\n";
   }
+  out += request.header_lines;
   switch (request.body_mode) {
     case BodyMode::buffered:
       if (!request.body.empty() || method_expects_body(request.method)) {

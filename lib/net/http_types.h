@@ -41,6 +41,12 @@ struct HttpRequest {
   // Sent as given, in order. Host is added from the connection's authority when absent.
   // Content-Length / Transfer-Encoding are set by the client from body_mode; do not add them.
   std::vector<HttpHeader> headers;
+  // Header lines already serialized ("Name: value\r\n" each), sent after `headers` (a proxy
+  // builds them in one string instead of a vector of strings). The caller guarantees what
+  // serialize_request_head() checks for `headers`: names are tokens, values have no CR, LF or
+  // NUL, and neither Content-Length nor Transfer-Encoding is among them.
+  std::string header_lines;
+  bool header_lines_have_host = false;  // a Host line is among header_lines
   BodyMode body_mode = BodyMode::buffered;
   std::string body;                     // BodyMode::buffered only
   std::uint64_t content_length = 0;     // BodyMode::streamed_length only

@@ -22,6 +22,21 @@ std::string host_port(const TransportOptions& o) {
   return (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
 }
 
+// Per-thread buffers shared by all Transports of the thread: a read is consumed inside its
+// callback (the sink copies what it keeps), and callbacks never nest.
+constexpr std::size_t kReadBufferSize = 64 * 1024;
+constexpr std::size_t kPlainBufferSize = 32 * 1024;
+
+char* shared_read_buffer() {
+  thread_local std::unique_ptr<char[]> b(new char[kReadBufferSize]);
+  return b.get();
+}
+
+char* shared_plain_buffer() {
+  thread_local std::unique_ptr<char[]> b(new char[kPlainBufferSize]);
+  return b.get();
+}
+
 Errc errc_for_uv(int status) {
   switch (status) {
     case UV_ECONNRESET:
@@ -187,9 +202,9 @@ void Transport::resume_reading() {
 }
 
 void Transport::alloc_cb(uv_handle_t* handle, std::size_t /*suggested*/, uv_buf_t* buf) {
-  auto* self = static_cast<Transport*>(handle->data);
-  buf->base = self->read_buf_;
-  buf->len = sizeof self->read_buf_;
+  (void)handle;
+  buf->base = shared_read_buffer();
+  buf->len = kReadBufferSize;
 }
 
 void Transport::read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -250,14 +265,15 @@ void Transport::process_tls_input() {
     if (closing_ || sink_ == nullptr) return;
   }
   for (;;) {
-    Result<std::size_t> n = tls_->read(plain_buf_, sizeof plain_buf_);
+    char* plain = shared_plain_buffer();
+    Result<std::size_t> n = tls_->read(plain, kPlainBufferSize);
     if (!n) {
       flush_tls_output();
       fail(Error{n.error().code, "TLS from " + host_port(options_) + ": " + n.error().reason});
       return;
     }
     if (*n == 0) break;
-    sink_->on_transport_data(plain_buf_, *n);
+    sink_->on_transport_data(plain, *n);
     if (closing_ || sink_ == nullptr) return;
   }
   flush_tls_output();  // e.g. key updates / session tickets acknowledgements
@@ -271,7 +287,7 @@ void Transport::flush_tls_output() {
   if (!tls_ || !tls_->has_output()) return;
   std::string out;
   tls_->take_output(out);
-  raw_write(std::move(out));
+  raw_write(out);
 }
 
 void Transport::write(std::string_view data) {
@@ -288,7 +304,7 @@ void Transport::write(std::string_view data) {
     flush_tls_output();
     return;
   }
-  raw_write(std::string(data));
+  raw_write(data);
 }
 
 void Transport::flush_pending_plain() {
@@ -298,17 +314,18 @@ void Transport::flush_pending_plain() {
   write(data);
 }
 
-void Transport::raw_write(std::string data) {
+void Transport::raw_write(std::string_view data) {
   if (writes_in_flight_ == 0) {
-    uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+    // uv_try_write does not write through the buffer; the cast only fits uv_buf_t.
+    uv_buf_t b = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
     int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
     if (n == static_cast<int>(data.size())) return;
-    if (n > 0) data.erase(0, static_cast<std::size_t>(n));
+    if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
     // Errors other than EAGAIN surface through uv_write's callback below.
   }
   auto* w = new WriteReq{};
   w->self = this;
-  w->data = std::move(data);
+  w->data.assign(data);
   w->req.data = w;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Transport::write_cb);
@@ -341,26 +358,55 @@ void Transport::fail_later(Error error) {
   state_ = State::failed;
   pause_reading();
   deferred_error_ = std::make_unique<Error>(std::move(error));
+  timer_deadline_ = 0;
+  timer_due_ = uv_now(&loop_);
+  reference_timer(true);
   uv_timer_start(&timer_, &Transport::timer_cb, 0, 0);
 }
 
 void Transport::set_timer(std::uint64_t ms) {
   if (closing_ || deferred_error_) return;
+  const std::uint64_t deadline = uv_now(&loop_) + ms;
+  timer_deadline_ = deadline == 0 ? 1 : deadline;
+  reference_timer(true);
+  // Armed for no later than the deadline: it fires then, finds the deadline and re-arms for
+  // the rest (see timer_cb). Saves a timer-heap removal and insertion per call.
+  if (timer_due_ != 0 && timer_due_ <= deadline) return;
+  timer_due_ = deadline;
   uv_timer_start(&timer_, &Transport::timer_cb, ms, 0);
 }
 
 void Transport::clear_timer() {
-  if (!closing_ && !deferred_error_) uv_timer_stop(&timer_);
+  if (closing_ || deferred_error_) return;
+  timer_deadline_ = 0;
+  // Left armed (it fires once more for nothing) but no longer keeps the loop alive.
+  reference_timer(false);
+}
+
+void Transport::reference_timer(bool on) {
+  if (timer_referenced_ == on) return;
+  timer_referenced_ = on;
+  if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&timer_));
+  else uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
 }
 
 void Transport::timer_cb(uv_timer_t* timer) {
   auto* self = static_cast<Transport*>(timer->data);
+  self->timer_due_ = 0;
   if (self->closing_ || self->sink_ == nullptr) return;
   if (self->deferred_error_) {
     Error e = std::move(*self->deferred_error_);
     self->sink_->on_transport_error(std::move(e));
     return;
   }
+  if (self->timer_deadline_ == 0) return;  // cleared since it was armed
+  const std::uint64_t now = uv_now(&self->loop_);
+  if (now < self->timer_deadline_) {
+    self->timer_due_ = self->timer_deadline_;
+    uv_timer_start(timer, &Transport::timer_cb, self->timer_deadline_ - now, 0);
+    return;
+  }
+  self->timer_deadline_ = 0;
   self->sink_->on_transport_timer();
 }
 
@@ -369,6 +415,8 @@ void Transport::fail(Error error) {
   state_ = State::failed;
   pause_reading();
   uv_timer_stop(&timer_);
+  timer_deadline_ = 0;
+  timer_due_ = 0;
   if (sink_ != nullptr) sink_->on_transport_error(std::move(error));
 }
 

@@ -1,34 +1,70 @@
 #include "upstream/forward_headers.h"
 
-#include <algorithm>
 #include <array>
-#include <cctype>
 
 namespace kupstream::detail {
+namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
+// Header access for both header types (std::pair and net::HttpHeader).
+std::string_view name_of(const Header& h) { return h.first; }
+std::string_view value_of(const Header& h) { return h.second; }
+std::string_view name_of(const net::HttpHeader& h) { return h.name; }
+std::string_view value_of(const net::HttpHeader& h) { return h.value; }
 
-std::vector<std::string> connection_tokens(const std::vector<Header>& headers) {
+template <class H>
+std::vector<std::string> tokens_of(const std::vector<H>& headers) {
   std::vector<std::string> tokens;
-  for (const auto& [name, value] : headers) {
-    if (!iequals(name, "Connection")) continue;
+  for (const auto& h : headers) {
+    if (!iequals(name_of(h), "Connection")) continue;
+    std::string_view value = value_of(h);
     std::size_t start = 0;
     while (start <= value.size()) {
       std::size_t comma = value.find(',', start);
-      std::string token = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      token.erase(0, token.find_first_not_of(" \t"));
-      token.erase(token.find_last_not_of(" \t") + 1);
-      if (!token.empty()) tokens.push_back(token);
-      if (comma == std::string::npos) break;
+      std::string_view token = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      const auto first = token.find_first_not_of(" \t");
+      token = first == std::string_view::npos ? std::string_view{} : token.substr(first);
+      token = token.substr(0, token.find_last_not_of(" \t") + 1);
+      if (!token.empty()) tokens.emplace_back(token);
+      if (comma == std::string_view::npos) break;
       start = comma + 1;
     }
   }
   return tokens;
 }
+
+// Calls emit(name, value) for each header to send to the Pod, in order.
+template <class H, class Emit>
+void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& request, const std::string* host_override,
+                          Emit emit) {
+  const auto tokens = tokens_of(headers);
+  std::string forwarded_for;
+  for (const auto& h : headers) {
+    const std::string_view name = name_of(h);
+    if (is_hop_by_hop(name, tokens)) continue;
+    if (iequals(name, "Host") || iequals(name, "Content-Length") || iequals(name, "X-Forwarded-Proto") ||
+        iequals(name, "X-Forwarded-Host"))
+      continue;
+    if (iequals(name, "X-Forwarded-For")) {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for += value_of(h);
+      continue;
+    }
+    emit(name, value_of(h));
+  }
+  const std::string& host = host_override ? *host_override : request.client_host;
+  if (!host.empty()) emit("Host", host);
+  if (!request.client_address.empty()) {
+    if (!forwarded_for.empty()) forwarded_for += ", ";
+    forwarded_for += request.client_address;
+  }
+  if (!forwarded_for.empty()) emit("X-Forwarded-For", forwarded_for);
+  if (!request.client_scheme.empty()) emit("X-Forwarded-Proto", request.client_scheme);
+  if (!request.client_host.empty()) emit("X-Forwarded-Host", request.client_host);
+}
+
+}  // namespace
+
+std::vector<std::string> connection_tokens(const std::vector<Header>& headers) { return tokens_of(headers); }
 
 bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
   static constexpr std::array<std::string_view, 7> kHopByHop{"Connection", "Keep-Alive",        "Proxy-Connection",
@@ -49,27 +85,46 @@ std::vector<Header> end_to_end(const std::vector<Header>& headers) {
   return out;
 }
 
+void append_end_to_end(const std::vector<net::HttpHeader>& headers, std::vector<Header>& out) {
+  const auto tokens = tokens_of(headers);
+  out.reserve(out.size() + headers.size());
+  for (const auto& h : headers)
+    if (!is_hop_by_hop(h.name, tokens)) out.emplace_back(h.name, h.value);
+}
+
 std::vector<Header> upstream_request_headers(const ForwardRequest& request, const std::string* host_override) {
   std::vector<Header> out;
-  std::string forwarded_for;
-  for (auto& h : end_to_end(request.headers)) {
-    if (iequals(h.first, "Host") || iequals(h.first, "Content-Length") || iequals(h.first, "X-Forwarded-Proto") ||
-        iequals(h.first, "X-Forwarded-Host"))
-      continue;
-    if (iequals(h.first, "X-Forwarded-For")) {
-      forwarded_for += (forwarded_for.empty() ? "" : ", ") + h.second;
-      continue;
-    }
-    out.push_back(std::move(h));
-  }
-  const std::string& host = host_override ? *host_override : request.client_host;
-  if (!host.empty()) out.emplace_back("Host", host);
-  if (!request.client_address.empty())
-    forwarded_for += (forwarded_for.empty() ? "" : ", ") + request.client_address;
-  if (!forwarded_for.empty()) out.emplace_back("X-Forwarded-For", forwarded_for);
-  if (!request.client_scheme.empty()) out.emplace_back("X-Forwarded-Proto", request.client_scheme);
-  if (!request.client_host.empty()) out.emplace_back("X-Forwarded-Host", request.client_host);
+  for_upstream_request(request.headers, request, host_override,
+                       [&](std::string_view n, std::string_view v) { out.emplace_back(std::string(n), std::string(v)); });
   return out;
+}
+
+void append_upstream_request_headers(const ForwardRequest& request, const std::string* host_override,
+                                     std::vector<net::HttpHeader>& out) {
+  out.reserve(out.size() + request.headers.size() + 4);
+  for_upstream_request(request.headers, request, host_override, [&](std::string_view n, std::string_view v) {
+    out.push_back(net::HttpHeader{std::string(n), std::string(v)});
+  });
+}
+
+bool append_upstream_header_lines(const ForwardRequest& request, const std::string* host_override, std::string& out,
+                                  bool& has_host) {
+  has_host = false;
+  bool clean = true;
+  std::size_t size = out.size() + 96 + request.client_address.size() + 2 * request.client_host.size() +
+                     request.client_scheme.size() + (host_override ? host_override->size() : 0);
+  for (const auto& [n, v] : request.headers) size += n.size() + v.size() + 4;
+  out.reserve(size);
+  for_upstream_request(request.headers, request, host_override, [&](std::string_view n, std::string_view v) {
+    for (char c : v)  // (find_first_of would call memchr once per character)
+      if (c == '\r' || c == '\n' || c == '\0') clean = false;
+    if (n.size() == 4 && iequals(n, "Host")) has_host = true;
+    out += n;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  });
+  return clean;
 }
 
 }  // namespace kupstream::detail

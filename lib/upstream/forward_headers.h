@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kupstream/upstream.h"
+#include "net/http_types.h"
 
 namespace kupstream::detail {
 
@@ -15,12 +16,36 @@ namespace kupstream::detail {
 bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& connection_tokens);
 std::vector<std::string> connection_tokens(const std::vector<Header>& headers);
 std::vector<Header> end_to_end(const std::vector<Header>& headers);
+// The same filter over a response head as the connection received it, appended to `out`
+// (the request path: one copy of each kept header, none in between).
+void append_end_to_end(const std::vector<net::HttpHeader>& headers, std::vector<Header>& out);
 
 // Headers for the Pod: end-to-end client headers without Host, Content-Length and the
 // X-Forwarded-* we set; then Host (the override, else the client's), X-Forwarded-For (the
 // client's chain plus client_address), X-Forwarded-Proto and X-Forwarded-Host.
 std::vector<Header> upstream_request_headers(const ForwardRequest& request, const std::string* host_override);
+// The same, appended to `out` as the connection's header type (the request path).
+void append_upstream_request_headers(const ForwardRequest& request, const std::string* host_override,
+                                     std::vector<net::HttpHeader>& out);
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+// The same as serialized lines ("Name: value\r\n") appended to `out`; `has_host` tells
+// whether a Host line is among them. False (out unspecified) when a value holds CR, LF or NUL:
+// the caller then uses append_upstream_request_headers, whose serializer reports it.
+// Header names must already be tokens (Upstream::forward checks them).
+bool append_upstream_header_lines(const ForwardRequest& request, const std::string* host_override, std::string& out,
+                                  bool& has_host);
+
+// ASCII case-insensitive equality (header names).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
 
 }  // namespace kupstream::detail

@@ -5,13 +5,14 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <set>
+#include <set>  // upstream.cpp
 #include <vector>
 
 #include "kupstream/upstream.h"
 #include "net/connection_pool.h"
 #include "upstream/latency_histogram.h"
 #include "upstream/pod_health.h"
+#include "upstream/request_scheduler.h"
 
 typedef struct uv_timer_s uv_timer_t;
 
@@ -38,6 +39,29 @@ struct UpstreamPod {
   std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
   std::uint64_t requests = 0, failures = 0;
   std::unique_ptr<net::ConnectionPool> pool;
+  std::string host_port;  // endpoint.host_port(), filled in by the request path on first use
+
+  const std::string& name() {
+    if (host_port.empty()) host_port = endpoint.host_port();
+    return host_port;
+  }
+};
+
+// The requests in flight of one Upstream (each holds its place: insert and erase are O(1)
+// without an allocation per request). Iterates as shared_ptrs, in no particular order.
+class LiveRequests {
+ public:
+  using Ptr = std::shared_ptr<UpstreamRequest::Impl>;
+  void insert(Ptr r);
+  void erase(UpstreamRequest::Impl& r) noexcept;
+  void clear() noexcept;
+  std::vector<Ptr>::const_iterator begin() const noexcept { return v_.begin(); }
+  std::vector<Ptr>::const_iterator end() const noexcept { return v_.end(); }
+  std::size_t size() const noexcept { return v_.size(); }
+  bool empty() const noexcept { return v_.empty(); }
+
+ private:
+  std::vector<Ptr> v_;
 };
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
@@ -69,7 +93,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   uv_timer_t* timer = nullptr;  // slow start ramps, ejection ends, health checks
   SteadyClock::time_point next_health_check{};
   SteadyClock::time_point last_rebuild{};  // when the current Picker was built
-  std::set<std::shared_ptr<UpstreamRequest::Impl>> live_requests;
+  LiveRequests live_requests;
   // Active health probes in flight; a probe past its deadline counts as a failure.
   struct Probe {
     std::string pod_key;
@@ -81,6 +105,9 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
   std::uint32_t in_flight = 0, retries_in_flight = 0;
   detail::LatencyHistogram latency;
+  // Deferred first attempts and total timeouts; created by the first forward(). Declared
+  // last: destroyed first, after shutdown() has ended every request.
+  std::unique_ptr<detail::RequestScheduler> scheduler;
 
   void log(LogLevel level, const std::string& text) const {
     if (options.log) options.log(level, text);
@@ -109,11 +136,10 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
   std::weak_ptr<Upstream::Impl> upstream;
   ForwardRequest request;
   ForwardHandlers handlers;
-  std::vector<Header> headers;  // computed once for every attempt
   std::shared_ptr<UpstreamPod> pod;
   std::unique_ptr<net::HttpExchange> exchange;
-  std::vector<std::string> tried;  // pod keys
-  std::string last_pod;            // address:port of the latest attempt, for error reasons
+  std::vector<std::string> tried;  // pod keys of earlier attempts (not the current one)
+  std::string last_pod;            // address:port of the latest failed attempt, for error reasons
   std::uint32_t attempts = 0;
   bool head_delivered = false, done = false, canceled = false, counted_retry = false;
   int calling = 0;  // depth of user handler calls: cancel() inside one must not destroy it
@@ -122,9 +148,22 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
   bool early_blocked = false;  // write_body returned false while buffering early_body
   int status = 0;
   SteadyClock::time_point start;
-  uv_timer_t* total_timer = nullptr;
+  // Place in LiveRequests, and in the RequestScheduler's deadline list (total timeout).
+  std::size_t live_index = static_cast<std::size_t>(-1);
+  Impl* deadline_prev = nullptr;
+  Impl* deadline_next = nullptr;
+  std::uint64_t deadline_ms = 0;
+  bool deadline_listed = false;
+
+  // Set while forward() runs the first attempt itself: complete() then keeps the outcome in
+  // deferred_outcome for the scheduler to deliver on a later turn (never inside forward()).
+  bool in_forward = false;
+  std::optional<Status> deferred_outcome;
 
   void attempt();
+  // The scheduler's call on a later turn: the first attempt, or the outcome kept by complete().
+  void run_deferred();
+  void on_total_timeout();
   // Ends the current attempt's hold on its Pod; `outcome`: failure, success, or neither
   // (canceled by the caller: says nothing about the Pod's health).
   enum class Outcome { failure, success, neutral };

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/defer.h"
+#include "net/block_cache.h"
 #include "upstream/forward_headers.h"
 #include "upstream/upstream_impl.h"
 
@@ -30,6 +31,15 @@ bool valid_token(std::string_view s) {
            c != '=' && c != '>' && c != '?' && c != '@' && c != '[' && c != '\\' && c != ']' && c != '{' && c != '}' &&
            c != '"';
   });
+}
+
+// Whether s holds any of the (few) characters in set. A plain loop: std::string::find_first_of
+// calls memchr once per character of s.
+bool has_any(std::string_view s, std::string_view set) {
+  for (char c : s)
+    for (char x : set)
+      if (c == x) return true;
+  return false;
 }
 
 }  // namespace
@@ -73,42 +83,78 @@ void UpstreamRequest::resume_body() {
 
 Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest request, ForwardHandlers handlers) {
   if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
-  if (request.target.empty() || request.target.find_first_of(" \r\n") != std::string::npos)
+  if (request.target.empty() || has_any(request.target, " \r\n"))
     return Error{Errc::invalid_argument, fmt::format("forward: bad target \"{}\"", request.target)};
   for (const auto& [name, value] : request.headers)
-    if (!valid_token(name) || value.find_first_of("\r\n") != std::string::npos)
+    if (!valid_token(name) || has_any(value, "\r\n"))
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
-  auto r = std::make_shared<UpstreamRequest::Impl>();
+  auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
   r->upstream = impl_;
-  r->headers = detail::upstream_request_headers(request, impl_->config.host_header ? &*impl_->config.host_header : nullptr);
   r->request = std::move(request);
   r->handlers = std::move(handlers);
   r->start = SteadyClock::now();
   ++impl_->requests;
   ++impl_->in_flight;
   impl_->live_requests.insert(r);
-  if (impl_->options.timeouts.total.count() > 0) {
-    r->total_timer = new uv_timer_t;
-    uv_timer_init(&impl_->loop, r->total_timer);
-    r->total_timer->data = r.get();
-    uv_timer_start(r->total_timer, [](uv_timer_t* t) {
-      auto* self = static_cast<UpstreamRequest::Impl*>(t->data);
-      auto keep = self->shared_from_this();
-      auto up = self->upstream.lock();
-      const std::string name = up ? up->config.name : "?";
-      const std::string pod = self->pod ? self->pod->endpoint.host_port() : self->last_pod;
-      self->exchange.reset();
-      if (self->pod) self->finish_attempt(true);
-      self->complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": Pod {}: no complete response within {} ms "
-                                                        "(total timeout, {} attempt(s))",
-                                                        name, pod.empty() ? "(none yet)" : pod,
-                                                        up ? up->options.timeouts.total.count() : 0, self->attempts)});
-    }, static_cast<std::uint64_t>(impl_->options.timeouts.total.count()), 0);
+  if (!impl_->scheduler) impl_->scheduler = std::make_unique<detail::RequestScheduler>(impl_->loop);
+  if (impl_->options.timeouts.total.count() > 0)
+    impl_->scheduler->add_deadline(*r, static_cast<std::uint64_t>(impl_->options.timeouts.total.count()));
+  // Send at once when there is a Pod to send to: the request reaches the Pod without waiting
+  // for the rest of this loop turn (no callback can run here: the exchange's handlers never
+  // run inside send(), and a failure is kept by complete() and delivered on a later turn).
+  // With no Pod yet, wait for a later turn as before: a snapshot may arrive meanwhile.
+  if (!impl_->current_picker.load()->empty()) {
+    r->in_forward = true;
+    r->attempt();
+    r->in_forward = false;
+    if (r->deferred_outcome) impl_->scheduler->defer_attempt(r);
+  } else {
+    impl_->scheduler->defer_attempt(r);
   }
-  detail::defer(impl_->loop, [weak = std::weak_ptr<UpstreamRequest::Impl>(r)] {
-    if (auto self = weak.lock(); self && !self->done && !self->canceled) self->attempt();
-  });
   return std::make_unique<UpstreamRequest>(std::move(r));
+}
+
+void UpstreamRequest::Impl::run_deferred() {
+  if (deferred_outcome) {
+    Status s = std::move(*deferred_outcome);
+    deferred_outcome.reset();
+    return complete(std::move(s));
+  }
+  attempt();
+}
+
+void UpstreamRequest::Impl::on_total_timeout() {
+  auto keep = shared_from_this();
+  auto up = upstream.lock();
+  const std::string name = up ? up->config.name : "?";
+  const std::string pod_name = pod ? pod->name() : last_pod;
+  exchange.reset();
+  if (pod) finish_attempt(true);
+  complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": Pod {}: no complete response within {} ms "
+                                              "(total timeout, {} attempt(s))",
+                                              name, pod_name.empty() ? "(none yet)" : pod_name,
+                                              up ? up->options.timeouts.total.count() : 0, attempts)});
+}
+
+void LiveRequests::insert(Ptr r) {
+  r->live_index = v_.size();
+  v_.push_back(std::move(r));
+}
+
+void LiveRequests::erase(UpstreamRequest::Impl& r) noexcept {
+  const std::size_t i = r.live_index;
+  if (i >= v_.size() || v_[i].get() != &r) return;
+  r.live_index = static_cast<std::size_t>(-1);
+  if (i + 1 != v_.size()) {
+    v_[i] = std::move(v_.back());
+    v_[i]->live_index = i;
+  }
+  v_.pop_back();  // may drop the last reference to r: nothing touches r after this
+}
+
+void LiveRequests::clear() noexcept {
+  for (auto& r : v_) r->live_index = static_cast<std::size_t>(-1);
+  v_.clear();
 }
 
 void UpstreamRequest::Impl::attempt() {
@@ -131,10 +177,9 @@ void UpstreamRequest::Impl::attempt() {
                                                          picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
   }
   pod = chosen;
-  last_pod = pod->endpoint.host_port();
-  tried.push_back(pod->key);
   net::ConnectionPool* pool = up->pool_for(*pod);
   if (!pool) {
+    last_pod = pod->name();
     pod = nullptr;  // its load was not started: nothing to finish
     return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->config.name, last_pod)});
   }
@@ -144,7 +189,12 @@ void UpstreamRequest::Impl::attempt() {
   net::HttpRequest out;
   out.method = request.method;
   out.target = request.target;
-  for (const auto& [n, v] : headers) out.headers.push_back({n, v});
+  const std::string* host_override = up->config.host_header ? &*up->config.host_header : nullptr;
+  if (!detail::append_upstream_header_lines(request, host_override, out.header_lines, out.header_lines_have_host)) {
+    out.header_lines.clear();
+    out.header_lines_have_host = false;
+    detail::append_upstream_request_headers(request, host_override, out.headers);
+  }
   if (!request.streamed) {
     out.body_mode = net::BodyMode::buffered;
     out.body = request.body;
@@ -155,11 +205,14 @@ void UpstreamRequest::Impl::attempt() {
     out.body_mode = net::BodyMode::streamed_chunked;
   }
 
-  std::weak_ptr<Impl> weak = keep;
+  // The handlers capture a plain pointer (stored inside std::function without an allocation):
+  // they only run while this Impl owns the exchange, and dropping the exchange (also from
+  // ~Impl) guarantees that none runs afterwards. Each takes a reference for its duration.
+  Impl* raw = this;
   net::HttpHandlers h;
-  h.on_head = [weak](const net::HttpResponseHead& head) {
-    auto self = weak.lock();
-    if (!self || self->done) return;
+  h.on_head = [raw](const net::HttpResponseHead& head) {
+    auto self = raw->shared_from_this();
+    if (self->done) return;
     auto owner = self->upstream.lock();
     if (!owner) return;
     self->status = head.status;
@@ -172,28 +225,23 @@ void UpstreamRequest::Impl::attempt() {
     }
     ForwardResponseHead fh;
     fh.status = head.status;
-    std::vector<Header> hs;
-    for (const auto& x : head.headers) hs.emplace_back(x.name, x.value);
-    fh.headers = detail::end_to_end(hs);
+    detail::append_end_to_end(head.headers, fh.headers);
     fh.content_length = head.content_length;
-    fh.pod = self->pod->endpoint.host_port();
+    fh.pod = self->pod->name();
     fh.attempts = self->attempts;
     self->head_delivered = true;
     self->call(&ForwardHandlers::on_head, fh);
   };
-  h.on_body = [weak](std::string_view bytes) {
-    if (auto self = weak.lock()) self->call(&ForwardHandlers::on_body, bytes);
-  };
-  h.on_writable = [weak] {
-    if (auto self = weak.lock()) self->call(&ForwardHandlers::on_writable);
-  };
-  h.on_complete = [weak](Status s) {
-    auto self = weak.lock();
-    if (!self || self->done) return;
+  h.on_body = [raw](std::string_view bytes) { raw->call(&ForwardHandlers::on_body, bytes); };
+  h.on_writable = [raw] { raw->call(&ForwardHandlers::on_writable); };
+  h.on_complete = [raw](Status s) {
+    auto self = raw->shared_from_this();
+    if (self->done) return;
     auto owner = self->upstream.lock();
     if (!owner) return;
     const bool pod_failure = !s.ok() || self->status >= 500;
-    const std::string pod_name = self->pod->endpoint.host_port();
+    std::string pod_name;
+    if (!s.ok()) pod_name = self->pod->name();
     self->exchange.reset();
     self->finish_attempt(pod_failure);
     if (!s.ok() && !self->head_delivered) {
@@ -211,9 +259,10 @@ void UpstreamRequest::Impl::attempt() {
   };
   auto ex = pool->send(std::move(out), std::move(h));
   if (!ex) {
+    const std::string pod_name = pod ? pod->name() : std::string("?");
     finish_attempt(true);
-    return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name,
-                                                       pod ? pod->endpoint.host_port() : "?", ex.error().reason)});
+    return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name, pod_name,
+                                                       ex.error().reason)});
   }
   exchange = std::move(*ex);
   if (request.streamed) {
@@ -238,6 +287,11 @@ void UpstreamRequest::Impl::finish_attempt(Outcome outcome) {
   auto p = std::move(pod);
   pod = nullptr;
   p->load->finish();
+  if (outcome == Outcome::failure) {
+    // A retry may follow: it avoids this Pod, and error reasons name it.
+    tried.push_back(p->key);
+    last_pod = p->name();
+  }
   if (auto up = upstream.lock(); up && !up->stopped) {
     if (outcome != Outcome::neutral) up->record_result(*p, outcome == Outcome::failure);
     up->release_pod_if_gone(p);
@@ -265,6 +319,10 @@ void UpstreamRequest::Impl::retry(Upstream::Impl& up) {
 
 void UpstreamRequest::Impl::complete(Status s) {
   if (done) return;
+  if (in_forward) {
+    deferred_outcome = std::move(s);  // forward() has it delivered on a later turn
+    return;
+  }
   done = true;
   close_timer();
   auto keep = shared_from_this();
@@ -273,7 +331,7 @@ void UpstreamRequest::Impl::complete(Status s) {
     if (counted_retry) --up->retries_in_flight;
     if (!s.ok()) ++up->failures;
     up->latency.record(SteadyClock::now() - start);
-    up->live_requests.erase(keep);
+    up->live_requests.erase(*this);
   }
   auto cb = std::move(handlers.on_complete);
   if (calling == 0) handlers = {};
@@ -294,16 +352,14 @@ void UpstreamRequest::Impl::cancel() {
     if (auto up = upstream.lock()) {
       --up->in_flight;
       if (counted_retry) --up->retries_in_flight;
-      up->live_requests.erase(shared_from_this());
+      up->live_requests.erase(*this);
     }
   }
 }
 
 void UpstreamRequest::Impl::close_timer() {
-  if (!total_timer) return;
-  uv_timer_stop(total_timer);
-  uv_close(reinterpret_cast<uv_handle_t*>(total_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-  total_timer = nullptr;
+  if (!deadline_listed) return;
+  if (auto up = upstream.lock(); up && up->scheduler) up->scheduler->remove_deadline(*this);
 }
 
 }  // namespace kupstream

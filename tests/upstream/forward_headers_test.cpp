@@ -39,4 +39,36 @@ TEST_SUITE("forward headers") {
     auto plain = upstream_request_headers(r, nullptr);
     CHECK(find(plain, "Host") == "gw.example.com");
   }
+
+  TEST_CASE("the serialized header lines are the same headers in the same order") {
+    ForwardRequest r;
+    r.headers = {{"host", "gw.example.com"}, {"Connection", "close, X-Hop"}, {"X-Hop", "1"},
+                 {"X-Forwarded-For", "192.0.2.1"}, {"Accept", "*/*"}};
+    r.client_address = "127.0.0.9";
+    r.client_host = "gw.example.com";
+    const std::string override_value = "pods.internal";
+    for (const std::string* override_host : std::vector<const std::string*>{nullptr, &override_value}) {
+      std::string expected;
+      for (const auto& [n, v] : upstream_request_headers(r, override_host)) expected += n + ": " + v + "\r\n";
+      std::string lines = "kept\r\n";
+      bool has_host = false;
+      REQUIRE(append_upstream_header_lines(r, override_host, lines, has_host));
+      CHECK(lines == "kept\r\n" + expected);
+      CHECK(has_host);
+    }
+  }
+
+  TEST_CASE("header lines are refused when a value holds CR, LF or NUL, and Host is reported only when present") {
+    ForwardRequest r;
+    r.headers = {{"A", std::string("x\0y", 3)}};
+    std::string lines;
+    bool has_host = true;
+    CHECK_FALSE(append_upstream_header_lines(r, nullptr, lines, has_host));
+    r.headers = {{"A", "b"}};
+    r.client_host.clear();
+    lines.clear();
+    REQUIRE(append_upstream_header_lines(r, nullptr, lines, has_host));
+    CHECK_FALSE(has_host);
+    CHECK(lines.find("A: b\r\n") == 0);
+  }
 }
