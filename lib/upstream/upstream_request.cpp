@@ -171,6 +171,19 @@ void UpstreamRequest::Impl::attempt() {
     chosen = up->picked_pods[pick.index];
     if (std::find(tried.begin(), tried.end(), chosen->key) == tried.end()) break;
   }
+  // The draws kept landing on tried Pods (a policy that favours them, such as consistent hash,
+  // or bad luck with random): take the first untried Pod of the Picker, from a request-dependent
+  // start so that retries do not all pile onto one Pod.
+  if (chosen && !tried.empty() && std::find(tried.begin(), tried.end(), chosen->key) != tried.end()) {
+    const std::size_t n = up->picked_pods.size();
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto& candidate = up->picked_pods[(request.hash + k) % n];
+      if (std::find(tried.begin(), tried.end(), candidate->key) == tried.end()) {
+        chosen = candidate;
+        break;
+      }
+    }
+  }
   if (!chosen) {
     ++up->no_endpoint;
     return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->config.name,

@@ -78,6 +78,29 @@ TEST_SUITE("Upstream") {
     CHECK(env.upstream->stats().retries == static_cast<std::uint64_t>(retried));
   }
 
+  TEST_CASE("a retry reaches the one untried Pod even when the policy keeps drawing the tried one") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 2, "far", 27);  // Pod 0: service "far-heavy" (weight 100), Pod 1: "far-light" (1)
+    farm.set_failing(0, true);
+    UpstreamEnv env;
+    env.admin("tke-a", {apply_op(service_object("far-heavy", farm.port())), apply_op(service_object("far-light", farm.port())),
+                        apply_op(slice_object("far-heavy", "far-heavy-1", farm.port(), {{farm.address(0), farm.name(0)}})),
+                        apply_op(slice_object("far-light", "far-light-1", farm.port(), {{farm.address(1), farm.name(1)}}))});
+    UpstreamConfig c;
+    c.name = "far";
+    c.policy = BalancerPolicy::random;  // draws Pod 0 with probability 100/101: eight draws in a row often
+    c.services = {UpstreamEnv::ref("tke-a", "far-heavy", 100), UpstreamEnv::ref("tke-a", "far-light", 1)};
+    UpstreamOptions o;
+    o.outlier.consecutive_failures = 0;  // keep the failing Pod in rotation
+    env.start(c, o);
+    for (int i = 0; i < 20; ++i) {
+      auto r = env.get("/");
+      REQUIRE(r.status.ok());
+      CHECK(r.code == 200);
+      CHECK(r.body == farm.name(1) + "\n");
+    }
+  }
+
   TEST_CASE("a refused connection is retried on another Pod for any method") {
     TempDir dir;
     PodFarm farm(dir.path(), 1, "rf", 12);
