@@ -47,6 +47,8 @@ void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
     ++counts.without_port;
     return;
   }
+  out.reserve(out.size() + slice.endpoints.size());
+  if (keys) keys->reserve(keys->size() + slice.endpoints.size());
   for (const auto& e : slice.endpoints) {
     if (e.addresses.empty()) continue;
     const auto key = parse_address(e.addresses[0], slice.address_type, static_cast<std::uint16_t>(*number));
@@ -96,6 +98,9 @@ SliceMergeResult merge_slices(const SliceMergeInput& in) {
   out.problem = resolve_port(in, out.port_name);
   if (out.problem != PortProblem::none) return out;
   MergeCounts counts;
+  std::size_t total = 0;
+  for (const auto& [name, slice] : *in.slices) total += slice.endpoints.size();
+  out.endpoints.reserve(total);  // (merge_one's own reserve then never grows it slice by slice)
   for (const auto& [name, slice] : *in.slices) merge_one(slice, out.port_name, in.allowed_nodes, counts, out.endpoints);
   out.notes = notes_of(counts, out.port_name);
   return out;
@@ -161,6 +166,7 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   // slice order (EndpointSet::make's rule). Only the fresh entries are sorted; they are merged
   // into the kept order in one linear pass. References keep the Endpoints in place.
   std::vector<Ref> added;
+  for (const Entry* e : fresh) added.reserve(added.size() + e->endpoints->size());
   for (auto& [name, entry] : cache_) {
     if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
     for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({&(*entry.endpoints)[i], &entry.keys[i], &entry, &name, i});
@@ -169,8 +175,11 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   const auto before = [](const Ref& a, const Ref& b) { return Ref::before(a, b); };
   std::sort(added.begin(), added.end(), before);
   if (!added.empty()) {
-    std::vector<Ref> merged(sorted_.size() + added.size());
+    // Into the spare buffer of the previous build: no large allocation on the event path.
+    std::vector<Ref> merged = std::move(spare_);
+    merged.resize(sorted_.size() + added.size());
     std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), merged.begin(), before);
+    spare_ = std::move(sorted_);
     sorted_ = std::move(merged);
   }
 

@@ -98,6 +98,7 @@ class SnapshotBuilder {
   };
   std::map<std::string, Entry, std::less<>> cache_;
   std::vector<Ref> sorted_;  // every cached endpoint, ordered by Ref::before
+  std::vector<Ref> spare_;   // the previous order's storage, reused by the next merge
   std::string port_name_;
   std::uint64_t nodes_epoch_ = 0;
   bool filtered_ = false;
