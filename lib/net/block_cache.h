@@ -6,8 +6,9 @@
 //
 // Thread: each thread has its own lists (a block may be freed on another thread: it then
 // joins that thread's list). At most kMaxCached blocks per size are kept; the rest, and all
-// of them at thread exit, go back to operator delete. Under AddressSanitizer blocks are not
-// kept (use-after-free stays detectable).
+// of them at thread exit, go back to operator delete (and so do blocks freed on that thread
+// after its list is gone). Under AddressSanitizer blocks are not kept (use-after-free stays
+// detectable).
 #pragma once
 
 #include <cstddef>
@@ -48,6 +49,7 @@ class BlockCache {
 
   static void* get() {
 #if KUPSTREAM_BLOCK_CACHE
+    if (gone()) return Blocks<Size, Align>::allocate();
     auto& l = list();
     if (!l.blocks.empty()) {
       void* p = l.blocks.back();
@@ -60,6 +62,7 @@ class BlockCache {
 
   static void put(void* p) noexcept {
 #if KUPSTREAM_BLOCK_CACHE
+    if (gone()) return Blocks<Size, Align>::release(p);
     auto& l = list();
     if (l.blocks.size() < kMaxCached && l.reserve()) {
       l.blocks.push_back(p);
@@ -83,8 +86,16 @@ class BlockCache {
     }
     ~List() {
       for (void* p : blocks) Blocks<Size, Align>::release(p);
+      gone() = true;
     }
   };
+  // Set once this thread's list is destroyed: a block freed later on the same thread (by a
+  // host's static destructor, which runs after the main thread's thread_locals) bypasses it.
+  // A trivially destructible thread_local stays usable until the thread is gone.
+  static bool& gone() noexcept {
+    thread_local bool g = false;
+    return g;
+  }
   static List& list() {
     thread_local List l;
     return l;
