@@ -12,18 +12,6 @@ using namespace kupstream::test;
 
 namespace {
 
-std::vector<PodSpec> pods_of(const PodFarm& farm) {
-  std::vector<PodSpec> out;
-  for (int i = 0; i < farm.size(); ++i) out.push_back({farm.address(i), farm.name(i)});
-  return out;
-}
-
-void publish(UpstreamEnv& env, const std::string& cluster, const std::string& service, const PodFarm& farm,
-             std::vector<PodSpec> pods) {
-  env.admin(cluster, {apply_op(service_object(service, farm.port())),
-                      apply_op(slice_object(service, service + "-1", farm.port(), pods))});
-}
-
 UpstreamConfig config_of(std::string name, std::vector<ServiceRef> refs, WeightMode mode = WeightMode::per_pod) {
   UpstreamConfig c;
   c.name = std::move(name);
@@ -51,8 +39,8 @@ TEST_SUITE("Upstream") {
     PodFarm a(dir_a.path(), 3, "a", 1);
     PodFarm b(dir_b.path(), 2, "b", 2);
     UpstreamEnv env({"tke-a", "tke-b"});
-    publish(env, "tke-a", "wa", a, pods_of(a));
-    publish(env, "tke-b", "wb", b, pods_of(b));
+    env.publish("tke-a", "wa", a.port(), pods_of(a));
+    env.publish("tke-b", "wb", b.port(), pods_of(b));
     for (WeightMode mode : {WeightMode::per_pod, WeightMode::per_service}) {
       CAPTURE(to_string(mode));
       env.start(config_of("mix", {UpstreamEnv::ref("tke-a", "wa", 3), UpstreamEnv::ref("tke-b", "wb", 1)}, mode));
@@ -77,8 +65,8 @@ TEST_SUITE("Upstream") {
     PodFarm a(dir_a.path(), 2, "za", 1);
     PodFarm b(dir_b.path(), 2, "zb", 2);
     UpstreamEnv env({"tke-a", "tke-b"});
-    publish(env, "tke-a", "za", a, pods_of(a));
-    publish(env, "tke-b", "zb", b, pods_of(b));
+    env.publish("tke-a", "za", a.port(), pods_of(a));
+    env.publish("tke-b", "zb", b.port(), pods_of(b));
     env.start(config_of("zero", {UpstreamEnv::ref("tke-a", "za", 1), UpstreamEnv::ref("tke-b", "zb", 0)}));
     auto r = env.traffic(400, 8);
     CHECK(r.failed == 0);
@@ -92,11 +80,11 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 2, "ss", 4);
     UpstreamEnv env;
-    publish(env, "tke-a", "ss", farm, {{farm.address(0), farm.name(0)}});
+    env.publish("tke-a", "ss", farm.port(), {{farm.address(0), farm.name(0)}});
     UpstreamOptions o;
     o.slow_start = std::chrono::milliseconds{1500};
     env.start(config_of("slow", {UpstreamEnv::ref("tke-a", "ss")}), o);
-    publish(env, "tke-a", "ss", farm, pods_of(farm));
+    env.publish("tke-a", "ss", farm.port(), pods_of(farm));
     REQUIRE(env.loop.run_until([&] { return env.upstream->picker()->pickable() == 2; }, 10000));
     // Shares of the new Pod in successive 250 ms windows while the ramp runs (traffic flows
     // throughout), then after it.
@@ -130,7 +118,7 @@ TEST_SUITE("Upstream") {
     PodFarm farm(dir.path(), 2, "tp", 5);
     farm.add_file("big", std::string(1 << 20, 'x'));
     UpstreamEnv env;
-    publish(env, "tke-a", "tp", farm, pods_of(farm));
+    env.publish("tke-a", "tp", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.seed = 7;
     env.start(config_of("term", {UpstreamEnv::ref("tke-a", "tp")}), o);
@@ -160,7 +148,7 @@ TEST_SUITE("Upstream") {
     auto specs = pods_of(farm);
     specs[busy].ready = false;
     specs[busy].terminating = true;
-    publish(env, "tke-a", "tp", farm, specs);
+    env.publish("tke-a", "tp", farm.port(), specs);
     REQUIRE(env.loop.run_until([&] { return env.upstream->stats().services[0].draining == 1; }, 10000));
     auto r = env.traffic(200, 8);
     CHECK(r.failed == 0);
@@ -185,14 +173,14 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 2, "dr", 6);
     UpstreamEnv env;
-    publish(env, "tke-a", "dr", farm, pods_of(farm));
+    env.publish("tke-a", "dr", farm.port(), pods_of(farm));
     env.start(config_of("drain", {UpstreamEnv::ref("tke-a", "dr")}));
     auto specs = pods_of(farm);
     for (auto& p : specs) {
       p.ready = false;
       p.terminating = true;
     }
-    publish(env, "tke-a", "dr", farm, specs);
+    env.publish("tke-a", "dr", farm.port(), specs);
     REQUIRE(env.loop.run_until([&] { return env.upstream->stats().using_draining; }, 10000));
     auto r = env.traffic(100, 4);
     CHECK(r.failed == 0);
@@ -200,7 +188,7 @@ TEST_SUITE("Upstream") {
     // A ready Pod again: the draining ones stop getting new requests.
     specs[0].ready = true;
     specs[0].terminating = false;
-    publish(env, "tke-a", "dr", farm, specs);
+    env.publish("tke-a", "dr", farm.port(), specs);
     REQUIRE(env.loop.run_until([&] { return !env.upstream->stats().using_draining; }, 10000));
     auto r2 = env.traffic(100, 4);
     CHECK(r2.by_body[farm.name(0)] == 100);
@@ -211,7 +199,7 @@ TEST_SUITE("Upstream") {
     PodFarm farm(dir.path(), 6, "ru", 7);  // Pods 0-2: v1, Pods 3-5: v2
     UpstreamEnv env;
     std::vector<PodSpec> v1 = {{farm.address(0), farm.name(0)}, {farm.address(1), farm.name(1)}, {farm.address(2), farm.name(2)}};
-    publish(env, "tke-a", "ru", farm, v1);
+    env.publish("tke-a", "ru", farm.port(), v1);
     env.start(config_of("roll", {UpstreamEnv::ref("tke-a", "ru")}));
     for (int i = 0; i < 3; ++i) farm.set_failing(3 + i, true);  // not started yet: answers 503
     TrafficLoop traffic(*env.upstream, 8);

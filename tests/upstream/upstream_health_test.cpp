@@ -12,16 +12,6 @@ using namespace kupstream::test;
 
 namespace {
 
-std::vector<PodSpec> pods_of(const PodFarm& farm) {
-  std::vector<PodSpec> out;
-  for (int i = 0; i < farm.size(); ++i) out.push_back({farm.address(i), farm.name(i)});
-  return out;
-}
-
-void publish(UpstreamEnv& env, const std::string& service, int port, const std::vector<PodSpec>& pods) {
-  env.admin("tke-a", {apply_op(service_object(service, port)), apply_op(slice_object(service, service + "-1", port, pods))});
-}
-
 UpstreamConfig config_of(const std::string& service) {
   UpstreamConfig c;
   c.name = service;
@@ -51,7 +41,7 @@ TEST_SUITE("Upstream") {
     PodFarm farm(dir.path(), 2, "rt", 11);
     farm.set_failing(0, true);
     UpstreamEnv env;
-    publish(env, "rt", farm.port(), pods_of(farm));
+    env.publish("tke-a", "rt", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.outlier.consecutive_failures = 0;  // keep the failing Pod in rotation
     env.start(config_of("rt"), o);
@@ -83,9 +73,8 @@ TEST_SUITE("Upstream") {
     PodFarm farm(dir.path(), 2, "far", 27);  // Pod 0: service "far-heavy" (weight 100), Pod 1: "far-light" (1)
     farm.set_failing(0, true);
     UpstreamEnv env;
-    env.admin("tke-a", {apply_op(service_object("far-heavy", farm.port())), apply_op(service_object("far-light", farm.port())),
-                        apply_op(slice_object("far-heavy", "far-heavy-1", farm.port(), {{farm.address(0), farm.name(0)}})),
-                        apply_op(slice_object("far-light", "far-light-1", farm.port(), {{farm.address(1), farm.name(1)}}))});
+    env.publish("tke-a", "far-heavy", farm.port(), {{farm.address(0), farm.name(0)}});
+    env.publish("tke-a", "far-light", farm.port(), {{farm.address(1), farm.name(1)}});
     UpstreamConfig c;
     c.name = "far";
     c.policy = BalancerPolicy::random;  // draws Pod 0 with probability 100/101: eight draws in a row often
@@ -105,7 +94,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 1, "rf", 12);
     UpstreamEnv env;
-    publish(env, "rf", farm.port(), {{farm.address(0), farm.name(0)}, {farm.dead_address(), "dead"}});
+    env.publish("tke-a", "rf", farm.port(), {{farm.address(0), farm.name(0)}, {farm.dead_address(), "dead"}});
     UpstreamOptions o;
     o.outlier.consecutive_failures = 0;
     env.start(config_of("rf"), o);
@@ -142,7 +131,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 2, "sl", 17);
     UpstreamEnv env;
-    publish(env, "sl", farm.port(), pods_of(farm));
+    env.publish("tke-a", "sl", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.max_idle_per_pod = 0;  // a fresh connection per request: a stopped listener shows at once
     o.outlier.consecutive_failures = 2;
@@ -204,7 +193,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 4, "ej", 13);
     UpstreamEnv env;
-    publish(env, "ej", farm.port(), pods_of(farm));
+    env.publish("tke-a", "ej", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.retries.max_retries = 0;
     o.outlier.consecutive_failures = 3;
@@ -269,7 +258,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 4, "pa", 14);
     UpstreamEnv env;
-    publish(env, "pa", farm.port(), pods_of(farm));
+    env.publish("tke-a", "pa", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.retries.max_retries = 0;
     o.outlier.consecutive_failures = 2;
@@ -293,7 +282,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 2, "hc", 15);
     UpstreamEnv env;
-    publish(env, "hc", farm.port(), pods_of(farm));
+    env.publish("tke-a", "hc", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.health_check.enabled = true;
     o.health_check.interval = std::chrono::milliseconds{50};
@@ -317,7 +306,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 3, "tk", 19);
     UpstreamEnv env;
-    publish(env, "tk", farm.port(), pods_of(farm));
+    env.publish("tke-a", "tk", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.health_check.enabled = true;
     o.health_check.interval = std::chrono::milliseconds{5};

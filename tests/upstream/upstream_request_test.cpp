@@ -19,16 +19,6 @@ using namespace kupstream::test;
 
 namespace {
 
-std::vector<PodSpec> pods_of(const PodFarm& farm) {
-  std::vector<PodSpec> out;
-  for (int i = 0; i < farm.size(); ++i) out.push_back({farm.address(i), farm.name(i)});
-  return out;
-}
-
-void publish(UpstreamEnv& env, const std::string& service, int port, const std::vector<PodSpec>& pods) {
-  env.admin("tke-a", {apply_op(service_object(service, port)), apply_op(slice_object(service, service + "-1", port, pods))});
-}
-
 UpstreamConfig config_of(const std::string& service, std::optional<std::string> host = std::nullopt,
                          Scheme scheme = Scheme::http) {
   UpstreamConfig c;
@@ -57,7 +47,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 1, "hd", 21);
     UpstreamEnv env;
-    publish(env, "hd", farm.port(), pods_of(farm));
+    env.publish("tke-a", "hd", farm.port(), pods_of(farm));
     env.start(config_of("hd", "api.internal:8080"));
     ForwardRequest req;
     req.target = "/headers";
@@ -84,7 +74,7 @@ TEST_SUITE("Upstream") {
     TempDir www;
     PodFarm farm(www.path(), 2, "tls", 22, &pki);
     UpstreamEnv env;
-    publish(env, "tls", farm.port(), pods_of(farm));
+    env.publish("tke-a", "tls", farm.port(), pods_of(farm));
     UpstreamOptions o;
     o.tls.ca_file = pki.ca_cert;
     env.start(config_of("tls", "api.kupstream.test", Scheme::https), o);
@@ -134,7 +124,7 @@ TEST_SUITE("Upstream") {
     ScriptServer slow(slow_pod(2000, &self));
     self = &slow;
     UpstreamEnv env;
-    publish(env, "to", slow.port(), {{"127.0.0.1", "slow"}});
+    env.publish("tke-a", "to", slow.port(), {{"127.0.0.1", "slow"}});
     const std::string pod = "127.0.0.1:" + std::to_string(slow.port());
     UpstreamOptions o;
     o.retries.max_retries = 0;
@@ -164,7 +154,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 2, "up", 23);
     UpstreamEnv env;
-    publish(env, "up", farm.port(), pods_of(farm));
+    env.publish("tke-a", "up", farm.port(), pods_of(farm));
     env.start(config_of("up"));
     for (bool chunked : {true, false}) {
       CAPTURE(chunked);
@@ -223,7 +213,7 @@ TEST_SUITE("Upstream") {
     for (int i = 0; i < 4 * 1024 * 1024 / 8; ++i) content += fmt::format("{:07x}\n", i);
     farm.add_file("big", content);
     UpstreamEnv env;
-    publish(env, "dl", farm.port(), pods_of(farm));
+    env.publish("tke-a", "dl", farm.port(), pods_of(farm));
     env.start(config_of("dl"));
     std::string body;
     bool paused = false, done = false;
@@ -293,7 +283,7 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 2, "pm", 26);
     UpstreamEnv env;
-    publish(env, "pm", farm.port(), pods_of(farm));
+    env.publish("tke-a", "pm", farm.port(), pods_of(farm));
     env.start(config_of("pm"));
     env.traffic(50, 4);
     const std::string text = env.upstream->prometheus_text();

@@ -5,6 +5,7 @@
 #include <csignal>
 
 #include "net/tls_context.h"
+#include "upstream/support/pod_farm.h"
 
 namespace kupstream::test {
 
@@ -110,6 +111,17 @@ void UpstreamEnv::admin_async(const std::string& cluster, const std::vector<std:
   auto ex = admin_pools_.at(cluster)->send(std::move(req), std::move(h));
   REQUIRE(ex.ok());
   admin_exchanges_.push_back(std::move(*ex));
+}
+
+std::vector<PodSpec> pods_of(const PodFarm& farm) {
+  std::vector<PodSpec> out;
+  for (int i = 0; i < farm.size(); ++i) out.push_back({farm.address(i), farm.name(i)});
+  return out;
+}
+
+void UpstreamEnv::publish(const std::string& cluster, const std::string& service, int port,
+                          const std::vector<PodSpec>& pods) {
+  admin(cluster, {apply_op(service_object(service, port)), apply_op(slice_object(service, service + "-1", port, pods))});
 }
 
 void UpstreamEnv::admin(const std::string& cluster, const std::vector<std::string>& ops) {

@@ -34,6 +34,10 @@ std::string slice_object(const std::string& service, const std::string& slice, i
 std::string apply_op(const std::string& object);
 std::string delete_slice_op(const std::string& slice);
 
+class PodFarm;
+// Every Pod of the farm, ready, under its name.
+std::vector<PodSpec> pods_of(const PodFarm& farm);
+
 // The kubesim process for `cluster`, started on first use and kept for the whole binary.
 KubesimProcess& shared_kubesim(const std::string& cluster);
 
@@ -61,6 +65,9 @@ class UpstreamEnv {
   void admin(const std::string& cluster, const std::vector<std::string>& ops);
   // Same, without waiting: `done` runs on the loop with the HTTP status.
   void admin_async(const std::string& cluster, const std::vector<std::string>& ops, std::function<void(int)> done = {});
+  // Applies the Service `service` (targetPort `port`) and its one slice "<service>-1" holding
+  // `pods` on `cluster`.
+  void publish(const std::string& cluster, const std::string& service, int port, const std::vector<PodSpec>& pods);
 
   // Creates the Upstream and waits until it is ready (when wait_ready).
   void start(UpstreamConfig config, UpstreamOptions options = {}, bool wait_ready = true);
