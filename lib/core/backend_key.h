@@ -7,6 +7,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace kupstream::detail {
@@ -18,8 +19,8 @@ struct BackendKey {
   std::uint16_t port = 0;
   friend auto operator<=>(const BackendKey&, const BackendKey&) = default;
 
-  // From an already parsed address (inet_pton output: 4 or 16 bytes in network order).
-  static BackendKey from_bytes(Family family, const unsigned char* bytes, std::uint16_t port) noexcept;
+  // Parses `address` as a literal of `family` (ipv4 or ipv6); nullopt when it is not one.
+  static std::optional<BackendKey> parse_as(Family family, const std::string& address, std::uint16_t port) noexcept;
   // Parses `address` as IPv4, then IPv6; `unparsed` when it is neither.
   static BackendKey parse(const std::string& address, std::uint16_t port) noexcept;
 };

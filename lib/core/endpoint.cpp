@@ -2,7 +2,6 @@
 
 #include "core/backend_key.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -15,8 +14,7 @@ std::string Endpoint::host_port() const {
 }
 
 Status validate_endpoint(const Endpoint& endpoint, std::string_view path) {
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, endpoint.address.c_str(), buf) != 1 && inet_pton(AF_INET6, endpoint.address.c_str(), buf) != 1)
+  if (detail::BackendKey::parse(endpoint.address, endpoint.port).family == detail::BackendKey::unparsed)
     return {Errc::invalid_argument,
             fmt::format("{}.address: \"{}\" is not an IPv4 or IPv6 literal", path, endpoint.address)};
   if (endpoint.port == 0) return {Errc::invalid_argument, fmt::format("{}.port: 0 is not a port 1..65535", path)};

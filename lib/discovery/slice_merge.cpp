@@ -1,6 +1,5 @@
 #include "discovery/slice_merge.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,19 +15,7 @@ const kube::ServicePort* find_service_port(const kube::Service& service, const P
   return nullptr;
 }
 
-// The address as a key, or nullopt when it is not a literal of the slice's address type.
-std::optional<BackendKey> parse_address(const std::string& address, kube::AddressType type, std::uint16_t port) {
-  unsigned char buf[16];
-  const bool v6 = type == kube::AddressType::ipv6;
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, address.c_str(), buf) != 1) return std::nullopt;
-  return BackendKey::from_bytes(v6 ? BackendKey::ipv6 : BackendKey::ipv4, buf, port);
-}
-
 std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s"); }
-
-}  // namespace
-
-namespace {
 
 // One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
 // keys when `keys` is given.
@@ -51,7 +38,8 @@ void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
   if (keys) keys->reserve(keys->size() + slice.endpoints.size());
   for (const auto& e : slice.endpoints) {
     if (e.addresses.empty()) continue;
-    const auto key = parse_address(e.addresses[0], slice.address_type, static_cast<std::uint16_t>(*number));
+    const auto key = BackendKey::parse_as(slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4,
+                                          e.addresses[0], static_cast<std::uint16_t>(*number));
     if (!key) {
       ++counts.bad_address;
       continue;
