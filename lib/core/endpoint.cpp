@@ -52,7 +52,7 @@ void sort_unique(std::vector<Endpoint>& list) {
   for (const auto& item : items) {
     if (last && !backend_less(last->key, *last->e, item.key, *item.e)) continue;
     last = &item;
-    out.push_back(*item.e);
+    out.push_back(std::move(*item.e));
   }
   list = std::move(out);
 }

@@ -154,7 +154,9 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   // slice order (EndpointSet::make's rule). Only the fresh entries are sorted; they are merged
   // into the kept order in one linear pass. References keep the Endpoints in place.
   std::vector<Ref> added;
-  for (const Entry* e : fresh) added.reserve(added.size() + e->endpoints->size());
+  std::size_t fresh_endpoints = 0;
+  for (const Entry* e : fresh) fresh_endpoints += e->endpoints->size();
+  added.reserve(fresh_endpoints);
   for (auto& [name, entry] : cache_) {
     if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
     for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({&(*entry.endpoints)[i], &entry.keys[i], &entry, &name, i});
