@@ -86,7 +86,7 @@ std::string_view RequestHead::header(std::string_view name) const {
 }
 
 void ResponseWriter::simple(int status, std::string_view body, std::string_view content_type) {
-  start(status, {{"Content-Type", std::string(content_type)}}, body.size());
+  start(status, {{"Content-Type", content_type}}, body.size());
   if (!body.empty()) write(body);
   finish();
 }
@@ -206,7 +206,8 @@ class Connection final : public ResponseWriter {
   }
 
   // ResponseWriter
-  void start(int status, const std::vector<HeaderField>& headers, std::optional<std::uint64_t> length) override {
+  using ResponseWriter::start;
+  void start(int status, std::span<const HeaderFieldView> headers, std::optional<std::uint64_t> length) override {
     if (closing_ || response_started_) return;
     response_started_ = true;
     if (status >= 100 && status < 600) server_->stats.responses_by_class[status / 100]++;

@@ -23,8 +23,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +39,7 @@ typedef struct uv_loop_s uv_loop_t;
 namespace kupgw {
 
 using HeaderField = std::pair<std::string, std::string>;
+using HeaderFieldView = std::pair<std::string_view, std::string_view>;
 
 struct RequestHead {
   std::string method;
@@ -58,8 +61,12 @@ class ResponseWriter {
   virtual ~ResponseWriter() = default;
   // Status line and headers. Hop-by-hop headers (Connection, Keep-Alive, Transfer-Encoding...)
   // in `headers` are dropped; the server adds its own framing.
-  virtual void start(int status, const std::vector<HeaderField>& headers,
+  // The headers are copied out before it returns.
+  virtual void start(int status, std::span<const HeaderFieldView> headers,
                      std::optional<std::uint64_t> content_length) = 0;
+  void start(int status, std::initializer_list<HeaderFieldView> headers, std::optional<std::uint64_t> content_length) {
+    start(status, std::span<const HeaderFieldView>(headers.begin(), headers.size()), content_length);
+  }
   // False: above the high-water mark; wait for RequestHandler::on_writable().
   virtual bool write(std::string_view data) = 0;
   virtual void finish() = 0;  // the response is complete

@@ -79,6 +79,7 @@ ProxyExchange::ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> gener
       request_.body.reserve(static_cast<std::size_t>(*head.content_length));
     } else {
       request_.streamed = true;
+      streamed_ = true;
       request_.content_length = head.chunked ? std::nullopt : head.content_length;
     }
   }
@@ -98,7 +99,7 @@ void ProxyExchange::forward() {
   ForwardHandlers h;
   h.on_head = [this](const ForwardResponseHead& head) {
     count(head.status);
-    writer_.start(head.status, head.headers, head.content_length);  // same pair type: no copy
+    writer_.start(head.status, head.headers, head.content_length);  // same view type: no copy
   };
   h.on_body = [this](std::string_view data) {
     if (!writer_.write(data) && upstream_request_) {
@@ -174,7 +175,8 @@ void ProxyExchange::on_body_end() {
     forward();
     return;
   }
-  if (upstream_request_ && !done_) (void)upstream_request_->end_body();
+  // (A request without a streamed body was sent whole: nothing to end.)
+  if (streamed_ && upstream_request_ && !done_) (void)upstream_request_->end_body();
 }
 
 void ProxyExchange::on_writable() {

@@ -52,6 +52,7 @@ class ProxyExchange final : public RequestHandler {
   kupstream::ForwardRequest request_;
   std::unique_ptr<kupstream::UpstreamRequest> upstream_request_;
   bool buffering_ = false;
+  bool streamed_ = false;  // the body goes to the Upstream as it arrives
   bool forwarded_ = false;
   bool response_paused_ = false;
   bool done_ = false;

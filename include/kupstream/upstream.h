@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -100,6 +101,8 @@ struct UpstreamOptions {
 
 // One header, as sent or received.
 using Header = std::pair<std::string, std::string>;
+// One header as views into storage someone else owns (see where it is handed out).
+using HeaderView = std::pair<std::string_view, std::string_view>;
 
 struct ForwardRequest {
   std::string method = "GET";
@@ -117,11 +120,13 @@ struct ForwardRequest {
   std::uint64_t hash = 0;  // consistent_hash key (see hash_key())
 };
 
+// The Pod's response head as ForwardHandlers::on_head sees it. Lifetime: `headers` and `pod`
+// view the library's buffers and are valid only until on_head returns: copy what is kept.
 struct ForwardResponseHead {
   int status = 0;
-  std::vector<Header> headers;  // hop-by-hop headers removed
+  std::span<const HeaderView> headers;  // in order, as received; hop-by-hop headers removed
   std::optional<std::uint64_t> content_length;
-  std::string pod;       // "address:port" of the Pod that answered
+  std::string_view pod;  // "address:port" of the Pod that answered
   std::uint32_t attempts = 1;
 };
 
@@ -151,6 +156,11 @@ class KUPSTREAM_API UpstreamRequest {
   Status end_body();
   void pause_body();
   void resume_body();
+
+  // One is created and dropped per request: freed blocks are kept per thread for the next
+  // ones (bounded; not under AddressSanitizer). Any thread may free one.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
 
  private:
   std::shared_ptr<Impl> impl_;

@@ -123,4 +123,17 @@ struct BlockAllocator {
   }
 };
 
+// For a class-specific operator new/delete of T: blocks of exactly sizeof(T) come from the
+// cache (a derived class, being larger, gets its own operator new's memory).
+template <class T>
+void* cached_new(std::size_t size) {
+  if (size == sizeof(T)) return BlockCache<sizeof(T), alignof(T)>::get();
+  return ::operator new(size);
+}
+template <class T>
+void cached_delete(void* p, std::size_t size) noexcept {
+  if (size == sizeof(T)) return BlockCache<sizeof(T), alignof(T)>::put(p);
+  ::operator delete(p);
+}
+
 }  // namespace kupstream::detail

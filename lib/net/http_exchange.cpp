@@ -1,5 +1,6 @@
 #include "net/http_exchange.h"
 
+#include "net/block_cache.h"
 #include "net/connection_core.h"
 #include "net/exchange_core.h"
 #include "net/pool_core.h"
@@ -32,6 +33,9 @@ void ExchangeCore::maybe_release_handlers() {
 }
 
 HttpExchange::HttpExchange(std::shared_ptr<ExchangeCore> core) : core_(std::move(core)) {}
+
+void* HttpExchange::operator new(std::size_t size) { return detail::cached_new<HttpExchange>(size); }
+void HttpExchange::operator delete(void* p, std::size_t size) noexcept { detail::cached_delete<HttpExchange>(p, size); }
 
 HttpExchange::~HttpExchange() {
   ExchangeCore& c = *core_;

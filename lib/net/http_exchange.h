@@ -25,6 +25,10 @@ class HttpExchange {
   HttpExchange(HttpExchange&&) = delete;
   HttpExchange& operator=(HttpExchange&&) = delete;
 
+  // One per request: blocks come from the per-thread BlockCache (block_cache.h).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+
   // Streams request body bytes (BodyMode::streamed_length / streamed_chunked). Data written
   // before the connection is ready is buffered. Returns false when the send buffer is above
   // the high-water mark: wait for HttpHandlers::on_writable before writing more (data passed

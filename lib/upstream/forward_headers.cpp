@@ -5,38 +5,15 @@
 namespace kupstream::detail {
 namespace {
 
-// Header access for both header types (std::pair and net::HttpHeader).
+// Header access (the request path's std::pair headers).
 std::string_view name_of(const Header& h) { return h.first; }
 std::string_view value_of(const Header& h) { return h.second; }
-std::string_view name_of(const net::HttpHeader& h) { return h.name; }
-std::string_view value_of(const net::HttpHeader& h) { return h.value; }
-
-template <class H>
-std::vector<std::string> tokens_of(const std::vector<H>& headers) {
-  std::vector<std::string> tokens;
-  for (const auto& h : headers) {
-    if (!iequals(name_of(h), "Connection")) continue;
-    std::string_view value = value_of(h);
-    std::size_t start = 0;
-    while (start <= value.size()) {
-      std::size_t comma = value.find(',', start);
-      std::string_view token = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-      const auto first = token.find_first_not_of(" \t");
-      token = first == std::string_view::npos ? std::string_view{} : token.substr(first);
-      token = token.substr(0, token.find_last_not_of(" \t") + 1);
-      if (!token.empty()) tokens.emplace_back(token);
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
-  }
-  return tokens;
-}
 
 // Calls emit(name, value) for each header to send to the Pod, in order.
 template <class H, class Emit>
 void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& request, const std::string* host_override,
                           Emit emit) {
-  const auto tokens = tokens_of(headers);
+  const ConnectionTokens tokens(headers);
   std::string forwarded_for;
   for (const auto& h : headers) {
     const std::string_view name = name_of(h);
@@ -64,32 +41,57 @@ void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& r
 
 }  // namespace
 
-std::vector<std::string> connection_tokens(const std::vector<Header>& headers) { return tokens_of(headers); }
+ConnectionTokens::ConnectionTokens(const std::vector<Header>& headers) {
+  for (const auto& h : headers)
+    if (iequals(h.first, "Connection")) add(h.second);
+}
 
-bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
+ConnectionTokens::ConnectionTokens(const std::vector<net::HttpHeader>& headers) {
+  for (const auto& h : headers)
+    if (iequals(h.name, "Connection")) add(h.value);
+}
+
+// Splits one Connection value ("close, X-Foo") into its comma-separated names.
+void ConnectionTokens::add(std::string_view value) {
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    const std::size_t comma = value.find(',', start);
+    std::string_view token = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const auto first = token.find_first_not_of(" \t");
+    token = first == std::string_view::npos ? std::string_view{} : token.substr(first);
+    token = token.substr(0, token.find_last_not_of(" \t") + 1);
+    if (!token.empty()) {
+      if (count_ < kInline) inline_[count_++] = token;
+      else more_.push_back(token);
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+}
+
+bool ConnectionTokens::contains(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < count_; ++i)
+    if (iequals(name, inline_[i])) return true;
+  for (auto t : more_)
+    if (iequals(name, t)) return true;
+  return false;
+}
+
+bool is_hop_by_hop(std::string_view name, const ConnectionTokens& tokens) {
   static constexpr std::array<std::string_view, 7> kHopByHop{"Connection", "Keep-Alive",        "Proxy-Connection",
                                                              "TE",         "Trailer",           "Transfer-Encoding",
                                                              "Upgrade"};
   for (auto h : kHopByHop)
     if (iequals(name, h)) return true;
-  for (const auto& t : tokens)
-    if (iequals(name, t)) return true;
-  return false;
+  return tokens.contains(name);
 }
 
 std::vector<Header> end_to_end(const std::vector<Header>& headers) {
-  const auto tokens = connection_tokens(headers);
+  const ConnectionTokens tokens(headers);
   std::vector<Header> out;
   for (const auto& h : headers)
     if (!is_hop_by_hop(h.first, tokens)) out.push_back(h);
   return out;
-}
-
-void append_end_to_end(const std::vector<net::HttpHeader>& headers, std::vector<Header>& out) {
-  const auto tokens = tokens_of(headers);
-  out.reserve(out.size() + headers.size());
-  for (const auto& h : headers)
-    if (!is_hop_by_hop(h.name, tokens)) out.emplace_back(h.name, h.value);
 }
 
 std::vector<Header> upstream_request_headers(const ForwardRequest& request, const std::string* host_override) {

@@ -2,6 +2,7 @@
 // replaced, X-Forwarded-* added.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,14 +12,34 @@
 
 namespace kupstream::detail {
 
+// The header names listed in a head's Connection headers, as views into their values: the
+// headers must outlive it. No allocation for up to kInline names.
+class ConnectionTokens {
+ public:
+  explicit ConnectionTokens(const std::vector<Header>& headers);
+  explicit ConnectionTokens(const std::vector<net::HttpHeader>& headers);
+  bool contains(std::string_view name) const noexcept;  // ASCII case-insensitive
+
+ private:
+  static constexpr std::size_t kInline = 8;
+  void add(std::string_view value);
+  std::array<std::string_view, kInline> inline_{};
+  std::size_t count_ = 0;
+  std::vector<std::string_view> more_;
+};
+
 // RFC 9110 §7.6.1: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
 // Upgrade, plus every header named in Connection.
-bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& connection_tokens);
-std::vector<std::string> connection_tokens(const std::vector<Header>& headers);
+bool is_hop_by_hop(std::string_view name, const ConnectionTokens& connection_tokens);
 std::vector<Header> end_to_end(const std::vector<Header>& headers);
-// The same filter over a response head as the connection received it, appended to `out`
-// (the request path: one copy of each kept header, none in between).
-void append_end_to_end(const std::vector<net::HttpHeader>& headers, std::vector<Header>& out);
+// The same filter over a response head as the connection received it: calls keep(view) for
+// each kept header, in order (the request path: no copy).
+template <class Keep>
+void for_each_end_to_end(const std::vector<net::HttpHeader>& headers, Keep keep) {
+  const ConnectionTokens tokens(headers);
+  for (const auto& h : headers)
+    if (!is_hop_by_hop(h.name, tokens)) keep(HeaderView{h.name, h.value});
+}
 
 // Headers for the Pod: end-to-end client headers without Host, Content-Length and the
 // X-Forwarded-* we set; then Host (the override, else the client's), X-Forwarded-For (the

@@ -2,6 +2,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <array>
 
 #include "core/defer.h"
 #include "net/block_cache.h"
@@ -45,6 +46,11 @@ bool has_any(std::string_view s, std::string_view set) {
 }  // namespace
 
 UpstreamRequest::UpstreamRequest(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void* UpstreamRequest::operator new(std::size_t size) { return detail::cached_new<UpstreamRequest>(size); }
+void UpstreamRequest::operator delete(void* p, std::size_t size) noexcept {
+  detail::cached_delete<UpstreamRequest>(p, size);
+}
 
 UpstreamRequest::~UpstreamRequest() { impl_->cancel(); }
 
@@ -236,11 +242,24 @@ void UpstreamRequest::Impl::attempt() {
       self->finish_attempt(true);
       return self->retry(*owner);
     }
+    // The kept headers as views: on the stack for a usual head, in a vector for a long one.
+    std::array<HeaderView, 32> on_stack;
+    std::vector<HeaderView> spilled;
+    std::size_t kept = 0;
+    detail::for_each_end_to_end(head.headers, [&](HeaderView header) {
+      if (kept < on_stack.size()) {
+        on_stack[kept++] = header;
+        return;
+      }
+      if (spilled.empty()) spilled.assign(on_stack.begin(), on_stack.end());
+      spilled.push_back(header);
+    });
     ForwardResponseHead fh;
     fh.status = head.status;
-    detail::append_end_to_end(head.headers, fh.headers);
+    fh.headers = spilled.empty() ? std::span<const HeaderView>(on_stack.data(), kept) : std::span<const HeaderView>(spilled);
     fh.content_length = head.content_length;
-    fh.pod = self->pod->name();
+    const auto answered = self->pod;  // fh.pod stays valid if the handler cancels the request
+    fh.pod = answered->name();
     fh.attempts = self->attempts;
     self->head_delivered = true;
     self->call(&ForwardHandlers::on_head, fh);

@@ -22,6 +22,18 @@ TEST_SUITE("forward headers") {
     CHECK(out[0].first == "Accept");
   }
 
+  TEST_CASE("every name in several Connection headers is dropped, beyond the inline eight too") {
+    std::vector<Header> in{{"Connection", " x-a ,X-B,, x-c"}, {"Connection", "x-d, x-e, x-f, x-g, x-h, x-i, X-J"}};
+    for (char c = 'A'; c <= 'K'; ++c) in.emplace_back(std::string("X-") + c, "v");
+    auto out = end_to_end(in);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].first == "X-K");
+    const ConnectionTokens tokens(in);
+    CHECK(tokens.contains("x-j"));
+    CHECK_FALSE(tokens.contains("x-k"));
+    CHECK_FALSE(tokens.contains(""));
+  }
+
   TEST_CASE("the Host override replaces Host and X-Forwarded-* describe the client") {
     ForwardRequest r;
     r.headers = {{"host", "gw.example.com"}, {"X-Forwarded-For", "192.0.2.1"}, {"Content-Length", "5"}, {"A", "b"}};

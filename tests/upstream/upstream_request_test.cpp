@@ -119,6 +119,26 @@ TEST_SUITE("Upstream") {
     }
   }
 
+  TEST_CASE("on_head sees the Pod's headers in order without hop-by-hop ones, also beyond 32 of them") {
+    std::string head = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n";
+    for (int i = 0; i < 40; ++i) head += fmt::format("X-H{}: value-{}\r\n", i, i);
+    head += "X-Hop: dropped\r\nContent-Length: 2\r\n\r\nok";
+    ScriptServer pod([head](int& fd, int) {
+      while (!read_request(fd, 3000).empty())
+        if (!write_all(fd, head)) return;
+    });
+    UpstreamEnv env;
+    env.publish("tke-a", "hh", pod.port(), {{"127.0.0.1", "hh"}});
+    env.start(config_of("hh"));
+    auto r = env.get("/");
+    REQUIRE(r.status.ok());
+    CHECK(r.body == "ok");
+    CHECK(r.pod == "127.0.0.1:" + std::to_string(pod.port()));
+    REQUIRE(r.headers.size() == 41);
+    for (int i = 0; i < 40; ++i) CHECK(r.headers[i] == Header{fmt::format("X-H{}", i), fmt::format("value-{}", i)});
+    CHECK(r.headers[40] == Header{"Content-Length", "2"});
+  }
+
   TEST_CASE("a slow Pod gives timed_out naming the upstream and the Pod, for both timeouts") {
     const ScriptServer* self = nullptr;
     ScriptServer slow(slow_pod(2000, &self));

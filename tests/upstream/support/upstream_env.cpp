@@ -156,6 +156,7 @@ Outcome UpstreamEnv::send(ForwardRequest request, int timeout_ms) {
   h.on_head = [r](const ForwardResponseHead& head) {
     r->code = head.status;
     r->pod = head.pod;
+    for (const auto& [name, value] : head.headers) r->headers.emplace_back(name, value);
     r->attempts = head.attempts;
   };
   h.on_body = [r](std::string_view bytes) { r->body.append(bytes); };

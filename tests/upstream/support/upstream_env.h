@@ -46,6 +46,7 @@ struct Outcome {
   Status status;
   int code = 0;
   std::string pod, body;
+  std::vector<Header> headers;  // copied from ForwardResponseHead::headers
   std::uint32_t attempts = 0;
 };
 
