@@ -523,6 +523,14 @@ void ConnectionCore::handle_eof() {
     return;
   }
   broken_ = true;
+  // Over TLS only close_notify proves that a body delimited by the close is whole (RFC 9112
+  // 9.8); a bare TCP close may be a truncation. Framed bodies end by their framing instead.
+  if (llhttp_message_needs_eof(&parser_) != 0 && transport_ != nullptr && transport_->tls_incomplete_close()) {
+    fail(Error{Errc::connection_closed, target_name(options_) + ": TLS connection closed without close_notify after " +
+                                            std::to_string(response_bytes_) +
+                                            " bytes of a close-delimited body (it may be truncated)"});
+    return;
+  }
   llhttp_errno_t err = llhttp_finish(&parser_);
   if (released_ || closed_) return;
   if (message_done_ && (err == HPE_OK || err == HPE_PAUSED)) {

@@ -283,6 +283,8 @@ void Transport::process_tls_input() {
   }
 }
 
+bool Transport::tls_incomplete_close() const noexcept { return tls_ != nullptr && !tls_->peer_closed(); }
+
 void Transport::flush_tls_output() {
   if (!tls_ || !tls_->has_output()) return;
   std::string out;

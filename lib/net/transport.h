@@ -70,6 +70,9 @@ class Transport {
   bool connected() const noexcept { return state_ == State::ready; }
   std::string alpn() const;
   bool tls_resumed() const;
+  // After on_transport_eof: true when TLS was in use and the peer closed the TCP connection
+  // without a close_notify alert (an "incomplete close": a close-delimited body may be cut).
+  bool tls_incomplete_close() const noexcept;
   const TransportOptions& options() const noexcept { return options_; }
 
  private:

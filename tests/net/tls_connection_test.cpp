@@ -2,6 +2,7 @@
 // openssl s_server, with a throw-away PKI made by the test.
 #include <doctest/doctest.h>
 
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <memory>
@@ -91,9 +92,59 @@ Outcome fetch_once(const HttpConnectionOptions& options, const std::string& targ
   return o;
 }
 
+// Serves one HTTPS answer on fd (the test PKI's server certificate), in this process's TLS
+// library, then closes: after a close_notify alert, or (close_notify false) by just closing the
+// TCP connection, as a truncating attacker or a crashing server would.
+void serve_tls_once(int& fd, const std::string& answer, bool close_notify) {
+  // (No doctest assertion on this server thread: a failure here fails the client's handshake.)
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return;
+  SSL* ssl = nullptr;
+  if (SSL_CTX_use_certificate_chain_file(ctx, fixture().pki.server_cert.c_str()) == 1 &&
+      SSL_CTX_use_PrivateKey_file(ctx, fixture().pki.server_key.c_str(), SSL_FILETYPE_PEM) == 1)
+    ssl = SSL_new(ctx);
+  if (ssl != nullptr && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
+    std::string request;
+    char buf[1024];
+    while (request.find("\r\n\r\n") == std::string::npos) {
+      const int n = SSL_read(ssl, buf, sizeof buf);
+      if (n <= 0) break;
+      request.append(buf, static_cast<std::size_t>(n));
+    }
+    if (SSL_write(ssl, answer.data(), static_cast<int>(answer.size())) == static_cast<int>(answer.size()) &&
+        close_notify)
+      SSL_shutdown(ssl);
+  }
+  if (ssl != nullptr) SSL_free(ssl);
+  SSL_CTX_free(ctx);
+}
+
 }  // namespace
 
 TEST_SUITE("HttpConnection TLS") {
+  TEST_CASE("a close-delimited body over TLS is complete only after close_notify (RFC 9112 9.8)") {
+    const std::string answer = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe whole body";
+    ScriptServer notifying([&](int& fd, int) { serve_tls_once(fd, answer, true); });
+    Outcome o = fetch_once(tls_to("127.0.0.1", notifying.port(), context(trusting_ca())));
+    REQUIRE_MESSAGE(o.status.ok(), o.status.error().reason);
+    CHECK(o.body == "the whole body");
+
+    // Without close_notify the end of the body cannot be told from a truncation.
+    ScriptServer cut([&](int& fd, int) { serve_tls_once(fd, answer, false); });
+    o = fetch_once(tls_to("127.0.0.1", cut.port(), context(trusting_ca())));
+    REQUIRE_FALSE(o.status.ok());
+    CHECK(o.status.error().code == make_error_code(Errc::connection_closed));
+    CHECK(o.status.error().reason.find("close_notify") != std::string::npos);
+  }
+
+  TEST_CASE("a framed body over TLS is complete without close_notify, whatever follows") {
+    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nframe";
+    ScriptServer cut([&](int& fd, int) { serve_tls_once(fd, answer, false); });
+    Outcome o = fetch_once(tls_to("127.0.0.1", cut.port(), context(trusting_ca())));
+    REQUIRE_MESSAGE(o.status.ok(), o.status.error().reason);
+    CHECK(o.body == "frame");
+  }
+
   TEST_CASE("HTTPS to nginx verifies the chain and the IP SAN, negotiates http/1.1 and reuses the connection") {
     Fixture& f = fixture();
     TestLoop t;
