@@ -8,12 +8,19 @@
 // or silence. Every case must end with exactly one on_complete (a parsed response or a clear
 // error), no handler after it, bodies consistent with the bytes sent, and within a bounded time.
 //
+// The same cases run over TLS too (a server in this process's TLS library with a throw-away
+// PKI): each TLS record is one piece, and a close may come with or without close_notify, which
+// alone proves a close-delimited body whole (RFC 9112 9.8).
+//
 // KUP_HTTP_MUTATIONS=N runs N cases (default 3000); KUP_HTTP_MUTATION_CASE=I runs only case I
-// (the number a failure names) and prints its wire bytes.
+// (the number a failure names) and prints its wire bytes. KUP_HTTPS_MUTATIONS=N and
+// KUP_HTTPS_MUTATION_CASE=I do the same for the TLS run (default 600 cases).
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <cctype>
@@ -30,8 +37,11 @@
 
 #include "net/connection_pool.h"
 #include "net/http_connection.h"
+#include "net/support/net_certs.h"
 #include "net/support/net_loop.h"
+#include "net/support/net_process.h"
 #include "net/support/net_script_server.h"
+#include "net/tls_context.h"
 
 using namespace kupstream;
 using namespace kupstream::net;
@@ -42,6 +52,7 @@ namespace {
 
 constexpr std::uint32_t kSeed = 20261127;
 constexpr int kDefaultCases = 3000;
+constexpr int kDefaultTlsCases = 600;
 constexpr int kParallel = 16;          // cases in flight at once (each on its own connection)
 constexpr int kCaseDeadlineMs = 5000;  // a case still running after this is a hang
 constexpr int kCasesPerServer = 250;   // a fresh ScriptServer per batch joins its threads
@@ -199,6 +210,7 @@ struct Delivery {
   std::string wire;                     // what the server writes (after mutation)
   std::size_t cut = std::string::npos;  // stop writing here (truncation), npos = all
   End end = End::close;
+  bool close_notify = true;  // over TLS: End::close sends close_notify first
   std::vector<std::pair<std::size_t, int>> pieces;  // (bytes, pause ms after) until cut/end
 };
 
@@ -491,11 +503,51 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+// The server's side of one connection: the bytes on fd, or TLS over it (blocking, in this
+// process's TLS library) when `tls` is given. Reads time out after 4 s.
+class ServerConn {
+ public:
+  ServerConn(int& fd, SSL_CTX* tls) : fd_(fd) {
+    if (tls == nullptr) return;
+    timeval tv{4, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssl_ = SSL_new(tls);
+    ok_ = ssl_ != nullptr && SSL_set_fd(ssl_, fd) == 1 && SSL_accept(ssl_) == 1;
+  }
+  ~ServerConn() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+  }
+  ServerConn(const ServerConn&) = delete;
+  ServerConn& operator=(const ServerConn&) = delete;
+
+  bool ok() const { return ok_; }
+  std::string read_request() {
+    if (ssl_ == nullptr) return test::read_request(fd_, 4000);
+    return read_request_from([this](char* buf, std::size_t cap) -> long {
+      return SSL_read(ssl_, buf, static_cast<int>(std::min<std::size_t>(cap, 1 << 20)));
+    });
+  }
+  bool write(std::string_view data) {  // a TLS record per call
+    if (ssl_ == nullptr) return write_all(fd_, data);
+    return data.empty() || SSL_write(ssl_, data.data(), static_cast<int>(data.size())) == static_cast<int>(data.size());
+  }
+  void close_notify() {
+    if (ssl_ != nullptr) SSL_shutdown(ssl_);
+  }
+
+ private:
+  int& fd_;
+  SSL* ssl_ = nullptr;
+  bool ok_ = true;
+};
+
 // Serves requests "/case/<index>/<part>" on one connection until the case's script ends it.
-void serve(const std::vector<Case>& cases, int& fd) {
+void serve(const std::vector<Case>& cases, int& fd, SSL_CTX* tls = nullptr) {
   set_nodelay(fd);
+  ServerConn conn(fd, tls);
+  if (!conn.ok()) return;
   while (true) {
-    std::string req = read_request(fd, 4000);
+    std::string req = conn.read_request();
     if (req.empty()) return;
     int index = -1;
     int part = 0;
@@ -507,11 +559,14 @@ void serve(const std::vector<Case>& cases, int& fd) {
     const Delivery& d = cases[static_cast<std::size_t>(index)].parts[static_cast<std::size_t>(part - 1)];
     std::size_t at = 0;
     for (auto [n, pause] : d.pieces) {
-      if (!write_all(fd, std::string_view(d.wire).substr(at, n))) return;
+      if (!conn.write(std::string_view(d.wire).substr(at, n))) return;
       at += n;
       if (pause > 0) sleep_ms(pause);
     }
-    if (d.end == End::close) return;
+    if (d.end == End::close) {
+      if (d.close_notify) conn.close_notify();
+      return;
+    }
     if (d.end == End::reset) {
       reset_connection(fd);
       return;
@@ -584,10 +639,11 @@ HttpHandlers watch(Seen& s) {
 // Short timeouts where the server may go silent mid-response (the timeout ends the case);
 // long ones elsewhere, so that a loaded machine cannot turn a slow server thread into a
 // failure, while a client that missed a close still shows up as timed_out.
-HttpConnectionOptions options_for(int port, bool short_timeouts = false) {
+HttpConnectionOptions options_for(int port, bool short_timeouts = false, std::shared_ptr<TlsContext> tls = nullptr) {
   HttpConnectionOptions o;
   o.host = "127.0.0.1";
   o.port = static_cast<std::uint16_t>(port);
+  o.tls = std::move(tls);
   o.connect_timeout = 2000ms;
   o.response_header_timeout = short_timeouts ? 1000ms : 2500ms;
   o.read_idle_timeout = short_timeouts ? 600ms : 2500ms;
@@ -628,8 +684,9 @@ struct Stats {
 
 class Runner {
  public:
-  Runner(TestLoop& t, const std::vector<Case>& cases, Stats& stats, std::vector<std::string>& failures)
-      : t_(t), cases_(cases), stats_(stats), failures_(failures) {}
+  Runner(TestLoop& t, const std::vector<Case>& cases, Stats& stats, std::vector<std::string>& failures,
+         std::shared_ptr<TlsContext> tls)
+      : t_(t), cases_(cases), stats_(stats), failures_(failures), tls_(std::move(tls)) {}
 
   // Runs cases [from, to) against a server on `port`, kParallel at a time.
   void run(int port, std::size_t from, std::size_t to) {
@@ -704,7 +761,7 @@ class Runner {
     auto s = std::make_unique<Slot>();
     s->c = &c;
     s->started = std::chrono::steady_clock::now();
-    HttpConnectionOptions o = options_for(port_, c.short_timeouts);
+    HttpConnectionOptions o = options_for(port_, c.short_timeouts, tls_);
     if (c.pool) {
       PoolOptions po;
       po.connection = o;
@@ -787,7 +844,13 @@ class Runner {
     }
 
     bool whole = d.cut == std::string::npos;
-    if (c.kind == Kind::clean || (c.kind == Kind::truncated && whole)) {
+    // Over TLS a bare TCP close cannot prove a close-delimited body whole (RFC 9112 9.8).
+    const bool bare_close = tls_ != nullptr && d.end == End::close && !d.close_notify;
+    if ((c.kind == Kind::clean || (c.kind == Kind::truncated && whole)) && bare_close && want.close_delimited) {
+      if (seen.status.ok()) failure(c, where + "a close-delimited body ended without close_notify completed ok");
+      else if (seen.status.error().code != make_error_code(Errc::connection_closed))
+        failure(c, where + "a close without close_notify ended with " + seen.status.error().reason);
+    } else if (c.kind == Kind::clean || (c.kind == Kind::truncated && whole)) {
       // An untouched part: exact results, unless the server reset right after it (the RST may
       // overtake a close-delimited body).
       bool exact = d.end != End::reset || !want.close_delimited;
@@ -813,8 +876,9 @@ class Runner {
       }
     } else if (c.kind == Kind::truncated) {
       // A strict prefix of a well-formed response: only a close-delimited body cut after its
-      // head and ended by a close may complete, with the bytes that arrived.
-      bool may_complete = want.close_delimited && d.cut >= want.head_end && d.end == End::close;
+      // head and ended by a close (with close_notify over TLS) may complete, with the bytes
+      // that arrived.
+      bool may_complete = want.close_delimited && d.cut >= want.head_end && d.end == End::close && !bare_close;
       if (seen.status.ok() && !may_complete) failure(c, where + "a truncated response completed ok");
       if (may_complete) {
         if (!seen.status.ok())
@@ -904,6 +968,7 @@ class Runner {
   const std::vector<Case>& cases_;
   Stats& stats_;
   std::vector<std::string>& failures_;
+  std::shared_ptr<TlsContext> tls_;  // the TLS run's client context (null: plain)
   int port_ = 0;
   std::size_t next_ = 0;
   std::size_t end_ = 0;
@@ -973,58 +1038,85 @@ Single fetch_wire(TestLoop& t, const std::string& wire) {
   return fetch_once(t, server.port(), "GET", "/");
 }
 
+// Runs `count` cases (or only case `only` when >= 0) against ScriptServers, plain or (with
+// both contexts) over TLS, then checks the seeds on fresh plain connections.
+void run_mutations(int count, int only, std::shared_ptr<TlsContext> client_tls, SSL_CTX* server_tls = nullptr) {
+  std::vector<Seed> seeds = make_seeds();
+  count = std::max(1, count);
+  std::vector<Case> cases;
+  std::size_t from = 0;
+  if (only >= 0) {
+    cases.resize(static_cast<std::size_t>(only));  // placeholders keep the index = position
+    from = static_cast<std::size_t>(only);
+    count = only + 1;
+  }
+  for (int i = static_cast<int>(cases.size()); i < count; ++i) {
+    cases.push_back(make_case(i, seeds));
+    // Over TLS, every other case closes without close_notify.
+    for (auto& d : cases.back().parts) d.close_notify = client_tls == nullptr || i % 2 == 0;
+  }
+  if (only >= 0) {
+    const Case& c = cases.back();
+    MESSAGE("case " << only << ": seed " << c.seed->name << ", ops " << c.ops);
+    for (const auto& d : c.parts)
+      MESSAGE("wire: " << printable(d.wire, 100000) << " cut "
+                       << (d.cut == std::string::npos ? -1 : static_cast<long long>(d.cut)) << " end "
+                       << static_cast<int>(d.end) << " pieces " << d.pieces.size());
+  }
+
+  Stats stats;
+  std::vector<std::string> failures;
+  auto began = std::chrono::steady_clock::now();
+  TestLoop t;
+  {
+    Runner runner(t, cases, stats, failures, client_tls);
+    for (std::size_t b = from; b < cases.size(); b += kCasesPerServer) {
+      ScriptServer server([&cases, server_tls](int& fd, int) { serve(cases, fd, server_tls); });
+      runner.run(server.port(), b, std::min(cases.size(), b + kCasesPerServer));
+    }
+  }
+  // The connection machinery is still sound: well-formed responses on fresh connections.
+  check_seeds_on_fresh_connections(t, seeds);
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  std::string mix;
+  for (const auto& [name, n] : stats.outcomes) mix += name + ": " + std::to_string(n) + "; ";
+  MESSAGE(stats.cases << " cases, " << stats.exchanges << " exchanges (" << stats.second_parts
+                      << " second requests on a kept-alive connection) in " << secs
+                      << " s; outcomes: " << mix);
+  for (std::size_t i = 0; i < failures.size() && i < 25; ++i) MESSAGE(failures[i]);
+  CHECK_MESSAGE(failures.empty(), failures.size()
+                                      << " failures (rerun one with "
+                                      << (client_tls ? "KUP_HTTPS_MUTATION_CASE" : "KUP_HTTP_MUTATION_CASE")
+                                      << "=<case>)");
+  if (only < 0) {
+    CHECK(stats.outcomes["ok"] > count / 10);  // the mix exercises both paths
+    CHECK(stats.outcomes.size() >= 4);
+  }
+  CHECK(t.close_loop() == 0);
+}
+
 }  // namespace
 
 TEST_SUITE("HttpConnection") {
   TEST_CASE(
       "thousands of mutated, split, truncated and reset responses end with one on_complete and no hang") {
-    std::vector<Seed> seeds = make_seeds();
-    int count = std::max(1, env_int("KUP_HTTP_MUTATIONS", kDefaultCases));
-    int only = env_int("KUP_HTTP_MUTATION_CASE", -1);
-    std::vector<Case> cases;
-    std::size_t from = 0;
-    if (only >= 0) {
-      cases.resize(static_cast<std::size_t>(only));  // placeholders keep the index = position
-      from = static_cast<std::size_t>(only);
-      count = only + 1;
-    }
-    for (int i = static_cast<int>(cases.size()); i < count; ++i) cases.push_back(make_case(i, seeds));
-    if (only >= 0) {
-      const Case& c = cases.back();
-      MESSAGE("case " << only << ": seed " << c.seed->name << ", ops " << c.ops);
-      for (const auto& d : c.parts)
-        MESSAGE("wire: " << printable(d.wire, 100000) << " cut "
-                         << (d.cut == std::string::npos ? -1 : static_cast<long long>(d.cut)) << " end "
-                         << static_cast<int>(d.end) << " pieces " << d.pieces.size());
-    }
+    run_mutations(env_int("KUP_HTTP_MUTATIONS", kDefaultCases), env_int("KUP_HTTP_MUTATION_CASE", -1), nullptr);
+  }
 
-    Stats stats;
-    std::vector<std::string> failures;
-    auto began = std::chrono::steady_clock::now();
-    TestLoop t;
-    {
-      Runner runner(t, cases, stats, failures);
-      for (std::size_t b = from; b < cases.size(); b += kCasesPerServer) {
-        ScriptServer server([&cases](int& fd, int) { serve(cases, fd); });
-        runner.run(server.port(), b, std::min(cases.size(), b + kCasesPerServer));
-      }
-    }
-    // The connection machinery is still sound: well-formed responses on fresh connections.
-    check_seeds_on_fresh_connections(t, seeds);
-    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-    std::string mix;
-    for (const auto& [name, n] : stats.outcomes) mix += name + ": " + std::to_string(n) + "; ";
-    MESSAGE(stats.cases << " cases, " << stats.exchanges << " exchanges (" << stats.second_parts
-                        << " second requests on a kept-alive connection) in " << secs
-                        << " s; outcomes: " << mix);
-    for (std::size_t i = 0; i < failures.size() && i < 25; ++i) MESSAGE(failures[i]);
-    CHECK_MESSAGE(failures.empty(), failures.size()
-                                        << " failures (rerun one with KUP_HTTP_MUTATION_CASE=<case>)");
-    if (only < 0) {
-      CHECK(stats.outcomes["ok"] > count / 10);  // the mix exercises both paths
-      CHECK(stats.outcomes.size() >= 4);
-    }
-    CHECK(t.close_loop() == 0);
+  TEST_CASE("the same responses over TLS, in records of any size, end the same way; a bare close cuts") {
+    TempDir dir;
+    TestPki pki(dir.path());
+    TlsConfig client;
+    client.ca_file = pki.ca_cert;
+    auto ctx = TlsContext::create(client);
+    REQUIRE(ctx.ok());
+    SSL_CTX* server = SSL_CTX_new(TLS_server_method());
+    REQUIRE(server != nullptr);
+    REQUIRE(SSL_CTX_use_certificate_chain_file(server, pki.server_cert.c_str()) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey_file(server, pki.server_key.c_str(), SSL_FILETYPE_PEM) == 1);
+    run_mutations(env_int("KUP_HTTPS_MUTATIONS", kDefaultTlsCases), env_int("KUP_HTTPS_MUTATION_CASE", -1), *ctx,
+                  server);
+    SSL_CTX_free(server);
   }
 
   TEST_CASE(

@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,13 +105,9 @@ void serve_tls_once(int& fd, const std::string& answer, bool close_notify) {
       SSL_CTX_use_PrivateKey_file(ctx, fixture().pki.server_key.c_str(), SSL_FILETYPE_PEM) == 1)
     ssl = SSL_new(ctx);
   if (ssl != nullptr && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
-    std::string request;
-    char buf[1024];
-    while (request.find("\r\n\r\n") == std::string::npos) {
-      const int n = SSL_read(ssl, buf, sizeof buf);
-      if (n <= 0) break;
-      request.append(buf, static_cast<std::size_t>(n));
-    }
+    (void)read_request_from([ssl](char* buf, std::size_t cap) -> long {
+      return SSL_read(ssl, buf, static_cast<int>(std::min<std::size_t>(cap, 1 << 20)));
+    });
     if (SSL_write(ssl, answer.data(), static_cast<int>(answer.size())) == static_cast<int>(answer.size()) &&
         close_notify)
       SSL_shutdown(ssl);

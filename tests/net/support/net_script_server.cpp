@@ -69,9 +69,8 @@ void ScriptServer::accept_loop() {
   }
 }
 
-std::string read_request(int fd, int timeout_ms) {
+std::string read_request_from(const std::function<long(char*, std::size_t)>& read_some) {
   std::string data;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::size_t head_end = std::string::npos;
   std::size_t need = 0;
   char buf[16384];
@@ -85,14 +84,21 @@ std::string read_request(int fd, int timeout_ms) {
       }
     }
     if (head_end != std::string::npos && data.size() >= need) return data;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) return "";
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) <= 0) return "";
-    ssize_t n = read(fd, buf, sizeof buf);
+    const long n = read_some(buf, sizeof buf);
     if (n <= 0) return "";
     data.append(buf, static_cast<std::size_t>(n));
   }
+}
+
+std::string read_request(int fd, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  return read_request_from([fd, deadline](char* buf, std::size_t cap) -> long {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return 0;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) return 0;
+    return static_cast<long>(read(fd, buf, cap));
+  });
 }
 
 bool write_all(int fd, std::string_view data) {

@@ -42,6 +42,9 @@ class ScriptServer {
 
 // Reads one request head (and a Content-Length body). "" on EOF/error/timeout.
 std::string read_request(int fd, int timeout_ms = 5000);
+// The same through read_some(buf, cap), which returns the bytes read, <= 0 on EOF, error or
+// timeout (e.g. SSL_read on a server-side TLS connection).
+std::string read_request_from(const std::function<long(char*, std::size_t)>& read_some);
 bool write_all(int fd, std::string_view data);
 // Closes with SO_LINGER 0, so the peer sees a TCP RST; sets fd to -1.
 void reset_connection(int& fd);
