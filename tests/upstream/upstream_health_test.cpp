@@ -35,7 +35,8 @@ int ejected_count(const UpstreamStats& s) {
 bool wait_for_pod(UpstreamEnv& env, const std::string& name, const std::function<bool(const PodStats&)>& pred,
                   int timeout_ms) {
   return env.loop.run_until([&] {
-    const auto* p = find_pod(env.upstream->stats(), name);
+    const auto stats = env.upstream->stats();
+    const auto* p = find_pod(stats, name);
     return p != nullptr && pred(*p);
   }, timeout_ms);
 }

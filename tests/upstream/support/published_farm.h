@@ -1,8 +1,8 @@
 // PublishedFarm: the usual setup of an Upstream integration test in one object. A PodFarm whose
 // Pods are all published on cluster "tke-a" as one Service (and its one EndpointSlice), and the
 // UpstreamEnv that reaches them; start() creates the Upstream of that one Service.
-// Members are built in the order dir, farm, env and dropped in reverse (the env, with its loop
-// check, before nginx stops).
+// Members are built in the order service, dir, farm, env and dropped in reverse (the env, with
+// its loop check, before nginx stops).
 #pragma once
 
 #include <string>
