@@ -20,6 +20,14 @@ FLIP_PODS = [
 KEEPALIVE_REQUESTS = 1000000
 
 
+def _write(d, name, text):
+    """Writes text to the file `name` in d; returns its path."""
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def _nginx_common(d, tag):
     tmp = os.path.join(d, f"{tag}-tmp")
     os.makedirs(tmp, exist_ok=True)
@@ -44,10 +52,7 @@ def pods_nginx(d, port):
         servers += (f"  server {{\n    listen {addr}:{port};\n"
                     f"    location / {{ default_type text/plain; return 200 \"{name} {version}\\n\"; }}\n  }}\n")
     text = _nginx_common(d, "pods") + "http {\n" + _nginx_http_common(d, "pods") + servers + "}\n"
-    path = os.path.join(d, "pods-nginx.conf")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return _write(d, "pods-nginx.conf", text)
 
 
 def proxy_nginx(d, listen_port, pod_port):
@@ -59,10 +64,7 @@ def proxy_nginx(d, listen_port, pod_port):
             f"  server {{\n    listen 127.0.0.1:{listen_port};\n"
             f"    location / {{\n      proxy_pass http://pods;\n      proxy_http_version 1.1;\n"
             f"      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n")
-    path = os.path.join(d, "nginx-proxy.conf")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return _write(d, "nginx-proxy.conf", text)
 
 
 def proxy_haproxy(d, listen_port, pod_port):
@@ -73,10 +75,7 @@ def proxy_haproxy(d, listen_port, pod_port):
             "  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n"
             f"frontend fe\n  bind 127.0.0.1:{listen_port}\n  default_backend pods\n\n"
             "backend pods\n  balance roundrobin\n" + servers)
-    path = os.path.join(d, "haproxy.cfg")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return _write(d, "haproxy.cfg", text)
 
 
 def gateway_yaml(d, name, listen_port, admin_port, kubeconfig, service):
@@ -89,10 +88,7 @@ def gateway_yaml(d, name, listen_port, admin_port, kubeconfig, service):
             f"    backend: HTTP\n"
             f"    services: [{{cluster: sim, namespace: default, service: {service}, port: http, weight: 1}}]\n"
             f"routes: [{{host: \"*\", path_prefix: /, upstream: {service}}}]\n")
-    path = os.path.join(d, f"{name}.yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return _write(d, f"{name}.yaml", text)
 
 
 WRK_LUA = r"""
@@ -110,7 +106,4 @@ end
 
 
 def wrk_script(d):
-    path = os.path.join(d, "report.lua")
-    with open(path, "w") as f:
-        f.write(WRK_LUA)
-    return path
+    return _write(d, "report.lua", WRK_LUA)

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run  # noqa: E402
-from procs import BenchError, process_tree  # noqa: E402
+from procs import BenchError  # noqa: E402
 
 
 def main():
@@ -41,54 +41,48 @@ def main():
     out = os.path.abspath(a.out or os.path.join(a.build_dir, f"perf-{a.target}.data"))
     args = run.parse_args(["--quick", "--build-dir", a.build_dir, "--connections", str(a.connections)]
                           + (["--gateway", a.gateway] if a.gateway else []))
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, run.on_signal)
-    bench = run.Bench(args)
-    try:
-        bench.start_pods()
-        if a.target == "kup-gateway":
-            bench.gateway = bench.find_gateway()
-            if bench.gateway is None:
-                raise BenchError("kup-gateway is not built")
-            bench.start_kubesim()
-        p, addr, port = bench.start_target(a.target)
-        url = f"http://{addr}:{port}/"
-        bench.check_spread(a.target, addr, port)
-        run.run_wrk(url, 1, a.connections, bench.script)
-        perf = None
-        if not a.no_perf:
-            pids = ",".join(str(x) for x in process_tree(p.pid))
-            if a.stat:
-                out = os.path.join(bench.workdir, "perf-stat.csv")
-                perf = bench.group.start("perf-stat", ["perf", "stat", "-x,", "-e", a.stat, "-o", out, "-p", pids])
-            else:
-                perf = bench.group.start("perf-record", ["perf", "record", "-g", "--call-graph", a.call_graph,
-                                                         "-o", out, "-p", pids])
-            time.sleep(0.3)
-        r = run.run_wrk(url, a.duration, a.connections, bench.script)
-        if perf is not None:
-            bench.group.stop(perf, sig=signal.SIGINT, grace=30.0)
-        print(f"{a.target}: {r['rps']:,.0f} req/s p50 {r['p50_us'] / 1e3:.3f} ms p99 {r['p99_us'] / 1e3:.3f} ms "
-              f"errors {r['errors']}, load {os.getloadavg()[0]:.2f}")
-        if perf is not None and a.stat:
-            with open(out) as f:
-                for line in f:
-                    parts = line.split(",")
-                    try:
-                        n = float(parts[0])
-                    except ValueError:
-                        continue
-                    if len(parts) > 2:
-                        unit = f" {parts[1]}" if parts[1] else ""
-                        print(f"{parts[2]}: {n:,.0f}{unit} = {n / max(r['requests'], 1):.4g}{unit} per request")
-        elif perf is not None:
-            print(f"perf report --no-children -i {out}")
-        return 0
-    except BenchError as e:
-        print(f"ERROR: {e}", flush=True)
-        return 1
-    finally:
-        bench.cleanup()
+    return run.with_bench(args, lambda bench: profile(bench, a, out))
+
+
+def profile(bench, a, out):
+    """Starts the Pods, kubesim when needed and the target; loads it with wrk while perf watches it."""
+    bench.start_pods()
+    if a.target == "kup-gateway":
+        bench.gateway = bench.find_gateway()
+        if bench.gateway is None:
+            raise BenchError("kup-gateway is not built")
+        bench.start_kubesim()
+    p, addr, port = bench.start_target(a.target)
+    url = f"http://{addr}:{port}/"
+    bench.check_spread(a.target, addr, port)
+    run.run_wrk(url, 1, a.connections, bench.script)
+    perf = None
+    if not a.no_perf:
+        if a.stat:
+            out = os.path.join(bench.workdir, "perf-stat.csv")
+            perf = bench.start_perf("perf-stat", p.pid, ["stat", "-x,", "-e", a.stat, "-o", out])
+        else:
+            perf = bench.start_perf("perf-record", p.pid, ["record", "-g", "--call-graph", a.call_graph, "-o", out])
+        time.sleep(0.3)
+    r = run.run_wrk(url, a.duration, a.connections, bench.script)
+    if perf is not None:
+        bench.group.stop(perf, sig=signal.SIGINT, grace=30.0)
+    print(f"{a.target}: {r['rps']:,.0f} req/s p50 {r['p50_us'] / 1e3:.3f} ms p99 {r['p99_us'] / 1e3:.3f} ms "
+          f"errors {r['errors']}, load {os.getloadavg()[0]:.2f}")
+    if perf is not None and a.stat:
+        with open(out) as f:
+            for line in f:
+                parts = line.split(",")
+                try:
+                    n = float(parts[0])
+                except ValueError:
+                    continue
+                if len(parts) > 2:
+                    unit = f" {parts[1]}" if parts[1] else ""
+                    print(f"{parts[2]}: {n:,.0f}{unit} = {n / max(r['requests'], 1):.4g}{unit} per request")
+    elif perf is not None:
+        print(f"perf report --no-children -i {out}")
+    return 0
 
 
 if __name__ == "__main__":

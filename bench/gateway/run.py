@@ -241,11 +241,14 @@ class Bench:
         out = os.path.join(self.workdir, "perf-stat.csv")
         if os.path.exists(out):
             os.unlink(out)
-        pids = ",".join(str(p) for p in process_tree(pid))
-        p = self.group.start("perf-stat", ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids,
-                                           "-o", out])
+        p = self.start_perf("perf-stat", pid, ["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o", out])
         time.sleep(0.2)  # attached before wrk starts
         return p, out
+
+    def start_perf(self, name, pid, perf_args):
+        """Starts `perf PERF_ARGS -p PIDS` on pid and its descendants; stop it with SIGINT."""
+        pids = ",".join(str(x) for x in process_tree(pid))
+        return self.group.start(name, ["perf"] + perf_args + ["-p", pids])
 
     def stop_syscall_count(self, perf):
         p, out = perf
@@ -451,22 +454,28 @@ def versions():
             "wrk": first_line(["wrk", "--version"]), "python": sys.version.split()[0]}
 
 
+def with_bench(args, body):
+    """Runs body(bench) on a fresh Bench and returns its exit status (1 on a BenchError). Signals
+    end the run; every process it started is stopped by PID at the end, also on errors."""
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    bench = Bench(args)
+    try:
+        return body(bench)
+    except BenchError as e:
+        print(f"ERROR: {e}", flush=True)
+        return 1
+    finally:
+        bench.cleanup()
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
             print(f"SKIP: {tool} is not installed (scripts/install-deps installs it)", flush=True)
             return 77
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
-    bench = Bench(args)
-    try:
-        return bench.run()
-    except BenchError as e:
-        print(f"ERROR: {e}", flush=True)
-        return 1
-    finally:
-        bench.cleanup()
+    return with_bench(args, Bench.run)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ namespace {
 // A blocking test client (runs on its own thread while the loop runs on the test's thread).
 class Client {
  public:
-  explicit Client(std::uint16_t port) {
+  explicit Client(std::uint16_t port) : port_(port) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{5, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -32,6 +32,7 @@ class Client {
   }
   ~Client() { ::close(fd_); }
   bool connected() const { return connected_; }
+  std::uint16_t port() const { return port_; }
   void send(const std::string& s) {
     std::size_t off = 0;
     while (off < s.size()) {
@@ -104,6 +105,7 @@ class Client {
   bool closed() { return buf_.empty() && !fill(); }
 
  private:
+  std::uint16_t port_ = 0;
   int fd_ = -1;
   bool connected_ = false;
   std::string buf_;
@@ -210,19 +212,40 @@ struct Harness {
     uv_run(&loop, UV_RUN_DEFAULT);
     t.join();
     CHECK(drained);
+    close();
+  }
+  // Drops the server, lets its handles close, and checks that the loop closes.
+  void close() {
     server.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
   }
 };
 
+// Runs a Harness with `opts` and, on the client thread, `client` with a connection to it.
+template <class F>
+void with_connection(F client, HttpServerOptions opts = {}) {
+  Harness h(opts);
+  h.run([&] {
+    Client c(h.port);
+    client(c);
+  });
+}
+
+// Same, sending `request` on the connection first.
+template <class F>
+void after_sending(const std::string& request, F client, HttpServerOptions opts = {}) {
+  with_connection([&](Client& c) {
+    c.send(request);
+    client(c);
+  }, opts);
+}
+
 }  // namespace
 
 TEST_SUITE("HttpServer") {
   TEST_CASE("keep-alive: several requests share one connection") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
+    with_connection([](Client& c) {
       REQUIRE(c.connected());
       for (int i = 0; i < 3; ++i) {
         c.send("GET /a" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -237,32 +260,27 @@ TEST_SUITE("HttpServer") {
   }
 
   TEST_CASE("pipelined requests are answered in order") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-             "GET /third HTTP/1.1\r\nHost: x\r\n\r\n");
-      auto a = c.read();
-      auto b = c.read();
-      auto d = c.read();
-      CHECK(a.headers["x-target"] == "/later");
-      CHECK(b.headers["x-target"] == "/second");
-      CHECK(b.body == "abc");
-      CHECK(d.headers["x-target"] == "/third");
-    });
+    after_sending("GET /later HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                  "GET /third HTTP/1.1\r\nHost: x\r\n\r\n",
+                  [](Client& c) {
+                    auto a = c.read();
+                    auto b = c.read();
+                    auto d = c.read();
+                    CHECK(a.headers["x-target"] == "/later");
+                    CHECK(b.headers["x-target"] == "/second");
+                    CHECK(b.body == "abc");
+                    CHECK(d.headers["x-target"] == "/third");
+                  });
   }
 
   TEST_CASE("a response without a length is chunked for HTTP/1.1 and close-delimited for HTTP/1.0") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+    after_sending("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789", [](Client& c) {
       auto r = c.read();
       CHECK(r.chunked);
       CHECK(r.body == "0123456789");
       c.send("GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
       CHECK(c.read().body == "hello");
-      Client old(h.port);
+      Client old(c.port());
       old.send("GET /chunked HTTP/1.0\r\n\r\n");
       auto r0 = old.read();
       CHECK(r0.status == 200);
@@ -272,10 +290,7 @@ TEST_SUITE("HttpServer") {
   }
 
   TEST_CASE("a chunked request body reaches the handler whole") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n");
+    after_sending("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n", [](Client& c) {
       c.send("3\r\nefg\r\n0\r\n\r\n");
       auto r = c.read();
       CHECK(r.headers["x-body-bytes"] == "7");
@@ -284,24 +299,19 @@ TEST_SUITE("HttpServer") {
   }
 
   TEST_CASE("a paused request body stops being read and resumes whole") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      std::string big(2 * 1024 * 1024, 'b');
-      c.send("POST /paced HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big +
-             "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
-      auto r = c.read();
-      CHECK(r.headers["x-body-bytes"] == std::to_string(big.size()));
-      CHECK(std::stoi(r.headers["x-pauses"]) > 1);
-      CHECK(c.read().headers["x-target"] == "/after");
-    });
+    const std::string big(2 * 1024 * 1024, 'b');
+    after_sending("POST /paced HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big +
+                      "GET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+                  [&](Client& c) {
+                    auto r = c.read();
+                    CHECK(r.headers["x-body-bytes"] == std::to_string(big.size()));
+                    CHECK(std::stoi(r.headers["x-pauses"]) > 1);
+                    CHECK(c.read().headers["x-target"] == "/after");
+                  });
   }
 
   TEST_CASE("Expect: 100-continue gets an interim response") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    after_sending("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n", [](Client& c) {
       auto interim = c.read();
       CHECK(interim.status == 100);
       c.send("hi");
@@ -310,10 +320,7 @@ TEST_SUITE("HttpServer") {
   }
 
   TEST_CASE("HEAD responses carry the length but no body") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n");
+    after_sending("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n", [](Client& c) {
       auto r = c.read(true);
       CHECK(r.headers["content-length"] == "5");
       auto g = c.read();
@@ -323,37 +330,29 @@ TEST_SUITE("HttpServer") {
   }
 
   TEST_CASE("a factory may answer directly and the body is discarded") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("POST /direct HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
-      CHECK(c.read().status == 404);
-      CHECK(c.read().headers["x-target"] == "/after");
-    });
+    after_sending("POST /direct HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+                  [](Client& c) {
+                    CHECK(c.read().status == 404);
+                    CHECK(c.read().headers["x-target"] == "/after");
+                  });
   }
 
   TEST_CASE("malformed requests get 400 and oversized heads get 431, then the connection closes") {
     HttpServerOptions o;
     o.max_header_bytes = 1024;
-    Harness h(o);
-    h.run([&] {
-      Client bad(h.port);
-      bad.send("GARBAGE\r\n\r\n");
+    after_sending("GARBAGE\r\n\r\n", [](Client& bad) {
       CHECK(bad.read().status == 400);
       CHECK(bad.closed());
-      Client big(h.port);
+      Client big(bad.port());
       big.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
       auto r = big.read();
       CHECK(r.status == 431);
       CHECK(big.closed());
-    });
+    }, o);
   }
 
   TEST_CASE("Connection: close is honoured") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    after_sending("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", [](Client& c) {
       auto r = c.read();
       CHECK(r.headers["connection"] == "close");
       CHECK(c.closed());
@@ -363,60 +362,46 @@ TEST_SUITE("HttpServer") {
   TEST_CASE("an idle keep-alive connection is closed after the idle timeout") {
     HttpServerOptions o;
     o.idle_timeout_ms = 100;
-    Harness h(o);
-    h.run([&] {
-      Client c(h.port);
-      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    after_sending("GET / HTTP/1.1\r\nHost: x\r\n\r\n", [](Client& c) {
       CHECK(c.read().status == 200);
       CHECK(c.closed());  // within the client's 5 s receive timeout
-    });
+    }, o);
   }
 
   TEST_CASE("large responses are delivered whole through backpressure") {
-    Harness h;
-    h.run([&] {
-      Client c(h.port);
-      std::string big(3 * 1024 * 1024, 'z');
-      c.send("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
-      auto r = c.read();
-      CHECK(r.body.size() == big.size());
-    });
+    const std::string big(3 * 1024 * 1024, 'z');
+    after_sending("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big,
+                  [&](Client& c) {
+                    auto r = c.read();
+                    CHECK(r.body.size() == big.size());
+                  });
   }
 
   TEST_CASE("drain lets an in-flight request finish with Connection: close") {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    std::unique_ptr<HttpServer> server;
-    server = std::make_unique<HttpServer>(loop, HttpServerOptions{}, [&](RequestHead& hd, ResponseWriter& w) {
-      return std::make_unique<EchoHandler>(loop, hd, w);
-    });
-    auto port = server->listen("127.0.0.1", 0);
-    REQUIRE(port.ok());
+    Harness h;
     Client::Response got;
     bool drained = false;
     uv_async_t sent;
-    sent.data = &server;
-    uv_async_init(&loop, &sent, [](uv_async_t* a) {
+    sent.data = &h.server;
+    uv_async_init(&h.loop, &sent, [](uv_async_t* a) {
       // The request is on its way (answered 50 ms later): start draining now.
       auto* s = static_cast<std::unique_ptr<HttpServer>*>(a->data);
       (*s)->drain(2000, [] {});
       uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
     });
     std::thread t([&] {
-      Client c(*port);
+      Client c(h.port);
       c.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
       ::usleep(10'000);
       uv_async_send(&sent);
       got = c.read();
       drained = c.closed();
     });
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
     t.join();
     CHECK(got.status == 200);
     CHECK(got.headers["connection"] == "close");
     CHECK(drained);
-    server.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    h.close();
   }
 }

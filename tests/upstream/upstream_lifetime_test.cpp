@@ -5,8 +5,11 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "net/support/net_script_server.h"
 #include "upstream/support/pod_farm.h"
+#include "upstream/support/published_farm.h"
 #include "upstream/support/upstream_env.h"
 
 using namespace kupstream;
@@ -14,21 +17,12 @@ using namespace kupstream::test;
 
 namespace {
 
-struct Farmed {
-  TempDir dir;
-  PodFarm farm{dir.path(), 2, "lt", 31};
-  UpstreamEnv env;
-
-  explicit Farmed(const std::string& service, UpstreamOptions o = {}) {
+// Two Pods "lt-0", "lt-1" that also serve /files/big (2 MiB), published as Service `name`, and its
+// Upstream started with `o`.
+struct Farmed : PublishedFarm {
+  explicit Farmed(const std::string& name, UpstreamOptions o = {}) : PublishedFarm(name, 2, "lt", 31) {
     farm.add_file("big", std::string(2 << 20, 'z'));
-    std::vector<PodSpec> pods;
-    for (int i = 0; i < farm.size(); ++i) pods.push_back({farm.address(i), farm.name(i)});
-    env.admin("tke-a", {apply_op(service_object(service, farm.port())),
-                        apply_op(slice_object(service, service + "-1", farm.port(), pods))});
-    UpstreamConfig c;
-    c.name = service;
-    c.services = {UpstreamEnv::ref("tke-a", service)};
-    env.start(c, o);
+    start(std::move(o));
   }
 };
 
@@ -120,6 +114,34 @@ void drop_inside(const std::string& which) {
   if (which != "writable") CHECK(f.env.get("/").code == 200);
 }
 
+// Starts n requests, the i-th to target(i), whose on_complete (and on_head when count_head)
+// count their calls in `calls`.
+std::vector<std::unique_ptr<UpstreamRequest>> start_counted(Upstream& upstream, int n, int& calls, bool count_head,
+                                                            const std::function<std::string(int)>& target) {
+  std::vector<std::unique_ptr<UpstreamRequest>> handles;
+  for (int i = 0; i < n; ++i) {
+    ForwardHandlers h;
+    if (count_head) h.on_head = [&calls](const ForwardResponseHead&) { ++calls; };
+    h.on_complete = [&calls](Status) { ++calls; };
+    ForwardRequest req;
+    req.target = target(i);
+    auto r = upstream.forward(std::move(req), std::move(h));
+    REQUIRE(r.ok());
+    handles.push_back(std::move(*r));
+  }
+  return handles;
+}
+
+// Runs the loop for settle_ms, drops the Upstream, runs it for after_ms more: no handler runs
+// after the drop (`calls` stays as it was).
+void drop_upstream_quietly(UpstreamEnv& env, const int& calls, int settle_ms, int after_ms) {
+  env.loop.run_for(settle_ms);
+  const int before = calls;
+  env.upstream.reset();
+  env.loop.run_for(after_ms);
+  CHECK(calls == before);
+}
+
 }  // namespace
 
 TEST_SUITE("UpstreamRequest") {
@@ -142,16 +164,12 @@ TEST_SUITE("UpstreamRequest") {
     });
     self = &pod;
     UpstreamEnv env;
-    env.admin("tke-a", {apply_op(service_object("cancel", pod.port())),
-                        apply_op(slice_object("cancel", "cancel-1", pod.port(), {{"127.0.0.1", "only"}}))});
-    UpstreamConfig c;
-    c.name = "cancel";
-    c.services = {UpstreamEnv::ref("tke-a", "cancel")};
+    env.publish("tke-a", "cancel", pod.port(), {{"127.0.0.1", "only"}});
     UpstreamOptions o;
     o.retries.max_retries = 0;
     o.outlier.consecutive_failures = 2;
     o.outlier.max_ejected_percent = 100;
-    env.start(c, o);
+    env.start(UpstreamEnv::config_for("tke-a", "cancel"), o);
     CHECK(env.get("/fail").code == 503);  // failure 1
     ForwardRequest req;
     req.target = "/slow";
@@ -172,22 +190,9 @@ TEST_SUITE("Upstream") {
   TEST_CASE("dropping the Upstream with requests in flight runs no handler and the loop drains") {
     Farmed f("drop-upstream");
     int calls = 0;
-    std::vector<std::unique_ptr<UpstreamRequest>> handles;
-    for (int i = 0; i < 10; ++i) {
-      ForwardHandlers h;
-      h.on_head = [&](const ForwardResponseHead&) { ++calls; };
-      h.on_complete = [&](Status) { ++calls; };
-      ForwardRequest req;
-      req.target = i % 2 ? "/files/big" : "/";
-      auto r = f.env.upstream->forward(std::move(req), std::move(h));
-      REQUIRE(r.ok());
-      handles.push_back(std::move(*r));
-    }
-    f.env.loop.run_for(1);  // attempts started, nothing answered yet (or a few)
-    const int before = calls;
-    f.env.upstream.reset();
-    f.env.loop.run_for(100);
-    CHECK(calls == before);
+    auto handles = start_counted(*f.env.upstream, 10, calls, true, [](int i) { return i % 2 ? "/files/big" : "/"; });
+    // After 1 ms: attempts started, nothing answered yet (or a few).
+    drop_upstream_quietly(f.env, calls, 1, 100);
     CHECK(handles[0]->write_body("x").error().code == Errc::invalid_argument);
     handles.clear();  // handles outlive their Upstream safely
   }
@@ -206,21 +211,8 @@ TEST_SUITE("Upstream") {
     f.farm.set_failing(1, true);
     f.env.traffic(4, 2);
     int calls = 0;
-    std::vector<std::unique_ptr<UpstreamRequest>> handles;
-    for (int i = 0; i < 6; ++i) {
-      ForwardHandlers h;
-      h.on_complete = [&](Status) { ++calls; };
-      ForwardRequest req;
-      req.target = "/files/big";
-      auto r = f.env.upstream->forward(std::move(req), std::move(h));
-      REQUIRE(r.ok());
-      handles.push_back(std::move(*r));
-    }
-    f.env.loop.run_for(15);
-    const int before = calls;
-    f.env.upstream.reset();
-    f.env.loop.run_for(50);
-    CHECK(calls == before);
+    auto handles = start_counted(*f.env.upstream, 6, calls, false, [](int) { return "/files/big"; });
+    drop_upstream_quietly(f.env, calls, 15, 50);
     f.farm.set_failing(1, false);
   }
 
@@ -245,34 +237,17 @@ TEST_SUITE("Upstream") {
 
   TEST_CASE("a Pod removed from the slice while a request holds it finishes that request") {
     Farmed f("removed");
-    std::string body;
-    bool done = false;
-    Status status;
-    std::unique_ptr<UpstreamRequest> handle;
-    ForwardHandlers h;
-    h.on_body = [&](std::string_view b) {
-      body.append(b);
-      handle->pause_body();
-    };
-    h.on_complete = [&](Status s) {
-      status = std::move(s);
-      done = true;
-    };
-    ForwardRequest req;
-    req.target = "/files/big";
-    auto r = f.env.upstream->forward(std::move(req), std::move(h));
-    REQUIRE(r.ok());
-    handle = std::move(*r);
-    REQUIRE(f.env.loop.run_until([&] { return !body.empty(); }, 5000));
+    PausedDownload big(*f.env.upstream, "/files/big");
+    REQUIRE(f.env.loop.run_until([&] { return !big.body.empty(); }, 5000));
     f.env.admin("tke-a", {delete_slice_op("removed-1")});
     REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->picker()->empty(); }, 5000));
     CHECK(f.env.upstream->stats().pods.size() == 1);  // kept for its request
     REQUIRE(f.env.loop.run_until([&] {
-      handle->resume_body();
-      return done;
+      big.handle->resume_body();
+      return big.done;
     }, 10000));
-    CHECK(status.ok());
-    CHECK(body.size() == (2u << 20));
+    CHECK(big.status.ok());
+    CHECK(big.body.size() == (2u << 20));
     CHECK(f.env.upstream->stats().pods.empty());  // released with its last request
   }
 }

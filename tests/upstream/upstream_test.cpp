@@ -12,12 +12,8 @@ TEST_SUITE("Upstream") {
     TempDir dir;
     NginxServer nginx(dir.path());
     UpstreamEnv env;
-    env.admin("tke-a", {apply_op(service_object("empty", nginx.plain_port)),
-                        apply_op(slice_object("empty", "empty-1", nginx.plain_port, {}))});
-    UpstreamConfig config;
-    config.name = "empty";
-    config.services = {UpstreamEnv::ref("tke-a", "empty")};
-    env.start(config, {}, false);
+    env.publish("tke-a", "empty", nginx.plain_port, {});
+    env.start(UpstreamEnv::config_for("tke-a", "empty"), {}, false);
     REQUIRE(env.loop.run_until([&] { return env.upstream->stats().services[0].state.phase == WatchPhase::synced; }, 15000));
     CHECK_FALSE(env.upstream->ready());
     auto none = env.get("/hello");

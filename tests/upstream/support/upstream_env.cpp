@@ -113,9 +113,11 @@ void UpstreamEnv::admin_async(const std::string& cluster, const std::vector<std:
   admin_exchanges_.push_back(std::move(*ex));
 }
 
-std::vector<PodSpec> pods_of(const PodFarm& farm) {
+std::vector<PodSpec> pods_of(const PodFarm& farm) { return pods_of(farm, 0, farm.size()); }
+
+std::vector<PodSpec> pods_of(const PodFarm& farm, int first, int count) {
   std::vector<PodSpec> out;
-  for (int i = 0; i < farm.size(); ++i) out.push_back({farm.address(i), farm.name(i)});
+  for (int i = first; i < first + count; ++i) out.push_back({farm.address(i), farm.name(i)});
   return out;
 }
 
@@ -139,6 +141,13 @@ ServiceRef UpstreamEnv::ref(const std::string& cluster, const std::string& servi
   r.port = PortRef::name("http");
   r.weight = weight;
   return r;
+}
+
+UpstreamConfig UpstreamEnv::config_for(const std::string& cluster, const std::string& service) {
+  UpstreamConfig c;
+  c.name = service;
+  c.services = {ref(cluster, service)};
+  return c;
 }
 
 void UpstreamEnv::start(UpstreamConfig config, UpstreamOptions options, bool wait_ready) {
@@ -176,6 +185,24 @@ Outcome UpstreamEnv::get(const std::string& target, int timeout_ms) {
   req.client_address = "192.0.2.7";
   req.client_host = "gw.test";
   return send(std::move(req), timeout_ms);
+}
+
+PausedDownload::PausedDownload(Upstream& upstream, const std::string& target) {
+  ForwardHandlers h;
+  h.on_head = [this](const ForwardResponseHead& head) { pod = head.pod; };
+  h.on_body = [this](std::string_view b) {
+    body.append(b);
+    handle->pause_body();
+  };
+  h.on_complete = [this](Status s) {
+    status = std::move(s);
+    done = true;
+  };
+  ForwardRequest req;
+  req.target = target;
+  auto r = upstream.forward(std::move(req), std::move(h));
+  REQUIRE(r.ok());
+  handle = std::move(*r);
 }
 
 struct TrafficLoop::State {

@@ -37,6 +37,8 @@ std::string delete_slice_op(const std::string& slice);
 class PodFarm;
 // Every Pod of the farm, ready, under its name.
 std::vector<PodSpec> pods_of(const PodFarm& farm);
+// Pods first .. first+count-1 of the farm, ready, under their names.
+std::vector<PodSpec> pods_of(const PodFarm& farm, int first, int count);
 
 // The kubesim process for `cluster`, started on first use and kept for the whole binary.
 KubesimProcess& shared_kubesim(const std::string& cluster);
@@ -73,6 +75,8 @@ class UpstreamEnv {
   // Creates the Upstream and waits until it is ready (when wait_ready).
   void start(UpstreamConfig config, UpstreamOptions options = {}, bool wait_ready = true);
   static ServiceRef ref(const std::string& cluster, const std::string& service, std::uint32_t weight = 1);
+  // An upstream named `service` over that one Service of `cluster` (weight 1).
+  static UpstreamConfig config_for(const std::string& cluster, const std::string& service);
 
   // One request, run to completion (REQUIREs it completes within timeout_ms).
   Outcome send(ForwardRequest request, int timeout_ms = 10000);
@@ -87,6 +91,21 @@ class UpstreamEnv {
  private:
   std::map<std::string, std::unique_ptr<net::ConnectionPool>> admin_pools_;
   std::vector<std::unique_ptr<net::HttpExchange>> admin_exchanges_;
+};
+
+// A GET of `target` that pauses its body after every piece it receives, so that it stays in
+// flight holding its Pod; handle->resume_body() lets the next piece in. REQUIREs that forward()
+// succeeds.
+class PausedDownload {
+ public:
+  PausedDownload(Upstream& upstream, const std::string& target);
+  PausedDownload(const PausedDownload&) = delete;
+  PausedDownload& operator=(const PausedDownload&) = delete;
+
+  std::string pod, body;  // the answering Pod (host:port) and the body so far
+  bool done = false;
+  Status status;
+  std::unique_ptr<UpstreamRequest> handle;
 };
 
 // Keeps `concurrency` GET requests in flight until stop(); counts outcomes.
