@@ -42,10 +42,15 @@ void drop_inside(const std::string& which) {
     CHECK(*marker == "alive");  // our captures survive our own drop
   };
   ForwardHandlers h;
-  h.on_head = [&, drop, marker](const ForwardResponseHead&) {
+  h.on_head = [&, drop, marker](const ForwardResponseHead& head) {
     if (dropped) ++after_drop;
     drop("head");
     CHECK(*marker == "alive");
+    // The head's views stay valid until on_head returns, also after the drop (ASan reads them).
+    std::size_t bytes = head.pod.size();
+    for (const auto& [name, value] : head.headers) bytes += name.size() + value.size();
+    CHECK(head.pod.rfind("127.", 0) == 0);  // "address:port" of a loopback Pod
+    CHECK(bytes > head.pod.size());
   };
   h.on_body = [&, drop, marker](std::string_view) {
     if (dropped) ++after_drop;
