@@ -124,27 +124,9 @@ TEST_SUITE("Upstream") {
     env.start(config_of("term", {UpstreamEnv::ref("tke-a", "tp")}), o);
 
     // A long download, paused after its first bytes so that it stays in flight.
-    std::string pod, body;
-    bool done = false;
-    Status status;
-    std::unique_ptr<UpstreamRequest> slow;
-    ForwardHandlers h;
-    h.on_head = [&](const ForwardResponseHead& head) { pod = head.pod; };
-    h.on_body = [&](std::string_view b) {
-      body.append(b);
-      slow->pause_body();
-    };
-    h.on_complete = [&](Status s) {
-      status = std::move(s);
-      done = true;
-    };
-    ForwardRequest req;
-    req.target = "/files/big";
-    auto handle = env.upstream->forward(std::move(req), std::move(h));
-    REQUIRE(handle.ok());
-    slow = std::move(*handle);
-    REQUIRE(env.loop.run_until([&] { return !body.empty(); }, 10000));
-    const int busy = pod == farm.host_port(0) ? 0 : 1;
+    PausedDownload slow(*env.upstream, "/files/big");
+    REQUIRE(env.loop.run_until([&] { return !slow.body.empty(); }, 10000));
+    const int busy = slow.pod == farm.host_port(0) ? 0 : 1;
     auto specs = pods_of(farm);
     specs[busy].ready = false;
     specs[busy].terminating = true;
@@ -158,14 +140,12 @@ TEST_SUITE("Upstream") {
     for (const auto& p : env.upstream->stats().pods)
       if (p.pod_name == farm.name(busy)) draining_in_flight = p.draining && p.in_flight == 1 && p.weight == 0;
     CHECK(draining_in_flight);
-    slow->resume_body();
-    h = {};
     REQUIRE(env.loop.run_until([&] {
-      if (!done && slow) slow->resume_body();
-      return done;
+      if (!slow.done) slow.handle->resume_body();
+      return slow.done;
     }, 10000));
-    CHECK(status.ok());
-    CHECK(body.size() == (1u << 20));
+    CHECK(slow.status.ok());
+    CHECK(slow.body.size() == (1u << 20));
     CHECK_FALSE(env.upstream->stats().using_draining);
   }
 
