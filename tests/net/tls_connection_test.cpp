@@ -116,19 +116,23 @@ void serve_tls_once(int& fd, const std::string& answer, bool close_notify) {
   SSL_CTX_free(ctx);
 }
 
+// One GET to a TLS server that answers `answer` and closes, with or without close_notify.
+Outcome fetch_tls_answer(const std::string& answer, bool close_notify) {
+  ScriptServer server([&](int& fd, int) { serve_tls_once(fd, answer, close_notify); });
+  return fetch_once(tls_to("127.0.0.1", server.port(), context(trusting_ca())));
+}
+
 }  // namespace
 
 TEST_SUITE("HttpConnection TLS") {
   TEST_CASE("a close-delimited body over TLS is complete only after close_notify (RFC 9112 9.8)") {
     const std::string answer = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe whole body";
-    ScriptServer notifying([&](int& fd, int) { serve_tls_once(fd, answer, true); });
-    Outcome o = fetch_once(tls_to("127.0.0.1", notifying.port(), context(trusting_ca())));
+    Outcome o = fetch_tls_answer(answer, true);
     REQUIRE_MESSAGE(o.status.ok(), o.status.error().reason);
     CHECK(o.body == "the whole body");
 
     // Without close_notify the end of the body cannot be told from a truncation.
-    ScriptServer cut([&](int& fd, int) { serve_tls_once(fd, answer, false); });
-    o = fetch_once(tls_to("127.0.0.1", cut.port(), context(trusting_ca())));
+    o = fetch_tls_answer(answer, false);
     REQUIRE_FALSE(o.status.ok());
     CHECK(o.status.error().code == make_error_code(Errc::connection_closed));
     CHECK(o.status.error().reason.find("close_notify") != std::string::npos);
@@ -136,8 +140,7 @@ TEST_SUITE("HttpConnection TLS") {
 
   TEST_CASE("a framed body over TLS is complete without close_notify, whatever follows") {
     const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nframe";
-    ScriptServer cut([&](int& fd, int) { serve_tls_once(fd, answer, false); });
-    Outcome o = fetch_once(tls_to("127.0.0.1", cut.port(), context(trusting_ca())));
+    Outcome o = fetch_tls_answer(answer, false);
     REQUIRE_MESSAGE(o.status.ok(), o.status.error().reason);
     CHECK(o.body == "frame");
   }
