@@ -372,10 +372,16 @@ class Connection final : public ResponseWriter {
   void on_read(ssize_t n, const uv_buf_t* buf) {
     if (n == 0) return;
     if (n < 0) {
-      if (n == UV_EOF && request_done_ && !response_done_) {
-        // The client half-closed after a whole request: answer it, then close.
+      if (n == UV_EOF && !in_message_) {
+        // The client half-closed after a whole request (or between requests): answer what is
+        // owed and let the queued output leave, then close. (Closing at once would cancel
+        // the writes of a response still queued: a large answer given synchronously.)
         close_after_ = true;
-        update_reading();
+        if ((request_done_ && !response_done_) || next_scheduled_) {
+          update_reading();  // finish() / next_request() end the connection
+          return;
+        }
+        end_after_writes();
         return;
       }
       close();
