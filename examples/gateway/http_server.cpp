@@ -272,6 +272,12 @@ class Connection final : public ResponseWriter {
     if (chunked_out_) out_ += "0\r\n\r\n";
     response_done_ = true;
     flush();
+    if (!request_done_ && body_paused_) {
+      // Answered before the request body ended, with the body paused (the handler no longer
+      // needs it, and may never resume it): read on and discard the rest, so that the
+      // connection reaches the next request instead of stalling with reading stopped.
+      resume_request_body();
+    }
     if (close_after_) {
       end_after_writes();
       return;
@@ -562,6 +568,7 @@ class Connection final : public ResponseWriter {
     if (closing_) return;
     request_done_ = response_done_ = response_started_ = false;
     chunked_out_ = head_request_ = false;
+    body_paused_ = false;  // a pause of the previous request's body does not carry over
     body_allowed_ = true;
     want_writable_ = false;
     if (close_after_ || server_->draining) {

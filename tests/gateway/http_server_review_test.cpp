@@ -159,4 +159,20 @@ TEST_SUITE("HttpServer") {
     CHECK(has_head);
     CHECK(received == kBigBody);
   }
+
+  TEST_CASE("a response that ends while the request body is paused does not stall the connection") {
+    Harness h;
+    bool early = false, second = false;
+    h.run([&] {
+      RawClient c(h.port);
+      REQUIRE(c.connected());
+      c.send("POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+      early = c.read_until("early\n");
+      // The rest of the body, then the next request on the same keep-alive connection.
+      c.send("56789GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+      second = c.read_until("ok:/next");
+    });
+    CHECK(early);
+    CHECK(second);
+  }
 }
