@@ -89,10 +89,14 @@ void UpstreamRequest::resume_body() {
 
 Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest request, ForwardHandlers handlers) {
   if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
-  if (request.target.empty() || has_any(request.target, " \r\n"))
+  // CR, LF and NUL are refused here, as the connection's serializer would: a request it refused
+  // later would fail on a later turn and count against the Pod it was meant for.
+  constexpr std::string_view kBadInValue("\r\n\0", 3);
+  constexpr std::string_view kBadInTarget(" \r\n\0", 4);
+  if (request.target.empty() || has_any(request.target, kBadInTarget))
     return Error{Errc::invalid_argument, fmt::format("forward: bad target \"{}\"", request.target)};
   for (const auto& [name, value] : request.headers)
-    if (!valid_token(name) || has_any(value, "\r\n"))
+    if (!valid_token(name) || has_any(value, kBadInValue))
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
   auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
   r->upstream = impl_;
@@ -292,7 +296,8 @@ void UpstreamRequest::Impl::attempt() {
   auto ex = pool->send(std::move(out), std::move(h));
   if (!ex) {
     const std::string pod_name = pod ? pod->name() : std::string("?");
-    finish_attempt(true);
+    // A request the connection refuses (invalid_argument) says nothing about the Pod.
+    finish_attempt(ex.error().code == Errc::invalid_argument ? Outcome::neutral : Outcome::failure);
     return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name, pod_name,
                                                        ex.error().reason)});
   }
