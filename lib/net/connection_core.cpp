@@ -506,6 +506,9 @@ void ConnectionCore::on_transport_eof() {
   Depth guard(this);
   if (active_ && parser_paused_) {
     pending_eof_ = true;  // deliver what is held first
+    // The peer has closed: however the held response ends, this stream never carries another
+    // exchange (a TLS close_notify can arrive behind a paused response in the same read).
+    broken_ = true;
     return;
   }
   handle_eof();
