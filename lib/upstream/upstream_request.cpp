@@ -296,8 +296,15 @@ void UpstreamRequest::Impl::attempt() {
   auto ex = pool->send(std::move(out), std::move(h));
   if (!ex) {
     const std::string pod_name = pod ? pod->name() : std::string("?");
-    // A request the connection refuses (invalid_argument) says nothing about the Pod.
-    finish_attempt(ex.error().code == Errc::invalid_argument ? Outcome::neutral : Outcome::failure);
+    const std::error_code code = ex.error().code;
+    // Neither a request the connection refuses (invalid_argument) nor our own full queue for
+    // the Pod (pool_exhausted: nothing was sent) says the Pod failed. The latter may go to
+    // another Pod like a connect failure (see connect_phase()).
+    const bool exhausted = code == Errc::pool_exhausted;
+    if (exhausted && pod) tried.push_back(pod->key);
+    finish_attempt(exhausted || code == Errc::invalid_argument ? Outcome::neutral : Outcome::failure);
+    last_pod = pod_name;
+    if (exhausted && up->options.retries.on_connect_failure && may_retry(*up, true)) return retry(*up);
     return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name, pod_name,
                                                        ex.error().reason)});
   }

@@ -1,10 +1,13 @@
 // Upstream request-path behaviours found in the review of the optimized request path.
 #include <doctest/doctest.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "net/support/net_script_server.h"
 #include "upstream/support/pod_farm.h"
 #include "upstream/support/upstream_env.h"
 
@@ -26,6 +29,19 @@ UpstreamConfig config_of(const std::string& service) {
   c.name = service;
   c.services = {UpstreamEnv::ref("tke-a", service)};
   return c;
+}
+
+// Reads requests and never answers, until the client closes or the server stops.
+ScriptServer::Handler silent_pod(const ScriptServer** self) {
+  return [self](int& fd, int) {
+    char buf[4096];
+    while (*self == nullptr || !(*self)->stopping()) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) < 0) return;
+      if (p.revents == 0) continue;
+      if (::recv(fd, buf, sizeof buf, 0) <= 0) return;
+    }
+  };
 }
 
 }  // namespace
@@ -73,5 +89,62 @@ TEST_SUITE("Upstream") {
     CHECK(ok.status.ok());
     CHECK(ok.code == 200);
     accepted.clear();
+  }
+
+  TEST_CASE("a Pod whose connection queue is full is not failed: the request goes to another Pod") {
+    const ScriptServer* self_a = nullptr;
+    const ScriptServer* self_b = nullptr;
+    ScriptServer a(silent_pod(&self_a));
+    ScriptServer b(silent_pod(&self_b));
+    self_a = &a;
+    self_b = &b;
+    UpstreamEnv env;
+    env.publish("tke-a", "qa", a.port(), {{"127.0.0.1", "qa-0"}});
+    env.publish("tke-a", "qb", b.port(), {{"127.0.0.1", "qb-0"}});
+    UpstreamConfig config;
+    config.name = "queue";
+    config.services = {UpstreamEnv::ref("tke-a", "qa"), UpstreamEnv::ref("tke-a", "qb")};
+    config.policy = BalancerPolicy::consistent_hash;  // one key: every first attempt on one Pod
+    UpstreamOptions options;
+    options.max_connections_per_pod = 1;
+    options.outlier.consecutive_failures = 1;
+    env.start(config, options);
+
+    // One exchange on the Pod's only connection and 4096 (the pool's max_pending) queued
+    // behind it fill that Pod's pool; the next request finds it exhausted.
+    constexpr int kFill = 1 + 4096;
+    std::vector<std::unique_ptr<UpstreamRequest>> held;
+    held.reserve(kFill + 1);
+    auto failed = std::make_shared<int>(0);
+    auto last_error = std::make_shared<std::string>();
+    for (int i = 0; i < kFill + 1; ++i) {
+      ForwardRequest req;
+      req.target = "/";
+      req.hash = 42;
+      ForwardHandlers h;
+      h.on_complete = [failed, last_error](Status s) {
+        if (!s.ok()) {
+          ++*failed;
+          *last_error = s.error().reason;
+        }
+      };
+      auto r = env.upstream->forward(std::move(req), std::move(h));
+      REQUIRE(r.ok());
+      held.push_back(std::move(*r));
+    }
+    env.loop.run_for(300);
+    CHECK(*failed == 0);
+    if (*failed != 0) MESSAGE(*last_error);
+    const UpstreamStats stats = env.upstream->stats();
+    REQUIRE(stats.pods.size() == 2);
+    std::uint32_t in_flight = 0;
+    for (const auto& pod : stats.pods) {
+      CHECK(pod.failures == 0);
+      CHECK_FALSE(pod.ejected);
+      in_flight += pod.in_flight;
+    }
+    CHECK(in_flight == kFill + 1);  // every request is on its way to some Pod
+    CHECK(stats.retries == 1);
+    held.clear();
   }
 }
