@@ -276,12 +276,15 @@ void UpstreamRequest::Impl::attempt() {
     auto owner = self->upstream.lock();
     if (!owner) return;
     const bool pod_failure = !s.ok() || self->status >= 500;
+    // A connect that timed out sent nothing either (timed_out is also a response timeout).
+    const bool never_connected = self->exchange && !self->exchange->connected();
     std::string pod_name;
     if (!s.ok()) pod_name = self->pod->name();
     self->exchange.reset();
     self->finish_attempt(pod_failure);
     if (!s.ok() && !self->head_delivered) {
-      const bool nothing_sent = connect_phase(s.error().code);
+      const bool nothing_sent =
+          connect_phase(s.error().code) || (s.error().code == Errc::timed_out && never_connected);
       const bool replayable = !self->request.streamed && idempotent(self->request.method);
       // retries.on_connect_failure = false turns connect-failure retries off for every method.
       const bool allowed = nothing_sent ? owner->options.retries.on_connect_failure : replayable;

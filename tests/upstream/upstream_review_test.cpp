@@ -1,7 +1,10 @@
 // Upstream request-path behaviours found in the review of the optimized request path.
 #include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -146,5 +149,59 @@ TEST_SUITE("Upstream") {
     CHECK(in_flight == kFill + 1);  // every request is on its way to some Pod
     CHECK(stats.retries == 1);
     held.clear();
+  }
+
+  TEST_CASE("a POST whose connect timed out (nothing was sent) is retried on another Pod") {
+    // Pod "ct": a listener whose accept queue is full, so connects to it hang (SYNs dropped).
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener, 0) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+      int f = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      (void)::connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      fillers.push_back(f);
+    }
+    sleep_ms(50);
+    // Pod "ok": answers every request.
+    ScriptServer good([](int& fd, int) {
+      while (!read_request(fd, 2000).empty())
+        if (!write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) return;
+    });
+    {
+      UpstreamEnv env;
+      env.publish("tke-a", "ct", ntohs(a.sin_port), {{"127.0.0.1", "ct-0"}});
+      env.publish("tke-a", "ok", good.port(), {{"127.0.0.1", "ok-0"}});
+      UpstreamConfig config;
+      config.name = "ct";
+      config.services = {UpstreamEnv::ref("tke-a", "ct"), UpstreamEnv::ref("tke-a", "ok")};
+      UpstreamOptions options;
+      options.timeouts.connect = std::chrono::milliseconds{200};
+      env.start(config, options);
+      const std::string hanging = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+
+      int ok = 0;
+      for (int i = 0; i < 4; ++i) {
+        ForwardRequest req;
+        req.method = "POST";
+        req.target = "/post";
+        req.body = "x";
+        const Outcome r = env.send(std::move(req), 5000);
+        if (!r.status.ok()) MESSAGE(r.status.error().reason);
+        if (r.status.ok() && r.code == 200 && r.body == "ok") ++ok;
+      }
+      CHECK(ok == 4);
+      std::uint64_t hanging_attempts = 0;
+      for (const auto& pod : env.upstream->stats().pods)
+        if (pod.pod == hanging) hanging_attempts = pod.requests;
+      CHECK(hanging_attempts >= 1);  // the hanging Pod was tried (and its connect timed out)
+    }
+    for (int f : fillers) ::close(f);
+    ::close(listener);
   }
 }
