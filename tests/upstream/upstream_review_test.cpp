@@ -204,4 +204,40 @@ TEST_SUITE("Upstream") {
     for (int f : fillers) ::close(f);
     ::close(listener);
   }
+
+  TEST_CASE("ForwardResponseHead's views stay readable in on_head after the handler drops the request and the Upstream") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 1, "hv", 62);
+    UpstreamEnv env;
+    env.publish("tke-a", "hv", farm.port(), pods_of(farm));
+    env.start(config_of("hv"));
+    std::unique_ptr<UpstreamRequest> handle;
+    bool head_seen = false, completed = false;
+    std::vector<Header> before, after;
+    std::string pod_before, pod_after;
+    ForwardHandlers h;
+    h.on_head = [&](const ForwardResponseHead& head) {
+      head_seen = true;
+      for (const auto& [n, v] : head.headers) before.emplace_back(n, v);
+      pod_before = head.pod;
+      handle.reset();        // cancels: the exchange and its connection are dropped
+      env.upstream.reset();  // and the Upstream with its Pods and pools
+      // Still inside on_head: the views must still be valid (ASan checks the reads).
+      for (const auto& [n, v] : head.headers) after.emplace_back(n, v);
+      pod_after = head.pod;
+    };
+    h.on_complete = [&](Status) { completed = true; };
+    ForwardRequest req;
+    req.target = "/";
+    auto r = env.upstream->forward(std::move(req), std::move(h));
+    REQUIRE(r.ok());
+    handle = std::move(*r);
+    REQUIRE(env.loop.run_until([&] { return head_seen; }, 5000));
+    env.loop.run_for(50);
+    CHECK_FALSE(completed);
+    CHECK_FALSE(before.empty());
+    CHECK(after == before);
+    CHECK(pod_after == pod_before);
+    CHECK(pod_before == farm.host_port(0));
+  }
 }
