@@ -272,6 +272,12 @@ class Connection final : public ResponseWriter {
     if (chunked_out_) out_ += "0\r\n\r\n";
     response_done_ = true;
     flush();
+    if (!request_done_ && body_paused_) {
+      // Answered before the request body ended, with the body paused (the handler no longer
+      // needs it, and may never resume it): read on and discard the rest, so that the
+      // connection reaches the next request instead of stalling with reading stopped.
+      resume_request_body();
+    }
     if (close_after_) {
       end_after_writes();
       return;
@@ -372,10 +378,16 @@ class Connection final : public ResponseWriter {
   void on_read(ssize_t n, const uv_buf_t* buf) {
     if (n == 0) return;
     if (n < 0) {
-      if (n == UV_EOF && request_done_ && !response_done_) {
-        // The client half-closed after a whole request: answer it, then close.
+      if (n == UV_EOF && !in_message_) {
+        // The client half-closed after a whole request (or between requests): answer what is
+        // owed and let the queued output leave, then close. (Closing at once would cancel
+        // the writes of a response still queued: a large answer given synchronously.)
         close_after_ = true;
-        update_reading();
+        if ((request_done_ && !response_done_) || next_scheduled_) {
+          update_reading();  // finish() / next_request() end the connection
+          return;
+        }
+        end_after_writes();
         return;
       }
       close();
@@ -556,6 +568,7 @@ class Connection final : public ResponseWriter {
     if (closing_) return;
     request_done_ = response_done_ = response_started_ = false;
     chunked_out_ = head_request_ = false;
+    body_paused_ = false;  // a pause of the previous request's body does not carry over
     body_allowed_ = true;
     want_writable_ = false;
     if (close_after_ || server_->draining) {

@@ -216,7 +216,8 @@ class KUPSTREAM_API Upstream {
   PickResult pick(std::uint64_t hash = 0) const;
 
   // Loop thread. Sends the request to a Pod and streams the response back.
-  // Errors returned (no handler runs): invalid_argument (bad method/target/header).
+  // Errors returned (no handler runs): invalid_argument (bad method/target/header; CR, LF or NUL
+  // in the target or a header value).
   Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest request, ForwardHandlers handlers);
 
   // True once every service has synced at least once and some Pod can take traffic.

@@ -254,6 +254,7 @@ Status ConnectionCore::start(const std::shared_ptr<ExchangeCore>& ex) {
   ex->pool = nullptr;
   ex->write_high_water = options_.write_high_water;
   active_ = ex;
+  if (transport_ != nullptr && transport_->connected()) ex->connected = true;
   ++exchanges_started_;
   reset_response();
   llhttp_init(&parser_, HTTP_RESPONSE, &ParserCallbacks::settings());
@@ -440,6 +441,7 @@ void ConnectionCore::fail(Error error) {
 void ConnectionCore::on_transport_connected() {
   Depth guard(this);
   connecting_ = false;
+  if (active_) active_->connected = true;
   // The response-head clock starts when the request can actually leave, not at send().
   if (request_ended_ && head_deadline_ != 0)
     head_deadline_ = uv_now(&loop_) + static_cast<std::uint64_t>(options_.response_header_timeout.count());
@@ -506,6 +508,9 @@ void ConnectionCore::on_transport_eof() {
   Depth guard(this);
   if (active_ && parser_paused_) {
     pending_eof_ = true;  // deliver what is held first
+    // The peer has closed: however the held response ends, this stream never carries another
+    // exchange (a TLS close_notify can arrive behind a paused response in the same read).
+    broken_ = true;
     return;
   }
   handle_eof();

@@ -31,6 +31,7 @@ struct ExchangeCore {
 
   bool paused = false;
   bool retried = false;
+  bool connected = false;  // a connection carrying it got connected (bytes may have left)
   bool canceled = false;  // the handle was dropped, or the owner went away
   int calling = 0;        // depth of handler calls in progress
 

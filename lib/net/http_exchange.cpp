@@ -120,4 +120,6 @@ void HttpExchange::resume_body() {
 
 bool HttpExchange::done() const noexcept { return core_->state == ExchangeCore::State::done; }
 
+bool HttpExchange::connected() const noexcept { return core_->connected; }
+
 }  // namespace kupstream::net

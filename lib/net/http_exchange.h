@@ -47,6 +47,9 @@ class HttpExchange {
 
   // True once on_complete has been delivered or the exchange failed.
   bool done() const noexcept;
+  // False while no connection carrying this exchange has completed its connect (TCP + TLS):
+  // nothing of the request can have been sent (e.g. after a connect timeout).
+  bool connected() const noexcept;
 
  private:
   std::shared_ptr<ExchangeCore> core_;

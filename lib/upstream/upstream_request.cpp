@@ -89,10 +89,14 @@ void UpstreamRequest::resume_body() {
 
 Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest request, ForwardHandlers handlers) {
   if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
-  if (request.target.empty() || has_any(request.target, " \r\n"))
+  // CR, LF and NUL are refused here, as the connection's serializer would: a request it refused
+  // later would fail on a later turn and count against the Pod it was meant for.
+  constexpr std::string_view kBadInValue("\r\n\0", 3);
+  constexpr std::string_view kBadInTarget(" \r\n\0", 4);
+  if (request.target.empty() || has_any(request.target, kBadInTarget))
     return Error{Errc::invalid_argument, fmt::format("forward: bad target \"{}\"", request.target)};
   for (const auto& [name, value] : request.headers)
-    if (!valid_token(name) || has_any(value, "\r\n"))
+    if (!valid_token(name) || has_any(value, kBadInValue))
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
   auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
   r->upstream = impl_;
@@ -272,12 +276,15 @@ void UpstreamRequest::Impl::attempt() {
     auto owner = self->upstream.lock();
     if (!owner) return;
     const bool pod_failure = !s.ok() || self->status >= 500;
+    // A connect that timed out sent nothing either (timed_out is also a response timeout).
+    const bool never_connected = self->exchange && !self->exchange->connected();
     std::string pod_name;
     if (!s.ok()) pod_name = self->pod->name();
     self->exchange.reset();
     self->finish_attempt(pod_failure);
     if (!s.ok() && !self->head_delivered) {
-      const bool nothing_sent = connect_phase(s.error().code);
+      const bool nothing_sent =
+          connect_phase(s.error().code) || (s.error().code == Errc::timed_out && never_connected);
       const bool replayable = !self->request.streamed && idempotent(self->request.method);
       // retries.on_connect_failure = false turns connect-failure retries off for every method.
       const bool allowed = nothing_sent ? owner->options.retries.on_connect_failure : replayable;
@@ -292,7 +299,15 @@ void UpstreamRequest::Impl::attempt() {
   auto ex = pool->send(std::move(out), std::move(h));
   if (!ex) {
     const std::string pod_name = pod ? pod->name() : std::string("?");
-    finish_attempt(true);
+    const std::error_code code = ex.error().code;
+    // Neither a request the connection refuses (invalid_argument) nor our own full queue for
+    // the Pod (pool_exhausted: nothing was sent) says the Pod failed. The latter may go to
+    // another Pod like a connect failure (see connect_phase()).
+    const bool exhausted = code == Errc::pool_exhausted;
+    if (exhausted && pod) tried.push_back(pod->key);
+    finish_attempt(exhausted || code == Errc::invalid_argument ? Outcome::neutral : Outcome::failure);
+    last_pod = pod_name;
+    if (exhausted && up->options.retries.on_connect_failure && may_retry(*up, true)) return retry(*up);
     return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name, pod_name,
                                                        ex.error().reason)});
   }
