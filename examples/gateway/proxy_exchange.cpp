@@ -17,10 +17,18 @@ constexpr std::size_t kKeptBlocks = 0;
 constexpr std::size_t kKeptBlocks = 1024;
 #endif
 
+// Set when this thread's list is destroyed (thread exit): a block freed later on the thread,
+// e.g. by a static destructor, bypasses it. Trivially destructible: usable until the end.
+bool& list_gone() {
+  thread_local bool gone = false;
+  return gone;
+}
+
 struct FreeBlocks {
   std::vector<void*> blocks;
   ~FreeBlocks() {
     for (void* p : blocks) ::operator delete(p);
+    list_gone() = true;
   }
 };
 
@@ -32,26 +40,23 @@ FreeBlocks& free_blocks() {
 }  // namespace
 
 void* ProxyExchange::operator new(std::size_t size) {
+  if (size != sizeof(ProxyExchange) || list_gone()) return ::operator new(size);
   auto& f = free_blocks().blocks;
-  if (size == sizeof(ProxyExchange) && !f.empty()) {
-    void* p = f.back();
-    f.pop_back();
-    return p;
-  }
-  return ::operator new(size);
+  if (f.empty()) return ::operator new(size);
+  void* p = f.back();
+  f.pop_back();
+  return p;
 }
 
 void ProxyExchange::operator delete(void* p, std::size_t size) noexcept {
-  auto& f = free_blocks().blocks;
-  if (size == sizeof(ProxyExchange) && f.size() < kKeptBlocks && f.size() < f.capacity()) {
-    f.push_back(p);
-    return;
-  }
-  if (size == sizeof(ProxyExchange) && f.size() < kKeptBlocks) {
+  if (size == sizeof(ProxyExchange) && !list_gone()) {
+    auto& f = free_blocks().blocks;
     try {
-      f.reserve(f.empty() ? 64 : f.size() * 2);
-      f.push_back(p);
-      return;
+      if (f.size() < kKeptBlocks) {
+        if (f.size() == f.capacity()) f.reserve(f.empty() ? 64 : f.size() * 2);
+        f.push_back(p);
+        return;
+      }
     } catch (...) {
     }
   }
