@@ -58,15 +58,20 @@ Result<bool> UpstreamRequest::write_body(std::string_view data) {
   auto& r = *impl_;
   if (!r.request.streamed || r.body_ended) return Error{Errc::invalid_argument, "write_body: the body is not streamed or has ended"};
   if (r.done || r.canceled) return Error{Errc::operation_canceled, "write_body: the request has finished"};
-  r.body_written = true;
   if (!r.exchange) {
     // Before the first attempt has a connection: buffer, with the same backpressure signal
-    // as the exchange (on_writable follows once the buffer has drained into the connection).
+    // as the exchange (on_writable follows once the buffer has drained into the connection),
+    // and the same length check.
+    if (r.request.content_length && r.early_body.size() + data.size() > *r.request.content_length)
+      return Error{Errc::invalid_argument,
+                   fmt::format("write_body: more than content_length ({}) bytes", *r.request.content_length)};
+    r.body_written = true;
     r.early_body.append(data);
     if (r.early_body.size() < kEarlyBodyHighWater) return true;
     r.early_blocked = true;
     return false;
   }
+  r.body_written = true;
   return r.exchange->write_body(data);
 }
 
@@ -74,8 +79,14 @@ Status UpstreamRequest::end_body() {
   auto& r = *impl_;
   if (!r.request.streamed || r.body_ended) return Error{Errc::invalid_argument, "end_body: the body is not streamed or has ended"};
   if (r.done || r.canceled) return Error{Errc::operation_canceled, "end_body: the request has finished"};
+  if (!r.exchange) {
+    if (r.request.content_length && r.early_body.size() != *r.request.content_length)
+      return Error{Errc::invalid_argument, fmt::format("end_body: {} bytes written, content_length is {}",
+                                                       r.early_body.size(), *r.request.content_length)};
+    r.body_ended = true;
+    return {};
+  }
   r.body_ended = true;
-  if (!r.exchange) return {};
   return r.exchange->end_body();
 }
 

@@ -205,6 +205,42 @@ TEST_SUITE("Upstream") {
     ::close(listener);
   }
 
+  TEST_CASE("a streamed body written before the first attempt has a connection is held to its Content-Length") {
+    UpstreamEnv env;
+    env.publish("tke-a", "eb", 8080, {});  // no Pod: the attempt waits, the body is buffered
+    env.start(config_of("eb"), {}, false);
+    REQUIRE(env.loop.run_until([&] { return env.upstream->stats().services[0].state.phase == WatchPhase::synced; }, 10000));
+    bool done = false;
+    Status status;
+    ForwardHandlers h;
+    h.on_complete = [&](Status st) {
+      status = std::move(st);
+      done = true;
+    };
+    ForwardRequest req;
+    req.method = "PUT";
+    req.target = "/early";
+    req.streamed = true;
+    req.content_length = 10;
+    auto r = env.upstream->forward(std::move(req), std::move(h));
+    REQUIRE(r.ok());
+    auto& up = **r;
+    auto too_much = up.write_body("0123456789a");
+    REQUIRE_FALSE(too_much.ok());
+    CHECK(too_much.error().code == Errc::invalid_argument);
+    CHECK(too_much.error().reason.find("content_length (10)") != std::string::npos);
+    REQUIRE(up.write_body("0123").ok());
+    auto short_end = up.end_body();
+    REQUIRE_FALSE(short_end.ok());
+    CHECK(short_end.error().reason == "end_body: 4 bytes written, content_length is 10");
+    REQUIRE(up.write_body("456789").ok());
+    CHECK(up.end_body().ok());
+    // No Pod ever comes: the request ends with no_endpoint, not with a hang.
+    REQUIRE(env.loop.run_until([&] { return done; }, 10000));
+    REQUIRE_FALSE(status.ok());
+    CHECK(status.error().code == Errc::no_endpoint);
+  }
+
   TEST_CASE("ForwardResponseHead's views stay readable in on_head after the handler drops the request and the Upstream") {
     TempDir dir;
     PodFarm farm(dir.path(), 1, "hv", 62);
