@@ -103,6 +103,19 @@ class Client {
   }
   // True when the server closed the connection (no more bytes).
   bool closed() { return buf_.empty() && !fill(); }
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  // Reads until `needle` has arrived (true) or the stream ends / times out (false).
+  bool read_until(const std::string& needle) {
+    while (buf_.find(needle) == std::string::npos)
+      if (!fill()) return false;
+    return true;
+  }
+  // Reads until the server closes (or the receive timeout passes); returns all unread bytes.
+  const std::string& read_to_end() {
+    while (fill()) {
+    }
+    return buf_;
+  }
 
  private:
   std::uint16_t port_ = 0;
@@ -112,7 +125,10 @@ class Client {
 };
 
 // Echoes the request: headers X-Method/X-Target/X-Body-Bytes, body = request body or "hello".
-// "/chunked" answers without a Content-Length; "/later" answers 50 ms later from a timer.
+// "/chunked" answers without a Content-Length; "/later" answers 50 ms later from a timer;
+// "/early" pauses the request body at its first piece and answers "early\n" at once, never
+// resuming (as the gateway does when the Upstream's response ends while the client's body
+// waits for on_writable).
 class EchoHandler : public RequestHandler {
  public:
   EchoHandler(uv_loop_t& loop, RequestHead& head, ResponseWriter& w) : loop_(loop), head_(head), w_(w) {}
@@ -123,6 +139,12 @@ class EchoHandler : public RequestHandler {
     }
   }
   void on_body(std::string_view d) override {
+    if (head_.target == "/early") {
+      if (!answered_) w_.pause_request_body();
+      if (!answered_) w_.simple(200, "early\n");
+      answered_ = true;
+      return;
+    }
     body_.append(d);
     if (head_.target == "/paced") {
       // Backpressure: stop the client's body after each piece, resume 1 ms later.
@@ -139,6 +161,7 @@ class EchoHandler : public RequestHandler {
     }
   }
   void on_body_end() override {
+    if (answered_) return;
     if (head_.target == "/later") {
       timer_ = new uv_timer_t;
       uv_timer_init(&loop_, timer_);
@@ -174,7 +197,10 @@ class EchoHandler : public RequestHandler {
   std::string body_;
   uv_timer_t* timer_ = nullptr;
   int pauses_ = 0;
+  bool answered_ = false;
 };
+
+constexpr std::size_t kBigBody = 24 * 1024 * 1024;  // "/big": answered by the factory at once
 
 struct Harness {
   uv_loop_t loop;
@@ -188,6 +214,10 @@ struct Harness {
     server = std::make_unique<HttpServer>(loop, opts, [this](RequestHead& h, ResponseWriter& w) -> std::unique_ptr<RequestHandler> {
       if (h.target == "/direct") {
         w.simple(404, "no route\n");
+        return nullptr;
+      }
+      if (h.target == "/big") {
+        w.simple(200, std::string(kBigBody, 'z'));
         return nullptr;
       }
       return std::make_unique<EchoHandler>(loop, h, w);
@@ -403,5 +433,36 @@ TEST_SUITE("HttpServer") {
     CHECK(got.headers["connection"] == "close");
     CHECK(drained);
     h.close();
+  }
+  // Found in the request-path review: EOF between requests closed the connection at once and
+  // cut the queued output of a response answered before it.
+  TEST_CASE("a client that half-closes after its request still gets the whole response") {
+    std::size_t received = 0;
+    bool has_head = false;
+    with_connection([&](Client& c) {
+      c.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+      c.shutdown_write();  // e.g. `nc -N`: the request is whole, the client sends nothing more
+      const std::string& all = c.read_to_end();
+      const auto end = all.find("\r\n\r\n");
+      has_head = end != std::string::npos;
+      if (has_head) received = all.size() - (end + 4);
+    });
+    CHECK(has_head);
+    CHECK(received == kBigBody);
+  }
+
+  // Found in the request-path review: nothing resumed a paused request body once the response
+  // had finished, so the next request on the connection was never read.
+  TEST_CASE("a response that ends while the request body is paused does not stall the connection") {
+    bool early = false, second = false;
+    with_connection([&](Client& c) {
+      c.send("POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+      early = c.read_until("early\n");
+      // The rest of the body, then the next request on the same keep-alive connection.
+      c.send("56789GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+      second = c.read_until("X-Target: /next");
+    });
+    CHECK(early);
+    CHECK(second);
   }
 }
