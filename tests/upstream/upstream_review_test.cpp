@@ -12,6 +12,7 @@
 
 #include "net/support/net_script_server.h"
 #include "upstream/support/pod_farm.h"
+#include "upstream/support/published_farm.h"
 #include "upstream/support/upstream_env.h"
 
 using namespace kupstream;
@@ -51,10 +52,8 @@ ScriptServer::Handler silent_pod(const ScriptServer** self) {
 
 TEST_SUITE("Upstream") {
   TEST_CASE("a NUL byte in a header value or the target is refused by forward() and never counts against the Pod") {
-    TempDir dir;
-    PodFarm farm(dir.path(), 1, "nul", 61);
-    UpstreamEnv env;
-    env.publish("tke-a", "nul", farm.port(), pods_of(farm));
+    PublishedFarm published("nul", 1, 61);
+    auto& env = published.env;
     UpstreamOptions options;
     options.outlier.consecutive_failures = 2;
     env.start(config_of("nul"), options);
@@ -242,10 +241,9 @@ TEST_SUITE("Upstream") {
   }
 
   TEST_CASE("ForwardResponseHead's views stay readable in on_head after the handler drops the request and the Upstream") {
-    TempDir dir;
-    PodFarm farm(dir.path(), 1, "hv", 62);
-    UpstreamEnv env;
-    env.publish("tke-a", "hv", farm.port(), pods_of(farm));
+    PublishedFarm published("hv", 1, 62);
+    auto& farm = published.farm;
+    auto& env = published.env;
     env.start(config_of("hv"));
     std::unique_ptr<UpstreamRequest> handle;
     bool head_seen = false, completed = false;
