@@ -18,9 +18,7 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/ssl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <algorithm>
 #include <cctype>
@@ -41,6 +39,7 @@
 #include "net/support/net_loop.h"
 #include "net/support/net_process.h"
 #include "net/support/net_script_server.h"
+#include "net/support/net_tls_server.h"
 #include "net/tls_context.h"
 
 using namespace kupstream;
@@ -503,42 +502,23 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// The server's side of one connection: the bytes on fd, or TLS over it (blocking, in this
-// process's TLS library) when `tls` is given. Reads time out after 4 s.
+// The server's side of one connection: the bytes on fd, or TLS over it when `tls` is given.
+// Reads time out after 4 s.
 class ServerConn {
  public:
   ServerConn(int& fd, SSL_CTX* tls) : fd_(fd) {
-    if (tls == nullptr) return;
-    timeval tv{4, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ssl_ = SSL_new(tls);
-    ok_ = ssl_ != nullptr && SSL_set_fd(ssl_, fd) == 1 && SSL_accept(ssl_) == 1;
+    if (tls != nullptr) tls_ = std::make_unique<TlsServerConn>(tls, fd);
   }
-  ~ServerConn() {
-    if (ssl_ != nullptr) SSL_free(ssl_);
-  }
-  ServerConn(const ServerConn&) = delete;
-  ServerConn& operator=(const ServerConn&) = delete;
-
-  bool ok() const { return ok_; }
-  std::string read_request() {
-    if (ssl_ == nullptr) return test::read_request(fd_, 4000);
-    return read_request_from([this](char* buf, std::size_t cap) -> long {
-      return SSL_read(ssl_, buf, static_cast<int>(std::min<std::size_t>(cap, 1 << 20)));
-    });
-  }
-  bool write(std::string_view data) {  // a TLS record per call
-    if (ssl_ == nullptr) return write_all(fd_, data);
-    return data.empty() || SSL_write(ssl_, data.data(), static_cast<int>(data.size())) == static_cast<int>(data.size());
-  }
+  bool ok() const { return !tls_ || tls_->ok(); }
+  std::string read_request() { return tls_ ? tls_->read_request() : test::read_request(fd_, 4000); }
+  bool write(std::string_view data) { return tls_ ? tls_->write(data) : write_all(fd_, data); }  // TLS: a record
   void close_notify() {
-    if (ssl_ != nullptr) SSL_shutdown(ssl_);
+    if (tls_) tls_->close_notify();
   }
 
  private:
   int& fd_;
-  SSL* ssl_ = nullptr;
-  bool ok_ = true;
+  std::unique_ptr<TlsServerConn> tls_;
 };
 
 // Serves requests "/case/<index>/<part>" on one connection until the case's script ends it.
@@ -1110,13 +1090,9 @@ TEST_SUITE("HttpConnection") {
     client.ca_file = pki.ca_cert;
     auto ctx = TlsContext::create(client);
     REQUIRE(ctx.ok());
-    SSL_CTX* server = SSL_CTX_new(TLS_server_method());
-    REQUIRE(server != nullptr);
-    REQUIRE(SSL_CTX_use_certificate_chain_file(server, pki.server_cert.c_str()) == 1);
-    REQUIRE(SSL_CTX_use_PrivateKey_file(server, pki.server_key.c_str(), SSL_FILETYPE_PEM) == 1);
+    TlsServerContext server(pki);
     run_mutations(env_int("KUP_HTTPS_MUTATIONS", kDefaultTlsCases), env_int("KUP_HTTPS_MUTATION_CASE", -1), *ctx,
-                  server);
-    SSL_CTX_free(server);
+                  server.get());
   }
 
   TEST_CASE(

@@ -2,8 +2,6 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -14,6 +12,7 @@
 #include "net/support/net_loop.h"
 #include "net/support/net_process.h"
 #include "net/support/net_script_server.h"
+#include "net/support/net_tls_server.h"
 #include "net/tls_context.h"
 
 using namespace kupstream;
@@ -21,70 +20,31 @@ using namespace kupstream::net;
 using namespace kupstream::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-struct SslCtxFree {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-struct SslFree {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
-
-// Reads one request (head, and a Content-Length body) over TLS. False on EOF/error/timeout.
-bool tls_read_request(SSL* ssl) {
-  std::string in;
-  char buf[4096];
-  std::size_t need = std::string::npos;
-  for (;;) {
-    const auto end = in.find("\r\n\r\n");
-    if (end != std::string::npos && need == std::string::npos) {
-      need = end + 4;
-      const auto cl = in.find("Content-Length: ");
-      if (cl != std::string::npos && cl < end) need += std::stoul(in.substr(cl + 16));
-    }
-    if (need != std::string::npos && in.size() >= need) return true;
-    const int n = SSL_read(ssl, buf, sizeof buf);
-    if (n <= 0) return false;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-}
-
-bool tls_write(SSL* ssl, const std::string& s) { return SSL_write(ssl, s.data(), static_cast<int>(s.size())) == static_cast<int>(s.size()); }
-
-}  // namespace
-
 TEST_SUITE("ConnectionPool") {
   TEST_CASE("a TLS connection whose peer closed while the response was paused is not reused") {
     TempDir dir;
     TestPki pki(dir.path());
-    std::unique_ptr<SSL_CTX, SslCtxFree> server_ctx(SSL_CTX_new(TLS_server_method()));
-    REQUIRE(server_ctx);
-    REQUIRE(SSL_CTX_use_certificate_chain_file(server_ctx.get(), pki.server_cert.c_str()) == 1);
-    REQUIRE(SSL_CTX_use_PrivateKey_file(server_ctx.get(), pki.server_key.c_str(), SSL_FILETYPE_PEM) == 1);
+    TlsServerContext server_ctx(pki);
 
     // Connection 0 answers one request with keep-alive framing and closes at once (close_notify
     // in the same TCP segment as the response: a Pod shutting down). Later connections answer
     // every request.
     ScriptServer server([ctx = server_ctx.get()](int& fd, int n) {
-      timeval tv{3, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx));
-      SSL_set_fd(ssl.get(), fd);
-      if (SSL_accept(ssl.get()) != 1) return;
+      TlsServerConn conn(ctx, fd, 3);
+      if (!conn.ok()) return;
       if (n == 0) {
-        if (!tls_read_request(ssl.get())) return;
+        if (conn.read_request().empty()) return;
         int on = 1, off = 0;
         ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-        tls_write(ssl.get(), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
-        SSL_shutdown(ssl.get());
+        conn.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+        conn.close_notify();
         ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-        char b[256];
-        while (SSL_read(ssl.get(), b, sizeof b) > 0) {
+        while (!conn.read_request().empty()) {  // until the client closes
         }
         return;
       }
-      while (tls_read_request(ssl.get()))
-        if (!tls_write(ssl.get(), "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")) return;
+      while (!conn.read_request().empty())
+        if (!conn.write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")) return;
     });
 
     TestLoop t;

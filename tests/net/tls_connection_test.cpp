@@ -2,10 +2,8 @@
 // openssl s_server, with a throw-away PKI made by the test.
 #include <doctest/doctest.h>
 
-#include <openssl/ssl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +13,7 @@
 #include "net/support/net_loop.h"
 #include "net/support/net_nginx.h"
 #include "net/support/net_script_server.h"
+#include "net/support/net_tls_server.h"
 #include "net/tls_context.h"
 
 using namespace kupstream;
@@ -93,32 +92,16 @@ Outcome fetch_once(const HttpConnectionOptions& options, const std::string& targ
   return o;
 }
 
-// Serves one HTTPS answer on fd (the test PKI's server certificate), in this process's TLS
-// library, then closes: after a close_notify alert, or (close_notify false) by just closing the
-// TCP connection, as a truncating attacker or a crashing server would.
-void serve_tls_once(int& fd, const std::string& answer, bool close_notify) {
-  // (No doctest assertion on this server thread: a failure here fails the client's handshake.)
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  if (ctx == nullptr) return;
-  SSL* ssl = nullptr;
-  if (SSL_CTX_use_certificate_chain_file(ctx, fixture().pki.server_cert.c_str()) == 1 &&
-      SSL_CTX_use_PrivateKey_file(ctx, fixture().pki.server_key.c_str(), SSL_FILETYPE_PEM) == 1)
-    ssl = SSL_new(ctx);
-  if (ssl != nullptr && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
-    (void)read_request_from([ssl](char* buf, std::size_t cap) -> long {
-      return SSL_read(ssl, buf, static_cast<int>(std::min<std::size_t>(cap, 1 << 20)));
-    });
-    if (SSL_write(ssl, answer.data(), static_cast<int>(answer.size())) == static_cast<int>(answer.size()) &&
-        close_notify)
-      SSL_shutdown(ssl);
-  }
-  if (ssl != nullptr) SSL_free(ssl);
-  SSL_CTX_free(ctx);
-}
-
-// One GET to a TLS server that answers `answer` and closes, with or without close_notify.
+// One GET to a TLS server (this process's TLS library, the test PKI's server certificate) that
+// answers `answer` and closes: after a close_notify alert, or (close_notify false) by just
+// closing the TCP connection, as a truncating attacker or a crashing server would.
 Outcome fetch_tls_answer(const std::string& answer, bool close_notify) {
-  ScriptServer server([&](int& fd, int) { serve_tls_once(fd, answer, close_notify); });
+  TlsServerContext ctx(fixture().pki);
+  ScriptServer server([&](int& fd, int) {
+    TlsServerConn conn(ctx.get(), fd);
+    if (conn.read_request().empty() || !conn.write(answer)) return;
+    if (close_notify) conn.close_notify();
+  });
   return fetch_once(tls_to("127.0.0.1", server.port(), context(trusting_ca())));
 }
 
