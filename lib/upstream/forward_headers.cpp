@@ -5,10 +5,6 @@
 namespace kupstream::detail {
 namespace {
 
-// Header access (the request path's std::pair headers).
-std::string_view name_of(const Header& h) { return h.first; }
-std::string_view value_of(const Header& h) { return h.second; }
-
 // Calls emit(name, value) for each header to send to the Pod, in order.
 template <class H, class Emit>
 void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& request, const std::string* host_override,
@@ -16,17 +12,17 @@ void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& r
   const ConnectionTokens tokens(headers);
   std::string forwarded_for;
   for (const auto& h : headers) {
-    const std::string_view name = name_of(h);
+    const auto [name, value] = view_of(h);
     if (is_hop_by_hop(name, tokens)) continue;
     if (iequals(name, "Host") || iequals(name, "Content-Length") || iequals(name, "X-Forwarded-Proto") ||
         iequals(name, "X-Forwarded-Host"))
       continue;
     if (iequals(name, "X-Forwarded-For")) {
       if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for += value_of(h);
+      forwarded_for += value;
       continue;
     }
-    emit(name, value_of(h));
+    emit(name, value);
   }
   const std::string& host = host_override ? *host_override : request.client_host;
   if (!host.empty()) emit("Host", host);
@@ -41,15 +37,7 @@ void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& r
 
 }  // namespace
 
-ConnectionTokens::ConnectionTokens(const std::vector<Header>& headers) {
-  for (const auto& h : headers)
-    if (iequals(h.first, "Connection")) add(h.second);
-}
-
-ConnectionTokens::ConnectionTokens(const std::vector<net::HttpHeader>& headers) {
-  for (const auto& h : headers)
-    if (iequals(h.name, "Connection")) add(h.value);
-}
+bool ConnectionTokens::is_connection(std::string_view name) noexcept { return iequals(name, "Connection"); }
 
 // Splits one Connection value ("close, X-Foo") into its comma-separated names.
 void ConnectionTokens::add(std::string_view value) {
@@ -87,10 +75,8 @@ bool is_hop_by_hop(std::string_view name, const ConnectionTokens& tokens) {
 }
 
 std::vector<Header> end_to_end(const std::vector<Header>& headers) {
-  const ConnectionTokens tokens(headers);
   std::vector<Header> out;
-  for (const auto& h : headers)
-    if (!is_hop_by_hop(h.first, tokens)) out.push_back(h);
+  for_each_end_to_end(headers, [&](HeaderView h) { out.emplace_back(h.first, h.second); });
   return out;
 }
 

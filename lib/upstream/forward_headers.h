@@ -12,16 +12,24 @@
 
 namespace kupstream::detail {
 
+// One header of either kind (the caller's std::pair, the connection's net::HttpHeader) as views.
+inline HeaderView view_of(const Header& h) noexcept { return {h.first, h.second}; }
+inline HeaderView view_of(const net::HttpHeader& h) noexcept { return {h.name, h.value}; }
+
 // The header names listed in a head's Connection headers, as views into their values: the
 // headers must outlive it. No allocation for up to kInline names.
 class ConnectionTokens {
  public:
-  explicit ConnectionTokens(const std::vector<Header>& headers);
-  explicit ConnectionTokens(const std::vector<net::HttpHeader>& headers);
+  template <class H>
+  explicit ConnectionTokens(const std::vector<H>& headers) {
+    for (const auto& h : headers)
+      if (const HeaderView v = view_of(h); is_connection(v.first)) add(v.second);
+  }
   bool contains(std::string_view name) const noexcept;  // ASCII case-insensitive
 
  private:
   static constexpr std::size_t kInline = 8;
+  static bool is_connection(std::string_view name) noexcept;
   void add(std::string_view value);
   std::array<std::string_view, kInline> inline_{};
   std::size_t count_ = 0;
@@ -31,15 +39,16 @@ class ConnectionTokens {
 // RFC 9110 §7.6.1: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
 // Upgrade, plus every header named in Connection.
 bool is_hop_by_hop(std::string_view name, const ConnectionTokens& connection_tokens);
-std::vector<Header> end_to_end(const std::vector<Header>& headers);
-// The same filter over a response head as the connection received it: calls keep(view) for
-// each kept header, in order (the request path: no copy).
-template <class Keep>
-void for_each_end_to_end(const std::vector<net::HttpHeader>& headers, Keep keep) {
+// Calls keep(view) for each end-to-end header, in order (the request path filters the Pod's
+// response head this way, without a copy).
+template <class H, class Keep>
+void for_each_end_to_end(const std::vector<H>& headers, Keep keep) {
   const ConnectionTokens tokens(headers);
   for (const auto& h : headers)
-    if (!is_hop_by_hop(h.name, tokens)) keep(HeaderView{h.name, h.value});
+    if (const HeaderView v = view_of(h); !is_hop_by_hop(v.first, tokens)) keep(v);
 }
+// The same, copied (tests, hosts' own transports).
+std::vector<Header> end_to_end(const std::vector<Header>& headers);
 
 // Headers for the Pod: end-to-end client headers without Host, Content-Length and the
 // X-Forwarded-* we set; then Host (the override, else the client's), X-Forwarded-For (the
