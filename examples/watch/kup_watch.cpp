@@ -160,8 +160,8 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "kup-watch: {}\n", cluster.error().message());
       return 1;
     }
-    EndpointWatch* raw = nullptr;
-    EndpointWatchCallbacks cb;
+    EndpointWatcher* raw = nullptr;
+    EndpointWatcherCallbacks cb;
     cb.on_update = [&](const EndpointSetPtr& set) { print_update(set, raw->state(), json); };
     cb.on_state = [&](const WatchState& s) { print_state(s, json); };
     auto watch = (*cluster)->watch(ref, std::move(cb));
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     // SIGINT/SIGTERM: drop the watch and let the loop drain.
     struct Stop {
       uv_signal_t sigint, sigterm;
-      std::unique_ptr<EndpointWatch>* watch;
+      std::unique_ptr<EndpointWatcher>* watch;
     } stop{{}, {}, &*watch};
     for (auto* s : {&stop.sigint, &stop.sigterm}) {
       uv_signal_init(&loop, s);

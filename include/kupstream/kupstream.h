@@ -2,9 +2,13 @@
 #pragma once
 
 #include "kupstream/balancer.h"
+#include "kupstream/cluster.h"
+#include "kupstream/cluster_client.h"
 #include "kupstream/endpoint.h"
+#include "kupstream/endpoint_watcher.h"
 #include "kupstream/error.h"
 #include "kupstream/export.h"
 #include "kupstream/log.h"
 #include "kupstream/service_ref.h"
+#include "kupstream/upstream.h"
 #include "kupstream/upstream_config.h"

@@ -1,7 +1,7 @@
 // Upstream: a named set of Kubernetes Services (possibly in several clusters) that requests
 // are sent to, straight to their Pods.
 //
-// An Upstream subscribes to one EndpointWatch per ServiceRef (shared through each cluster's
+// An Upstream subscribes to one EndpointWatcher per ServiceRef (shared through each cluster's
 // ClusterClient), merges the ready endpoints with their weights (per_pod or per_service),
 // keeps passive (and optional active) health per Pod, and publishes an immutable Picker after
 // every change. It forwards requests over pooled HTTP/1.1 or HTTPS connections, with the Host

@@ -1,5 +1,5 @@
 // AccessPreflight: asks the API server, with SelfSubjectAccessReviews, whether the client's
-// credentials may do what an EndpointWatch needs, so that a missing RBAC rule is reported
+// credentials may do what an EndpointWatcher needs, so that a missing RBAC rule is reported
 // up front with the rule to add, instead of as a bare 403 from a LIST.
 //
 // Thread: loop thread only. Lifetime: dropping the AccessPreflight at any time (even inside
@@ -22,7 +22,7 @@ struct AccessCheck {
   std::string namespace_name;  // "" for cluster-scoped resources
 };
 
-// What an EndpointWatch of `ns` needs: list/watch on endpointslices (discovery.k8s.io) and
+// What an EndpointWatcher of `ns` needs: list/watch on endpointslices (discovery.k8s.io) and
 // get/list/watch on services in the namespace; with node labels also list/watch on nodes.
 std::vector<AccessCheck> service_access_checks(const std::string& ns);
 std::vector<AccessCheck> node_access_checks();

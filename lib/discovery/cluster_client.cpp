@@ -72,7 +72,7 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   Status slices_health, service_health;
   std::string resource_version;
   std::optional<Clock::time_point> trigger_time;  // of the slice change being processed
-  std::map<std::string, std::weak_ptr<EndpointWatch::Impl>> views;
+  std::map<std::string, std::weak_ptr<EndpointWatcher::Impl>> views;
   std::unique_ptr<kube::Reflector<kube::EndpointSlice>> slice_reflector;
   std::unique_ptr<kube::Reflector<kube::Service>> service_reflector;
   std::unique_ptr<detail::AccessPreflight> preflight;
@@ -85,7 +85,7 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   void changed();
 };
 
-struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
+struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Impl> {
   std::shared_ptr<ServiceCache> cache;
   PortRef port;
   std::map<std::string, std::string> node_labels;
@@ -101,7 +101,7 @@ struct EndpointWatch::Impl : std::enable_shared_from_this<EndpointWatch::Impl> {
   EndpointSetPtr current;
   WatchState state;
   struct Subscriber {
-    EndpointWatchCallbacks callbacks;
+    EndpointWatcherCallbacks callbacks;
     std::uint64_t delivered = 0;  // generation of the last snapshot given to it
     std::uint64_t state_seen = 0;  // state_seq of the last state given to it
   };
@@ -340,21 +340,21 @@ void ServiceCache::start() {
 
 void ServiceCache::changed() {
   auto keep = shared_from_this();
-  std::vector<std::shared_ptr<EndpointWatch::Impl>> live;
+  std::vector<std::shared_ptr<EndpointWatcher::Impl>> live;
   for (auto& [key, weak] : views)
     if (auto v = weak.lock()) live.push_back(std::move(v));
   for (auto& v : live) v->recompute();
 }
 
-EndpointWatch::EndpointWatch(std::shared_ptr<Impl> impl, std::uint64_t subscription)
+EndpointWatcher::EndpointWatcher(std::shared_ptr<Impl> impl, std::uint64_t subscription)
     : impl_(std::move(impl)), subscription_(subscription) {}
 
-EndpointWatch::~EndpointWatch() {
+EndpointWatcher::~EndpointWatcher() {
   if (impl_) impl_->subscribers.erase(subscription_);
 }
 
-EndpointSetPtr EndpointWatch::current() const { return impl_->current; }
-WatchState EndpointWatch::state() const { return impl_->state; }
+EndpointSetPtr EndpointWatcher::current() const { return impl_->current; }
+WatchState EndpointWatcher::state() const { return impl_->state; }
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::create(uv_loop_t& loop, const ClusterConfig& config,
                                                              ClusterClientOptions options) {
@@ -372,7 +372,7 @@ ClusterClient::~ClusterClient() = default;
 
 const std::string& ClusterClient::name() const noexcept { return impl_->config.name; }
 
-Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& ref, EndpointWatchCallbacks callbacks) {
+Result<std::unique_ptr<EndpointWatcher>> ClusterClient::watch(const ServiceRef& ref, EndpointWatcherCallbacks callbacks) {
   if (Status s = validate_service_ref(ref, "service"); !s) return s.error();
   // Forget caches and views whose last handle is gone (their entries are only weak).
   std::erase_if(impl_->services, [](const auto& kv) { return kv.second.expired(); });
@@ -390,7 +390,7 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
   const std::string view_key = fmt::format("{}|{}", ref.port.to_string(), label_selector(ref.node_labels));
   auto view = cache->views[view_key].lock();
   if (!view) {
-    view = std::make_shared<EndpointWatch::Impl>();
+    view = std::make_shared<EndpointWatcher::Impl>();
     view->cache = cache;
     view->port = ref.port;
     view->node_labels = ref.node_labels;
@@ -398,21 +398,21 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
     cache->views[view_key] = view;
     view->start_nodes();
     // A view joining a cache that is already synced computes at once (on a later turn).
-    detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatch::Impl>(view)] {
+    detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatcher::Impl>(view)] {
       if (auto v = weak.lock()) v->recompute();
     });
   }
   const std::uint64_t id = view->next_subscriber++;
-  view->subscribers[id] = std::make_shared<EndpointWatch::Impl::Subscriber>(
-      EndpointWatch::Impl::Subscriber{std::move(callbacks), 0, 0});
+  view->subscribers[id] = std::make_shared<EndpointWatcher::Impl::Subscriber>(
+      EndpointWatcher::Impl::Subscriber{std::move(callbacks), 0, 0});
   // Tell a late subscriber what the others already know (the state, then the snapshot), on a
   // later loop turn.
-  detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatch::Impl>(view), id] {
+  detail::defer(impl_->loop, [weak = std::weak_ptr<EndpointWatcher::Impl>(view), id] {
     auto v = weak.lock();
     if (!v) return;
     auto it = v->subscribers.find(id);
     if (it == v->subscribers.end()) return;
-    std::shared_ptr<EndpointWatch::Impl::Subscriber> sub = it->second;
+    std::shared_ptr<EndpointWatcher::Impl::Subscriber> sub = it->second;
     if (sub->state_seen < v->state_seq) {
       sub->state_seen = v->state_seq;
       if (sub->callbacks.on_state) sub->callbacks.on_state(v->state);
@@ -422,7 +422,7 @@ Result<std::unique_ptr<EndpointWatch>> ClusterClient::watch(const ServiceRef& re
     sub->delivered = v->current->generation;
     if (sub->callbacks.on_update) sub->callbacks.on_update(v->current);
   });
-  return std::make_unique<EndpointWatch>(view, id);
+  return std::make_unique<EndpointWatcher>(view, id);
 }
 
 }  // namespace kupstream

@@ -46,7 +46,7 @@ struct SliceMergeResult {
 // is unknown or not allowed are left out.
 SliceMergeResult merge_slices(const SliceMergeInput& input);
 
-// One step of an EndpointWatch: merge, build the next immutable EndpointSet (generation
+// One step of an EndpointWatcher: merge, build the next immutable EndpointSet (generation
 // current+1) and tell whether it differs from `current` (a no-op publishes nothing). This is
 // the whole path from the watch's copy of the objects to the snapshot, shared by the watcher
 // and the benchmarks.

@@ -76,7 +76,7 @@ Result<std::unique_ptr<Upstream>> Upstream::create(uv_loop_t& loop, UpstreamConf
 void Upstream::Impl::subscribe(const ClusterMap& clusters) {
   std::weak_ptr<Impl> weak = shared_from_this();
   for (std::size_t i = 0; i < services.size(); ++i) {
-    EndpointWatchCallbacks cb;
+    EndpointWatcherCallbacks cb;
     cb.on_update = [weak, i](const EndpointSetPtr& set) {
       if (auto self = weak.lock(); self && !self->stopped) self->on_snapshot(i, set);
     };

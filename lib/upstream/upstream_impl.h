@@ -67,7 +67,7 @@ class LiveRequests {
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   struct Service {
     ServiceRef ref;
-    std::unique_ptr<EndpointWatch> watch;
+    std::unique_ptr<EndpointWatcher> watch;
     EndpointSetPtr set;
     WatchState state;
     bool seen_first_snapshot = false;

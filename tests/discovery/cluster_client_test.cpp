@@ -1,4 +1,4 @@
-// ClusterClient / EndpointWatch lifetime against kubesim: drops inside callbacks, late
+// ClusterClient / EndpointWatcher lifetime against kubesim: drops inside callbacks, late
 // subscribers, and the loop draining afterwards.
 #include <doctest/doctest.h>
 
@@ -63,7 +63,7 @@ struct Fixture {
     REQUIRE(sim.admin("POST", "/objects", slice_json(addresses)).exit_code == 0);
   }
 
-  std::unique_ptr<EndpointWatch> watch(const ServiceRef& r, EndpointWatchCallbacks cb) {
+  std::unique_ptr<EndpointWatcher> watch(const ServiceRef& r, EndpointWatcherCallbacks cb) {
     auto w = cluster->watch(r, std::move(cb));
     REQUIRE(w.ok());
     return std::move(*w);
@@ -77,19 +77,19 @@ struct Fixture {
 
 }  // namespace
 
-TEST_SUITE("EndpointWatch") {
+TEST_SUITE("EndpointWatcher") {
   TEST_CASE("a handle dropped inside its own update hears nothing more while a sharing handle goes on") {
     Fixture f;
-    std::unique_ptr<EndpointWatch> a, b;
+    std::unique_ptr<EndpointWatcher> a, b;
     int a_updates = 0, b_updates = 0;
     std::size_t b_last = 0;
-    EndpointWatchCallbacks ca;
+    EndpointWatcherCallbacks ca;
     ca.on_update = [&](const EndpointSetPtr&) {
       ++a_updates;
       a.reset();  // inside its own callback
     };
     ca.on_state = [&](const WatchState&) { CHECK(a != nullptr); };
-    EndpointWatchCallbacks cb;
+    EndpointWatcherCallbacks cb;
     cb.on_update = [&](const EndpointSetPtr& s) {
       ++b_updates;
       b_last = s->ready.size();
@@ -112,9 +112,9 @@ TEST_SUITE("EndpointWatch") {
 
   TEST_CASE("dropping the last handle inside its update stops the watches and the loop drains") {
     Fixture f;
-    std::unique_ptr<EndpointWatch> w;
+    std::unique_ptr<EndpointWatcher> w;
     int updates = 0;
-    EndpointWatchCallbacks c;
+    EndpointWatcherCallbacks c;
     c.on_update = [&](const EndpointSetPtr& s) {
       ++updates;
       CHECK(s->ready.size() == 2);
@@ -132,14 +132,14 @@ TEST_SUITE("EndpointWatch") {
 
   TEST_CASE("a handle dropping another sharing handle inside a callback silences it") {
     Fixture f;
-    std::unique_ptr<EndpointWatch> a, b;
+    std::unique_ptr<EndpointWatcher> a, b;
     int a_updates = 0, b_updates = 0;
-    EndpointWatchCallbacks ca;
+    EndpointWatcherCallbacks ca;
     ca.on_update = [&](const EndpointSetPtr&) {
       ++a_updates;
       b.reset();
     };
-    EndpointWatchCallbacks cb;
+    EndpointWatcherCallbacks cb;
     cb.on_update = [&](const EndpointSetPtr&) { ++b_updates; };
     a = f.watch(f.ref(), ca);
     b = f.watch(f.ref(), cb);
@@ -154,12 +154,12 @@ TEST_SUITE("EndpointWatch") {
   TEST_CASE("a late subscriber gets the current state and snapshot on a later turn") {
     Fixture f;
     int first = 0;
-    EndpointWatchCallbacks c1;
+    EndpointWatcherCallbacks c1;
     c1.on_update = [&](const EndpointSetPtr&) { ++first; };
     auto w1 = f.watch(f.ref(), c1);
     REQUIRE(f.loop.run_until([&] { return first == 1; }, 10000));
     std::vector<std::string> seen;
-    EndpointWatchCallbacks c2;
+    EndpointWatcherCallbacks c2;
     c2.on_state = [&](const WatchState& s) { seen.push_back(std::string("state:") + to_string(s.phase)); };
     c2.on_update = [&](const EndpointSetPtr& s) { seen.push_back("update:" + std::to_string(s->generation)); };
     auto w2 = f.watch(f.ref(), c2);
@@ -176,12 +176,12 @@ TEST_SUITE("EndpointWatch") {
     Fixture f;
     EndpointSetPtr bad_set;
     WatchState bad_state;
-    EndpointWatchCallbacks cb;
+    EndpointWatcherCallbacks cb;
     cb.on_update = [&](const EndpointSetPtr& s) { bad_set = s; };
     cb.on_state = [&](const WatchState& s) { bad_state = s; };
     auto bad = f.watch(f.ref("metrics"), cb);
     int good_updates = 0;
-    EndpointWatchCallbacks cg;
+    EndpointWatcherCallbacks cg;
     cg.on_update = [&](const EndpointSetPtr&) { ++good_updates; };
     auto good = f.watch(f.ref("80"), cg);
     REQUIRE(f.loop.run_until([&] { return bad_set && good_updates == 1; }, 10000));

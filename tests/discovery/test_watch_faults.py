@@ -1,4 +1,4 @@
-"""EndpointWatch against kubesim's fault controls: the last good set always stays in service.
+"""EndpointWatcher against kubesim's fault controls: the last good set always stays in service.
 
 In every test: no update is published while the API fails (so no empty set either), the state
 says why (stale with a reason) and returns to synced, and changes made during the fault appear

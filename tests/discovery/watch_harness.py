@@ -1,4 +1,4 @@
-"""Harness for the EndpointWatch integration tests: kubesim plus kup-watch --json.
+"""Harness for the EndpointWatcher integration tests: kubesim plus kup-watch --json.
 
 Each test gets its own kubesim (stopped by PID in a cleanup, even when the test fails) and
 starts kup-watch processes through `self.watch(...)` (stopped by PID with SIGTERM in a cleanup;

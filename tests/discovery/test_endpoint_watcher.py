@@ -1,4 +1,4 @@
-"""EndpointWatch against kubesim: how changes to slices, Services and Nodes are published.
+"""EndpointWatcher against kubesim: how changes to slices, Services and Nodes are published.
 
 Each test asserts the exact snapshots kup-watch prints and that generations grow by one per
 real change (a no-op or a bookmark publishes nothing: the next update is the next real change).
