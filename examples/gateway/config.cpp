@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "kupstream/upstream_document.h"
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -38,8 +40,8 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Walks the YAML tree, remembering where every path was defined so that problems found later
-// (by the library's validators, which report paths) still point at a line.
+// Walks the YAML tree of the sections the gateway reads itself (listeners, admin, server,
+// clusters, routes) and collects every problem as "file:line: path: problem".
 class Parser {
  public:
   Parser(std::string_view filename, std::string_view base_dir) : filename_(filename), base_dir_(base_dir) {}
@@ -50,29 +52,12 @@ class Parser {
   void error(const YAML::Node& node, const std::string& path, const std::string& problem) {
     error_at(line_of(node), path, problem);
   }
+  // Problems the library already located (one per line).
+  void add_errors(const std::string& lines) {
+    std::istringstream in(lines);
+    for (std::string line; std::getline(in, line);) errors_.push_back(line);
+  }
   static int line_of(const YAML::Node& node) { return node.IsDefined() ? node.Mark().line + 1 : 0; }
-
-  void remember(const std::string& path, const YAML::Node& node) {
-    if (node.IsDefined()) lines_.emplace(path, line_of(node));
-  }
-  // Best line for a path reported by a validator: the longest remembered prefix.
-  int line_for(std::string path) const {
-    while (true) {
-      if (auto it = lines_.find(path); it != lines_.end()) return it->second;
-      auto cut = path.find_last_of(".[");
-      if (cut == std::string::npos || cut == 0) return 0;
-      path.resize(cut);
-    }
-  }
-  // A validator's reason "path: problem" (relative to `prefix`) becomes a located error.
-  void validator_error(const std::string& prefix, const std::string& reason) {
-    auto colon = reason.find(": ");
-    std::string rel = colon == std::string::npos ? "" : reason.substr(0, colon);
-    bool looks_like_path = !rel.empty() && rel.find(' ') == std::string::npos;
-    std::string full = looks_like_path ? prefix + "." + rel : prefix;
-    std::string problem = looks_like_path ? reason.substr(colon + 2) : reason;
-    error_at(line_for(full), full, problem);
-  }
 
   // Reports keys of `node` that are not in `allowed`. False when `node` is not a map.
   bool check_map(const YAML::Node& node, const std::string& path, std::initializer_list<std::string_view> allowed) {
@@ -80,15 +65,12 @@ class Parser {
       error(node, path, "expected a mapping");
       return false;
     }
-    remember(path, node);
     for (auto it = node.begin(); it != node.end(); ++it) {
       std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         std::string known;
         for (auto k : allowed) known += (known.empty() ? "" : ", ") + std::string(k);
         error(it->first, path.empty() ? key : path + "." + key, fmt::format("unknown key {} (known: {})", quote(key), known));
-      } else {
-        remember(path.empty() ? key : path + "." + key, it->second);
       }
     }
     return true;
@@ -122,19 +104,10 @@ class Parser {
       if (required) error(parent, p, "is required");
       return std::nullopt;
     }
-    return number_value<T>(n, p, min, max);
-  }
-
-  template <class T>
-  std::optional<T> number_value(const YAML::Node& n, const std::string& p, T min, T max) {
-    if (!n.IsScalar()) {
-      error(n, p, "expected a number");
-      return std::nullopt;
-    }
-    const std::string& s = n.Scalar();
     T v{};
+    const std::string s = n.IsScalar() ? n.Scalar() : "";
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || end != s.data() + s.size()) {
+    if (!n.IsScalar() || ec != std::errc{} || end != s.data() + s.size()) {
       error(n, p, fmt::format("{} is not a number", quote(s)));
       return std::nullopt;
     }
@@ -147,27 +120,18 @@ class Parser {
 
   std::optional<bool> boolean(const YAML::Node& parent, const std::string& path, std::string_view key) {
     YAML::Node n = parent[std::string(key)];
-    std::string p = join(path, key);
     if (!n.IsDefined() || n.IsNull()) return std::nullopt;
     if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) return n.Scalar() == "true";
-    error(n, p, fmt::format("{} is not true or false", quote(n.IsScalar() ? n.Scalar() : "?")));
+    error(n, join(path, key), fmt::format("{} is not true or false", quote(n.IsScalar() ? n.Scalar() : "?")));
     return std::nullopt;
   }
 
-  std::optional<std::chrono::milliseconds> millis(const YAML::Node& parent, const std::string& path,
-                                                  std::string_view key) {
-    auto v = number<std::uint64_t>(parent, path, key, 0, 24ULL * 3600 * 1000);
-    if (!v) return std::nullopt;
-    return std::chrono::milliseconds{*v};
-  }
-
-  // A list; nullopt (after an error) when present but not a sequence.
+  // False (after an error) when present but not a sequence.
   bool sequence(const YAML::Node& n, const std::string& path) {
     if (!n.IsSequence()) {
       error(n, path, "expected a list");
       return false;
     }
-    remember(path, n);
     return true;
   }
 
@@ -176,6 +140,8 @@ class Parser {
     return base_dir_ + "/" + file;
   }
 
+  const std::string& filename() const { return filename_; }
+  const std::string& base_dir() const { return base_dir_; }
   const std::vector<std::string>& errors() const { return errors_; }
   // Upstream names seen, valid or not: a route to a broken upstream is not a second error.
   std::set<std::string> declared_upstreams;
@@ -183,7 +149,6 @@ class Parser {
  private:
   std::string filename_, base_dir_;
   std::vector<std::string> errors_;
-  std::map<std::string, int> lines_;
 };
 
 bool valid_ip(const std::string& s) {
@@ -243,194 +208,38 @@ void parse_cluster(Parser& p, const YAML::Node& n, const std::string& path, Gate
   cfg.clusters.push_back(std::move(c));
 }
 
-void parse_string_map(Parser& p, const YAML::Node& n, const std::string& path,
-                      const std::function<void(const std::string&, const std::string&, const YAML::Node&)>& add) {
-  if (!n.IsMap()) {
-    p.error(n, path, "expected a mapping");
+// An upstream is read by the library (kupstream/upstream_document.h) from the file's text, so
+// kup-gateway, the C ABI and the Node.js addon share one format and one set of messages; the
+// gateway adds what only it knows: the declared clusters and the other upstreams' names.
+void parse_upstream(Parser& p, std::string_view text, const YAML::Node& n, const std::string& path,
+                    GatewayConfig& cfg) {
+  if (YAML::Node name = n["name"]; name.IsScalar()) p.declared_upstreams.insert(name.Scalar());
+  UpstreamDocumentOptions opts;
+  opts.source = p.filename();
+  opts.root = path;
+  opts.base_dir = p.base_dir();
+  auto doc = parse_upstream_document(text, opts);
+  if (!doc) {
+    p.add_errors(doc.error().reason);
     return;
   }
-  p.remember(path, n);
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
-    std::string kp = path + "." + key;
-    p.remember(kp, it->second);
-    if (!it->second.IsScalar()) {
-      p.error(it->second, kp, "expected a string");
-      continue;
-    }
-    add(key, it->second.Scalar(), it->second);
-  }
-}
-
-std::optional<ServiceRef> parse_service(Parser& p, const YAML::Node& n, const std::string& path) {
-  if (!p.check_map(n, path, {"cluster", "namespace", "service", "port", "weight", "node_labels"})) return std::nullopt;
-  ServiceRef ref;
-  auto cluster = p.string(n, path, "cluster", true);
-  auto ns = p.string(n, path, "namespace");
-  auto svc = p.string(n, path, "service", true);
-  auto port = p.string(n, path, "port", true);
-  bool ok = cluster && svc && port;
-  ref.cluster = cluster.value_or("");
-  ref.namespace_name = ns.value_or("default");
-  ref.service = svc.value_or("");
-  ref.port = PortRef::parse(port.value_or(""));
-  if (auto w = p.number<std::uint32_t>(n, path, "weight", 0, kMaxServiceWeight)) {
-    ref.weight = *w;
-  } else if (n["weight"].IsDefined()) {
-    ok = false;
-  }
-  if (n["node_labels"].IsDefined()) {
-    parse_string_map(p, n["node_labels"], path + ".node_labels",
-                     [&](const std::string& k, const std::string& v, const YAML::Node&) { ref.node_labels[k] = v; });
-  }
-  if (!ok) return std::nullopt;
-  // The library's own checks: reasons start with the path we give.
-  if (auto st = validate_service_ref(ref, "x"); !st) {
-    std::string reason = st.error().reason;
-    if (reason.rfind("x.", 0) == 0) reason = reason.substr(2);
-    else if (reason.rfind("x", 0) == 0) reason = reason.substr(1);
-    // validate_service_ref names the field as in ServiceRef; the YAML key for namespace_name
-    // is "namespace" already in its messages.
-    p.validator_error(path, reason);
-    return std::nullopt;
-  }
-  return ref;
-}
-
-void parse_upstream(Parser& p, const YAML::Node& n, const std::string& path, GatewayConfig& cfg) {
-  if (!p.check_map(n, path, {"name", "backend", "host", "policy", "hash_header", "weight_mode", "tags", "tls",
-                             "timeouts", "retries", "outlier", "health_check", "slow_start_ms",
-                             "panic_threshold_percent", "max_connections_per_pod", "max_idle_per_pod", "services"}))
-    return;
   UpstreamEntry u;
   u.line = Parser::line_of(n);
   u.fingerprint = YAML::Dump(n);
-  std::size_t errors_before = p.errors().size();
-  auto& c = u.config;
-  auto& o = u.options;
-  if (auto v = p.string(n, path, "name", true)) {
-    c.name = *v;
-    p.declared_upstreams.insert(c.name);
-  }
-  if (auto v = p.string(n, path, "backend")) {
-    if (auto s = parse_scheme(lower(*v))) c.scheme = *s;
-    else p.error(n["backend"], path + ".backend", fmt::format("{} is not HTTP or HTTPS", quote(*v)));
-  }
-  if (auto v = p.string(n, path, "host")) {
-    if (auto why = check_host_header(*v); !why.empty()) p.error(n["host"], path + ".host", why);
-    else c.host_header = *v;
-  }
-  if (auto v = p.string(n, path, "policy")) {
-    if (auto s = parse_balancer_policy(*v)) c.policy = *s;
-    else
-      p.error(n["policy"], path + ".policy",
-              fmt::format("{} is not weighted_round_robin, least_request, consistent_hash or random", quote(*v)));
-  }
-  if (auto v = p.string(n, path, "hash_header")) u.hash_header = *v;
-  if (c.policy == BalancerPolicy::consistent_hash && u.hash_header.empty())
-    p.error(n, path + ".hash_header", "is required with policy consistent_hash");
-  if (auto v = p.string(n, path, "weight_mode")) {
-    if (auto s = parse_weight_mode(*v)) c.weight_mode = *s;
-    else p.error(n["weight_mode"], path + ".weight_mode", fmt::format("{} is not per_pod or per_service", quote(*v)));
-  }
-  if (n["tags"].IsDefined()) {
-    parse_string_map(p, n["tags"], path + ".tags",
-                     [&](const std::string& k, const std::string& v, const YAML::Node&) { c.tags.emplace_back(k, v); });
-  }
-  if (YAML::Node t = n["tls"]; t.IsDefined()) {
-    std::string tp = path + ".tls";
-    if (p.check_map(t, tp, {"ca_file", "insecure_skip_verify", "server_name"})) {
-      if (auto v = p.string(t, tp, "ca_file")) o.tls.ca_file = p.resolve(*v);
-      if (auto v = p.boolean(t, tp, "insecure_skip_verify")) o.tls.insecure_skip_verify = *v;
-      if (auto v = p.string(t, tp, "server_name")) o.tls.server_name = *v;
-      if (o.tls.insecure_skip_verify && !o.tls.ca_file.empty())
-        p.error(t, tp, "ca_file and insecure_skip_verify: true contradict each other");
-    }
-  }
-  if (YAML::Node t = n["timeouts"]; t.IsDefined()) {
-    std::string tp = path + ".timeouts";
-    if (p.check_map(t, tp, {"connect_ms", "response_header_ms", "total_ms", "idle_connection_ms"})) {
-      if (auto v = p.millis(t, tp, "connect_ms")) o.timeouts.connect = *v;
-      if (auto v = p.millis(t, tp, "response_header_ms")) o.timeouts.response_header = *v;
-      if (auto v = p.millis(t, tp, "total_ms")) o.timeouts.total = *v;
-      if (auto v = p.millis(t, tp, "idle_connection_ms")) o.timeouts.idle_connection = *v;
-    }
-  }
-  if (YAML::Node t = n["retries"]; t.IsDefined()) {
-    std::string tp = path + ".retries";
-    if (p.check_map(t, tp, {"max", "on_status", "on_connect_failure", "budget_ratio", "min_concurrent"})) {
-      if (auto v = p.number<std::uint32_t>(t, tp, "max", 0, 10)) o.retries.max_retries = *v;
-      if (auto v = p.boolean(t, tp, "on_connect_failure")) o.retries.on_connect_failure = *v;
-      if (auto v = p.number<std::uint32_t>(t, tp, "min_concurrent", 0, 1'000'000)) o.retries.min_concurrent = *v;
-      if (auto v = p.number<std::uint32_t>(t, tp, "budget_ratio", 0, 100)) o.retries.budget_ratio = *v / 100.0;
-      if (YAML::Node s = t["on_status"]; s.IsDefined() && p.sequence(s, tp + ".on_status")) {
-        o.retries.on_status.clear();
-        for (std::size_t i = 0; i < s.size(); ++i) {
-          if (auto v = p.number_value<int>(s[i], fmt::format("{}.on_status[{}]", tp, i), 100, 599))
-            o.retries.on_status.push_back(*v);
-        }
-      }
-    }
-  }
-  if (YAML::Node t = n["outlier"]; t.IsDefined()) {
-    std::string tp = path + ".outlier";
-    if (p.check_map(t, tp, {"consecutive_failures", "base_ejection_ms", "max_ejection_ms", "max_ejected_percent"})) {
-      if (auto v = p.number<std::uint32_t>(t, tp, "consecutive_failures", 0, 1'000'000)) o.outlier.consecutive_failures = *v;
-      if (auto v = p.millis(t, tp, "base_ejection_ms")) o.outlier.base_ejection = *v;
-      if (auto v = p.millis(t, tp, "max_ejection_ms")) o.outlier.max_ejection = *v;
-      if (auto v = p.number<std::uint32_t>(t, tp, "max_ejected_percent", 0, 100)) o.outlier.max_ejected_percent = *v;
-    }
-  }
-  if (YAML::Node t = n["health_check"]; t.IsDefined()) {
-    std::string tp = path + ".health_check";
-    if (p.check_map(t, tp, {"enabled", "path", "interval_ms", "timeout_ms", "unhealthy_threshold", "healthy_threshold"})) {
-      o.health_check.enabled = true;
-      if (auto v = p.boolean(t, tp, "enabled")) o.health_check.enabled = *v;
-      if (auto v = p.string(t, tp, "path")) {
-        if (v->empty() || (*v)[0] != '/' || v->find_first_of(" \r\n") != std::string::npos)
-          p.error(t["path"], tp + ".path", fmt::format("{} is not an absolute path", quote(*v)));
-        else o.health_check.path = *v;
-      }
-      if (auto v = p.millis(t, tp, "interval_ms")) o.health_check.interval = *v;
-      if (auto v = p.millis(t, tp, "timeout_ms")) o.health_check.timeout = *v;
-      if (auto v = p.number<std::uint32_t>(t, tp, "unhealthy_threshold", 1, 100)) o.health_check.unhealthy_threshold = *v;
-      if (auto v = p.number<std::uint32_t>(t, tp, "healthy_threshold", 1, 100)) o.health_check.healthy_threshold = *v;
-    }
-  }
-  if (auto v = p.millis(n, path, "slow_start_ms")) o.slow_start = *v;
-  if (auto v = p.number<std::uint32_t>(n, path, "panic_threshold_percent", 0, 100)) o.panic_threshold_percent = *v;
-  if (auto v = p.number<std::size_t>(n, path, "max_connections_per_pod", 1, 100'000)) o.max_connections_per_pod = *v;
-  if (auto v = p.number<std::size_t>(n, path, "max_idle_per_pod", 0, 100'000)) o.max_idle_per_pod = *v;
-
-  YAML::Node services = n["services"];
-  if (!services.IsDefined()) {
-    p.error(n, path + ".services", "is required");
-  } else if (p.sequence(services, path + ".services")) {
-    for (std::size_t i = 0; i < services.size(); ++i) {
-      std::string sp = fmt::format("{}.services[{}]", path, i);
-      if (auto ref = parse_service(p, services[i], sp)) {
-        bool known = std::any_of(cfg.clusters.begin(), cfg.clusters.end(),
-                                 [&](const ClusterEntry& e) { return e.name == ref->cluster; });
-        if (!known) p.error(services[i]["cluster"], sp + ".cluster", fmt::format("{} is not in clusters", quote(ref->cluster)));
-        c.services.push_back(std::move(*ref));
-      }
-    }
-  }
-  if (p.errors().size() != errors_before) return;
-  // Whole-upstream checks (name syntax, count, duplicates, host header...).
-  if (auto st = validate_upstream_config(c); !st) {
-    std::string reason = st.error().reason;
-    // `upstream "name": services[3].namespace: ...` → drop the upstream's name.
-    if (reason.rfind("upstream ", 0) == 0) {
-      auto colon = reason.find("\": ");
-      if (colon != std::string::npos) reason = reason.substr(colon + 3);
-    }
-    p.validator_error(path, reason);
-    return;
+  u.config = std::move(doc->config);
+  u.options = std::move(doc->options);
+  u.hash_header = std::move(doc->hash_header);
+  for (std::size_t i = 0; i < u.config.services.size(); ++i) {
+    const std::string& cluster = u.config.services[i].cluster;
+    bool known = std::any_of(cfg.clusters.begin(), cfg.clusters.end(),
+                             [&](const ClusterEntry& e) { return e.name == cluster; });
+    if (!known)
+      p.error(n["services"][i]["cluster"], fmt::format("{}.services[{}].cluster", path, i),
+              fmt::format("{} is not in clusters", quote(cluster)));
   }
   for (const auto& other : cfg.upstreams) {
-    if (other.config.name == c.name) {
-      p.error(n["name"], path + ".name", fmt::format("{} is already defined on line {}", quote(c.name), other.line));
+    if (other.config.name == u.config.name) {
+      p.error(n["name"], path + ".name", fmt::format("{} is already defined on line {}", quote(u.config.name), other.line));
       return;
     }
   }
@@ -509,7 +318,7 @@ Result<GatewayConfig> parse_config(std::string_view text, std::string_view filen
   if (YAML::Node u = root["upstreams"]; !u.IsDefined()) {
     p.error_at(1, "upstreams", "is required");
   } else if (p.sequence(u, "upstreams")) {
-    for (std::size_t i = 0; i < u.size(); ++i) parse_upstream(p, u[i], fmt::format("upstreams[{}]", i), cfg);
+    for (std::size_t i = 0; i < u.size(); ++i) parse_upstream(p, text, u[i], fmt::format("upstreams[{}]", i), cfg);
   }
   if (YAML::Node r = root["routes"]; !r.IsDefined()) {
     p.error_at(1, "routes", "is required");

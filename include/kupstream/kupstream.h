@@ -12,3 +12,4 @@
 #include "kupstream/service_ref.h"
 #include "kupstream/upstream.h"
 #include "kupstream/upstream_config.h"
+#include "kupstream/upstream_document.h"
