@@ -13,3 +13,4 @@
 #include "kupstream/upstream.h"
 #include "kupstream/upstream_config.h"
 #include "kupstream/upstream_document.h"
+#include "kupstream/version.h"
