@@ -37,7 +37,8 @@ endif()
 # android-libboringssl-dev lives in /usr/include/android and /usr/lib/<multiarch>/android.
 if(KUPSTREAM_TLS STREQUAL "boringssl")
   set(KUP_ANDROID_SSL_LIBDIR "/usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/android")
-  if(EXISTS "/usr/include/android/openssl/base.h" AND EXISTS "${KUP_ANDROID_SSL_LIBDIR}/libssl.so")
+  # Under vcpkg's toolchain, vcpkg's boringssl port wins even where the Debian package is installed.
+  if(NOT VCPKG_TOOLCHAIN AND EXISTS "/usr/include/android/openssl/base.h" AND EXISTS "${KUP_ANDROID_SSL_LIBDIR}/libssl.so")
     add_library(kupstream_tls_crypto SHARED IMPORTED)
     set_target_properties(kupstream_tls_crypto PROPERTIES
       IMPORTED_LOCATION "${KUP_ANDROID_SSL_LIBDIR}/libcrypto.so"

@@ -1,9 +1,10 @@
-// Balancer and Picker: spreading requests over weighted endpoints.
-//
-// A Balancer turns a weighted endpoint list into an immutable Picker. Build on the loop
-// thread (or any one thread); a Picker may then be shared with any number of threads:
-// pick() is thread-safe, lock-free and never allocates. Publishing a new endpoint list is
-// building a new Picker and swapping a shared_ptr; the old one keeps serving until the swap.
+/// @file
+/// Balancer and Picker: spreading requests over weighted endpoints.
+///
+/// A Balancer turns a weighted endpoint list into an immutable Picker. Build on the loop
+/// thread (or any one thread); a Picker may then be shared with any number of threads:
+/// pick() is thread-safe, lock-free and never allocates. Publishing a new endpoint list is
+/// building a new Picker and swapping a shared_ptr; the old one keeps serving until the swap.
 #pragma once
 
 #include <atomic>
@@ -20,9 +21,9 @@
 
 namespace kupstream {
 
-// In-flight requests on one endpoint, reported by the caller (start before sending,
-// finish when the response ends or fails). Shared between successive Pickers so that a
-// rebuild does not forget the load. Any thread.
+/// In-flight requests on one endpoint, reported by the caller (start before sending,
+/// finish when the response ends or fails). Shared between successive Pickers so that a
+/// rebuild does not forget the load. Any thread.
 struct EndpointLoad {
   std::atomic<std::uint32_t> in_flight{0};
   void start() noexcept { in_flight.fetch_add(1, std::memory_order_relaxed); }
@@ -31,16 +32,16 @@ struct EndpointLoad {
 
 struct WeightedEndpoint {
   Endpoint endpoint;
-  std::uint32_t weight = 1;  // 0 = no new traffic; the Picker never returns it
-  // Load counter for least_request. When null, the Picker creates one of its own.
+  std::uint32_t weight = 1;  ///< 0 = no new traffic; the Picker never returns it
+  /// Load counter for least_request. When null, the Picker creates one of its own.
   std::shared_ptr<EndpointLoad> load;
 };
 
-// The result of Picker::pick(). Empty (false) when there is no endpoint to pick; then
-// Picker::no_endpoint_reason() says why. Pointers stay valid while the Picker lives.
+/// The result of Picker::pick(). Empty (false) when there is no endpoint to pick; then
+/// Picker::no_endpoint_reason() says why. Pointers stay valid while the Picker lives.
 struct PickResult {
   const WeightedEndpoint* endpoint = nullptr;
-  std::uint32_t index = 0;  // position in Picker::endpoints()
+  std::uint32_t index = 0;  ///< position in Picker::endpoints()
   explicit operator bool() const noexcept { return endpoint != nullptr; }
 };
 
@@ -50,19 +51,19 @@ class KUPSTREAM_API Picker {
   Picker(const Picker&) = delete;
   Picker& operator=(const Picker&) = delete;
 
-  // Thread-safe, lock-free, allocation-free. `hash` is used by consistent_hash only (see
-  // hash_key()); other policies ignore it.
+  /// Thread-safe, lock-free, allocation-free. `hash` is used by consistent_hash only (see
+  /// hash_key()); other policies ignore it.
   virtual PickResult pick(std::uint64_t hash = 0) const noexcept = 0;
 
   BalancerPolicy policy() const noexcept { return policy_; }
-  // Every endpoint given to the Balancer, in the given order, zero weights included.
+  /// Every endpoint given to the Balancer, in the given order, zero weights included.
   const std::vector<WeightedEndpoint>& endpoints() const noexcept { return endpoints_; }
-  // Number of endpoints with weight > 0.
+  /// Number of endpoints with weight > 0.
   std::size_t pickable() const noexcept { return pickable_; }
   bool empty() const noexcept { return pickable_ == 0; }
-  // Why pick() returns nothing, e.g. "all 3 endpoints have weight 0"; "" when not empty.
+  /// Why pick() returns nothing, e.g. "all 3 endpoints have weight 0"; "" when not empty.
   const std::string& no_endpoint_reason() const noexcept { return no_endpoint_reason_; }
-  // The same as an Error (Errc::no_endpoint), for callers that propagate errors.
+  /// The same as an Error (Errc::no_endpoint), for callers that propagate errors.
   Error no_endpoint_error() const { return {Errc::no_endpoint, no_endpoint_reason_}; }
 
  protected:
@@ -77,18 +78,18 @@ using PickerPtr = std::shared_ptr<const Picker>;
 
 struct BalancerOptions {
   BalancerPolicy policy = BalancerPolicy::weighted_round_robin;
-  // Per-instance seed: the start of the WRR cycle and the random streams. Unset means a
-  // fresh random seed per Balancer, so a fleet of gateways does not pick in lockstep.
-  // Consistent hashing never uses it: every gateway maps a key to the same endpoint.
+  /// Per-instance seed: the start of the WRR cycle and the random streams. Unset means a
+  /// fresh random seed per Balancer, so a fleet of gateways does not pick in lockstep.
+  /// Consistent hashing never uses it: every gateway maps a key to the same endpoint.
   std::optional<std::uint64_t> seed;
-  // weighted_round_robin: the longest cycle kept as a table. Weights are divided by their
-  // greatest common divisor first; if the total is still larger, weights are scaled down
-  // to fit (proportions then hold to within one part in this many).
+  /// weighted_round_robin: the longest cycle kept as a table. Weights are divided by their
+  /// greatest common divisor first; if the total is still larger, weights are scaled down
+  /// to fit (proportions then hold to within one part in this many).
   std::uint32_t max_wrr_cycle = 1u << 22;
-  // consistent_hash: minimum Maglev lookup table size. The table size is the first prime above
-  // the smallest power of two that holds both this and 2000 × endpoints (that part capped at
-  // 2^21 entries, 4 bytes each). Sizes move in powers of two so that adding or removing one
-  // endpoint rarely changes the size, which would remap every key.
+  /// consistent_hash: minimum Maglev lookup table size. The table size is the first prime above
+  /// the smallest power of two that holds both this and 2000 × endpoints (that part capped at
+  /// 2^21 entries, 4 bytes each). Sizes move in powers of two so that adding or removing one
+  /// endpoint rarely changes the size, which would remap every key.
   std::uint32_t maglev_table_size = 65537;
 };
 
@@ -96,8 +97,8 @@ class KUPSTREAM_API Balancer {
  public:
   explicit Balancer(BalancerOptions options = {});
 
-  // Builds a Picker over `endpoints`. Never fails: an empty or all-zero-weight list gives
-  // a Picker whose pick() is empty, with the reason. Any single thread.
+  /// Builds a Picker over `endpoints`. Never fails: an empty or all-zero-weight list gives
+  /// a Picker whose pick() is empty, with the reason. Any single thread.
   PickerPtr build(std::vector<WeightedEndpoint> endpoints) const;
 
   const BalancerOptions& options() const noexcept { return options_; }
@@ -107,8 +108,8 @@ class KUPSTREAM_API Balancer {
   std::uint64_t seed_;
 };
 
-// A stable 64-bit hash of a request key (a header value, a client address...) for
-// consistent_hash. The same on every machine and every run.
+/// A stable 64-bit hash of a request key (a header value, a client address...) for
+/// consistent_hash. The same on every machine and every run.
 KUPSTREAM_API std::uint64_t hash_key(std::string_view key) noexcept;
 
 }  // namespace kupstream

@@ -1,18 +1,19 @@
-// ClusterClient and EndpointWatcher: watching Kubernetes Services' endpoints in one cluster.
-//
-// A ClusterClient talks to one API server (ClusterConfig from cluster.h). watch() returns an
-// EndpointWatcher for one ServiceRef (namespace, service, port, node labels). Watches are
-// shared: every (namespace, service) is listed and watched once per ClusterClient (its
-// EndpointSlices and its Service), and every distinct (port, node labels) of it is computed
-// once, however many EndpointWatcher handles subscribe to it.
-//
-// Thread: loop thread only, except that the EndpointSetPtr snapshots may be read anywhere.
-// Lifetime: the ClusterClient must outlive its EndpointWatcher handles. Dropping a handle (even
-// inside its own callback) unsubscribes; no callback runs afterwards. The last handle of a
-// service stops its watches. Dropping the ClusterClient requires that its handles are gone.
-// Callbacks: never inside watch(); always on the loop thread.
-// Signals: the host must ignore SIGPIPE (as any libuv program): a write to a connection the API
-// server has just reset would otherwise kill the process.
+/// @file
+/// ClusterClient and EndpointWatcher: watching Kubernetes Services' endpoints in one cluster.
+///
+/// A ClusterClient talks to one API server (ClusterConfig from cluster.h). watch() returns an
+/// EndpointWatcher for one ServiceRef (namespace, service, port, node labels). Watches are
+/// shared: every (namespace, service) is listed and watched once per ClusterClient (its
+/// EndpointSlices and its Service), and every distinct (port, node labels) of it is computed
+/// once, however many EndpointWatcher handles subscribe to it.
+///
+/// Thread: loop thread only, except that the EndpointSetPtr snapshots may be read anywhere.
+/// Lifetime: the ClusterClient must outlive its EndpointWatcher handles. Dropping a handle (even
+/// inside its own callback) unsubscribes; no callback runs afterwards. The last handle of a
+/// service stops its watches. Dropping the ClusterClient requires that its handles are gone.
+/// Callbacks: never inside watch(); always on the loop thread.
+/// Signals: the host must ignore SIGPIPE (as any libuv program): a write to a connection the API
+/// server has just reset would otherwise kill the process.
 #pragma once
 
 #include <chrono>
@@ -36,25 +37,25 @@ namespace kupstream {
 
 struct ClusterClientOptions {
   LogFn log;
-  std::chrono::seconds watch_timeout{300};     // randomized to [t, 2t) per watch
-  std::chrono::milliseconds idle_timeout{0};   // reconnect a silent watch after this; 0 = timeout + 30 s
+  std::chrono::seconds watch_timeout{300};     ///< randomized to [t, 2t) per watch
+  std::chrono::milliseconds idle_timeout{0};   ///< reconnect a silent watch after this; 0 = timeout + 30 s
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30'000};
-  bool watch_list = false;  // try sendInitialEvents streaming first (falls back to LIST)
+  bool watch_list = false;  ///< try sendInitialEvents streaming first (falls back to LIST)
 };
 
 class KUPSTREAM_API ClusterClient {
  public:
-  // Errors: invalid_config naming the cluster and field (bad server URL, unreadable CA or key,
-  // unsupported credentials).
+  /// Errors: invalid_config naming the cluster and field (bad server URL, unreadable CA or key,
+  /// unsupported credentials).
   static Result<std::unique_ptr<ClusterClient>> create(uv_loop_t& loop, const ClusterConfig& config,
                                                        ClusterClientOptions options = {});
   ~ClusterClient();
   ClusterClient(const ClusterClient&) = delete;
   ClusterClient& operator=(const ClusterClient&) = delete;
 
-  // Watches ref's endpoints (ref.cluster is informational here). Errors: invalid_config when
-  // the ServiceRef does not validate.
+  /// Watches ref's endpoints (ref.cluster is informational here). Errors: invalid_config when
+  /// the ServiceRef does not validate.
   Result<std::unique_ptr<EndpointWatcher>> watch(const ServiceRef& ref, EndpointWatcherCallbacks callbacks);
 
   const std::string& name() const noexcept;

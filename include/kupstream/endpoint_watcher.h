@@ -1,15 +1,16 @@
-// EndpointWatcher: the ready endpoints of one Kubernetes Service port, kept up to date.
-//
-// An EndpointWatcher is the design's per-ServiceRef watcher: it joins the Service's
-// EndpointSlices, the Service itself (service port -> EndpointSlice port) and, when the
-// ServiceRef names node labels, the Nodes, into immutable EndpointSet snapshots. It is created by
-// ClusterClient::watch() (cluster_client.h); the list+watch connections behind it are shared by
-// every EndpointWatcher of the same (namespace, service) in that ClusterClient.
-//
-// Thread: loop thread only, except that the EndpointSetPtr snapshots may be read anywhere.
-// Lifetime: the ClusterClient must outlive its EndpointWatchers. Dropping one (even inside its
-// own callback) unsubscribes; no callback runs afterwards.
-// Callbacks: never inside ClusterClient::watch(); always on the loop thread.
+/// @file
+/// EndpointWatcher: the ready endpoints of one Kubernetes Service port, kept up to date.
+///
+/// An EndpointWatcher is the design's per-ServiceRef watcher: it joins the Service's
+/// EndpointSlices, the Service itself (service port -> EndpointSlice port) and, when the
+/// ServiceRef names node labels, the Nodes, into immutable EndpointSet snapshots. It is created by
+/// ClusterClient::watch() (cluster_client.h); the list+watch connections behind it are shared by
+/// every EndpointWatcher of the same (namespace, service) in that ClusterClient.
+///
+/// Thread: loop thread only, except that the EndpointSetPtr snapshots may be read anywhere.
+/// Lifetime: the ClusterClient must outlive its EndpointWatchers. Dropping one (even inside its
+/// own callback) unsubscribes; no callback runs afterwards.
+/// Callbacks: never inside ClusterClient::watch(); always on the loop thread.
 #pragma once
 
 #include <chrono>
@@ -26,30 +27,30 @@
 namespace kupstream {
 
 enum class WatchPhase {
-  syncing,    // not listed yet: no snapshot
-  synced,     // the snapshot reflects the API server
-  stale,      // the watch is failing; the last good snapshot stays in service
-  forbidden,  // RBAC refuses a needed verb (reason: verb, resource, namespace and the rule to add,
-              // from a SelfSubjectAccessReview preflight); the last good snapshot (if any) stays
-  not_found,  // the Service, or its port, does not exist: the snapshot is empty
+  syncing,    ///< not listed yet: no snapshot
+  synced,     ///< the snapshot reflects the API server
+  stale,      ///< the watch is failing; the last good snapshot stays in service
+  forbidden,  ///< RBAC refuses a needed verb (reason: verb, resource, namespace and the rule to add,
+              ///< from a SelfSubjectAccessReview preflight); the last good snapshot (if any) stays
+  not_found,  ///< the Service, or its port, does not exist: the snapshot is empty
 };
 KUPSTREAM_API const char* to_string(WatchPhase phase) noexcept;
 
 struct WatchState {
   WatchPhase phase = WatchPhase::syncing;
-  std::string reason;  // why, naming cluster, namespace, service and resource; "" when synced
-  // When this phase began ("stale since T"). A new reason within the same phase keeps it.
+  std::string reason;  ///< why, naming cluster, namespace, service and resource; "" when synced
+  /// When this phase began ("stale since T"). A new reason within the same phase keeps it.
   std::chrono::system_clock::time_point since;
-  std::uint64_t generation = 0;      // of the current snapshot; 0 before the first
-  std::string resource_version;      // the snapshot reflects this resourceVersion
-  std::chrono::system_clock::time_point snapshot_time;  // when the current snapshot was built
-  std::vector<std::string> notes;    // e.g. "1 FQDN slice ignored"
-  // From a slice's endpoints.kubernetes.io/last-change-trigger-time to the snapshot that
-  // carried the change being published; nullopt when the current snapshot was not caused by
-  // such a slice event (reset for every snapshot).
+  std::uint64_t generation = 0;      ///< of the current snapshot; 0 before the first
+  std::string resource_version;      ///< the snapshot reflects this resourceVersion
+  std::chrono::system_clock::time_point snapshot_time;  ///< when the current snapshot was built
+  std::vector<std::string> notes;    ///< e.g. "1 FQDN slice ignored"
+  /// From a slice's endpoints.kubernetes.io/last-change-trigger-time to the snapshot that
+  /// carried the change being published; nullopt when the current snapshot was not caused by
+  /// such a slice event (reset for every snapshot).
   std::optional<std::chrono::microseconds> propagation_lag;
 
-  // How old the snapshot is: zero while synced, else the time since the phase began.
+  /// How old the snapshot is: zero while synced, else the time since the phase began.
   std::chrono::milliseconds staleness(std::chrono::system_clock::time_point now) const {
     return phase == WatchPhase::synced || phase == WatchPhase::syncing
                ? std::chrono::milliseconds{0}
@@ -58,10 +59,10 @@ struct WatchState {
 };
 
 struct EndpointWatcherCallbacks {
-  // Each new snapshot: the first once synced, then one per real change (none for bookmarks
-  // or no-op updates). Generations only grow.
+  /// Each new snapshot: the first once synced, then one per real change (none for bookmarks
+  /// or no-op updates). Generations only grow.
   std::function<void(const EndpointSetPtr& snapshot)> on_update;
-  // Each phase change (and reason change).
+  /// Each phase change (and reason change).
   std::function<void(const WatchState& state)> on_state;
 };
 
@@ -73,7 +74,7 @@ class KUPSTREAM_API EndpointWatcher {
   EndpointWatcher(const EndpointWatcher&) = delete;
   EndpointWatcher& operator=(const EndpointWatcher&) = delete;
 
-  // The current snapshot, or null before the first sync.
+  /// The current snapshot, or null before the first sync.
   EndpointSetPtr current() const;
   WatchState state() const;
 

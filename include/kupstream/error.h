@@ -1,8 +1,9 @@
-// Error codes and Result<T>: the library's only way of reporting failure.
-//
-// Thread: all types here are plain values, safe to use on any thread.
-// No exception crosses the public API; every fallible call returns Result<T> or takes a
-// callback that receives an Error.
+/// @file
+/// Error codes and Result<T>: the library's only way of reporting failure.
+///
+/// Thread: all types here are plain values, safe to use on any thread.
+/// No exception crosses the public API; every fallible call returns Result<T> or takes a
+/// callback that receives an Error.
 #pragma once
 
 #include <string>
@@ -56,16 +57,16 @@ struct std::is_error_code_enum<kupstream::Errc> : std::true_type {};
 
 namespace kupstream {
 
-// The kupstream error category; name() is "kupstream".
+/// The kupstream error category; name() is "kupstream".
 KUPSTREAM_API const std::error_category& error_category() noexcept;
 
-// The enumerator's name, e.g. "no_endpoint"; "unknown" for a value outside the table.
+/// The enumerator's name, e.g. "no_endpoint"; "unknown" for a value outside the table.
 KUPSTREAM_API const char* errc_name(Errc e) noexcept;
 
 inline std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
-// An error code plus a human reason that names what is at fault, e.g.
-// `services[3].namespace: "Default" is not a DNS-1123 label`.
+/// An error code plus a human reason that names what is at fault, e.g.
+/// `services[3].namespace: "Default" is not a DNS-1123 label`.
 struct Error {
   std::error_code code;
   std::string reason;
@@ -74,13 +75,13 @@ struct Error {
   Error(std::error_code c, std::string r) : code(c), reason(std::move(r)) {}
   Error(Errc e, std::string r) : code(make_error_code(e)), reason(std::move(r)) {}
 
-  // "reason (category:code)"-style text for logs.
+  /// "reason (category:code)"-style text for logs.
   KUPSTREAM_API std::string message() const;
   friend bool operator==(const Error&, const Error&) = default;
 };
 
-// An expected-like value: either a T or an Error. Accessing the wrong alternative is a
-// programming error and aborts in debug builds (it is never an exception).
+/// An expected-like value: either a T or an Error. Accessing the wrong alternative is a
+/// programming error and aborts in debug builds (it is never an exception).
 template <class T>
 class [[nodiscard]] Result {
  public:
@@ -106,7 +107,7 @@ class [[nodiscard]] Result {
   std::variant<T, Error> v_;
 };
 
-// Result<void>: success or an Error.
+/// Result<void>: success or an Error.
 template <>
 class [[nodiscard]] Result<void> {
  public:

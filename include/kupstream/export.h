@@ -1,4 +1,5 @@
-// KUPSTREAM_API marks the symbols the library exports; everything else is hidden.
+/// @file
+/// KUPSTREAM_API marks the symbols the library exports; everything else is hidden.
 #pragma once
 
 #if defined(KUPSTREAM_STATIC)

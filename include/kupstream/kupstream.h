@@ -1,4 +1,5 @@
-// The umbrella header: everything public in kupstream.
+/// @file
+/// The umbrella header: everything public in kupstream.
 #pragma once
 
 #include "kupstream/balancer.h"

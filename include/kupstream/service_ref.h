@@ -1,6 +1,7 @@
-// ServiceRef: one Kubernetes Service port that an Upstream sends traffic to.
-//
-// Thread: a regular value type; any thread.
+/// @file
+/// ServiceRef: one Kubernetes Service port that an Upstream sends traffic to.
+///
+/// Thread: a regular value type; any thread.
 #pragma once
 
 #include <cstdint>
@@ -13,13 +14,13 @@
 
 namespace kupstream {
 
-// A Service port, by number (1..65535) or by name (an IANA service name such as "http").
+/// A Service port, by number (1..65535) or by name (an IANA service name such as "http").
 class PortRef {
  public:
   PortRef() = default;
   static PortRef number(std::uint16_t n) { return PortRef(n, {}); }
   static PortRef name(std::string name) { return PortRef(0, std::move(name)); }
-  // "8000" → number 8000; anything else → a name. Validation happens in validate().
+  /// "8000" → number 8000; anything else → a name. Validation happens in validate().
   KUPSTREAM_API static PortRef parse(std::string_view text);
 
   bool is_number() const noexcept { return name_.empty(); }
@@ -35,29 +36,29 @@ class PortRef {
   std::string name_;
 };
 
-// Weights are 0..kMaxServiceWeight. 0 means "no new traffic" (the service stays watched and
-// in-flight requests finish); the default is 1.
+/// Weights are 0..kMaxServiceWeight. 0 means "no new traffic" (the service stays watched and
+/// in-flight requests finish); the default is 1.
 inline constexpr std::uint32_t kMaxServiceWeight = 10000;
 
 struct ServiceRef {
-  std::string cluster;         // a name in the host's cluster registry
-  std::string namespace_name;  // DNS-1123 label
-  std::string service;         // DNS-1123 label
-  PortRef port;                // Service port, number or name
-  std::uint32_t weight = 1;    // 0..kMaxServiceWeight
-  std::map<std::string, std::string> node_labels;  // a Pod's node must carry all of them
+  std::string cluster;         ///< a name in the host's cluster registry
+  std::string namespace_name;  ///< DNS-1123 label
+  std::string service;         ///< DNS-1123 label
+  PortRef port;                ///< Service port, number or name
+  std::uint32_t weight = 1;    ///< 0..kMaxServiceWeight
+  std::map<std::string, std::string> node_labels;  ///< a Pod's node must carry all of them
 
-  // "tke-a/default/httpbin:http".
+  /// "tke-a/default/httpbin:http".
   KUPSTREAM_API std::string to_string() const;
   friend bool operator==(const ServiceRef&, const ServiceRef&) = default;
 };
 
-// Checks every field. The reason starts with `path` and names the field and value, e.g.
-// `services[3].namespace: "Default" is not a DNS-1123 label`. Errc::invalid_config.
+/// Checks every field. The reason starts with `path` and names the field and value, e.g.
+/// `services[3].namespace: "Default" is not a DNS-1123 label`. Errc::invalid_config.
 KUPSTREAM_API Status validate_service_ref(const ServiceRef& ref, std::string_view path);
 
-// Syntax checks shared by the configuration code (Kubernetes rules). Each returns "" when
-// the value is valid, else why not, e.g. `"Default" is not a DNS-1123 label`.
+/// Syntax checks shared by the configuration code (Kubernetes rules). Each returns "" when
+/// the value is valid, else why not, e.g. `"Default" is not a DNS-1123 label`.
 KUPSTREAM_API std::string check_dns1123_label(std::string_view value);
 KUPSTREAM_API std::string check_dns1123_subdomain(std::string_view value);
 KUPSTREAM_API std::string check_port_name(std::string_view value);

@@ -1,17 +1,18 @@
-// Upstream: a named set of Kubernetes Services (possibly in several clusters) that requests
-// are sent to, straight to their Pods.
-//
-// An Upstream subscribes to one EndpointWatcher per ServiceRef (shared through each cluster's
-// ClusterClient), merges the ready endpoints with their weights (per_pod or per_service),
-// keeps passive (and optional active) health per Pod, and publishes an immutable Picker after
-// every change. It forwards requests over pooled HTTP/1.1 or HTTPS connections, with the Host
-// override, X-Forwarded-* headers, timeouts and retries on another Pod; or the host may just
-// call pick() and use its own transport.
-//
-// Thread: loop thread only, except pick() and picker(), which any thread may call.
-// Lifetime: create() returns a unique_ptr; dropping it at any time (even inside a handler of one
-// of its requests) cancels its requests (no handler runs afterwards) and unsubscribes. The
-// ClusterClients in the ClusterMap must outlive the Upstream.
+/// @file
+/// Upstream: a named set of Kubernetes Services (possibly in several clusters) that requests
+/// are sent to, straight to their Pods.
+///
+/// An Upstream subscribes to one EndpointWatcher per ServiceRef (shared through each cluster's
+/// ClusterClient), merges the ready endpoints with their weights (per_pod or per_service),
+/// keeps passive (and optional active) health per Pod, and publishes an immutable Picker after
+/// every change. It forwards requests over pooled HTTP/1.1 or HTTPS connections, with the Host
+/// override, X-Forwarded-* headers, timeouts and retries on another Pod; or the host may just
+/// call pick() and use its own transport.
+///
+/// Thread: loop thread only, except pick() and picker(), which any thread may call.
+/// Lifetime: create() returns a unique_ptr; dropping it at any time (even inside a handler of one
+/// of its requests) cancels its requests (no handler runs afterwards) and unsubscribes. The
+/// ClusterClients in the ClusterMap must outlive the Upstream.
 #pragma once
 
 #include <chrono>
@@ -37,30 +38,30 @@ typedef struct uv_loop_s uv_loop_t;
 
 namespace kupstream {
 
-// Cluster name (ServiceRef::cluster) → its client. Not owned.
+/// Cluster name (ServiceRef::cluster) → its client. Not owned.
 using ClusterMap = std::map<std::string, ClusterClient*, std::less<>>;
 
 struct UpstreamTimeouts {
-  std::chrono::milliseconds connect{1'000};           // TCP connect + TLS handshake to a Pod
-  std::chrono::milliseconds response_header{15'000};  // request sent → response head
-  std::chrono::milliseconds total{60'000};            // whole exchange, retries included; 0 = none
-  std::chrono::milliseconds idle_connection{60'000};  // pooled connection kept idle this long
+  std::chrono::milliseconds connect{1'000};           ///< TCP connect + TLS handshake to a Pod
+  std::chrono::milliseconds response_header{15'000};  ///< request sent → response head
+  std::chrono::milliseconds total{60'000};            ///< whole exchange, retries included; 0 = none
+  std::chrono::milliseconds idle_connection{60'000};  ///< pooled connection kept idle this long
 };
 
 struct RetryPolicy {
-  std::uint32_t max_retries = 2;  // extra attempts, each on another Pod when there is one
-  bool on_connect_failure = true;  // any method: nothing was sent; false = never after a connect failure
-  // For idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) with a buffered body only.
+  std::uint32_t max_retries = 2;  ///< extra attempts, each on another Pod when there is one
+  bool on_connect_failure = true;  ///< any method: nothing was sent; false = never after a connect failure
+  /// For idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) with a buffered body only.
   std::vector<int> on_status{502, 503, 504};
-  // Retries in flight may not exceed this share of requests in flight (plus min_concurrent).
+  /// Retries in flight may not exceed this share of requests in flight (plus min_concurrent).
   double budget_ratio = 0.2;
   std::uint32_t min_concurrent = 3;
 };
 
-// Passive health: consecutive failures eject a Pod for base_ejection × times ejected (capped at
-// max_ejection). At most max_ejected_percent of Pods are ejected at once.
+/// Passive health: consecutive failures eject a Pod for base_ejection × times ejected (capped at
+/// max_ejection). At most max_ejected_percent of Pods are ejected at once.
 struct OutlierDetection {
-  std::uint32_t consecutive_failures = 5;  // connect failures, timeouts and 5xx; 0 = off
+  std::uint32_t consecutive_failures = 5;  ///< connect failures, timeouts and 5xx; 0 = off
   std::chrono::milliseconds base_ejection{30'000};
   std::chrono::milliseconds max_ejection{300'000};
   std::uint32_t max_ejected_percent = 50;
@@ -76,10 +77,10 @@ struct ActiveHealthCheck {
 };
 
 struct UpstreamTls {
-  std::string ca_file;               // trust for HTTPS Pods; "" = system defaults
-  bool insecure_skip_verify = false;  // DANGER: no certificate check; logged
-  // Name for SNI and verification: this, else the Host override (without port), else the
-  // Service DNS name <service>.<namespace>.svc.
+  std::string ca_file;               ///< trust for HTTPS Pods; "" = system defaults
+  bool insecure_skip_verify = false;  ///< DANGER: no certificate check; logged
+  /// Name for SNI and verification: this, else the Host override (without port), else the
+  /// Service DNS name <service>.<namespace>.svc.
   std::string server_name;
 };
 
@@ -89,56 +90,56 @@ struct UpstreamOptions {
   OutlierDetection outlier;
   ActiveHealthCheck health_check;
   UpstreamTls tls;
-  // When fewer than this percent of known Pods are healthy (not ejected), all are used.
+  /// When fewer than this percent of known Pods are healthy (not ejected), all are used.
   std::uint32_t panic_threshold_percent = 50;
-  // A newly seen Pod's weight ramps linearly from 10% to 100% over this window; 0 = off.
+  /// A newly seen Pod's weight ramps linearly from 10% to 100% over this window; 0 = off.
   std::chrono::milliseconds slow_start{0};
   std::size_t max_connections_per_pod = 256;
   std::size_t max_idle_per_pod = 64;
-  std::optional<std::uint64_t> seed;  // balancer seed; unset = random
+  std::optional<std::uint64_t> seed;  ///< balancer seed; unset = random
   LogFn log;
 };
 
-// One header, as sent or received.
+/// One header, as sent or received.
 using Header = std::pair<std::string, std::string>;
-// One header as views into storage someone else owns (see where it is handed out).
+/// One header as views into storage someone else owns (see where it is handed out).
 using HeaderView = std::pair<std::string_view, std::string_view>;
 
 struct ForwardRequest {
   std::string method = "GET";
-  std::string target = "/";  // origin-form path and query
-  std::vector<Header> headers;  // hop-by-hop headers are removed; Host is replaced by the override
-  // X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host come from these.
+  std::string target = "/";  ///< origin-form path and query
+  std::vector<Header> headers;  ///< hop-by-hop headers are removed; Host is replaced by the override
+  /// X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host come from these.
   std::string client_address;
   std::string client_scheme = "http";
-  std::string client_host;  // the Host the client asked for
-  // Body: `body` when streamed is false (may be empty); else the caller streams it with
-  // UpstreamRequest::write_body()/end_body() (content_length known, or chunked when nullopt).
+  std::string client_host;  ///< the Host the client asked for
+  /// Body: `body` when streamed is false (may be empty); else the caller streams it with
+  /// UpstreamRequest::write_body()/end_body() (content_length known, or chunked when nullopt).
   std::string body;
   bool streamed = false;
   std::optional<std::uint64_t> content_length;
-  std::uint64_t hash = 0;  // consistent_hash key (see hash_key())
+  std::uint64_t hash = 0;  ///< consistent_hash key (see hash_key())
 };
 
-// The Pod's response head as ForwardHandlers::on_head sees it. Lifetime: `headers` and `pod`
-// view the library's buffers and are valid only until on_head returns: copy what is kept.
+/// The Pod's response head as ForwardHandlers::on_head sees it. Lifetime: `headers` and `pod`
+/// view the library's buffers and are valid only until on_head returns: copy what is kept.
 struct ForwardResponseHead {
   int status = 0;
-  std::span<const HeaderView> headers;  // in order, as received; hop-by-hop headers removed
+  std::span<const HeaderView> headers;  ///< in order, as received; hop-by-hop headers removed
   std::optional<std::uint64_t> content_length;
-  std::string_view pod;  // "address:port" of the Pod that answered
+  std::string_view pod;  ///< "address:port" of the Pod that answered
   std::uint32_t attempts = 1;
 };
 
-// All run on the loop thread, never inside forward(); any may drop the UpstreamRequest or the
-// Upstream.
+/// All run on the loop thread, never inside forward(); any may drop the UpstreamRequest or the
+/// Upstream.
 struct ForwardHandlers {
   std::function<void(const ForwardResponseHead&)> on_head;
-  std::function<void(std::string_view)> on_body;  // call pause_body() inside for backpressure
-  std::function<void()> on_writable;              // a streamed request body may be written again
-  // Exactly once unless dropped. Errors: no_endpoint, connect_failed, timed_out,
-  // connection_closed, tls_handshake_failed, tls_verify_failed, http_parse_error... with a
-  // reason naming the upstream and Pod.
+  std::function<void(std::string_view)> on_body;  ///< call pause_body() inside for backpressure
+  std::function<void()> on_writable;              ///< a streamed request body may be written again
+  /// Exactly once unless dropped. Errors: no_endpoint, connect_failed, timed_out,
+  /// connection_closed, tls_handshake_failed, tls_verify_failed, http_parse_error... with a
+  /// reason naming the upstream and Pod.
   std::function<void(Status)> on_complete;
 };
 
@@ -146,19 +147,19 @@ class KUPSTREAM_API UpstreamRequest {
  public:
   struct Impl;
   explicit UpstreamRequest(std::shared_ptr<Impl> impl);
-  ~UpstreamRequest();  // cancels if still running
+  ~UpstreamRequest();  ///< cancels if still running
   UpstreamRequest(const UpstreamRequest&) = delete;
   UpstreamRequest& operator=(const UpstreamRequest&) = delete;
 
-  // Streamed request bodies. write_body returns false when the caller should wait for
-  // on_writable. Errors: invalid_argument (not streamed, already ended), operation_canceled.
+  /// Streamed request bodies. write_body returns false when the caller should wait for
+  /// on_writable. Errors: invalid_argument (not streamed, already ended), operation_canceled.
   Result<bool> write_body(std::string_view data);
   Status end_body();
   void pause_body();
   void resume_body();
 
-  // One is created and dropped per request: freed blocks are kept per thread for the next
-  // ones (bounded; not under AddressSanitizer). Any thread may free one.
+  /// One is created and dropped per request: freed blocks are kept per thread for the next
+  /// ones (bounded; not under AddressSanitizer). Any thread may free one.
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
 
@@ -167,10 +168,10 @@ class KUPSTREAM_API UpstreamRequest {
 };
 
 struct PodStats {
-  std::string pod;       // "address:port"
+  std::string pod;       ///< "address:port"
   std::string pod_name;
-  std::string service;   // ServiceRef::to_string()
-  std::uint32_t weight = 0;  // effective weight now (after slow start), 0 when ejected
+  std::string service;   ///< ServiceRef::to_string()
+  std::uint32_t weight = 0;  ///< effective weight now (after slow start), 0 when ejected
   bool ejected = false;
   bool draining = false;
   std::uint64_t requests = 0, failures = 0, ejections = 0;
@@ -180,18 +181,18 @@ struct PodStats {
 struct ServiceStatus {
   ServiceRef ref;
   WatchState state;
-  std::chrono::milliseconds staleness{0};  // state.staleness(now) when stats() was taken
+  std::chrono::milliseconds staleness{0};  ///< state.staleness(now) when stats() was taken
   std::size_t ready = 0, draining = 0;
 };
 
 struct UpstreamStats {
   std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
   std::uint32_t in_flight = 0;
-  bool panic = false;          // too few healthy Pods: all are used
-  bool using_draining = false;  // nothing ready anywhere: serving-but-terminating Pods are used
-  // Latency histogram (request start → response complete), cumulative counts per bucket.
-  std::vector<double> latency_buckets_seconds;  // upper bounds
-  std::vector<std::uint64_t> latency_counts;    // same size, plus +Inf as the last element
+  bool panic = false;          ///< too few healthy Pods: all are used
+  bool using_draining = false;  ///< nothing ready anywhere: serving-but-terminating Pods are used
+  /// Latency histogram (request start → response complete), cumulative counts per bucket.
+  std::vector<double> latency_buckets_seconds;  ///< upper bounds
+  std::vector<std::uint64_t> latency_counts;    ///< same size, plus +Inf as the last element
   double latency_sum_seconds = 0;
   std::vector<PodStats> pods;
   std::vector<ServiceStatus> services;
@@ -199,31 +200,31 @@ struct UpstreamStats {
 
 class KUPSTREAM_API Upstream {
  public:
-  // Validates the config (validate_upstream_config) and that every cluster is in `clusters`;
-  // errors name the upstream and entry. Subscribes at once; the first Picker is published once
-  // services sync.
+  /// Validates the config (validate_upstream_config) and that every cluster is in `clusters`;
+  /// errors name the upstream and entry. Subscribes at once; the first Picker is published once
+  /// services sync.
   static Result<std::unique_ptr<Upstream>> create(uv_loop_t& loop, UpstreamConfig config, const ClusterMap& clusters,
                                                   UpstreamOptions options = {});
   ~Upstream();
   Upstream(const Upstream&) = delete;
   Upstream& operator=(const Upstream&) = delete;
 
-  // Any thread. The current Picker (never null; empty before sync).
+  /// Any thread. The current Picker (never null; empty before sync).
   PickerPtr picker() const;
-  // Any thread. A Pod for the host's own transport. The result points into the Picker of the
-  // moment, which this thread keeps alive until its next pick() on any Upstream; hold
-  // picker() instead to keep it longer.
+  /// Any thread. A Pod for the host's own transport. The result points into the Picker of the
+  /// moment, which this thread keeps alive until its next pick() on any Upstream; hold
+  /// picker() instead to keep it longer.
   PickResult pick(std::uint64_t hash = 0) const;
 
-  // Loop thread. Sends the request to a Pod and streams the response back.
-  // Errors returned (no handler runs): invalid_argument (bad method/target/header; CR, LF or NUL
-  // in the target or a header value).
+  /// Loop thread. Sends the request to a Pod and streams the response back.
+  /// Errors returned (no handler runs): invalid_argument (bad method/target/header; CR, LF or NUL
+  /// in the target or a header value).
   Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest request, ForwardHandlers handlers);
 
-  // True once every service has synced at least once and some Pod can take traffic.
+  /// True once every service has synced at least once and some Pod can take traffic.
   bool ready() const;
   UpstreamStats stats() const;
-  // Prometheus text exposition of stats(), metric names kupstream_*, labelled upstream="name".
+  /// Prometheus text exposition of stats(), metric names kupstream_*, labelled upstream="name".
   std::string prometheus_text() const;
   const UpstreamConfig& config() const noexcept;
 
@@ -234,8 +235,8 @@ class KUPSTREAM_API Upstream {
   std::shared_ptr<Impl> impl_;
 };
 
-// A Prometheus label value with backslash, double quote and newline escaped, for hosts that
-// add their own metrics beside prometheus_text(). Any thread.
+/// A Prometheus label value with backslash, double quote and newline escaped, for hosts that
+/// add their own metrics beside prometheus_text(). Any thread.
 KUPSTREAM_API std::string prometheus_label_value(std::string_view value);
 
 }  // namespace kupstream

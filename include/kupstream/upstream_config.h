@@ -1,6 +1,7 @@
-// UpstreamConfig: what an Upstream is made of. Validated before any Upstream is created.
-//
-// Thread: a regular value type; any thread.
+/// @file
+/// UpstreamConfig: what an Upstream is made of. Validated before any Upstream is created.
+///
+/// Thread: a regular value type; any thread.
 #pragma once
 
 #include <cstddef>
@@ -18,22 +19,22 @@ namespace kupstream {
 enum class Scheme { http, https };
 
 enum class BalancerPolicy {
-  weighted_round_robin,  // smooth WRR, the default
-  least_request,         // power of two choices on in-flight requests
-  consistent_hash,       // Maglev on a caller-supplied key
-  random,                // weighted random
+  weighted_round_robin,  ///< smooth WRR, the default
+  least_request,         ///< power of two choices on in-flight requests
+  consistent_hash,       ///< Maglev on a caller-supplied key
+  random,                ///< weighted random
 };
 
-// How a ServiceRef's weight reaches its Pods.
+/// How a ServiceRef's weight reaches its Pods.
 enum class WeightMode {
-  per_pod,      // each ready Pod of the service gets the service's weight (the default)
-  per_service,  // the weight is the service's total share, split evenly among its ready Pods
+  per_pod,      ///< each ready Pod of the service gets the service's weight (the default)
+  per_service,  ///< the weight is the service's total share, split evenly among its ready Pods
 };
 
 KUPSTREAM_API const char* to_string(Scheme s) noexcept;
 KUPSTREAM_API const char* to_string(BalancerPolicy p) noexcept;
 KUPSTREAM_API const char* to_string(WeightMode m) noexcept;
-// Parse the names above ("http", "least_request", "per_service", ...).
+/// Parse the names above ("http", "least_request", "per_service", ...).
 KUPSTREAM_API Result<Scheme> parse_scheme(std::string_view text);
 KUPSTREAM_API Result<BalancerPolicy> parse_balancer_policy(std::string_view text);
 KUPSTREAM_API Result<WeightMode> parse_weight_mode(std::string_view text);
@@ -41,24 +42,24 @@ KUPSTREAM_API Result<WeightMode> parse_weight_mode(std::string_view text);
 inline constexpr std::size_t kDefaultMaxServices = 20;
 
 struct UpstreamConfig {
-  std::string name;                   // 1..253 of [A-Za-z0-9._-]
-  std::vector<ServiceRef> services;   // 1..max_services entries, no two alike
+  std::string name;                   ///< 1..253 of [A-Za-z0-9._-]
+  std::vector<ServiceRef> services;   ///< 1..max_services entries, no two alike
   std::size_t max_services = kDefaultMaxServices;
   Scheme scheme = Scheme::http;
-  std::optional<std::string> host_header;  // "host" or "host:port"; no CR/LF
-  std::vector<std::pair<std::string, std::string>> tags;  // free metadata, keys unique
+  std::optional<std::string> host_header;  ///< "host" or "host:port"; no CR/LF
+  std::vector<std::pair<std::string, std::string>> tags;  ///< free metadata, keys unique
   BalancerPolicy policy = BalancerPolicy::weighted_round_robin;
   WeightMode weight_mode = WeightMode::per_pod;
 
   friend bool operator==(const UpstreamConfig&, const UpstreamConfig&) = default;
 };
 
-// Checks the whole config; the first problem is reported with its path, e.g.
-// `upstream "web": services[3].namespace: "Default" is not a DNS-1123 label`.
+/// Checks the whole config; the first problem is reported with its path, e.g.
+/// `upstream "web": services[3].namespace: "Default" is not a DNS-1123 label`.
 KUPSTREAM_API Status validate_upstream_config(const UpstreamConfig& config);
 
-// "" when `value` is a valid Host header value (a DNS name, an IPv4 literal or a bracketed
-// IPv6 literal, with an optional :port 1..65535), else the reason.
+/// "" when `value` is a valid Host header value (a DNS name, an IPv4 literal or a bracketed
+/// IPv6 literal, with an optional :port 1..65535), else the reason.
 KUPSTREAM_API std::string check_host_header(std::string_view value);
 
 }  // namespace kupstream

@@ -1,9 +1,10 @@
-// Upstream documents: one upstream described as YAML or JSON text, in the shape of an entry of
-// kup-gateway's `upstreams:` list (docs/gateway.md). It is the one configuration format shared
-// by kup-gateway, the C ABI (kupstream_c.h) and the Node.js addon, so that every binding reaches
-// every field of UpstreamConfig and UpstreamOptions, and reports problems the same way.
-//
-// Thread: a synchronous function on values; any thread.
+/// @file
+/// Upstream documents: one upstream described as YAML or JSON text, in the shape of an entry of
+/// kup-gateway's `upstreams:` list (docs/gateway.md). It is the one configuration format shared
+/// by kup-gateway, the C ABI (kupstream_c.h) and the Node.js addon, so that every binding reaches
+/// every field of UpstreamConfig and UpstreamOptions, and reports problems the same way.
+///
+/// Thread: a synchronous function on values; any thread.
 #pragma once
 
 #include <string>
