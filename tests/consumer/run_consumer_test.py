@@ -71,7 +71,18 @@ def check_linkage(binary, kind):
         raise SystemExit(f"FAIL: {binary} ({kind}) ldd shows libkupstream.so={loads}:\n{out}")
 
 
+def check_getting_started_page():
+    """docs/getting-started.md must show examples/embed/embed_upstream.cpp as it is."""
+    with open(EXAMPLE) as f:
+        code = f.read()
+    with open(os.path.join(ROOT, "docs", "getting-started.md")) as f:
+        page = f.read()
+    if "```cpp\n" + code + "```" not in page:
+        raise SystemExit("FAIL: docs/getting-started.md does not show examples/embed/embed_upstream.cpp as it is")
+
+
 def main():
+    check_getting_started_page()
     ap = argparse.ArgumentParser()
     ap.add_argument("--static-build")
     ap.add_argument("--shared-build")
