@@ -8,6 +8,7 @@
 // BM_BalancerBuildOnly: the reference, Balancer::build over the same 20,000 weighted endpoints
 // (the part of a rebuild that a Balancer user pays anyway).
 // BM_SnapshotChangeVsBuild times both alternately and reports ratio = rebuild time / build time.
+// BM_PrometheusScrape60k: the size of one scrape at 60,000 endpoints (see below).
 // Addresses are 127.x.y.z literals; nothing connects anywhere.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
@@ -44,7 +45,7 @@ struct World {
   std::vector<EndpointSetPtr> sets[2];  // per service: as listed, and with Pod 0 draining
   std::uint64_t generation = 1;
 
-  World(WeightMode mode, BalancerPolicy policy) {
+  World(WeightMode mode, BalancerPolicy policy, std::size_t pod_metrics_limit = UpstreamOptions{}.pod_metrics_limit) {
     uv_loop_init(&loop);
     UpstreamConfig c;
     c.name = "bench";
@@ -61,6 +62,7 @@ struct World {
     }
     UpstreamOptions o;
     o.seed = 1;
+    o.pod_metrics_limit = pod_metrics_limit;
     impl = std::make_shared<Upstream::Impl>(loop, c, o);
     for (int i = 0; i < kServices; ++i) {
       Upstream::Impl::Service s;
@@ -138,6 +140,38 @@ BENCHMARK(BM_SnapshotChangeVsBuild)
     ->Arg(static_cast<int>(BalancerPolicy::least_request))
     ->Arg(static_cast<int>(BalancerPolicy::consistent_hash))
     ->Unit(benchmark::kMillisecond);
+
+// One /metrics scrape of a gateway holding 60,000 endpoints: three such upstreams (60 services
+// of 1,000 Pods), rendered by prometheus_text() with the default per-Pod series limit and, as
+// the reference in the same run, with a series set for every Pod (the behaviour before the
+// limit). Counters: bytes and series of one scrape, and the ratio default / every-Pod.
+void BM_PrometheusScrape60k(benchmark::State& state) {
+  auto render = [](std::vector<std::unique_ptr<World>>& worlds) {
+    std::size_t bytes = 0, series = 0;
+    for (auto& w : worlds) {
+      const std::string text = w->impl->prometheus_text();
+      bytes += text.size();
+      for (std::size_t line = 0; line < text.size(); line = text.find('\n', line) + 1) series += text[line] != '#';
+    }
+    return std::pair{bytes, series};
+  };
+  std::vector<std::unique_ptr<World>> capped, every_pod;
+  for (int i = 0; i < 3; ++i) {
+    capped.push_back(std::make_unique<World>(WeightMode::per_pod, BalancerPolicy::weighted_round_robin));
+    every_pod.push_back(
+        std::make_unique<World>(WeightMode::per_pod, BalancerPolicy::weighted_round_robin, SIZE_MAX));
+  }
+  std::pair<std::size_t, std::size_t> c{}, e{};
+  for (auto _ : state) c = render(capped);
+  e = render(every_pod);
+  state.counters["endpoints"] = static_cast<double>(3 * kServices * kPods);
+  state.counters["bytes"] = static_cast<double>(c.first);
+  state.counters["series"] = static_cast<double>(c.second);
+  state.counters["bytes_every_pod"] = static_cast<double>(e.first);
+  state.counters["series_every_pod"] = static_cast<double>(e.second);
+  state.counters["ratio"] = static_cast<double>(c.first) / static_cast<double>(e.first);
+}
+BENCHMARK(BM_PrometheusScrape60k)->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
 

@@ -97,6 +97,10 @@ struct UpstreamOptions {
   std::size_t max_connections_per_pod = 256;
   std::size_t max_idle_per_pod = 64;
   std::optional<std::uint64_t> seed;  ///< balancer seed; unset = random
+  /// How many Pods get their own series in prometheus_text(): the ones with the most failures
+  /// (then the most requests). Per-upstream and per-service series are always there; stats()
+  /// always lists every Pod. SIZE_MAX = every Pod (one scrape grows by ~5 series per Pod).
+  std::size_t pod_metrics_limit = 10;
   LogFn log;
 };
 
@@ -183,6 +187,10 @@ struct ServiceStatus {
   WatchState state;
   std::chrono::milliseconds staleness{0};  ///< state.staleness(now) when stats() was taken
   std::size_t ready = 0, draining = 0;
+  std::size_t ejected = 0;  ///< of this service's Pods, ejected now by outlier detection
+  /// Attempts sent to this service's Pods, the failed ones, and its Pods' ejections, since
+  /// the Upstream was created (they survive the Pods that come and go).
+  std::uint64_t requests = 0, failures = 0, ejections = 0;
 };
 
 struct UpstreamStats {

@@ -41,8 +41,7 @@ struct UpstreamDocumentOptions {
   bool line_numbers = true;
 };
 
-/// Parses and validates one upstream (every key of docs/gateway.md's `upstreams[]` table, plus
-/// `max_services` and `seed`). Unknown keys are errors, so a typo never passes silently.
+/// Parses and validates one upstream (every key of docs/gateway.md's `upstreams[]` table). Unknown keys are errors, so a typo never passes silently.
 /// The cluster names in `services[].cluster` are not checked here: Upstream::create() checks
 /// them against the clusters it is given.
 /// Errors: invalid_config, whose reason holds one line per problem, each

@@ -114,7 +114,7 @@ void read_upstream(DocumentReader& r, const YAML::Node& n, const std::string& pa
   if (!r.check_map(n, path, {"name", "backend", "host", "policy", "hash_header", "weight_mode", "tags", "tls",
                              "timeouts", "retries", "outlier", "health_check", "slow_start_ms",
                              "panic_threshold_percent", "max_connections_per_pod", "max_idle_per_pod", "max_services",
-                             "seed", "services"}))
+                             "seed", "pod_metrics_limit", "services"}))
     return;
   auto& c = doc.config;
   auto& o = doc.options;
@@ -154,6 +154,7 @@ void read_upstream(DocumentReader& r, const YAML::Node& n, const std::string& pa
   if (auto v = r.number<std::size_t>(n, path, "max_idle_per_pod", 0, 100'000)) o.max_idle_per_pod = *v;
   if (auto v = r.number<std::size_t>(n, path, "max_services", 1, 10'000)) c.max_services = *v;
   if (auto v = r.number<std::uint64_t>(n, path, "seed", 0, UINT64_MAX)) o.seed = *v;
+  if (auto v = r.number<std::size_t>(n, path, "pod_metrics_limit", 0, SIZE_MAX)) o.pod_metrics_limit = *v;
 
   YAML::Node services = n["services"];
   if (!services.IsDefined()) {

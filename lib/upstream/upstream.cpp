@@ -336,6 +336,7 @@ net::ConnectionPool* Upstream::Impl::pool_for(UpstreamPod& pod) {
 void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   if (!failure) return pod.health.record_success();
   ++pod.failures;
+  ++services[pod.service].failures;
   const auto now = SteadyClock::now();
   // The cap counts the Pods that could take traffic now: listed, of a service with a weight,
   // ready (or draining while the draining fallback is on). Zero-weight services and draining
@@ -349,6 +350,7 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   });
   const bool allowed = detail::ejection_allowed(options.outlier, ejected, total);
   if (pod.health.record_failure(options.outlier, now, allowed)) {
+    ++services[pod.service].ejections;
     log(LogLevel::warning, fmt::format("upstream \"{}\": Pod {} ejected for {} ms after {} consecutive failures",
                                        config.name, pod.endpoint.host_port(),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until() - now).count(),

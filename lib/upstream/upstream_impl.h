@@ -76,6 +76,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
     // This service's Pods (the same objects as in `pods`), in key order: the rebuild, the timer
     // and the ejection cap walk these arrays, not the map (a 20,000-node map walk per change).
     std::vector<std::shared_ptr<UpstreamPod>> pods;
+    std::uint64_t requests = 0, failures = 0, ejections = 0;  // for the per-service series
   };
 
   Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o);
@@ -130,6 +131,8 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
       for (auto& pod : service.pods) f(pod);
   }
   void shutdown();
+  UpstreamStats stats() const;         // upstream_metrics.cpp
+  std::string prometheus_text() const;
 };
 
 struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Impl> {

@@ -1,5 +1,8 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "upstream/upstream_impl.h"
 
 namespace kupstream {
@@ -17,8 +20,11 @@ std::string prometheus_label_value(std::string_view v) {
   return out;
 }
 
-UpstreamStats Upstream::stats() const {
-  const Impl& u = *impl_;
+UpstreamStats Upstream::stats() const { return impl_->stats(); }
+std::string Upstream::prometheus_text() const { return impl_->prometheus_text(); }
+
+UpstreamStats Upstream::Impl::stats() const {
+  const Impl& u = *this;
   UpstreamStats s;
   s.requests = u.requests;
   s.failures = u.failures;
@@ -55,14 +61,18 @@ UpstreamStats Upstream::stats() const {
       st.ready = svc.set->ready.size();
       st.draining = svc.set->draining.size();
     }
+    st.requests = svc.requests;
+    st.failures = svc.failures;
+    st.ejections = svc.ejections;
+    for (const auto& pod : svc.pods) st.ejected += pod->listed && pod->health.ejected(now) ? 1 : 0;
     s.services.push_back(std::move(st));
   }
   return s;
 }
 
-std::string Upstream::prometheus_text() const {
+std::string Upstream::Impl::prometheus_text() const {
   const UpstreamStats s = stats();
-  const std::string up = prometheus_label_value(impl_->config.name);
+  const std::string up = prometheus_label_value(config.name);
   std::string out;
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
@@ -88,43 +98,57 @@ std::string Upstream::prometheus_text() const {
   out += fmt::format("kupstream_request_duration_seconds_sum{{upstream=\"{}\"}} {}\n", up, s.latency_sum_seconds);
   out += fmt::format("kupstream_request_duration_seconds_count{{upstream=\"{}\"}} {}\n", up, s.latency_counts.back());
 
-  metric("kupstream_pod_requests_total", "counter", "Requests sent to each Pod.");
-  for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_requests_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\",pod_name=\"{}\"}} {}\n", up,
-                       prometheus_label_value(p.service), p.pod, prometheus_label_value(p.pod_name), p.requests);
-  metric("kupstream_pod_failures_total", "counter", "Failed requests per Pod.");
-  for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_failures_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service),
-                       p.pod, p.failures);
-  metric("kupstream_pod_ejections_total", "counter", "Outlier ejections per Pod.");
-  for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_ejections_total{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service),
-                       p.pod, p.ejections);
-  metric("kupstream_pod_in_flight", "gauge", "Requests in flight per Pod.");
-  for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_in_flight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service),
-                       p.pod, p.in_flight);
-  metric("kupstream_pod_weight", "gauge", "Effective weight of each Pod (0 when ejected or draining).");
-  for (const auto& p : s.pods)
-    out += fmt::format("kupstream_pod_weight{{upstream=\"{}\",service=\"{}\",pod=\"{}\"}} {}\n", up, prometheus_label_value(p.service), p.pod,
-                       p.weight);
-
+  // Per service: what a dashboard or an alert needs, in series that do not grow with Pods.
   const auto now = std::chrono::system_clock::now();
+  auto per_service = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    metric(name, type, help);
+    for (const auto& sv : s.services)
+      out += fmt::format("{}{{upstream=\"{}\",service=\"{}\"}} {}\n", name, up, prometheus_label_value(sv.ref.to_string()),
+                         value(sv));
+  };
+  per_service("kupstream_service_requests_total", "counter", "Attempts sent to the service's Pods.",
+              [](const ServiceStatus& sv) { return sv.requests; });
+  per_service("kupstream_service_failures_total", "counter", "Failed attempts on the service's Pods.",
+              [](const ServiceStatus& sv) { return sv.failures; });
+  per_service("kupstream_service_ejections_total", "counter", "Outlier ejections of the service's Pods.",
+              [](const ServiceStatus& sv) { return sv.ejections; });
   metric("kupstream_service_synced", "gauge", "1 when the service's watch is synced.");
   for (const auto& sv : s.services)
     out += fmt::format("kupstream_service_synced{{upstream=\"{}\",service=\"{}\",phase=\"{}\"}} {}\n", up,
                        prometheus_label_value(sv.ref.to_string()), to_string(sv.state.phase), sv.state.phase == WatchPhase::synced ? 1 : 0);
-  metric("kupstream_service_staleness_seconds", "gauge", "How long the service's snapshot has not been confirmed.");
-  for (const auto& sv : s.services)
-    out += fmt::format("kupstream_service_staleness_seconds{{upstream=\"{}\",service=\"{}\"}} {}\n", up,
-                       prometheus_label_value(sv.ref.to_string()), sv.state.staleness(now).count() / 1000.0);
-  metric("kupstream_service_endpoints", "gauge", "Ready and draining endpoints per service.");
+  per_service("kupstream_service_staleness_seconds", "gauge", "How long the service's snapshot has not been confirmed.",
+              [&](const ServiceStatus& sv) { return sv.state.staleness(now).count() / 1000.0; });
+  metric("kupstream_service_endpoints", "gauge", "Ready, draining and ejected endpoints per service.");
   for (const auto& sv : s.services) {
-    out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"ready\"}} {}\n", up,
-                       prometheus_label_value(sv.ref.to_string()), sv.ready);
-    out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"draining\"}} {}\n", up,
-                       prometheus_label_value(sv.ref.to_string()), sv.draining);
+    const std::string svc = prometheus_label_value(sv.ref.to_string());
+    for (auto [state, n] : {std::pair{"ready", sv.ready}, {"draining", sv.draining}, {"ejected", sv.ejected}})
+      out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"{}\"}} {}\n", up, svc, state, n);
   }
+
+  // Per Pod: only the pod_metrics_limit Pods with the most failures (then requests), so that a
+  // scrape stays small at tens of thousands of Pods; the limit is a series of its own.
+  metric("kupstream_pod_series_limit", "gauge", "How many Pods get per-Pod series (by most failures, then requests).");
+  out += fmt::format("kupstream_pod_series_limit{{upstream=\"{}\"}} {}\n", up, options.pod_metrics_limit);
+  std::vector<const PodStats*> shown;
+  for (const auto& p : s.pods) shown.push_back(&p);
+  const std::size_t limit = std::min(shown.size(), options.pod_metrics_limit);
+  std::partial_sort(shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(limit), shown.end(),
+                    [](const PodStats* a, const PodStats* b) {
+                      return std::tie(a->failures, a->requests, b->pod) > std::tie(b->failures, b->requests, a->pod);
+                    });
+  shown.resize(limit);
+  auto per_pod = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    metric(name, type, help);
+    for (const PodStats* p : shown)
+      out += fmt::format("{}{{upstream=\"{}\",service=\"{}\",pod=\"{}\",pod_name=\"{}\"}} {}\n", name, up,
+                         prometheus_label_value(p->service), p->pod, prometheus_label_value(p->pod_name), value(*p));
+  };
+  per_pod("kupstream_pod_requests_total", "counter", "Requests sent to each Pod.", [](const PodStats& p) { return p.requests; });
+  per_pod("kupstream_pod_failures_total", "counter", "Failed requests per Pod.", [](const PodStats& p) { return p.failures; });
+  per_pod("kupstream_pod_ejections_total", "counter", "Outlier ejections per Pod.", [](const PodStats& p) { return p.ejections; });
+  per_pod("kupstream_pod_in_flight", "gauge", "Requests in flight per Pod.", [](const PodStats& p) { return p.in_flight; });
+  per_pod("kupstream_pod_weight", "gauge", "Effective weight of each Pod (0 when ejected or draining).",
+          [](const PodStats& p) { return p.weight; });
   return out;
 }
 

@@ -219,6 +219,7 @@ void UpstreamRequest::Impl::attempt() {
   }
   pod->load->start();
   ++pod->requests;
+  ++up->services[pod->service].requests;
 
   net::HttpRequest out;
   out.method = request.method;

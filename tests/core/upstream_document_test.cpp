@@ -32,7 +32,7 @@ TEST_SUITE("parse_upstream_document") {
       "health_check": {"path": "/ready", "interval_ms": 11, "timeout_ms": 12, "unhealthy_threshold": 3,
                        "healthy_threshold": 2},
       "slow_start_ms": 5000, "panic_threshold_percent": 10, "max_connections_per_pod": 8, "max_idle_per_pod": 4,
-      "max_services": 3, "seed": 42,
+      "max_services": 3, "seed": 42, "pod_metrics_limit": 0,
       "services": [{"cluster": "tke-a", "namespace": "shop", "service": "web", "port": "http", "weight": 3,
                     "node_labels": {"pool": "blue"}},
                    {"cluster": "tke-b", "service": "web", "port": 8080}]
@@ -81,6 +81,7 @@ TEST_SUITE("parse_upstream_document") {
     CHECK(o.max_connections_per_pod == 8);
     CHECK(o.max_idle_per_pod == 4);
     CHECK(o.seed == std::optional<std::uint64_t>(42));
+    CHECK(o.pod_metrics_limit == 0);
   }
 
   TEST_CASE("defaults are UpstreamOptions' own") {

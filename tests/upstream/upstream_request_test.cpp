@@ -362,4 +362,45 @@ TEST_SUITE("Upstream") {
     CHECK(buckets.back().second == hist_count);
     CHECK(hist_count == 50);
   }
+
+  TEST_CASE("metrics stay per service by default: per-Pod series only for the Pods with most failures") {
+    TempDir dir;
+    PodFarm farm(dir.path(), 4, "pl", 27);
+    farm.set_failing(2, true);  // 503 to everything: retried elsewhere, counted as its failures
+    UpstreamEnv env;
+    env.publish("tke-a", "pl", farm.port(), pods_of(farm));
+    UpstreamOptions o;
+    o.pod_metrics_limit = 1;
+    o.outlier.consecutive_failures = 0;  // keep it in rotation so its failures keep counting
+    env.start(config_of("pl"), o);
+    auto r = env.traffic(60, 4);
+    CHECK(r.failed == 0);
+    const UpstreamStats stats = env.upstream->stats();
+    REQUIRE(stats.services.size() == 1);
+    const ServiceStatus& svc = stats.services[0];
+    CHECK(svc.requests >= 60);
+    CHECK(svc.failures > 0);
+    std::uint64_t pod_requests = 0, pod_failures = 0;
+    const PodStats* worst = nullptr;
+    for (const auto& p : stats.pods) {
+      pod_requests += p.requests, pod_failures += p.failures;
+      if (!worst || p.failures > worst->failures) worst = &p;
+    }
+    CHECK(svc.requests == pod_requests);  // the service's counters are its Pods' sums
+    CHECK(svc.failures == pod_failures);
+    REQUIRE(worst != nullptr);
+    CHECK(worst->pod_name == farm.name(2));
+    CHECK(stats.pods.size() == 4);  // stats() still lists every Pod
+
+    const std::string text = env.upstream->prometheus_text();
+    const std::string svc_labels = "{upstream=\"pl\",service=\"tke-a/default/pl:http\"}";
+    CHECK(text.find(fmt::format("kupstream_service_requests_total{} {}\n", svc_labels, svc.requests)) != std::string::npos);
+    CHECK(text.find(fmt::format("kupstream_service_failures_total{} {}\n", svc_labels, svc.failures)) != std::string::npos);
+    CHECK(text.find("kupstream_pod_series_limit{upstream=\"pl\"} 1\n") != std::string::npos);
+    std::size_t pod_lines = 0;
+    for (std::size_t at = 0; (at = text.find("\nkupstream_pod_failures_total{", at)) != std::string::npos; ++at) ++pod_lines;
+    CHECK(pod_lines == 1);
+    CHECK(text.find(fmt::format("kupstream_pod_failures_total{{upstream=\"pl\",service=\"tke-a/default/pl:http\",pod=\"{}\"",
+                                worst->pod)) != std::string::npos);
+  }
 }
