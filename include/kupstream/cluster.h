@@ -28,12 +28,10 @@
 
 namespace kupstream {
 
-/// An exec plugin's interactiveMode (kubeconfig Never, IfAvailable, Always).
-enum class ExecInteractiveMode {
-  never,         ///< the plugin never needs stdin
-  if_available,  ///< the plugin may use stdin if there is one (kupstream gives it none)
-  always,        ///< the plugin needs a terminal: rejected with Errc::unsupported
-};
+/// An exec plugin's interactiveMode (kubeconfig Never, IfAvailable, Always): `never`, the plugin
+/// never needs stdin; `if_available`, it may use stdin if there is one (kupstream gives it none);
+/// `always`, it needs a terminal, which kupstream rejects with Errc::unsupported.
+enum class ExecInteractiveMode { never, if_available, always };
 
 /// One environment variable given to an exec plugin (kubeconfig exec.env[]).
 struct ExecEnvVar {

@@ -23,7 +23,7 @@ class PortRef {
   static PortRef number(std::uint16_t n) { return PortRef(n, {}); }
   /// A port by name (the Service's ports[].name).
   static PortRef name(std::string name) { return PortRef(0, std::move(name)); }
-  /// "8000" → number 8000; anything else → a name. Validation happens in validate().
+  /// "8000" → number 8000; anything else → a name. Validation happens in validate_service_ref().
   KUPSTREAM_API static PortRef parse(std::string_view text);
 
   /// True when it is a number (no name).

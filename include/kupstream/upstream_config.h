@@ -16,11 +16,9 @@
 
 namespace kupstream {
 
-/// How an Upstream talks to its Pods.
-enum class Scheme {
-  http,   ///< plain HTTP/1.1
-  https,  ///< HTTP/1.1 over TLS (see UpstreamTls)
-};
+/// How an Upstream talks to its Pods: `http`, plain HTTP/1.1; `https`, HTTP/1.1 over TLS
+/// (see UpstreamTls).
+enum class Scheme { http, https };
 
 /// How a Picker spreads requests over weighted endpoints.
 enum class BalancerPolicy {
