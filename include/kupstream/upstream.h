@@ -43,7 +43,7 @@ namespace kupstream {
 using ClusterMap = std::map<std::string, ClusterClient*, std::less<>>;
 
 /// Time limits of a forwarded request, and how long idle pooled connections are kept.
-/// A timeout fails the request with timed_out, naming the upstream and the Pod.
+/// A request that runs out of time fails with timed_out, naming the upstream and the Pod.
 struct UpstreamTimeouts {
   std::chrono::milliseconds connect{1'000};           ///< TCP connect + TLS handshake to a Pod
   std::chrono::milliseconds response_header{15'000};  ///< request sent → response head
@@ -107,8 +107,9 @@ struct UpstreamOptions {
   std::uint32_t panic_threshold_percent = 50;
   /// A newly seen Pod's weight ramps linearly from 10% to 100% over this window; 0 = off.
   std::chrono::milliseconds slow_start{0};
-  /// Open connections (busy, idle or connecting) to one Pod at most; further requests wait
-  /// for one in a bounded queue (pool_exhausted, retried on another Pod, when it is full).
+  /// Open connections (busy, idle or connecting) to one Pod at most; further requests wait for
+  /// one in a bounded queue. A full queue gives pool_exhausted, retried on another Pod like a
+  /// connect failure.
   std::size_t max_connections_per_pod = 256;
   std::size_t max_idle_per_pod = 64;  ///< idle keep-alive connections kept per Pod
   std::optional<std::uint64_t> seed;  ///< balancer seed; unset = random
