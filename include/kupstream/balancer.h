@@ -25,13 +25,16 @@ namespace kupstream {
 /// finish when the response ends or fails). Shared between successive Pickers so that a
 /// rebuild does not forget the load. Any thread.
 struct EndpointLoad {
-  std::atomic<std::uint32_t> in_flight{0};
+  std::atomic<std::uint32_t> in_flight{0};  ///< requests started and not finished yet
+  /// Counts one request in: call before sending it.
   void start() noexcept { in_flight.fetch_add(1, std::memory_order_relaxed); }
+  /// Counts one request out: call once when its response ends or fails.
   void finish() noexcept { in_flight.fetch_sub(1, std::memory_order_relaxed); }
 };
 
+/// An endpoint as a Balancer takes it: the backend, its weight and its load counter.
 struct WeightedEndpoint {
-  Endpoint endpoint;
+  Endpoint endpoint;  ///< the backend (address, port and metadata)
   std::uint32_t weight = 1;  ///< 0 = no new traffic; the Picker never returns it
   /// Load counter for least_request. When null, the Picker creates one of its own.
   std::shared_ptr<EndpointLoad> load;
@@ -40,11 +43,15 @@ struct WeightedEndpoint {
 /// The result of Picker::pick(). Empty (false) when there is no endpoint to pick; then
 /// Picker::no_endpoint_reason() says why. Pointers stay valid while the Picker lives.
 struct PickResult {
-  const WeightedEndpoint* endpoint = nullptr;
+  const WeightedEndpoint* endpoint = nullptr;  ///< the chosen endpoint; null when there is none
   std::uint32_t index = 0;  ///< position in Picker::endpoints()
+  /// True when an endpoint was picked.
   explicit operator bool() const noexcept { return endpoint != nullptr; }
 };
 
+/// An immutable set of weighted endpoints that picks one per request, by the policy it was
+/// built for. Built by Balancer::build() and held through a PickerPtr; see the file comment
+/// for the thread rules.
 class KUPSTREAM_API Picker {
  public:
   virtual ~Picker();
@@ -55,11 +62,13 @@ class KUPSTREAM_API Picker {
   /// hash_key()); other policies ignore it.
   virtual PickResult pick(std::uint64_t hash = 0) const noexcept = 0;
 
+  /// The policy it picks by.
   BalancerPolicy policy() const noexcept { return policy_; }
   /// Every endpoint given to the Balancer, in the given order, zero weights included.
   const std::vector<WeightedEndpoint>& endpoints() const noexcept { return endpoints_; }
   /// Number of endpoints with weight > 0.
   std::size_t pickable() const noexcept { return pickable_; }
+  /// True when no endpoint has weight > 0: pick() then returns nothing.
   bool empty() const noexcept { return pickable_ == 0; }
   /// Why pick() returns nothing, e.g. "all 3 endpoints have weight 0"; "" when not empty.
   const std::string& no_endpoint_reason() const noexcept { return no_endpoint_reason_; }
@@ -67,17 +76,21 @@ class KUPSTREAM_API Picker {
   Error no_endpoint_error() const { return {Errc::no_endpoint, no_endpoint_reason_}; }
 
  protected:
+  /// For the policy implementations: keeps `endpoints` and counts the pickable ones, setting
+  /// the reason ("no endpoints", "all N endpoints have weight 0") when there is none.
   Picker(BalancerPolicy policy, std::vector<WeightedEndpoint> endpoints);
-  BalancerPolicy policy_;
-  std::vector<WeightedEndpoint> endpoints_;
-  std::size_t pickable_ = 0;
-  std::string no_endpoint_reason_;
+  BalancerPolicy policy_;                    ///< see policy()
+  std::vector<WeightedEndpoint> endpoints_;  ///< see endpoints()
+  std::size_t pickable_ = 0;                 ///< see pickable()
+  std::string no_endpoint_reason_;           ///< see no_endpoint_reason()
 };
 
+/// How Pickers are shared: publishing one is swapping this pointer; readers keep theirs alive.
 using PickerPtr = std::shared_ptr<const Picker>;
 
+/// How a Balancer builds its Pickers.
 struct BalancerOptions {
-  BalancerPolicy policy = BalancerPolicy::weighted_round_robin;
+  BalancerPolicy policy = BalancerPolicy::weighted_round_robin;  ///< the policy of every Picker built
   /// Per-instance seed: the start of the WRR cycle and the random streams. Unset means a
   /// fresh random seed per Balancer, so a fleet of gateways does not pick in lockstep.
   /// Consistent hashing never uses it: every gateway maps a key to the same endpoint.
@@ -93,14 +106,17 @@ struct BalancerOptions {
   std::uint32_t maglev_table_size = 65537;
 };
 
+/// Builds Pickers of one policy and one seed. A plain value: no loop, no thread of its own.
 class KUPSTREAM_API Balancer {
  public:
+  /// Keeps `options`; draws a fresh random seed when options.seed is unset.
   explicit Balancer(BalancerOptions options = {});
 
   /// Builds a Picker over `endpoints`. Never fails: an empty or all-zero-weight list gives
   /// a Picker whose pick() is empty, with the reason. Any single thread.
   PickerPtr build(std::vector<WeightedEndpoint> endpoints) const;
 
+  /// The options it was created with.
   const BalancerOptions& options() const noexcept { return options_; }
 
  private:

@@ -28,18 +28,23 @@
 
 namespace kupstream {
 
+/// An exec plugin's interactiveMode (kubeconfig Never, IfAvailable, Always): `never`, the plugin
+/// never needs stdin; `if_available`, it may use stdin if there is one (kupstream gives it none);
+/// `always`, it needs a terminal, which kupstream rejects with Errc::unsupported.
 enum class ExecInteractiveMode { never, if_available, always };
 
+/// One environment variable given to an exec plugin (kubeconfig exec.env[]).
 struct ExecEnvVar {
-  std::string name;
-  std::string value;
+  std::string name;   ///< the variable's name
+  std::string value;  ///< its value
+  /// Field-wise equality.
   friend bool operator==(const ExecEnvVar&, const ExecEnvVar&) = default;
 };
 
 /// A client-go exec credential plugin (kubeconfig users[].user.exec).
 struct ExecConfig {
   std::string command;  ///< a PATH name, or a path (kubeconfig: relative to the file's directory)
-  std::vector<std::string> args;
+  std::vector<std::string> args;  ///< arguments after the command
   std::vector<ExecEnvVar> env;  ///< added to the library's environment for the plugin
   std::string api_version;      ///< client.authentication.k8s.io/v1 or .../v1beta1
   std::string install_hint;     ///< shown in errors when the plugin cannot run
@@ -47,6 +52,7 @@ struct ExecConfig {
   /// always is rejected.
   ExecInteractiveMode interactive_mode = ExecInteractiveMode::if_available;
   bool provide_cluster_info = false;  ///< pass server/CA in KUBERNETES_EXEC_INFO
+  /// Field-wise equality.
   friend bool operator==(const ExecConfig&, const ExecConfig&) = default;
 };
 
@@ -54,25 +60,29 @@ struct ExecConfig {
 /// token. A client certificate may be combined with any of them. *_data fields hold PEM
 /// bytes (already base64-decoded when they came from a kubeconfig) and win over *_file.
 struct ClusterCredentials {
-  std::string token;
+  std::string token;       ///< a static bearer token
   std::string token_file;  ///< re-read when it changes (projected service-account tokens rotate)
-  std::string client_certificate_file;
-  std::string client_certificate_data;
-  std::string client_key_file;
-  std::string client_key_data;
-  std::optional<ExecConfig> exec;
+  std::string client_certificate_file;  ///< PEM client certificate file; needs a key
+  std::string client_certificate_data;  ///< PEM client certificate; wins over the file
+  std::string client_key_file;          ///< PEM private key file of the client certificate
+  std::string client_key_data;          ///< PEM private key; wins over the file
+  std::optional<ExecConfig> exec;       ///< an exec credential plugin; wins over the tokens
+  /// Field-wise equality.
   friend bool operator==(const ClusterCredentials&, const ClusterCredentials&) = default;
 };
 
+/// One Kubernetes API server and how to reach and authenticate to it. Check a hand-filled
+/// one with validate_cluster_config(); ClusterClient::create() checks it too.
 struct ClusterConfig {
   std::string name;    ///< used in messages: the kubeconfig context, "in-cluster", or the host's name
   std::string server;  ///< "https://host[:port][/path]"
-  std::string certificate_authority_file;
+  std::string certificate_authority_file;   ///< PEM file of the CAs that sign the server's certificate
   std::string certificate_authority_data;  ///< PEM; wins over the file
   std::string tls_server_name;              ///< SNI and the name to verify, "" = server's host
-  bool insecure_skip_tls_verify = false;
+  bool insecure_skip_tls_verify = false;  ///< no certificate check; cannot be combined with a CA
   std::string default_namespace = "default";  ///< context namespace / service account namespace
-  ClusterCredentials credentials;
+  ClusterCredentials credentials;  ///< how to authenticate
+  /// Field-wise equality.
   friend bool operator==(const ClusterConfig&, const ClusterConfig&) = default;
 };
 
@@ -86,10 +96,15 @@ struct ServerUrl {
   std::string host;           ///< without brackets for IPv6
   std::uint16_t port = 443;   ///< default 443 (https) or 80 (http)
   std::string base_path;      ///< "" or "/prefix" without a trailing '/'
+  /// Field-wise equality.
   friend bool operator==(const ServerUrl&, const ServerUrl&) = default;
 };
+/// Splits a server URL ("https://host[:port][/path]", https:// or http://). Errors:
+/// invalid_config naming the server and what is wrong (scheme, user information, query or
+/// fragment, IPv6 brackets, port).
 KUPSTREAM_API Result<ServerUrl> parse_server_url(std::string_view server);
 
+/// Which kubeconfig files and context load_kubeconfig() reads.
 struct KubeconfigOptions {
   /// Files to merge. Empty: the KUBECONFIG list (':'-separated; files that do not exist are
   /// skipped), else $HOME/.kube/config. Files named here explicitly must exist.
@@ -105,7 +120,9 @@ struct KubeconfigOptions {
 /// resolve against the directory of the file that defined the entry.
 KUPSTREAM_API Result<ClusterConfig> load_kubeconfig(const KubeconfigOptions& options);
 
+/// Where load_in_cluster_config() looks; the defaults are a Pod's. Tests point them elsewhere.
 struct InClusterOptions {
+  /// Holds the files token, ca.crt and namespace.
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
   std::optional<std::string> service_host = std::nullopt;  ///< nullopt: $KUBERNETES_SERVICE_HOST
   std::optional<std::string> service_port = std::nullopt;  ///< nullopt: $KUBERNETES_SERVICE_PORT

@@ -31,19 +31,25 @@
 #include "kupstream/log.h"
 #include "kupstream/service_ref.h"
 
+/// libuv's loop type, declared here so that this header does not need uv.h.
 typedef struct uv_loop_s uv_loop_t;
 
 namespace kupstream {
 
+/// How a ClusterClient logs, times its watches and backs off after failures.
 struct ClusterClientOptions {
-  LogFn log;
+  LogFn log;  ///< where the client's messages go; may be empty
   std::chrono::seconds watch_timeout{300};     ///< randomized to [t, 2t) per watch
   std::chrono::milliseconds idle_timeout{0};   ///< reconnect a silent watch after this; 0 = timeout + 30 s
+  /// First delay before a failed list or watch is retried; it doubles per consecutive failure
+  /// (plus up to 25% jitter).
   std::chrono::milliseconds backoff_initial{800};
-  std::chrono::milliseconds backoff_max{30'000};
+  std::chrono::milliseconds backoff_max{30'000};  ///< the doubling stops here
   bool watch_list = false;  ///< try sendInitialEvents streaming first (falls back to LIST)
 };
 
+/// The connection to one cluster's API server, shared by every EndpointWatcher it hands out.
+/// See the file comment for the thread, lifetime and callback rules.
 class KUPSTREAM_API ClusterClient {
  public:
   /// Errors: invalid_config naming the cluster and field (bad server URL, unreadable CA or key,
@@ -58,6 +64,7 @@ class KUPSTREAM_API ClusterClient {
   /// the ServiceRef does not validate.
   Result<std::unique_ptr<EndpointWatcher>> watch(const ServiceRef& ref, EndpointWatcherCallbacks callbacks);
 
+  /// The cluster's name for messages (ClusterConfig::name).
   const std::string& name() const noexcept;
 
   struct Impl;

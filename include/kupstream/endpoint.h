@@ -22,29 +22,34 @@ namespace kupstream {
 /// EndpointSlice conditions, already defaulted the Kubernetes way (nil ready → true,
 /// nil serving → true, nil terminating → false).
 struct EndpointConditions {
-  bool ready = true;
-  bool serving = true;
-  bool terminating = false;
+  bool ready = true;         ///< conditions.ready
+  bool serving = true;       ///< conditions.serving: answers requests, even while terminating
+  bool terminating = false;  ///< conditions.terminating: the Pod is shutting down
+  /// Field-wise equality.
   friend bool operator==(const EndpointConditions&, const EndpointConditions&) = default;
 };
 
+/// One backend: a Pod's address and port (the EndpointSlice port that serves the watched
+/// Service port), with the metadata of its EndpointSlice entry.
 struct Endpoint {
   std::string address;  ///< IPv4 or IPv6 literal, without brackets
-  std::uint16_t port = 0;
+  std::uint16_t port = 0;  ///< 1..65535 once validated
   std::string pod_name;   ///< targetRef.name when the targetRef is a Pod, else ""
   std::string node_name;  ///< "" when unknown
   std::string zone;       ///< "" when unknown
   std::vector<std::string> hint_zones;  ///< hints.forZones
-  EndpointConditions conditions;
+  EndpointConditions conditions;  ///< ready, serving, terminating
 
   /// Receives traffic: ready and not terminating.
   bool is_ready() const noexcept { return conditions.ready && !conditions.terminating; }
   /// Still serving while it terminates: gets no new traffic unless nothing is ready.
   bool is_draining() const noexcept { return conditions.serving && conditions.terminating; }
+  /// True for an IPv6 address (it contains ':').
   bool is_ipv6() const noexcept { return address.find(':') != std::string::npos; }
   /// "127.0.1.5:80" or "[::1]:80".
   KUPSTREAM_API std::string host_port() const;
 
+  /// Field-wise equality, metadata included (see same_backend() for address and port only).
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
@@ -72,51 +77,78 @@ class SnapshotBuilder;
 /// list they came from lives.
 class EndpointList {
  public:
+  /// A random-access iterator over const Endpoints. Valid while the list it came from lives.
   class const_iterator {
    public:
-    using iterator_category = std::random_access_iterator_tag;
-    using iterator_concept = std::random_access_iterator_tag;
-    using value_type = Endpoint;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const Endpoint*;
-    using reference = const Endpoint&;
+    using iterator_category = std::random_access_iterator_tag;  ///< random access
+    using iterator_concept = std::random_access_iterator_tag;   ///< random access (C++20 concepts)
+    using value_type = Endpoint;                                ///< the element type
+    using difference_type = std::ptrdiff_t;                     ///< distance between iterators
+    using pointer = const Endpoint*;                            ///< what operator->() returns
+    using reference = const Endpoint&;                          ///< what operator*() returns
 
+    /// A singular iterator; only assignment and comparison with another singular one are valid.
     const_iterator() = default;
+    /// For EndpointList: an iterator at one slot of its pointer array.
     explicit const_iterator(const Endpoint* const* at) noexcept : at_(at) {}
+    /// The endpoint here.
     reference operator*() const noexcept { return **at_; }
+    /// The endpoint here, for member access.
     pointer operator->() const noexcept { return *at_; }
+    /// The endpoint `n` places away.
     reference operator[](difference_type n) const noexcept { return *at_[n]; }
+    /// Pre-increment: moves to the next endpoint.
     const_iterator& operator++() noexcept { ++at_; return *this; }
+    /// Post-increment: moves to the next endpoint and returns the old position.
     const_iterator operator++(int) noexcept { auto old = *this; ++at_; return old; }
+    /// Pre-decrement: moves to the previous endpoint.
     const_iterator& operator--() noexcept { --at_; return *this; }
+    /// Post-decrement: moves to the previous endpoint and returns the old position.
     const_iterator operator--(int) noexcept { auto old = *this; --at_; return old; }
+    /// Moves `n` places forward.
     const_iterator& operator+=(difference_type n) noexcept { at_ += n; return *this; }
+    /// Moves `n` places back.
     const_iterator& operator-=(difference_type n) noexcept { at_ -= n; return *this; }
+    /// The iterator `n` places after `it`.
     friend const_iterator operator+(const_iterator it, difference_type n) noexcept { return it += n; }
+    /// The iterator `n` places after `it`.
     friend const_iterator operator+(difference_type n, const_iterator it) noexcept { return it += n; }
+    /// The iterator `n` places before `it`.
     friend const_iterator operator-(const_iterator it, difference_type n) noexcept { return it -= n; }
+    /// The distance from `b` to `a` (both of the same list).
     friend difference_type operator-(const_iterator a, const_iterator b) noexcept { return a.at_ - b.at_; }
+    /// Same position.
     friend bool operator==(const_iterator a, const_iterator b) noexcept { return a.at_ == b.at_; }
+    /// Orders positions of the same list.
     friend auto operator<=>(const_iterator a, const_iterator b) noexcept { return a.at_ <=> b.at_; }
 
    private:
     const Endpoint* const* at_ = nullptr;
   };
-  using iterator = const_iterator;
-  using value_type = Endpoint;
-  using size_type = std::size_t;
+  using iterator = const_iterator;  ///< the list is immutable: iterators are const
+  using value_type = Endpoint;      ///< the element type
+  using size_type = std::size_t;    ///< the type of size()
 
+  /// An empty list.
   EndpointList() = default;
   /// A list that owns a copy of `endpoints`, in the given order.
   KUPSTREAM_API explicit EndpointList(std::vector<Endpoint> endpoints);
 
+  /// Number of endpoints.
   std::size_t size() const noexcept { return items_.size(); }
+  /// True when it holds no endpoint.
   bool empty() const noexcept { return items_.empty(); }
+  /// The endpoint at `i` (< size(); not checked).
   const Endpoint& operator[](std::size_t i) const noexcept { return *items_[i]; }
+  /// The first endpoint (the list must not be empty).
   const Endpoint& front() const noexcept { return *items_.front(); }
+  /// The last endpoint (the list must not be empty).
   const Endpoint& back() const noexcept { return *items_.back(); }
+  /// Iterator at the first endpoint.
   const_iterator begin() const noexcept { return const_iterator(items_.data()); }
+  /// Iterator past the last endpoint.
   const_iterator end() const noexcept { return const_iterator(items_.data() + items_.size()); }
+  /// A copy of the endpoints, in order, as a plain vector.
   KUPSTREAM_API std::vector<Endpoint> to_vector() const;
 
   /// Same endpoints in the same order (shared ones compare by address first: the cheap case).
@@ -143,8 +175,8 @@ class EndpointList {
 struct EndpointSet {
   std::uint64_t generation = 0;     ///< grows by one for each published change
   std::string resource_version;     ///< the Kubernetes resourceVersion it reflects, "" if none
-  EndpointList ready;
-  EndpointList draining;
+  EndpointList ready;     ///< ready and not terminating: these get traffic
+  EndpointList draining;  ///< serving but terminating: no new traffic unless nothing is ready
 
   /// Partitions, sorts and de-duplicates `endpoints` (the first occurrence of a backend wins,
   /// except that a ready occurrence beats a non-ready one). Endpoints neither ready nor
@@ -158,6 +190,7 @@ struct EndpointSet {
   KUPSTREAM_API bool same_endpoints(const EndpointSet& other) const noexcept;
 };
 
+/// How snapshots are handed out: shared, immutable, readable on any thread.
 using EndpointSetPtr = std::shared_ptr<const EndpointSet>;
 
 }  // namespace kupstream

@@ -26,6 +26,7 @@
 
 namespace kupstream {
 
+/// Where an EndpointWatcher's snapshot stands with respect to the API server.
 enum class WatchPhase {
   syncing,    ///< not listed yet: no snapshot
   synced,     ///< the snapshot reflects the API server
@@ -34,10 +35,12 @@ enum class WatchPhase {
               ///< from a SelfSubjectAccessReview preflight); the last good snapshot (if any) stays
   not_found,  ///< the Service, or its port, does not exist: the snapshot is empty
 };
+/// The enumerator's name: "syncing", "synced", "stale", "forbidden" or "not_found".
 KUPSTREAM_API const char* to_string(WatchPhase phase) noexcept;
 
+/// The health of one EndpointWatcher: its phase, why, and which snapshot it serves.
 struct WatchState {
-  WatchPhase phase = WatchPhase::syncing;
+  WatchPhase phase = WatchPhase::syncing;  ///< the current phase
   std::string reason;  ///< why, naming cluster, namespace, service and resource; "" when synced
   /// When this phase began ("stale since T"). A new reason within the same phase keeps it.
   std::chrono::system_clock::time_point since;
@@ -58,6 +61,8 @@ struct WatchState {
   }
 };
 
+/// What an EndpointWatcher calls, on the loop thread, never inside ClusterClient::watch().
+/// Either may be empty. A callback may drop the EndpointWatcher; nothing runs afterwards.
 struct EndpointWatcherCallbacks {
   /// Each new snapshot: the first once synced, then one per real change (none for bookmarks
   /// or no-op updates). Generations only grow.
@@ -66,16 +71,21 @@ struct EndpointWatcherCallbacks {
   std::function<void(const WatchState& state)> on_state;
 };
 
+/// A subscription to one ServiceRef's endpoints, made by ClusterClient::watch(). Dropping it
+/// unsubscribes (see the file comment for the thread and lifetime rules).
 class KUPSTREAM_API EndpointWatcher {
  public:
   struct Impl;
+  /// Used by ClusterClient::watch(); hosts get EndpointWatchers from there, never build one.
   EndpointWatcher(std::shared_ptr<Impl> impl, std::uint64_t subscription);
+  /// Unsubscribes: no callback of this handle runs afterwards. Safe inside its own callback.
   ~EndpointWatcher();
   EndpointWatcher(const EndpointWatcher&) = delete;
   EndpointWatcher& operator=(const EndpointWatcher&) = delete;
 
   /// The current snapshot, or null before the first sync.
   EndpointSetPtr current() const;
+  /// The current state (a copy).
   WatchState state() const;
 
  private:

@@ -34,6 +34,7 @@
 #include "kupstream/log.h"
 #include "kupstream/upstream_config.h"
 
+/// libuv's loop type, declared here so that this header does not need uv.h.
 typedef struct uv_loop_s uv_loop_t;
 
 namespace kupstream {
@@ -41,6 +42,8 @@ namespace kupstream {
 /// Cluster name (ServiceRef::cluster) → its client. Not owned.
 using ClusterMap = std::map<std::string, ClusterClient*, std::less<>>;
 
+/// Time limits of a forwarded request, and how long idle pooled connections are kept.
+/// A request that runs out of time fails with timed_out, naming the upstream and the Pod.
 struct UpstreamTimeouts {
   std::chrono::milliseconds connect{1'000};           ///< TCP connect + TLS handshake to a Pod
   std::chrono::milliseconds response_header{15'000};  ///< request sent → response head
@@ -48,6 +51,7 @@ struct UpstreamTimeouts {
   std::chrono::milliseconds idle_connection{60'000};  ///< pooled connection kept idle this long
 };
 
+/// When a failed attempt is tried again on another Pod (details in docs/upstream.md).
 struct RetryPolicy {
   std::uint32_t max_retries = 2;  ///< extra attempts, each on another Pod when there is one
   bool on_connect_failure = true;  ///< any method: nothing was sent; false = never after a connect failure
@@ -55,53 +59,65 @@ struct RetryPolicy {
   std::vector<int> on_status{502, 503, 504};
   /// Retries in flight may not exceed this share of requests in flight (plus min_concurrent).
   double budget_ratio = 0.2;
-  std::uint32_t min_concurrent = 3;
+  std::uint32_t min_concurrent = 3;  ///< retries in flight always allowed, whatever budget_ratio says
 };
 
 /// Passive health: consecutive failures eject a Pod for base_ejection × times ejected (capped at
 /// max_ejection). At most max_ejected_percent of Pods are ejected at once.
 struct OutlierDetection {
   std::uint32_t consecutive_failures = 5;  ///< connect failures, timeouts and 5xx; 0 = off
-  std::chrono::milliseconds base_ejection{30'000};
-  std::chrono::milliseconds max_ejection{300'000};
+  std::chrono::milliseconds base_ejection{30'000};  ///< the first ejection's length
+  std::chrono::milliseconds max_ejection{300'000};  ///< no ejection lasts longer
+
+  /// The most Pods ejected at once, as a share of those that could take traffic now (listed,
+  /// of a service with weight > 0, ready, or draining under the draining fallback).
   std::uint32_t max_ejected_percent = 50;
 };
 
+/// Active health: `GET path` to every Pod, one probe per Pod at a time; 2xx/3xx is a success.
+/// Pods start healthy; an unhealthy Pod gets no traffic (unless the Upstream is in panic).
 struct ActiveHealthCheck {
-  bool enabled = false;
-  std::string path = "/healthz";
-  std::chrono::milliseconds interval{5'000};
-  std::chrono::milliseconds timeout{1'000};
-  std::uint32_t unhealthy_threshold = 2;
-  std::uint32_t healthy_threshold = 1;
+  bool enabled = false;                       ///< off by default
+  std::string path = "/healthz";              ///< the origin-form target probed
+  std::chrono::milliseconds interval{5'000};  ///< between two probes of one Pod
+  std::chrono::milliseconds timeout{1'000};   ///< a probe without an answer by then fails (connection closed)
+  std::uint32_t unhealthy_threshold = 2;      ///< consecutive failures that make a healthy Pod unhealthy
+  std::uint32_t healthy_threshold = 1;        ///< consecutive successes that make it healthy again
 };
 
+/// TLS to the Pods, used when UpstreamConfig::scheme is https.
 struct UpstreamTls {
   std::string ca_file;               ///< trust for HTTPS Pods; "" = system defaults
   bool insecure_skip_verify = false;  ///< DANGER: no certificate check; logged
+
   /// Name for SNI and verification: this, else the Host override (without port), else the
-  /// Service DNS name <service>.<namespace>.svc.
+  /// Service DNS name `<service>.<namespace>.svc`.
   std::string server_name;
 };
 
+/// How an Upstream forwards, retries and judges its Pods. Every field has a working default.
 struct UpstreamOptions {
-  UpstreamTimeouts timeouts;
-  RetryPolicy retries;
-  OutlierDetection outlier;
-  ActiveHealthCheck health_check;
-  UpstreamTls tls;
+  UpstreamTimeouts timeouts;       ///< time limits
+  RetryPolicy retries;             ///< retries on another Pod
+  OutlierDetection outlier;        ///< passive health
+  ActiveHealthCheck health_check;  ///< active health (off by default)
+  UpstreamTls tls;                 ///< TLS to the Pods (scheme https)
+
   /// When fewer than this percent of known Pods are healthy (not ejected), all are used.
   std::uint32_t panic_threshold_percent = 50;
   /// A newly seen Pod's weight ramps linearly from 10% to 100% over this window; 0 = off.
   std::chrono::milliseconds slow_start{0};
+  /// Open connections (busy, idle or connecting) to one Pod at most; further requests wait for
+  /// one in a bounded queue. A full queue gives pool_exhausted, retried on another Pod like a
+  /// connect failure.
   std::size_t max_connections_per_pod = 256;
-  std::size_t max_idle_per_pod = 64;
+  std::size_t max_idle_per_pod = 64;  ///< idle keep-alive connections kept per Pod
   std::optional<std::uint64_t> seed;  ///< balancer seed; unset = random
   /// How many Pods get their own series in prometheus_text(): the ones with the most failures
   /// (then the most requests). Per-upstream and per-service series are always there; stats()
   /// always lists every Pod. SIZE_MAX = every Pod (one scrape grows by ~5 series per Pod).
   std::size_t pod_metrics_limit = 10;
-  LogFn log;
+  LogFn log;  ///< where everything the Upstream has to say goes; may be empty
 };
 
 /// One header, as sent or received.
@@ -109,35 +125,37 @@ using Header = std::pair<std::string, std::string>;
 /// One header as views into storage someone else owns (see where it is handed out).
 using HeaderView = std::pair<std::string_view, std::string_view>;
 
+/// One request for Upstream::forward(), as the host received it from its client.
 struct ForwardRequest {
-  std::string method = "GET";
+  std::string method = "GET";  ///< an HTTP method token
   std::string target = "/";  ///< origin-form path and query
   std::vector<Header> headers;  ///< hop-by-hop headers are removed; Host is replaced by the override
   /// X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host come from these.
   std::string client_address;
-  std::string client_scheme = "http";
+  std::string client_scheme = "http";  ///< the scheme the client used (X-Forwarded-Proto)
   std::string client_host;  ///< the Host the client asked for
   /// Body: `body` when streamed is false (may be empty); else the caller streams it with
   /// UpstreamRequest::write_body()/end_body() (content_length known, or chunked when nullopt).
   std::string body;
-  bool streamed = false;
-  std::optional<std::uint64_t> content_length;
+  bool streamed = false;  ///< true: the body comes through write_body()/end_body()
+  std::optional<std::uint64_t> content_length;  ///< of a streamed body; nullopt = chunked
   std::uint64_t hash = 0;  ///< consistent_hash key (see hash_key())
 };
 
 /// The Pod's response head as ForwardHandlers::on_head sees it. Lifetime: `headers` and `pod`
 /// view the library's buffers and are valid only until on_head returns: copy what is kept.
 struct ForwardResponseHead {
-  int status = 0;
+  int status = 0;  ///< the HTTP status code
   std::span<const HeaderView> headers;  ///< in order, as received; hop-by-hop headers removed
-  std::optional<std::uint64_t> content_length;
+  std::optional<std::uint64_t> content_length;  ///< the response's Content-Length; nullopt when none
   std::string_view pod;  ///< "address:port" of the Pod that answered
-  std::uint32_t attempts = 1;
+  std::uint32_t attempts = 1;  ///< attempts made, this one included (1 = no retry)
 };
 
 /// All run on the loop thread, never inside forward(); any may drop the UpstreamRequest or the
 /// Upstream.
 struct ForwardHandlers {
+  /// The response head, at most once: the head of an attempt that is retried is not shown.
   std::function<void(const ForwardResponseHead&)> on_head;
   std::function<void(std::string_view)> on_body;  ///< call pause_body() inside for backpressure
   std::function<void()> on_writable;              ///< a streamed request body may be written again
@@ -147,9 +165,12 @@ struct ForwardHandlers {
   std::function<void(Status)> on_complete;
 };
 
+/// The handle of one forwarded request, from Upstream::forward(). Loop thread. Dropping it
+/// cancels the request (no handler runs afterwards), also inside one of its handlers.
 class KUPSTREAM_API UpstreamRequest {
  public:
   struct Impl;
+  /// Used by Upstream::forward(); hosts get UpstreamRequests from there, never build one.
   explicit UpstreamRequest(std::shared_ptr<Impl> impl);
   ~UpstreamRequest();  ///< cancels if still running
   UpstreamRequest(const UpstreamRequest&) = delete;
@@ -158,54 +179,84 @@ class KUPSTREAM_API UpstreamRequest {
   /// Streamed request bodies. write_body returns false when the caller should wait for
   /// on_writable. Errors: invalid_argument (not streamed, already ended), operation_canceled.
   Result<bool> write_body(std::string_view data);
+  /// Ends a streamed body. Errors: invalid_argument (not streamed, already ended, fewer bytes
+  /// than content_length), operation_canceled (the request has finished).
   Status end_body();
+  /// Stops on_body calls (the Pod's connection stops reading) until resume_body(): backpressure
+  /// for a slow client. Takes effect once the response has started, e.g. inside on_body.
   void pause_body();
+  /// Lets on_body calls flow again after pause_body().
   void resume_body();
 
   /// One is created and dropped per request: freed blocks are kept per thread for the next
   /// ones (bounded; not under AddressSanitizer). Any thread may free one.
   static void* operator new(std::size_t size);
+  /// Keeps the block in this thread's cache (see operator new).
   static void operator delete(void* p, std::size_t size) noexcept;
 
  private:
   std::shared_ptr<Impl> impl_;
 };
 
+/// One Pod as Upstream::stats() sees it.
 struct PodStats {
   std::string pod;       ///< "address:port"
-  std::string pod_name;
+  std::string pod_name;  ///< the Pod's name; "" when its EndpointSlice entry names none
   std::string service;   ///< ServiceRef::to_string()
   std::uint32_t weight = 0;  ///< effective weight now (after slow start), 0 when ejected
-  bool ejected = false;
-  bool draining = false;
+  bool ejected = false;   ///< ejected by outlier detection right now
+  bool draining = false;  ///< serving but terminating (not ready)
+  /// @var requests
+  /// Attempts sent to this Pod, retries included.
+  /// @var failures
+  /// Attempts that counted as this Pod's failures (outlier detection).
+  /// @var ejections
+  /// Times it was ejected.
   std::uint64_t requests = 0, failures = 0, ejections = 0;
-  std::uint32_t in_flight = 0;
+  std::uint32_t in_flight = 0;  ///< attempts on this Pod now
 };
 
+/// One ServiceRef of an Upstream as Upstream::stats() sees it.
 struct ServiceStatus {
-  ServiceRef ref;
-  WatchState state;
+  ServiceRef ref;    ///< the service, as configured
+  WatchState state;  ///< its EndpointWatcher's state
   std::chrono::milliseconds staleness{0};  ///< state.staleness(now) when stats() was taken
+  /// @var ready
+  /// Ready endpoints in its current snapshot (0 before the first).
+  /// @var draining
+  /// Serving-but-terminating endpoints in its current snapshot.
   std::size_t ready = 0, draining = 0;
   std::size_t ejected = 0;  ///< of this service's Pods, ejected now by outlier detection
-  /// Attempts sent to this service's Pods, the failed ones, and its Pods' ejections, since
-  /// the Upstream was created (they survive the Pods that come and go).
-  std::uint64_t requests = 0, failures = 0, ejections = 0;
+  // The counters below run since the Upstream was created; they survive the Pods that come and go.
+  std::uint64_t requests = 0;    ///< attempts sent to this service's Pods
+  std::uint64_t failures = 0;    ///< attempts on its Pods that failed (connect, timeout, reset, 5xx)
+  std::uint64_t ejections = 0;   ///< outlier ejections of its Pods
 };
 
+/// Counters and state of one Upstream, from Upstream::stats(); prometheus_text() renders the same.
 struct UpstreamStats {
+  /// @var requests
+  /// Requests accepted by forward().
+  /// @var failures
+  /// Requests that completed with an error (no_endpoint included).
+  /// @var retries
+  /// Retry attempts made.
+  /// @var no_endpoint
+  /// Requests that failed with no_endpoint: no Pod to pick.
   std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
-  std::uint32_t in_flight = 0;
+  std::uint32_t in_flight = 0;  ///< requests accepted and not completed yet
   bool panic = false;          ///< too few healthy Pods: all are used
   bool using_draining = false;  ///< nothing ready anywhere: serving-but-terminating Pods are used
   /// Latency histogram (request start → response complete), cumulative counts per bucket.
   std::vector<double> latency_buckets_seconds;  ///< upper bounds
   std::vector<std::uint64_t> latency_counts;    ///< same size, plus +Inf as the last element
-  double latency_sum_seconds = 0;
-  std::vector<PodStats> pods;
-  std::vector<ServiceStatus> services;
+  double latency_sum_seconds = 0;  ///< the sum of all latencies counted in the histogram
+  std::vector<PodStats> pods;            ///< every Pod the Upstream knows now
+  std::vector<ServiceStatus> services;   ///< one per ServiceRef, in the config's order
 };
 
+/// A named set of Kubernetes Services that requests go to, straight to their Pods. See the file
+/// comment for the thread, lifetime and callback rules.
 class KUPSTREAM_API Upstream {
  public:
   /// Validates the config (validate_upstream_config) and that every cluster is in `clusters`;
@@ -231,9 +282,11 @@ class KUPSTREAM_API Upstream {
 
   /// True once every service has synced at least once and some Pod can take traffic.
   bool ready() const;
+  /// Loop thread. A copy of the counters, the Pods and the services' watch states.
   UpstreamStats stats() const;
   /// Prometheus text exposition of stats(), metric names kupstream_*, labelled upstream="name".
   std::string prometheus_text() const;
+  /// The config it was created with.
   const UpstreamConfig& config() const noexcept;
 
   struct Impl;
