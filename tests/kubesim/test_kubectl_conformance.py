@@ -314,5 +314,71 @@ class KubectlConformance(unittest.TestCase):
         self.assertIn("error: You must be logged in to the server", r.stderr)
 
 
+    def kubectl_background(self, *args):
+        """kubectl with client-go's watch-list on (KUBE_FEATURE_WatchListClient), -v=6 to a file."""
+        log = open(os.path.join(self.sim.state_dir, f"kubectl-wl-{time.monotonic_ns()}.log"), "w+")
+        self.addCleanup(log.close)
+        env = dict(os.environ, KUBE_FEATURE_WatchListClient="true",
+                   KUBECONFIG=os.path.join(self.sim.state_dir, "empty-kubeconfig"))
+        open(env["KUBECONFIG"], "a").close()
+        cmd = [kubectl_path(), "--server", self.sim.server, "--certificate-authority", self.sim.ca_file,
+               "--cache-dir", os.path.join(self.sim.state_dir, "kubectl-cache"), "--token", self.sim.token("admin"),
+               "-v=6"] + list(args)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+
+        def stop():
+            if p.poll() is None:
+                os.kill(p.pid, 15)
+            p.wait(10)
+            p.stdout.close()
+        self.addCleanup(stop)
+        return p, log
+
+    def wait_log(self, log, text, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log.seek(0)
+            content = log.read()
+            if text in content:
+                return content
+            time.sleep(0.1)
+        log.seek(0)
+        self.fail(f"kubectl never logged {text!r}:\n{log.read()[-3000:]}")
+
+    def test_watch_list_client_syncs_only_after_the_held_bookmark(self):
+        # client-go's reflector (kubectl wait, WatchListClient on) against --watch-list support:
+        # like against the captured v1.28 server, its cache is not populated while the resource
+        # type is quiet, and is once a Service changes in another namespace.
+        self.sim.config(watch_list="support")
+        self.addCleanup(self.sim.config, watch_list="refuse")
+        self.kubectl("create", "namespace", "wl-other")
+        self.kubectl("-n", "demo", "create", "service", "clusterip", "wl-one", "--tcp=80:8080")
+        p, log = self.kubectl_background("-n", "demo", "wait", "--for=jsonpath={.spec.type}=NodePort",
+                                         "service/wl-one", "--timeout=30s")
+        content = self.wait_log(log, "sendInitialEvents=true")
+        self.assertIn("resourceVersionMatch=NotOlderThan", content)
+        time.sleep(1.5)
+        log.seek(0)
+        self.assertNotIn("Caches populated", log.read(), "synced before the held bookmark")
+        self.assertIsNone(p.poll())
+        self.kubectl("-n", "wl-other", "create", "service", "clusterip", "wl-elsewhere", "--tcp=80:8080")
+        content = self.wait_log(log, "Caches populated", timeout=5)
+        self.assertIn("received the bookmark that marks the end of initial events stream", content)
+        self.kubectl("-n", "demo", "patch", "service", "wl-one", "-p", '{"spec":{"type":"NodePort"}}')
+        self.assertEqual(p.wait(15), 0)
+        self.assertIn("condition met", p.stdout.read())
+
+    def test_watch_list_client_syncs_at_once_against_the_immediate_mode(self):
+        self.sim.config(watch_list="support-immediate")
+        self.addCleanup(self.sim.config, watch_list="refuse")
+        self.kubectl("-n", "demo", "create", "service", "clusterip", "wl-two", "--tcp=80:8080")
+        p, log = self.kubectl_background("-n", "demo", "wait", "--for=jsonpath={.spec.type}=NodePort",
+                                         "service/wl-two", "--timeout=30s")
+        content = self.wait_log(log, "Caches populated", timeout=5)
+        self.assertIn("sendInitialEvents=true", content)
+        self.kubectl("-n", "demo", "patch", "service", "wl-two", "-p", '{"spec":{"type":"NodePort"}}')
+        self.assertEqual(p.wait(15), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
