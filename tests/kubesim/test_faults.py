@@ -260,7 +260,7 @@ class WatchList(ApiTestBase):
         t0 = time.monotonic()
         written = self.sim.apply(capture_slice(other, "elsewhere"))
         ev = s.events(1, timeout=5)[0]
-        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertLess(time.monotonic() - t0, 3.0)  # the 1 s tick, on a loaded machine
         self.assertEqual(ev["type"], "BOOKMARK")
         self.assertEqual(ev["object"]["metadata"]["annotations"], {"k8s.io/initial-events-end": "true"})
         self.assertEqual(ev["object"]["metadata"]["resourceVersion"], written["metadata"]["resourceVersion"])
