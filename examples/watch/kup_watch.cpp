@@ -1,7 +1,7 @@
 // kup-watch: prints a Service port's merged, ready endpoints each time they change.
 //
 //   kup-watch [--kubeconfig FILE] [--context NAME] NAMESPACE/SERVICE:PORT [--node-label k=v]...
-//             [--json] [--watch-timeout SECONDS] [--idle-timeout MS] [--backoff MS] [--watch-list]
+//             [--json] [--watch-timeout SECONDS] [--idle-timeout MS] [--backoff MS] [--watch-list] [--watch-list-timeout MS]
 //
 // Works against a real cluster as against tests/kubesim. Uses only the public API. Stops on
 // SIGINT or SIGTERM.
@@ -84,7 +84,7 @@ void print_state(const WatchState& s, bool json) {
 
 int usage(const char* why) {
   fmt::print(stderr, "kup-watch: {}\nusage: kup-watch [--kubeconfig FILE] [--context NAME] NAMESPACE/SERVICE:PORT "
-                     "[--node-label k=v]... [--json] [--watch-timeout S] [--idle-timeout MS] [--backoff MS] [--watch-list]\n",
+                     "[--node-label k=v]... [--json] [--watch-timeout S] [--idle-timeout MS] [--backoff MS] [--watch-list] [--watch-list-timeout MS]\n",
              why);
   return 2;
 }
@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
       json = true;
     } else if (a == "--watch-list") {
       options.watch_list = true;
+    } else if (a == "--watch-list-timeout") {
+      options.watch_list_bookmark_timeout = std::chrono::milliseconds{std::stoi(value())};
     } else if (a == "--watch-timeout") {
       options.watch_timeout = std::chrono::seconds{std::stoi(value())};
     } else if (a == "--idle-timeout") {

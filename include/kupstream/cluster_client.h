@@ -46,6 +46,13 @@ struct ClusterClientOptions {
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30'000};  ///< the doubling stops here
   bool watch_list = false;  ///< try sendInitialEvents streaming first (falls back to LIST)
+  /// watch-list: how long a stream may wait for its k8s.io/initial-events-end bookmark (from its
+  /// 200 on) before that resource is LISTed and watched instead. A v1.28 server holds the
+  /// bookmark back until the next write to the resource type, so on a quiet type it never comes.
+  std::chrono::milliseconds watch_list_bookmark_timeout{3000};
+  /// watch-list: after a resource (endpointslices, services, nodes) was slow or refused (422) in
+  /// this cluster, its syncs use LIST for this long; the next sync after it tries watch-list again.
+  std::chrono::milliseconds watch_list_retry{std::chrono::minutes{30}};
 };
 
 /// The connection to one cluster's API server, shared by every EndpointWatcher it hands out.

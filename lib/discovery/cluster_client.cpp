@@ -45,8 +45,12 @@ struct ClusterClient::Impl {
   ClusterClientOptions options;
   std::unique_ptr<kube::ApiClient> api;
   std::map<std::pair<std::string, std::string>, std::weak_ptr<struct ServiceCache>> services;
+  // Which resources skip watch-list for a while (slow or refused), shared by every Reflector here.
+  std::shared_ptr<kube::WatchListMemory> watch_list_memory;
 
-  Impl(uv_loop_t& l, ClusterConfig c, ClusterClientOptions o) : loop(l), config(std::move(c)), options(std::move(o)) {}
+  Impl(uv_loop_t& l, ClusterConfig c, ClusterClientOptions o)
+      : loop(l), config(std::move(c)), options(std::move(o)),
+        watch_list_memory(std::make_shared<kube::WatchListMemory>(options.watch_list_retry)) {}
 
   kube::ReflectorOptions reflector_options(std::string path, std::string what) const {
     kube::ReflectorOptions r;
@@ -57,6 +61,8 @@ struct ClusterClient::Impl {
     r.backoff_initial = options.backoff_initial;
     r.backoff_max = options.backoff_max;
     r.watch_list = options.watch_list;
+    r.watch_list_bookmark_timeout = options.watch_list_bookmark_timeout;
+    r.watch_list_memory = watch_list_memory;
     r.log = options.log;
     return r;
   }
@@ -70,6 +76,8 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   std::optional<kube::Service> service;
   bool slices_synced = false, service_synced = false;
   Status slices_health, service_health;
+  std::string slices_waiting, service_waiting;  // a watch-list waiting for its bookmark (reflector's text)
+  std::string slices_note, service_note;        // why the reflector lists instead of watch-list
   std::string resource_version;
   std::optional<Clock::time_point> trigger_time;  // of the slice change being processed
   std::map<std::string, std::weak_ptr<EndpointWatcher::Impl>> views;
@@ -97,9 +105,11 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
   detail::SnapshotBuilder builder;
   bool nodes_synced = false;
   Status nodes_health;
+  std::string nodes_waiting, nodes_note;
 
   EndpointSetPtr current;
   WatchState state;
+  std::vector<std::string> reflector_notes;  // the watch-list notes in state.notes
   struct Subscriber {
     EndpointWatcherCallbacks callbacks;
     std::uint64_t delivered = 0;  // generation of the last snapshot given to it
@@ -141,6 +151,16 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
       nodes_health = s;
       recompute();
     };
+    cb.on_waiting = [this](const std::string& text) {
+      auto keep = shared_from_this();
+      nodes_waiting = text;
+      recompute();
+    };
+    cb.on_note = [this](const std::string& text) {
+      auto keep = shared_from_this();
+      nodes_note = text;
+      recompute();
+    };
     node_reflector = std::make_unique<kube::Reflector<kube::Node>>(*cl.api, std::move(ro), std::move(cb));
     node_reflector->start();
     node_preflight = std::make_unique<detail::AccessPreflight>(
@@ -173,8 +193,8 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
     return {WatchPhase::synced, ""};
   }
 
-  void set_phase(WatchPhase phase, std::string reason) {
-    if (phase == state.phase && reason == state.reason) return;
+  void set_phase(WatchPhase phase, std::string reason, bool notes_changed = false) {
+    if (phase == state.phase && reason == state.reason && !notes_changed) return;
     // A new reason within the same phase (each failed reconnect says why) does not restart the
     // phase: "stale since" stays the time it became stale, so staleness keeps growing.
     if (phase != state.phase || state.since == Clock::time_point{}) state.since = Clock::now();
@@ -188,8 +208,16 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
     auto [phase, reason] = health_phase();
     const bool inputs_synced = cache->slices_synced && cache->service_synced && (node_labels.empty() || nodes_synced);
     if (!inputs_synced) {
-      // Before the first sync there is nothing to publish; failures still say why.
-      if (phase == WatchPhase::synced) phase = WatchPhase::syncing;
+      // Before the first sync there is nothing to publish; failures still say why, and so does
+      // a watch-list waiting for its initial-events-end bookmark.
+      if (phase == WatchPhase::synced) {
+        phase = WatchPhase::syncing;
+        for (const std::string* w : {&cache->slices_waiting, &cache->service_waiting, &nodes_waiting})
+          if (!w->empty()) {
+            reason = *w;
+            break;
+          }
+      }
       return set_phase(phase, std::move(reason));
     }
     detail::SliceMergeInput in;
@@ -199,7 +227,14 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
     in.allowed_nodes = node_labels.empty() ? nullptr : &nodes;
     in.nodes_epoch = nodes_epoch;
     auto step = builder.build(in, current, cache->resource_version);
+    // The reflectors' watch-list notes follow the merge's; a change of them is a state change.
+    std::vector<std::string> list_notes;
+    for (const std::string* n : {&cache->slices_note, &cache->service_note, &nodes_note})
+      if (!n->empty()) list_notes.push_back(*n);
+    const bool notes_changed = list_notes != reflector_notes;
+    if (notes_changed) reflector_notes = list_notes;
     state.notes = std::move(step.notes);
+    state.notes.insert(state.notes.end(), list_notes.begin(), list_notes.end());
     if (step.problem != detail::PortProblem::none && phase == WatchPhase::synced) {
       phase = WatchPhase::not_found;
       reason = step.problem == detail::PortProblem::service_not_found
@@ -222,7 +257,7 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
       if (cache->trigger_time)
         state.propagation_lag = std::chrono::duration_cast<std::chrono::microseconds>(state.snapshot_time - *cache->trigger_time);
     }
-    set_phase(phase, std::move(reason));
+    set_phase(phase, std::move(reason), notes_changed);
     if (changed) notify_update();
   }
 
@@ -295,6 +330,16 @@ void ServiceCache::start() {
     slices_health = s;
     changed();
   };
+  scb.on_waiting = [this](const std::string& text) {
+    auto keep = shared_from_this();
+    slices_waiting = text;
+    changed();
+  };
+  scb.on_note = [this](const std::string& text) {
+    auto keep = shared_from_this();
+    slices_note = text;
+    changed();
+  };
   slice_reflector = std::make_unique<kube::Reflector<kube::EndpointSlice>>(*cl.api, std::move(ro), std::move(scb));
 
   auto so = cl.reflector_options(fmt::format("/api/v1/namespaces/{}/services", ns), fmt::format("service {}/{}", ns, name));
@@ -320,6 +365,16 @@ void ServiceCache::start() {
   vcb.on_health = [this](const Status& s) {
     auto keep = shared_from_this();
     service_health = s;
+    changed();
+  };
+  vcb.on_waiting = [this](const std::string& text) {
+    auto keep = shared_from_this();
+    service_waiting = text;
+    changed();
+  };
+  vcb.on_note = [this](const std::string& text) {
+    auto keep = shared_from_this();
+    service_note = text;
     changed();
   };
   service_reflector = std::make_unique<kube::Reflector<kube::Service>>(*cl.api, std::move(so), std::move(vcb));

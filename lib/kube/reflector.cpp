@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <random>
+#include <unordered_map>
 
 #include "kube/decoder.h"
 #include "kube/line_splitter.h"
@@ -25,16 +26,33 @@ std::optional<std::chrono::seconds> retry_after(const net::HttpResponseHead& hea
   return std::chrono::seconds{std::min(seconds, 600u)};
 }
 
+// a < b for resourceVersions that are both decimal (as every real server's are); false otherwise
+// (they are opaque to clients, so nothing is concluded from other forms).
+bool older_resource_version(std::string_view a, std::string_view b) {
+  std::uint64_t x = 0, y = 0;
+  auto [ea, ca] = std::from_chars(a.data(), a.data() + a.size(), x);
+  auto [eb, cb] = std::from_chars(b.data(), b.data() + b.size(), y);
+  if (ca != std::errc{} || cb != std::errc{} || ea != a.data() + a.size() || eb != b.data() + b.size()) return false;
+  return x < y;
+}
+
+std::string object_key(const ObjectMeta& m) { return m.namespace_ + '/' + m.name; }
+
 }  // namespace
 
 template <class T>
 struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   Impl(ApiClient& c, ReflectorOptions o, ReflectorCallbacks<T> cb)
       : client(c), options(std::move(o)), callbacks(std::move(cb)),
-        rng(options.seed ? options.seed : std::random_device{}()) {
+        rng(options.seed ? options.seed : std::random_device{}()),
+        resource(resource_of_path(options.path)),
+        memory(options.watch_list_memory ? options.watch_list_memory : std::make_shared<WatchListMemory>()) {
     timer = new uv_timer_t;
     uv_timer_init(&client.loop(), timer);
     timer->data = this;
+    bookmark_timer = new uv_timer_t;
+    uv_timer_init(&client.loop(), bookmark_timer);
+    bookmark_timer->data = this;
   }
 
   ApiClient& client;
@@ -43,6 +61,14 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   std::mt19937_64 rng;
   uv_timer_t* timer;
   std::function<void()> timer_action;
+  std::string resource;                    // "endpointslices": the WatchListMemory's key
+  std::shared_ptr<WatchListMemory> memory;
+  uv_timer_t* bookmark_timer;              // bounds a watch-list's wait for initial-events-end
+  std::uint64_t bookmark_timer_call = 0;   // the call it was armed for
+  std::string waiting;                     // what on_waiting last said
+  std::string note;                        // what on_note last said
+  std::string fallback_floor_rv;           // the resourceVersion a timed-out stream had reached
+  std::string initial_rv;                  // watch-list: reached by the initial events (rv is the copy's)
   bool stopped = false;
 
   std::unique_ptr<ApiCall> call;
@@ -60,7 +86,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   std::string rv;                  // last seen resourceVersion
   std::string continue_token;      // paging
   std::vector<T> pending;          // items of a LIST or of a watch-list's initial events
-  bool watch_list = false;         // try sendInitialEvents
+  std::unordered_map<std::string, std::size_t> pending_index;  // watch-list: key -> index in pending
   bool initial_events = false;     // the current watch is streaming the initial state
   bool synced = false;             // a replace was delivered at least once
   bool healthy = false;
@@ -95,6 +121,38 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     timer_action = {};
     uv_timer_stop(timer);
     uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    uv_timer_stop(bookmark_timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(bookmark_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+
+  void set_waiting(std::string text) {
+    if (text == waiting) return;
+    waiting = std::move(text);
+    if (!stopped && callbacks.on_waiting) callbacks.on_waiting(waiting);
+  }
+
+  void set_note(std::string text) {
+    if (text == note) return;
+    note = std::move(text);
+    if (!stopped && callbacks.on_note) callbacks.on_note(note);
+  }
+
+  // The watch-list stream of call `id` answered 200: its initial-events-end bookmark must come
+  // within the bound, or the resource is listed instead.
+  void arm_bookmark_timer(std::uint64_t id) {
+    bookmark_timer_call = id;
+    uv_timer_start(bookmark_timer, [](uv_timer_t* t) {
+      auto* self = static_cast<Impl*>(t->data);
+      auto keep = self->shared_from_this();
+      self->on_bookmark_timeout();
+    }, static_cast<std::uint64_t>(std::max<long long>(0, options.watch_list_bookmark_timeout.count())), 0);
+    set_waiting(fmt::format("{}: watch-list: waiting for the initial-events-end bookmark (LIST instead after {} ms)",
+                            what(), options.watch_list_bookmark_timeout.count()));
+  }
+
+  void disarm_bookmark_timer() {
+    uv_timer_stop(bookmark_timer);
+    bookmark_timer_call = 0;
   }
 
   std::string query(bool watch) const {
@@ -150,6 +208,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
           self->watch_established = true;
           self->watch_opened = std::chrono::steady_clock::now();
           if (!self->initial_events) self->report_health(Status{});
+          else self->arm_bookmark_timer(self->call_id);
         }
       }
     };
@@ -175,8 +234,47 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     call = std::move(*result);
   }
 
+  // A (re)sync: watch-list when asked for and the cluster's memory does not say skip, else LIST.
   void start() {
-    if (watch_list) return start_watch(true);
+    if (!options.watch_list) return start_list();
+    const auto now = std::chrono::steady_clock::now();
+    if (auto skip = memory->skip(resource, now)) {
+      const auto left = std::chrono::duration_cast<std::chrono::seconds>(memory->retry_after() - (now - skip->when));
+      set_note(fmt::format("watch-list skipped for {} in this cluster: it was {} {} s ago (LIST for {} s more)", resource,
+                           skip->why == WatchListMemory::Why::slow ? "slow" : "refused",
+                           std::chrono::duration_cast<std::chrono::seconds>(now - skip->when).count(), left.count()));
+      continue_token.clear();
+      return start_list();
+    }
+    start_watch(true);
+  }
+
+  // The bound passed without the initial-events-end bookmark: drop the stream and LIST. Nothing
+  // of the stream was delivered (its items wait in `pending` until the bookmark), so the LIST's
+  // replace cannot duplicate or lose anything; it must not be older than the stream was.
+  void on_bookmark_timeout() {
+    if (stopped || !initial_events || bookmark_timer_call != call_id) return;
+    bookmark_timer_call = 0;
+    ++counters.watch_list_fallbacks;
+    memory->record(resource, WatchListMemory::Why::slow, std::chrono::steady_clock::now());
+    const auto bound = options.watch_list_bookmark_timeout.count();
+    log(LogLevel::info, fmt::format("{}: watch-list: no initial-events-end bookmark within {} ms ({} initial events "
+                                    "so far); falling back to LIST + watch",
+                                    what(), bound, pending.size()));
+    fallback_floor_rv = initial_rv;
+    call.reset();
+    ++call_id;
+    lines.clear();
+    initial_events = false;
+    pending.clear();
+    pending_index.clear();
+    set_waiting(fmt::format("{}: watch-list: no initial-events-end bookmark within {} ms; listing instead", what(), bound));
+    if (stopped) return;
+    set_note(fmt::format("watch-list: no initial-events-end bookmark within {} ms; fell back to LIST + watch "
+                         "(watch-list skipped for {} in this cluster for {} s)",
+                         bound, resource, std::chrono::duration_cast<std::chrono::seconds>(memory->retry_after()).count()));
+    if (stopped) return;
+    continue_token.clear();
     start_list();
   }
 
@@ -193,6 +291,14 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     for (auto& item : list->items) pending.push_back(std::move(item));
     continue_token = list->continue_token;
     if (!continue_token.empty()) return start_list();
+    // resourceVersions only move forward: a LIST without resourceVersion is a consistent read,
+    // so it cannot be older than what the dropped watch-list stream showed; if it were, the
+    // copy would go back in time, so it is retried instead.
+    if (!fallback_floor_rv.empty() && older_resource_version(list->resource_version, fallback_floor_rv))
+      return fail(Error{Errc::server_error, fmt::format("{}: LIST returned resourceVersion {}, older than {} of the "
+                                                        "watch-list stream it replaces",
+                                                        what(), list->resource_version, fallback_floor_rv)});
+    fallback_floor_rv.clear();
     rv = list->resource_version;
     deliver_replace();
     if (stopped) return;
@@ -200,17 +306,24 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   }
 
   void deliver_replace() {
-    synced = true;
     auto keep = this->shared_from_this();
+    synced = true;
+    pending_index.clear();
     report_health(Status{});
     if (stopped) return;
-    if (!stopped && callbacks.on_replace) callbacks.on_replace(std::move(pending), rv);
+    if (callbacks.on_replace) callbacks.on_replace(std::move(pending), rv);
     pending.clear();
+    set_waiting("");
   }
 
   void start_watch(bool initial) {
     initial_events = initial;
-    if (initial) pending.clear();
+    if (initial) {
+      pending.clear();
+      pending_index.clear();
+      initial_rv.clear();
+      ++counters.watch_lists;
+    }
     ++counters.watches;
     std::uniform_int_distribution<long long> spread(options.watch_timeout.count(), 2 * options.watch_timeout.count() - 1);
     const auto timeout = std::chrono::seconds{std::max<long long>(1, spread(rng))};
@@ -246,29 +359,63 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
           log(LogLevel::info, fmt::format("{}: resourceVersion {} expired ({}); relisting", what(), rv, ev->status.message));
           ++counters.relists_after_gone;
           continue_token.clear();
-          return start_list();
+          call.reset();
+          ++call_id;
+          disarm_bookmark_timer();
+          initial_events = false;
+          return start();
         }
         return fail(Error{Errc::server_error, fmt::format("{}: WATCH error {} {}: {}", what(), ev->status.code,
                                                           ev->status.reason, ev->status.message)});
       case EventType::bookmark:
         ++counters.bookmarks;
         ++watch_events;
-        if (!ev->resource_version.empty()) rv = ev->resource_version;
+        // The copy's resourceVersion moves only with the copy: during the initial events the
+        // owner still has the previous state (a relist must not resume from a newer version).
+        if (!ev->resource_version.empty()) (initial_events ? initial_rv : rv) = ev->resource_version;
         if (initial_events && ev->object.metadata.annotation(kInitialEventsEnd) == "true") {
           initial_events = false;
+          rv = initial_rv;
+          disarm_bookmark_timer();
+          memory->forget(resource);
+          set_note("");
+          if (stopped) return;
           deliver_replace();
         }
         return;
       default:
         ++counters.events;
         ++watch_events;
-        if (!ev->resource_version.empty()) rv = ev->resource_version;
-        if (initial_events) {
-          pending.push_back(std::move(ev->object));
-          return;
-        }
+        if (!ev->resource_version.empty()) (initial_events ? initial_rv : rv) = ev->resource_version;
+        if (initial_events) return add_initial(ev->type, std::move(ev->object));
         if (!stopped && callbacks.on_event) callbacks.on_event(ev->type, std::move(ev->object), rv);
     }
+  }
+
+  // Before the initial-events-end bookmark, every event belongs to the initial state: the server
+  // may send changes made after the synthetic ADDED events first (a v1.28 server does, when the
+  // write that releases the bookmark is in the watched namespace). Keyed, so a change replaces
+  // its object and a deletion removes it: no duplicates, nothing deleted kept.
+  void add_initial(EventType type, T object) {
+    std::string key = object_key(object.metadata);
+    auto it = pending_index.find(key);
+    if (type == EventType::deleted) {
+      if (it == pending_index.end()) return;
+      const std::size_t at = it->second;
+      pending_index.erase(it);
+      if (at + 1 != pending.size()) {
+        pending[at] = std::move(pending.back());
+        pending_index[object_key(pending[at].metadata)] = at;
+      }
+      pending.pop_back();
+      return;
+    }
+    if (it != pending_index.end()) {
+      pending[it->second] = std::move(object);
+      return;
+    }
+    pending_index.emplace(std::move(key), pending.size());
+    pending.push_back(std::move(object));
   }
 
   // The current watch ended: normally (`error` empty: the server's timeoutSeconds) or by a
@@ -278,8 +425,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
       return fail(Error{Errc::decode_error, fmt::format("{}: WATCH stream ended inside an event ({} bytes cut off)", what(),
                                                         lines.pending_bytes())});
     if (initial_events) {
-      // The server closed before the initial state was complete: start over.
-      initial_events = false;
+      // The server closed before the initial state was complete: start over (fail() resets it).
       return fail(Error{Errc::connection_closed, fmt::format("{}: watch-list ended before its initial events", what())});
     }
     // A watch that lived a while or carried events is resumed at once from the last
@@ -322,13 +468,21 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
         log(LogLevel::info, fmt::format("{}: 410 Gone ({}); relisting", what(), message));
         continue_token.clear();
         call.reset();
-        return start_list();
+        ++call_id;
+        if (listing) return start_list();
+        initial_events = false;
+        return start();
       case 422:
         if (initial_events) {
           log(LogLevel::info, fmt::format("{}: server refused watch-list (422: {}); using LIST", what(), message));
-          watch_list = false;
+          memory->record(resource, WatchListMemory::Why::refused, std::chrono::steady_clock::now());
           initial_events = false;
           call.reset();
+          ++call_id;
+          set_note(fmt::format("watch-list refused by the server (422); using LIST (watch-list skipped for {} in this "
+                               "cluster for {} s)",
+                               resource, std::chrono::duration_cast<std::chrono::seconds>(memory->retry_after()).count()));
+          if (stopped) return;
           return start_list();
         }
         break;
@@ -357,7 +511,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     if (relist_needed) {
       relist_needed = false;
       continue_token.clear();
-      return start_list();
+      return start();
     }
     if (!synced) return start();
     if (rv.empty()) return start_list();
@@ -372,11 +526,22 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     call.reset();
     ++call_id;
     lines.clear();
+    disarm_bookmark_timer();
+    if (initial_events) {
+      // A relist by watch-list broke off: the next attempt relists again (the copy's
+      // resourceVersion may be the expired one that caused it).
+      relist_needed = true;
+      initial_events = false;
+      pending.clear();
+      pending_index.clear();
+    }
     auto delay = backoff();
     if (retry_after_hint && (status == 429 || status == 503))
       delay = std::max(delay, std::chrono::duration_cast<std::chrono::milliseconds>(*retry_after_hint));
     log(LogLevel::warning, fmt::format("{}; retrying in {} ms", error.reason, delay.count()));
     report_health(Status{std::move(error)});
+    if (stopped) return;
+    set_waiting("");
     if (stopped) return;
     schedule(delay, [this] { resume(); });
   }
@@ -384,9 +549,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
 
 template <class T>
 Reflector<T>::Reflector(ApiClient& client, ReflectorOptions options, ReflectorCallbacks<T> callbacks)
-    : impl_(std::make_shared<Impl>(client, std::move(options), std::move(callbacks))) {
-  impl_->watch_list = impl_->options.watch_list;
-}
+    : impl_(std::make_shared<Impl>(client, std::move(options), std::move(callbacks))) {}
 
 template <class T>
 Reflector<T>::~Reflector() {

@@ -14,8 +14,13 @@
 //    first of a failure streak retries at once.
 //  - A watch that receives no byte for `idle_timeout` is dropped and resumed.
 //  - Optional watch-list (sendInitialEvents=true, resourceVersionMatch=NotOlderThan) ending at
-//    the bookmark annotated k8s.io/initial-events-end, with a fallback to LIST when the server
-//    refuses it (e.g. 422 on servers older than 1.27).
+//    the bookmark annotated k8s.io/initial-events-end. It never waits without bound: when that
+//    bookmark has not come `watch_list_bookmark_timeout` after the stream's 200 (a v1.28 server
+//    holds it back until the next write to the resource type), the stream is dropped and the
+//    resource is LISTed and watched instead; a server that refuses watch-list (422, servers
+//    before 1.27) gets a LIST at once. Either is recorded in the WatchListMemory (per cluster and
+//    resource), so later syncs of that resource go straight to LIST until its retry time.
+//    Every (re)sync (the first, a relist after 410, a retry before the first sync) chooses again.
 //
 // Thread: loop thread only. Lifetime: non-copyable; dropping the Reflector at any time (even
 // inside one of its callbacks) stops it; no callback runs afterwards.
@@ -29,6 +34,7 @@
 
 #include "kube/api_client.h"
 #include "kube/objects.h"
+#include "kube/watch_list_memory.h"
 
 namespace kupstream::kube {
 
@@ -44,6 +50,12 @@ struct ReflectorOptions {
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds backoff_reset_after{120'000};  // a healthy stretch this long resets it
   bool watch_list = false;  // try streaming the initial state first
+  // watch-list: the longest wait for the initial-events-end bookmark, from the stream's 200 on;
+  // then LIST + watch instead (what the stream delivered is dropped: the LIST replaces it).
+  std::chrono::milliseconds watch_list_bookmark_timeout{3000};
+  // Shared by a cluster's Reflectors: resources whose watch-list was slow or refused skip it for
+  // a while. nullptr: this Reflector keeps its own.
+  std::shared_ptr<WatchListMemory> watch_list_memory;
   std::uint64_t seed = 0;   // jitter; 0 = random
   LogFn log;
 };
@@ -60,6 +72,14 @@ struct ReflectorCallbacks {
   // (Errc::unauthorized, forbidden, not_found, too_many_requests, server_error, timed_out,
   // decode_error, connection errors...). The owner keeps its copy either way.
   std::function<void(const Status& health)> on_health;
+  // Optional, for state reporting. `waiting`: non-empty while a watch-list stream waits for its
+  // initial-events-end bookmark (says how long before the LIST fallback), "" once that wait is
+  // over (synced, failed or fell back).
+  std::function<void(const std::string& waiting)> on_waiting;
+  // Optional. Why this Reflector syncs by LIST although watch-list was asked for (it fell back
+  // after the bound, the server refused it, or the cluster's memory said skip); "" once a
+  // watch-list synced again. Called when it changes.
+  std::function<void(const std::string& note)> on_note;
 };
 
 template <class T>
@@ -78,6 +98,7 @@ class Reflector {
   // Counters for tests and state reporting.
   struct Counters {
     std::uint64_t lists = 0, watches = 0, relists_after_gone = 0, events = 0, bookmarks = 0, failures = 0;
+    std::uint64_t watch_lists = 0, watch_list_fallbacks = 0;  // watch-list attempts, and those that timed out
   };
   Counters counters() const noexcept;
 

@@ -11,49 +11,51 @@ using namespace kupstream::test;
 
 namespace {
 
-KubesimProcess::Options kube_a() {
+KubesimProcess::Options kube_a(std::vector<std::string> args = {}) {
   KubesimProcess::Options o;
   o.cluster = "kube-a";
+  o.extra_args = std::move(args);
   return o;
 }
 
-std::string slice_json(const std::vector<std::string>& addresses) {
+std::string slice_json(const std::vector<std::string>& addresses, const std::string& service = "web") {
   std::string eps;
   for (const auto& a : addresses)
     eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + a + R"("],"conditions":{"ready":true}})";
   return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
-         R"("metadata":{"name":"web-1","namespace":"demo","labels":{"kubernetes.io/service-name":"web"}},)"
-         R"("addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
+         R"("metadata":{"name":")" + service + R"(-1","namespace":"demo","labels":{"kubernetes.io/service-name":")" +
+         service + R"("}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
          eps + "]}}";
+}
+
+std::string service_json(const std::string& name) {
+  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name +
+         R"(","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})";
 }
 
 struct Fixture {
   TestLoop loop;
-  KubesimProcess sim{kube_a()};
+  KubesimProcess sim;
   std::unique_ptr<ClusterClient> cluster;
 
-  Fixture() {
-    REQUIRE(sim.admin("POST", "/objects",
-                      R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":"web",)"
-                      R"("namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})")
-                .exit_code == 0);
+  explicit Fixture(std::vector<std::string> sim_args = {}, ClusterClientOptions co = {}) : sim(kube_a(std::move(sim_args))) {
+    REQUIRE(sim.admin("POST", "/objects", service_json("web")).exit_code == 0);
     scale({"127.0.1.1", "127.0.1.2"});
     KubeconfigOptions kc;
     kc.paths = {sim.info().users.at("admin").kubeconfig};
     auto config = load_kubeconfig(kc);
     REQUIRE(config.ok());
-    ClusterClientOptions co;
     co.backoff_initial = std::chrono::milliseconds{100};
     auto c = ClusterClient::create(loop.loop, *config, co);
     REQUIRE(c.ok());
     cluster = std::move(*c);
   }
 
-  ServiceRef ref(const char* port = "http") const {
+  ServiceRef ref(const char* port = "http", const char* service = "web") const {
     ServiceRef r;
     r.cluster = "kube-a";
     r.namespace_name = "demo";
-    r.service = "web";
+    r.service = service;
     r.port = PortRef::parse(port);
     return r;
   }
@@ -191,6 +193,80 @@ TEST_SUITE("EndpointWatcher") {
     CHECK(good->current()->ready.size() == 2);
     bad.reset();
     good.reset();
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("watch-list on a server that holds the bookmark back: syncing while waiting, LIST after the bound, "
+            "and the next service of the cluster lists at once") {
+    ClusterClientOptions co;
+    co.watch_list = true;
+    co.watch_list_bookmark_timeout = std::chrono::milliseconds{500};
+    Fixture f({"--watch-list", "support"}, co);
+    REQUIRE(f.sim.admin("POST", "/objects", service_json("api")).exit_code == 0);
+    REQUIRE(f.sim.admin("POST", "/objects", slice_json({"127.0.1.7"}, "api")).exit_code == 0);
+    std::vector<WatchState> states;
+    int updates = 0;
+    EndpointWatcherCallbacks c;
+    c.on_state = [&](const WatchState& s) { states.push_back(s); };
+    c.on_update = [&](const EndpointSetPtr&) { ++updates; };
+    const auto t0 = std::chrono::steady_clock::now();
+    auto w = f.watch(f.ref(), c);
+    REQUIRE(f.loop.run_until([&] { return updates == 1; }, 10000));
+    const auto first = std::chrono::steady_clock::now() - t0;
+    CHECK(first >= std::chrono::milliseconds{450});  // the bound, not a bookmark
+    CHECK(first < std::chrono::milliseconds{500 + 5000});
+    REQUIRE(!states.empty());
+    CHECK(states.front().phase == WatchPhase::syncing);
+    CHECK(states.front().reason.find("waiting for the initial-events-end bookmark") != std::string::npos);
+    CHECK(w->state().phase == WatchPhase::synced);
+    CHECK(w->current()->ready.size() == 2);
+    int fell_back = 0;
+    for (const auto& n : w->state().notes) fell_back += n.find("fell back to LIST + watch") != std::string::npos;
+    CHECK(fell_back == 2);  // endpointslices and services
+
+    // Another Service of the same cluster: its resources are known to be slow, so it lists at
+    // once (well within the bound) and says why.
+    int api_updates = 0;
+    EndpointWatcherCallbacks ca;
+    ca.on_update = [&](const EndpointSetPtr&) { ++api_updates; };
+    const auto t1 = std::chrono::steady_clock::now();
+    auto api = f.watch(f.ref("http", "api"), ca);
+    REQUIRE(f.loop.run_until([&] { return api_updates == 1; }, 10000));
+    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds{450});
+    CHECK(api->current()->ready.size() == 1);
+    int skipped = 0;
+    for (const auto& n : api->state().notes) skipped += n.find("watch-list skipped for") != std::string::npos;
+    CHECK(skipped == 2);
+
+    f.scale({"127.0.1.1", "127.0.1.2", "127.0.1.3"});
+    REQUIRE(f.loop.run_until([&] { return updates == 2; }, 10000));
+    CHECK(w->current()->ready.size() == 3);
+    w.reset();
+    api.reset();
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("dropping the handle while its watch-list waits for the bookmark stops everything") {
+    ClusterClientOptions co;
+    co.watch_list = true;
+    co.watch_list_bookmark_timeout = std::chrono::milliseconds{60'000};
+    Fixture f({"--watch-list", "support"}, co);
+    int calls_after_drop = 0;
+    bool dropped = false;
+    std::unique_ptr<EndpointWatcher> w;
+    EndpointWatcherCallbacks c;
+    c.on_state = [&](const WatchState& s) {
+      if (dropped) ++calls_after_drop;
+      if (s.reason.find("waiting for the initial-events-end bookmark") != std::string::npos) {
+        dropped = true;
+        w.reset();  // inside its own callback, with the bookmark timers armed
+      }
+    };
+    c.on_update = [&](const EndpointSetPtr&) { ++calls_after_drop; };
+    w = f.watch(f.ref(), c);
+    REQUIRE(f.loop.run_until([&] { return dropped; }, 10000));
+    f.loop.run_for(300);
+    CHECK(calls_after_drop == 0);
     CHECK(f.finish() == 0);
   }
 }

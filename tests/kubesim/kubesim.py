@@ -15,6 +15,7 @@ import copy
 import http
 import ipaddress
 import json
+import math
 import os
 import random
 import re
@@ -1404,6 +1405,14 @@ def abort_socket(sock, mode):
 # Watchers
 
 
+# --watch-list modes: "refuse" answers 422 (the captured v1.25 server); "support" holds the
+# initial-events-end bookmark back until the next event of the resource type (the captured v1.28
+# server); "support-immediate" sends it right after the initial events (a server whose watch
+# cache gets progress notifications).
+WATCH_LIST_MODES = ("refuse", "support", "support-immediate")
+WATCH_LIST_SUPPORT = ("support", "support-immediate")
+
+
 class Watcher:
     def __init__(self, wid, res, user, ns, lsel, fsel, bookmarks, table, include_object, start_rv, timeout):
         self.id = wid
@@ -1421,6 +1430,10 @@ class Watcher:
         self.drop = None  # "fin" | "rst" | "end" when asked to stop
         self.stalled_until = 0.0
         self.bookmark_now = None  # None | "eligible" | "force"
+        # watch-list: "pending" while the k8s.io/initial-events-end bookmark is held back (the
+        # real v1.28 server), "sent" once it went out; None for a plain watch
+        self.initial_end = None
+        self.initial_end_at = None  # monotonic time of the bookmark tick that releases it
         self.opened = time.time()
         self.deadline = time.monotonic() + timeout
         self.sent = 0
@@ -1429,7 +1442,8 @@ class Watcher:
         return {"id": self.id, "resource": self.res, "user": self.user, "namespace": self.ns,
                 "startResourceVersion": str(self.start_rv), "lastResourceVersion": str(self.last_rv),
                 "allowWatchBookmarks": self.bookmarks, "table": self.table, "eventsSent": self.sent,
-                "stalled": self.stalled_until > time.monotonic(), "opened": self.opened}
+                "stalled": self.stalled_until > time.monotonic(), "opened": self.opened,
+                "initialEventsEnd": self.initial_end}
 
     def selects(self, obj):
         if obj is None:
@@ -2087,7 +2101,7 @@ class Handler(BaseHTTPRequestHandler):
             timeout = random.uniform(1800, 3600)
         watch_list = send_initial in ("true", "1", "True")
         if match or send_initial:
-            if cl.watch_list != "support":
+            if cl.watch_list not in WATCH_LIST_SUPPORT:
                 causes = []
                 if match:
                     causes.append(("resourceVersionMatch", "FieldValueForbidden",
@@ -2163,7 +2177,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_raw(b"0\r\n\r\n")
             return
         try:
-            self.run_watch(rt, w, initial, watch_list)
+            self.run_watch(rt, w, initial, watch_list and cl.watch_list)
         finally:
             with st.cond:
                 st.watchers.discard(w)
@@ -2204,8 +2218,13 @@ class Handler(BaseHTTPRequestHandler):
                 buf = b""
         if buf:
             self.send_chunk(buf)
-        if watch_list:
+        if watch_list == "support-immediate":
             self.send_chunk(self.bookmark(rt, w.start_rv, initial_end=True))
+            w.initial_end = "sent"
+        elif watch_list:
+            # As the captured v1.28 server: the initial-events-end bookmark waits for the next
+            # event of this resource type anywhere in the cluster (see the loop below).
+            w.initial_end = "pending"
         interval = cl.bookmark_interval
         next_bm = time.monotonic() + interval
         near_end_bm = w.deadline - 1.0
@@ -2228,7 +2247,20 @@ class Handler(BaseHTTPRequestHandler):
                         while w.queue:
                             batch.append(w.queue.popleft())
                         break
-                    if not stalled and w.bookmarks and not w.table:
+                    if not stalled and w.initial_end == "pending":
+                        # Held back until something of this type changed after the start; it then
+                        # goes out on the next tick of the watch cache's 1 s bookmark timer (the
+                        # capture shows 0.45 s and 0.95 s after the releasing write). A forced
+                        # bookmark (as a progress notification would) releases it at once.
+                        if w.bookmark_now == "force":
+                            w.initial_end_at = now
+                        elif w.initial_end_at is None and st.type_rv[rt.plural] > w.start_rv:
+                            w.initial_end_at = math.floor(now) + 1.0
+                        w.bookmark_now = None
+                        if w.initial_end_at is not None and now >= w.initial_end_at:
+                            action = ("initial-end", max(st.type_rv[rt.plural], w.last_rv))
+                            break
+                    elif not stalled and w.bookmarks and not w.table:
                         eligible = st.type_rv[rt.plural] > w.start_rv
                         if w.bookmark_now == "force" or (w.bookmark_now and eligible):
                             action = ("bookmark", max(st.type_rv[rt.plural], w.last_rv))
@@ -2247,6 +2279,9 @@ class Handler(BaseHTTPRequestHandler):
                     waits = [w.deadline]
                     if stalled:
                         waits.append(w.stalled_until)
+                    elif w.initial_end == "pending":
+                        if w.initial_end_at is not None:
+                            waits.append(w.initial_end_at)
                     elif w.bookmarks:
                         waits.append(next_bm)
                         if not near_end_sent:
@@ -2264,6 +2299,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 abort_socket(self.connection, action)
                 return
+            if isinstance(action, tuple) and action[0] == "initial-end":
+                self.send_chunk(self.bookmark(rt, action[1], initial_end=True))
+                w.initial_end = "sent"
+                w.last_rv = max(w.last_rv, action[1])
+                next_bm = time.monotonic() + interval
+                continue
             if isinstance(action, tuple):
                 self.send_chunk(self.bookmark(rt, action[1]))
                 w.last_rv = max(w.last_rv, action[1])
@@ -2403,8 +2444,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, out)
         if path == "/config" and m == "POST":
             if "watch_list" in body:
-                if body["watch_list"] not in ("support", "refuse"):
-                    raise ApiError(400, "BadRequest", "watch_list must be support or refuse")
+                if body["watch_list"] not in WATCH_LIST_MODES:
+                    raise ApiError(400, "BadRequest", "watch_list must be one of " + ", ".join(WATCH_LIST_MODES))
                 cl.watch_list = body["watch_list"]
             if "bookmark_interval" in body:
                 cl.bookmark_interval = float(body["bookmark_interval"])
@@ -2869,8 +2910,10 @@ def main(argv=None):
     ap.add_argument("--tokens-file", help="JSON users file: {\"users\": {name: {token, allow, groups}}}")
     ap.add_argument("--admin-token", help="token for /kubesim/admin (default: random)")
     ap.add_argument("--cluster-name", default="kubesim", help="name used in kubeconfigs and the CA subject")
-    ap.add_argument("--watch-list", choices=["refuse", "support"], default="refuse",
-                    help="answer sendInitialEvents watches with 422 (like old servers) or stream them")
+    ap.add_argument("--watch-list", choices=WATCH_LIST_MODES, default="refuse",
+                    help="answer sendInitialEvents watches with 422 (like v1.25), stream them with the "
+                         "initial-events-end bookmark held back until the type's next event (support, like "
+                         "v1.28), or with that bookmark at once (support-immediate)")
     ap.add_argument("--bookmark-interval", type=float, default=60.0, help="seconds between periodic bookmarks")
     ap.add_argument("--too-large-wait", type=float, default=3.0,
                     help="seconds a LIST waits for a future resourceVersion before answering 504")

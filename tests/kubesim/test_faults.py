@@ -219,8 +219,8 @@ class WatchList(ApiTestBase):
         self.assertEqual(s.status, 422)
         self.assertEqual(s.read_body(), cap["body"])
 
-    def test_watch_list_streams_initial_events_then_an_annotated_bookmark(self):
-        self.sim.config(watch_list="support")
+    def test_watch_list_immediate_streams_initial_events_then_an_annotated_bookmark(self):
+        self.sim.config(watch_list="support-immediate")
         self.addCleanup(self.sim.config, watch_list="refuse")
         ns = self.new_ns("wl")
         self.sim.apply(capture_slice(ns, "a"))
@@ -236,6 +236,45 @@ class WatchList(ApiTestBase):
         # without bookmarks the request is invalid
         s2 = self.watch(ns, sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
         self.assertEqual(s2.status, 422)
+
+    def test_watch_list_holds_the_initial_events_end_bookmark_until_the_type_changes(self):
+        # The captured v1.28 timeline (watch-list-v1.28-bookmark-only-after-activity.txt): the
+        # ADDED events at once; nothing after a write to another type (a Node here) or while
+        # quiet; a write to the same type in ANOTHER namespace releases the bookmark within the
+        # 1 s bookmark tick, at that write's resourceVersion.
+        self.sim.config(watch_list="support")
+        self.addCleanup(self.sim.config, watch_list="refuse")
+        ns, other = self.new_ns("wlh"), self.new_ns("wlo")
+        self.sim.apply(capture_slice(ns, "a"))
+        s = self.watch(ns, sendInitialEvents="true", resourceVersionMatch="NotOlderThan",
+                       allowWatchBookmarks="true", timeoutSeconds="20")
+        self.assertEqual(s.status, 200)
+        self.assertEqual([e["type"] for e in s.events(1, timeout=5)], ["ADDED"])
+        self.sim.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "wlh-node"}})
+        self.sim.watch_control("bookmark", resource="endpointslices")  # an ordinary bookmark tick: not eligible
+        s.sock.settimeout(1.5)
+        with self.assertRaises(OSError):  # socket.timeout: nothing arrives
+            s.read_chunk()
+        [w] = [w for w in self.sim.watches("endpointslices") if w["namespace"] == ns]
+        self.assertEqual(w["initialEventsEnd"], "pending")
+        t0 = time.monotonic()
+        written = self.sim.apply(capture_slice(other, "elsewhere"))
+        ev = s.events(1, timeout=5)[0]
+        self.assertLess(time.monotonic() - t0, 3.0)  # the 1 s tick, on a loaded machine
+        self.assertEqual(ev["type"], "BOOKMARK")
+        self.assertEqual(ev["object"]["metadata"]["annotations"], {"k8s.io/initial-events-end": "true"})
+        self.assertEqual(ev["object"]["metadata"]["resourceVersion"], written["metadata"]["resourceVersion"])
+        # A change in the watched namespace comes before its bookmark, as in the capture's first run.
+        s2 = self.watch(ns, sendInitialEvents="true", resourceVersionMatch="NotOlderThan",
+                        allowWatchBookmarks="true", timeoutSeconds="20")
+        self.assertEqual([e["type"] for e in s2.events(1, timeout=5)], ["ADDED"])
+        b = self.sim.apply(capture_slice(ns, "b"))
+        evs = s2.events(2, timeout=5)
+        self.assertEqual([e["type"] for e in evs], ["ADDED", "BOOKMARK"])
+        self.assertEqual(evs[1]["object"]["metadata"]["resourceVersion"], b["metadata"]["resourceVersion"])
+        # Then ordinary events follow.
+        self.sim.apply(capture_slice(ns, "c"))
+        self.assertEqual(s2.events(1, timeout=5)[0]["type"], "ADDED")
 
 
 class Restarts(ApiTestBase):

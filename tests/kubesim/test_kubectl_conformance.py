@@ -10,7 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import captures  # noqa: E402
-from kubesim_client import KubeSim, kubectl_path, run_kubectl  # noqa: E402
+from kubesim_client import KubeSim, kubectl_path, run_kubectl, service  # noqa: E402
 
 USERS = {
     "admin": {"token": "admin-token-1", "allow": "*"},
@@ -313,6 +313,62 @@ class KubectlConformance(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("error: You must be logged in to the server", r.stderr)
 
+
+    def kubectl_background(self, *args):
+        """kubectl with client-go's watch-list on (KUBE_FEATURE_WatchListClient), -v=6 to a file."""
+        log = open(os.path.join(self.sim.state_dir, f"kubectl-wl-{time.monotonic_ns()}.log"), "w+")
+        self.addCleanup(log.close)
+        env = dict(os.environ, KUBE_FEATURE_WatchListClient="true",
+                   KUBECONFIG=os.path.join(self.sim.state_dir, "empty-kubeconfig"))
+        open(env["KUBECONFIG"], "a").close()
+        cmd = [kubectl_path(), "--server", self.sim.server, "--certificate-authority", self.sim.ca_file,
+               "--cache-dir", os.path.join(self.sim.state_dir, "kubectl-cache"), "--token", self.sim.token("admin"),
+               "-v=6"] + list(args)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+
+        def stop():
+            if p.poll() is None:
+                os.kill(p.pid, 15)
+            p.wait(10)
+            p.stdout.close()
+        self.addCleanup(stop)
+        return p, log
+
+    def wait_log(self, log, text, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log.seek(0)
+            content = log.read()
+            if text in content:
+                return content
+            time.sleep(0.1)
+        log.seek(0)
+        self.fail(f"kubectl never logged {text!r}:\n{log.read()[-3000:]}")
+
+    def test_watch_list_client_syncs_only_after_the_held_bookmark(self):
+        # client-go's reflector (kubectl wait, WatchListClient on) against --watch-list support:
+        # like against the captured v1.28 server, its cache is not populated while Services are
+        # quiet, and is once a Service changes in another namespace. (Setup and writes go through
+        # the admin API: one kubectl process keeps the test short.)
+        self.sim.config(watch_list="support")
+        self.addCleanup(self.sim.config, watch_list="refuse")
+        self.sim.apply(service("demo", "wl-one", [("http", 80, 8080)]))
+        p, log = self.kubectl_background("-n", "demo", "wait", "--for=jsonpath={.spec.type}=NodePort",
+                                         "service/wl-one", "--timeout=60s")
+        content = self.wait_log(log, "sendInitialEvents=true", timeout=20)
+        self.assertIn("resourceVersionMatch=NotOlderThan", content)
+        time.sleep(1.5)
+        log.seek(0)
+        self.assertNotIn("Caches populated", log.read(), "synced before the held bookmark")
+        self.assertIsNone(p.poll())
+        self.sim.apply(service("wl-other", "wl-elsewhere", [("http", 80, 8080)]))
+        content = self.wait_log(log, "Caches populated", timeout=10)
+        self.assertIn("received the bookmark that marks the end of initial events stream", content)
+        nodeport = service("demo", "wl-one", [("http", 80, 8080)])
+        nodeport["spec"]["type"] = "NodePort"
+        self.sim.apply(nodeport)
+        self.assertEqual(p.wait(20), 0)
+        self.assertIn("condition met", p.stdout.read())
 
 if __name__ == "__main__":
     unittest.main()
