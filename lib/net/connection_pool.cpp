@@ -61,6 +61,17 @@ void PoolCore::release() {
   }
 }
 
+ConnectionCore* PoolCore::take_idle() {
+  while (!idle_.empty()) {
+    ConnectionCore* conn = idle_.back();
+    idle_.pop_back();
+    if (!conn->peer_hung_up()) return conn;
+    conn->set_owner(nullptr);
+    conn->release();
+  }
+  return nullptr;
+}
+
 ConnectionCore* PoolCore::open_connection() {
   auto* c = new ConnectionCore(loop_, options_.connection);
   c->set_owner(this);
@@ -81,15 +92,10 @@ bool PoolCore::assign(ConnectionCore* conn, const std::shared_ptr<ExchangeCore>&
 Status PoolCore::send(const std::shared_ptr<ExchangeCore>& ex) {
   Depth guard(this);
   ex->write_high_water = options_.connection.write_high_water;
-  if (!idle_.empty() || idle_.size() + busy_.size() < options_.max_connections) {
-    ConnectionCore* conn = nullptr;
-    bool fresh = idle_.empty();
-    if (fresh) {
-      conn = open_connection();
-    } else {
-      conn = idle_.back();
-      idle_.pop_back();
-    }
+  ConnectionCore* idle = take_idle();
+  if (idle != nullptr || busy_.size() < options_.max_connections) {
+    bool fresh = idle == nullptr;
+    ConnectionCore* conn = fresh ? open_connection() : idle;
     bool reused = conn->exchanges_started() > 0;
     Status s = conn->start(ex);
     if (!s) {
@@ -124,14 +130,10 @@ void PoolCore::remove_pending(ExchangeCore& ex) {
 
 void PoolCore::dispatch() {
   while (!pending_.empty() && !released_) {
-    ConnectionCore* conn = nullptr;
-    if (!idle_.empty()) {
-      conn = idle_.back();
-      idle_.pop_back();
-    } else if (busy_.size() < options_.max_connections) {
+    ConnectionCore* conn = take_idle();
+    if (conn == nullptr) {
+      if (busy_.size() >= options_.max_connections) return;
       conn = open_connection();
-    } else {
-      return;
     }
     std::shared_ptr<ExchangeCore> ex = std::move(pending_.front());
     pending_.pop_front();
@@ -148,6 +150,13 @@ void PoolCore::dispatch() {
 void PoolCore::on_connection_idle(ConnectionCore& conn) {
   Depth guard(this);
   erase_one(busy_, &conn);
+  if (conn.peer_hung_up()) {
+    // Closed right behind the response: a waiting exchange needs another connection.
+    conn.set_owner(nullptr);
+    conn.release();
+    dispatch();
+    return;
+  }
   if (!pending_.empty()) {
     std::shared_ptr<ExchangeCore> ex = std::move(pending_.front());
     pending_.pop_front();

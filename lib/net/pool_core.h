@@ -34,6 +34,9 @@ class PoolCore final : private ConnectionOwner {
   void dispatch();
   bool assign(ConnectionCore* conn, const std::shared_ptr<ExchangeCore>& ex);
   ConnectionCore* open_connection();
+  // The most recently used idle connection whose server has not hung up (those are closed);
+  // nullptr when none is left.
+  ConnectionCore* take_idle();
   void drop_connection(ConnectionCore* conn);
 
   void on_connection_idle(ConnectionCore& conn) override;
