@@ -176,6 +176,8 @@ def main(argv=None):
             time.sleep(0.05)
         churn.stop()
         tally = load.stop()
+        # kubesim numbers its watches across restarts: the highest id is how many the gateway opened.
+        watches_opened = max((w["id"] for w in cluster.sim.watches()), default=0)
         end = dict(proc_status(gw.proc.pid), t=round(time.monotonic() - t0, 1), requests=tally.total,
                    failed=len(tally.errors))
         samples.append(end)
@@ -185,7 +187,7 @@ def main(argv=None):
         growth_mib = (end["rss_kib"] - baseline["rss_kib"]) / 1024
         report.update({
             "requests": tally.total, "failed": len(tally.errors), "first_errors": tally.errors[:5],
-            "restarts": restarts, "restart_errors": restart_errors, "pods_replaced": churn.replaced,
+            "restarts": restarts, "watches_opened": watches_opened, "restart_errors": restart_errors, "pods_replaced": churn.replaced,
             "churn_errors": churn.errors[:5], "admin_calls_retried": churn.retried_calls, "baseline": baseline, "end": end, "rss_growth_mib": round(growth_mib, 2),
             "rss_max_kib": max(s["rss_kib"] for s in samples), "gateway_exit": exit_code, "samples": samples})
         problems = []
@@ -201,7 +203,8 @@ def main(argv=None):
             problems.append(f"harness errors: {churn.errors[:3]} {restart_errors[:3]}")
         report["problems"] = problems
         print(f"\nsoak {args.duration:.0f} s: {tally.total} requests ({tally.total / max(end['t'], 1):.0f}/s), "
-              f"{len(tally.errors)} failed; {restarts} API-server restarts; {churn.replaced} Pods replaced\n"
+              f"{len(tally.errors)} failed; {restarts} API-server restarts ({watches_opened} watches opened); "
+              f"{churn.replaced} Pods replaced\n"
               f"RSS {baseline['rss_kib'] / 1024:.1f} MiB at t={baseline['t']} s -> {end['rss_kib'] / 1024:.1f} MiB at "
               f"the end ({growth_mib:+.2f} MiB, max {report['rss_max_kib'] / 1024:.1f} MiB; first sample "
               f"{samples[0]['rss_kib'] / 1024:.1f} MiB); fds {baseline['fds']} -> {end['fds']}; "
