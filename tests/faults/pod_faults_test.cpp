@@ -243,7 +243,9 @@ void check_ejected_and_back(const FaultRun& r, const Farm& f, int victim) {
   CHECK(r.eject_ms >= 0);
   CHECK(r.eject_ms <= kHeaderTimeout.count() + 1000);  // three failures; a timeout takes kHeaderTimeout
   CHECK(r.recover_ms >= 0);
-  CHECK(r.recover_ms <= kMaxEjection.count() + 1500);
+  // A request that met the fault just before it ended may fail one header timeout later and
+  // start a last ejection (at most kMaxEjection); plus 1 s of slack for the shared machine.
+  CHECK(r.recover_ms <= kHeaderTimeout.count() + kMaxEjection.count() + 1000);
   CHECK_FALSE(r.victim.ejected);
   // The metrics name the Pod and its ejections; the other Pods never failed.
   const std::string line = "kupstream_pod_ejections_total{upstream=\"" + f.service + "\",service=\"" +

@@ -167,7 +167,7 @@ class GatewayPodFaults(unittest.TestCase):
         finally:
             out["tally"] = load.stop()
         after = self.pods.list()[victim]
-        out["faulted"] = after["faulted"] - before["faulted"]
+        out["faulted"] = after["faulted"] - before["faulted"]  # (a removed and re-added Pod starts at 0)
         out["ejections"] = self._pod_sample("kupstream_pod_ejections_total", upstream, victim) - ejections
         out["aborted"] = self.gw.metric("kup_gateway_streams_aborted_total") - aborted
         out["retries"] = self.gw.metric(f'kupstream_retries_total{{upstream="{upstream}"}}') - retries
@@ -191,7 +191,9 @@ class GatewayPodFaults(unittest.TestCase):
         self.assertIsNotNone(r["eject_s"])
         self.assertLessEqual(r["eject_s"], HEADER_TIMEOUT_MS / 1000 + 1.0)
         self.assertIsNotNone(r["recover_s"])
-        self.assertLessEqual(r["recover_s"], MAX_EJECTION_S + 1.5)
+        # A request that met the fault just before it ended may fail one header timeout later and
+        # start a last ejection (at most max_ejection); plus 1 s of slack for the shared machine.
+        self.assertLessEqual(r["recover_s"], HEADER_TIMEOUT_MS / 1000 + MAX_EJECTION_S + 1.0)
 
     # ---- the faults
 
