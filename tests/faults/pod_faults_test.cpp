@@ -127,7 +127,7 @@ class Load {
     req.client_address = "192.0.2.7";
     if (method_ == "POST") req.body = "order=1";
     auto handle = upstream_.forward(std::move(req), std::move(h));
-    REQUIRE(handle.ok());
+    if (!handle.ok()) FAIL("forward() refused a request: " << handle.error().reason);
     r.handle = std::move(*handle);
   }
 
