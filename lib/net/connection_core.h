@@ -52,6 +52,8 @@ class ConnectionCore final : private TransportSink {
 
   bool reusable() const noexcept { return !closed_ && !broken_ && !active_; }
   bool connected() const noexcept { return transport_ != nullptr && transport_->connected(); }
+  // The server has closed (or reset) this connection, though the loop has not read that yet.
+  bool peer_hung_up() const noexcept { return transport_ != nullptr && transport_->peer_hung_up(); }
   bool closed() const noexcept { return closed_; }
   bool busy() const noexcept { return active_ != nullptr; }
   std::uint64_t exchanges_started() const noexcept { return exchanges_started_; }

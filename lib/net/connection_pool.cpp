@@ -25,6 +25,10 @@ void erase_one(std::vector<ConnectionCore*>& v, ConnectionCore* c) {
   if (it != v.end()) v.erase(it);
 }
 
+bool idempotent(const std::string& m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
 }  // namespace
 
 std::string pool_key(const HttpConnectionOptions& o) {
@@ -61,6 +65,24 @@ void PoolCore::release() {
   }
 }
 
+bool PoolCore::replayable(const ExchangeCore& ex) const {
+  return ex.request.body_mode == BodyMode::buffered && (options_.retry_non_idempotent || idempotent(ex.request.method));
+}
+
+ConnectionCore* PoolCore::take_idle(const ExchangeCore& ex) {
+  // A replayable request lost on a dead connection is re-sent once (on_connection_closed), so
+  // only the others pay for the check (a system call per reuse).
+  const bool check = !replayable(ex);
+  while (!idle_.empty()) {
+    ConnectionCore* conn = idle_.back();
+    idle_.pop_back();
+    if (!check || !conn->peer_hung_up()) return conn;
+    conn->set_owner(nullptr);
+    conn->release();
+  }
+  return nullptr;
+}
+
 ConnectionCore* PoolCore::open_connection() {
   auto* c = new ConnectionCore(loop_, options_.connection);
   c->set_owner(this);
@@ -81,15 +103,10 @@ bool PoolCore::assign(ConnectionCore* conn, const std::shared_ptr<ExchangeCore>&
 Status PoolCore::send(const std::shared_ptr<ExchangeCore>& ex) {
   Depth guard(this);
   ex->write_high_water = options_.connection.write_high_water;
-  if (!idle_.empty() || idle_.size() + busy_.size() < options_.max_connections) {
-    ConnectionCore* conn = nullptr;
-    bool fresh = idle_.empty();
-    if (fresh) {
-      conn = open_connection();
-    } else {
-      conn = idle_.back();
-      idle_.pop_back();
-    }
+  ConnectionCore* idle = take_idle(*ex);
+  if (idle != nullptr || busy_.size() < options_.max_connections) {
+    bool fresh = idle == nullptr;
+    ConnectionCore* conn = fresh ? open_connection() : idle;
     bool reused = conn->exchanges_started() > 0;
     Status s = conn->start(ex);
     if (!s) {
@@ -124,14 +141,10 @@ void PoolCore::remove_pending(ExchangeCore& ex) {
 
 void PoolCore::dispatch() {
   while (!pending_.empty() && !released_) {
-    ConnectionCore* conn = nullptr;
-    if (!idle_.empty()) {
-      conn = idle_.back();
-      idle_.pop_back();
-    } else if (busy_.size() < options_.max_connections) {
+    ConnectionCore* conn = take_idle(*pending_.front());
+    if (conn == nullptr) {
+      if (busy_.size() >= options_.max_connections) return;
       conn = open_connection();
-    } else {
-      return;
     }
     std::shared_ptr<ExchangeCore> ex = std::move(pending_.front());
     pending_.pop_front();
@@ -148,6 +161,13 @@ void PoolCore::dispatch() {
 void PoolCore::on_connection_idle(ConnectionCore& conn) {
   Depth guard(this);
   erase_one(busy_, &conn);
+  if (!pending_.empty() && !replayable(*pending_.front()) && conn.peer_hung_up()) {
+    // Closed right behind the response: a waiting exchange needs another connection.
+    conn.set_owner(nullptr);
+    conn.release();
+    dispatch();
+    return;
+  }
   if (!pending_.empty()) {
     std::shared_ptr<ExchangeCore> ex = std::move(pending_.front());
     pending_.pop_front();
@@ -170,11 +190,7 @@ bool PoolCore::on_connection_closed(ConnectionCore& conn, bool failed, std::shar
   conn.release();
   if (failed) ++counters_.failed;
   bool taken = false;
-  if (retry && !options_.retry_non_idempotent) {
-    const std::string& m = retry->request.method;
-    bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
-    if (!idempotent) retry.reset();
-  }
+  if (retry && !options_.retry_non_idempotent && !idempotent(retry->request.method)) retry.reset();
   if (retry && !released_) {
     retry->retried = true;
     ++counters_.retried;

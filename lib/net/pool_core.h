@@ -34,6 +34,12 @@ class PoolCore final : private ConnectionOwner {
   void dispatch();
   bool assign(ConnectionCore* conn, const std::shared_ptr<ExchangeCore>& ex);
   ConnectionCore* open_connection();
+  // The most recently used idle connection for `ex`, nullptr when none is left. For a request
+  // that cannot be replayed, connections whose server has already hung up are closed, not used.
+  ConnectionCore* take_idle(const ExchangeCore& ex);
+  // The retry-once may re-send it on a fresh connection: a buffered body, and an idempotent
+  // method or retry_non_idempotent.
+  bool replayable(const ExchangeCore& ex) const;
   void drop_connection(ConnectionCore* conn);
 
   void on_connection_idle(ConnectionCore& conn) override;

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "net/tls_context.h"
@@ -281,6 +282,15 @@ void Transport::process_tls_input() {
     pause_reading();
     sink_->on_transport_eof();
   }
+}
+
+bool Transport::peer_hung_up() const noexcept {
+  if (state_ != State::ready || closing_) return false;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(tcp_), &fd) != 0) return false;
+  char byte;
+  const ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 bool Transport::tls_incomplete_close() const noexcept { return tls_ != nullptr && !tls_->peer_closed(); }

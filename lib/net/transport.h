@@ -73,6 +73,12 @@ class Transport {
   // After on_transport_eof: true when TLS was in use and the peer closed the TCP connection
   // without a close_notify alert (an "incomplete close": a close-delimited body may be cut).
   bool tls_incomplete_close() const noexcept;
+  // True when the socket already holds the peer's FIN or a reset that the loop has not
+  // delivered yet (one non-blocking recv with MSG_PEEK; data waiting, such as a TLS
+  // close_notify, is not a hang-up). A pool asks before it reuses a connection for a request it
+  // could not replay: a server that closes right behind its response (or times an idle
+  // connection out) would otherwise get that request on a dead socket.
+  bool peer_hung_up() const noexcept;
   const TransportOptions& options() const noexcept { return options_; }
 
  private:

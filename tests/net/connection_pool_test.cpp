@@ -262,6 +262,45 @@ TEST_SUITE("ConnectionPool") {
     }
   }
 
+  TEST_CASE("a connection the server closed behind its last response is not reused before the loop sees the close") {
+    // The server answers once per connection and closes at once (FIN, without "Connection:
+    // close"). The client sends the next request from inside on_complete, after the FIN has
+    // arrived but before the loop has read it: a POST, which the retry-once may not replay.
+    ScriptServer server([](int& fd, int) {
+      if (read_request(fd).empty()) return;
+      write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes");
+    });
+    TestLoop t;
+    {
+      auto pool = make(t, pool_to(server.port()));
+      Outcome second;
+      std::unique_ptr<HttpExchange> next;
+      Outcome first;
+      HttpHandlers h = collect(first);
+      h.on_complete = [&](Status s) {
+        first.status = std::move(s);
+        first.done = true;
+        sleep_ms(100);  // the server has closed by now; its FIN waits in the socket
+        HttpRequest post = get("/");
+        post.method = "POST";
+        post.body = "x=1";
+        auto ex = pool->send(post, collect(second));
+        REQUIRE(ex.ok());
+        next = std::move(*ex);
+      };
+      auto ex = pool->send(get("/"), std::move(h));
+      REQUIRE(ex.ok());
+      REQUIRE(t.run_until([&] { return second.done; }));
+      CHECK(first.status.ok());
+      CHECK_MESSAGE(second.status.ok(), second.status.error().reason);
+      CHECK(second.body == "yes");
+      CHECK(pool->counters().opened == 2);
+      CHECK(pool->counters().retried == 0);
+      CHECK(server.accepted() == 2);
+    }
+    CHECK(t.close_loop() == 0);
+  }
+
   TEST_CASE("a refused connection fails the request and counts as failed") {
     TestLoop t;
     {

@@ -15,8 +15,21 @@ Control API (HTTP on 127.0.0.1, JSON bodies):
   GET    /pods                       list with per-Pod request counts
   POST   /pods                       add {name, address, port, version, cluster, cert?, key?}
   DELETE /pods/NAME                  stop listening, close idle connections, finish in-flight ones
-  POST   /pods/NAME/mode             {fail: null|"503"|"close"|"hang", delay_ms: N, health_fail: bool}
+  POST   /pods/NAME/mode             {fail: null|MODE, n: N, delay_ms: N, health_fail: bool}
+  POST   /pods/NAME/cert             {cert, key}: new connections get this certificate; open ones
+                                     close after their current response
   POST   /reset-counts               zero every Pod's counters
+
+Failure modes (each request that meets one counts in the Pod's "faulted"):
+  "503"         answers 503
+  "close"       reads the request, closes (FIN) without an answer
+  "hang"        reads the request, never answers (until the mode changes; at most 120 s)
+  "reset"       reads the request, resets the connection (TCP RST) without an answer
+  "reset_body"  sends the head (Content-Length 4096) and 512 bytes, waits 150 ms, resets
+  "garbage"     answers bytes that are not HTTP, then closes
+  "dribble"     sends the response head one byte every n ms (slow loris), then the body
+  "close_each"  answers normally (no "Connection: close"), then closes: not counted as faulted
+  "close_after" the same after n responses on a connection
 
 Run: pods.py [--control-port 0] [--ready-file FILE]; the ready file receives
 {"pid": .., "control_port": ..}. From Python: PodsProcess (below) starts it, drives it and
@@ -30,6 +43,7 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,28 +57,37 @@ class Pod:
         self.name, self.address, self.port = name, address, port
         self.version, self.cluster = version, cluster
         self.tls = bool(cert and key)
-        self.fail = None          # None | "503" | "close" | "hang"
+        self.fail = None          # None or a failure mode (see the module docstring)
+        self.n = 0                # parameter of "dribble" (ms per byte) and "close_after" (responses)
+        self.faulted = 0
+        self.cert_generation = 0
         self.delay_ms = 0
         self.health_fail = False
         self.stopping = False
         self.requests = 0
         self.lock = threading.Lock()
         self.conns = set()        # live handler objects
+        self.ctx = None
+        if self.tls:
+            self.set_cert(cert, key)
         self.server = PodServer((address, port), PodHandler, self)
         self.port = self.server.server_address[1]
-        if self.tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(cert, key)
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
-                                                 do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self.thread.start()
 
+    def set_cert(self, cert, key):
+        """New connections present this certificate; open ones close after their current response."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        with self.lock:
+            self.ctx = ctx
+            self.cert_generation += 1
+
     def info(self):
         return {"name": self.name, "address": self.address, "port": self.port, "version": self.version,
                 "cluster": self.cluster, "tls": self.tls, "fail": self.fail, "delay_ms": self.delay_ms,
-                "requests": self.requests, "connections": len(self.conns), "stopping": self.stopping}
+                "requests": self.requests, "faulted": self.faulted, "n": self.n, "connections": len(self.conns), "stopping": self.stopping}
 
     def stop(self):
         """Stop listening; idle keep-alive connections close now, busy ones after their response."""
@@ -90,6 +113,13 @@ class PodServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         pass  # clients that go away are normal here
 
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        ctx = self.pod.ctx
+        if ctx is not None:  # the handshake runs on the handler's thread, at its first read
+            sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
 
 class PodHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -104,6 +134,8 @@ class PodHandler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.busy = False
+        self.answered = 0  # responses on this connection
+        self.cert_generation = self.server.pod.cert_generation  # closes after a response once it changes
         self.pod = self.server.pod
         with self.pod.lock:
             self.pod.conns.add(self)
@@ -119,6 +151,17 @@ class PodHandler(BaseHTTPRequestHandler):
     def kill(self):
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def reset(self):
+        """Closes with SO_LINGER 0: the peer sees a TCP RST, not a FIN."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.wfile.close()
+            self.rfile.close()
+            self.connection.close()  # the last reference: the descriptor closes now
         except OSError:
             pass
 
@@ -143,7 +186,12 @@ class PodHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
         finally:
             self.busy = False
-            if self.pod.stopping:
+            pod = self.pod
+            if pod.stopping:
+                self.close_connection = True
+            if pod.fail == "close_each" or (pod.fail == "close_after" and self.answered >= pod.n):
+                self.close_connection = True  # without saying so in the response
+            if self.cert_generation != pod.cert_generation:
                 self.close_connection = True
 
     def read_body(self):
@@ -178,6 +226,7 @@ class PodHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        self.answered += 1
 
     def serve(self):
         pod = self.pod
@@ -187,6 +236,36 @@ class PodHandler(BaseHTTPRequestHandler):
         if pod.delay_ms:
             time.sleep(pod.delay_ms / 1000.0)
         path = self.path.split("?", 1)[0]
+        if pod.fail in ("hang", "close", "reset", "reset_body", "garbage", "dribble", "503"):
+            with pod.lock:
+                pod.faulted += 1
+        if pod.fail == "reset":
+            self.reset()
+            return
+        if pod.fail == "reset_body":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\nX-Pod: " + pod.name.encode() +
+                             b"\r\n\r\n" + b"x" * 512)
+            self.wfile.flush()
+            time.sleep(0.15)  # the client has the head and the first bytes: the reset cuts the body
+            self.reset()
+            return
+        if pod.fail == "garbage":
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n\x01\x02 not http at all\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if pod.fail == "dribble":
+            body = (pod.name + "\n").encode()
+            head = (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nX-Pod: {pod.name}\r\n\r\n").encode()
+            try:
+                for i in range(len(head)):
+                    self.wfile.write(head[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(max(pod.n, 1) / 1000.0)
+                self.wfile.write(body)
+            except OSError:
+                self.close_connection = True
+            return
         if pod.fail == "hang":
             deadline = time.monotonic() + 120
             while pod.fail == "hang" and not pod.stopping and time.monotonic() < deadline:
@@ -290,6 +369,8 @@ class ControlHandler(BaseHTTPRequestHandler):
                 b = self.body()
                 with reg.lock:
                     pod = reg.pods[parts[1]]
+                if "n" in b:
+                    pod.n = int(b["n"])
                 if "fail" in b:
                     pod.fail = b["fail"]
                 if "delay_ms" in b:
@@ -297,10 +378,17 @@ class ControlHandler(BaseHTTPRequestHandler):
                 if "health_fail" in b:
                     pod.health_fail = bool(b["health_fail"])
                 return self.reply(200, pod.info())
+            if len(parts) == 3 and parts[0] == "pods" and parts[2] == "cert" and self.command == "POST":
+                b = self.body()
+                with reg.lock:
+                    pod = reg.pods[parts[1]]
+                pod.set_cert(b["cert"], b["key"])
+                return self.reply(200, pod.info())
             if parts == ["reset-counts"] and self.command == "POST":
                 with reg.lock:
                     for p in reg.pods.values():
                         p.requests = 0
+                        p.faulted = 0
                 return self.reply(200, {})
             return self.reply(404, {"error": f"no such control path {self.path}"})
         except KeyError as e:
@@ -409,6 +497,9 @@ class PodsProcess:
 
     def mode(self, name, **kw):
         return self.call("POST", f"/pods/{name}/mode", kw)
+
+    def cert(self, name, cert, key):
+        return self.call("POST", f"/pods/{name}/cert", {"cert": cert, "key": key})
 
     def list(self):
         return {p["name"]: p for p in self.call("GET", "/pods")["pods"]}

@@ -7,34 +7,50 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
 namespace kupstream::test {
 
 ScriptServer::ScriptServer(Handler handler, bool ipv6) : handler_(std::move(handler)) {
-  listen_fd_ = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc;
   if (ipv6) {
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
     a.sin6_addr = in6addr_loopback;
-    rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin6_port);
+    listen_on(AF_INET6, &a, sizeof a);
   } else {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listen_on(AF_INET, &a, sizeof a);
   }
-  if (rc != 0 || listen(listen_fd_, 64) != 0) throw std::runtime_error("ScriptServer: bind/listen failed");
+}
+
+ScriptServer::ScriptServer(Handler handler, const std::string& address, int port) : handler_(std::move(handler)) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1 || (ntohl(a.sin_addr.s_addr) >> 24) != 127)
+    throw std::runtime_error("ScriptServer: not an IPv4 loopback address: " + address);
+  listen_on(AF_INET, &a, sizeof a);
+}
+
+void ScriptServer::listen_on(int family, const void* addr, unsigned addr_len) {
+  listen_fd_ = socket(family, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage bound{};
+  std::memcpy(&bound, addr, addr_len);
+  int rc = bind(listen_fd_, reinterpret_cast<sockaddr*>(&bound), addr_len);
+  socklen_t len = addr_len;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  if (rc != 0 || listen(listen_fd_, 64) != 0) {
+    close(listen_fd_);
+    throw std::runtime_error("ScriptServer: bind/listen failed");
+  }
   acceptor_ = std::thread([this] { accept_loop(); });
 }
 

@@ -19,6 +19,10 @@ class ScriptServer {
   // afterwards unless the handler set it to -1 (e.g. after reset()).
   using Handler = std::function<void(int& fd, int n)>;
   explicit ScriptServer(Handler handler, bool ipv6 = false);
+  // Listens on the IPv4 loopback `address` (e.g. "127.0.1.5") and `port` (0 = any free port), so
+  // that several servers can stand for the Pods of one Service (one address each, one port).
+  // Throws std::runtime_error when the address cannot be bound.
+  ScriptServer(Handler handler, const std::string& address, int port);
   ~ScriptServer();  // shuts every connection down and joins all threads
   ScriptServer(const ScriptServer&) = delete;
   ScriptServer& operator=(const ScriptServer&) = delete;
@@ -29,6 +33,7 @@ class ScriptServer {
 
  private:
   void accept_loop();
+  void listen_on(int family, const void* addr, unsigned addr_len);
   Handler handler_;
   int listen_fd_ = -1;
   int port_ = 0;

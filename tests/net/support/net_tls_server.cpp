@@ -12,11 +12,14 @@
 
 namespace kupstream::test {
 
-TlsServerContext::TlsServerContext(const TestPki& pki) : ctx_(SSL_CTX_new(TLS_server_method())) {
-  if (ctx_ == nullptr || SSL_CTX_use_certificate_chain_file(ctx_, pki.server_cert.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx_, pki.server_key.c_str(), SSL_FILETYPE_PEM) != 1) {
+TlsServerContext::TlsServerContext(const TestPki& pki) : TlsServerContext(pki.server_cert, pki.server_key) {}
+
+TlsServerContext::TlsServerContext(const std::string& cert_file, const std::string& key_file)
+    : ctx_(SSL_CTX_new(TLS_server_method())) {
+  if (ctx_ == nullptr || SSL_CTX_use_certificate_chain_file(ctx_, cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     if (ctx_ != nullptr) SSL_CTX_free(ctx_);
-    throw std::runtime_error("TlsServerContext: cannot load " + pki.server_cert + " / " + pki.server_key);
+    throw std::runtime_error("TlsServerContext: cannot load " + cert_file + " / " + key_file);
   }
 }
 

@@ -18,6 +18,8 @@ struct TestPki;
 class TlsServerContext {
  public:
   explicit TlsServerContext(const TestPki& pki);
+  // Serves the given PEM files (e.g. pki.wrong_cert / pki.wrong_key, pki.expired_cert / ...).
+  TlsServerContext(const std::string& cert_file, const std::string& key_file);
   ~TlsServerContext();
   TlsServerContext(const TlsServerContext&) = delete;
   TlsServerContext& operator=(const TlsServerContext&) = delete;
