@@ -25,7 +25,7 @@ static const char* kDocument =
     "name: web\n"
     "services:\n"
     "  - {cluster: tke-a, namespace: default, service: httpbin, port: http, weight: 1}\n"
-    "timeouts: {connect_ms: 2000, response_header_ms: 10000, total_ms: 30000}\n"
+    "timeouts: {connect_ms: 5000, response_header_ms: 60000, total_ms: 120000}\n"
     "retries: {max: 1}\n";
 
 static void parse_pods(void) {
@@ -462,7 +462,7 @@ static void test_forward_streamed_post(kup_upstream* u) {
   memset(&c, 0, sizeof c);
   uv_timer_init(&loop, &c.resume_timer);
   c.resume_timer.data = &c;
-  c.to_send = 4u << 20; /* 4 MiB: well past the 256 KiB high-water mark */
+  c.to_send = 2u << 20; /* 2 MiB: well past the 256 KiB high-water mark */
   kup_request req;
   memset(&req, 0, sizeof req);
   req.method = "POST";
@@ -471,7 +471,7 @@ static void test_forward_streamed_post(kup_upstream* u) {
   req.content_length = -1; /* chunked */
   start(u, &c, &req);
   write_more(&c);
-  REQUIRE(run_until(&loop, &c.completed, 60000));
+  REQUIRE(run_until(&loop, &c.completed, 120000));
   if (c.code != KUP_OK) fprintf(stderr, "streamed POST: %s\n", c.reason);
   CHECK(c.code == KUP_OK);
   CHECK(c.status == 200);
