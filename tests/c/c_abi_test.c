@@ -118,6 +118,7 @@ static void test_bad_config(kup_cluster* c) {
   REQUIRE(err.reason != NULL);
   CHECK(strstr(err.reason, "services[0].namespace") != NULL);
   CHECK(strstr(err.reason, "Default") != NULL);
+  printf("bad config reason: %s\n", err.reason);
 
   /* An unknown key (a typo) in JSON; the same kup_error is reused (it is cleared first). */
   const char* typo = "{\"name\": \"web\", \"services\": [{\"cluster\": \"tke-a\", \"namespace\": \"default\","
