@@ -193,7 +193,7 @@ void Upstream::Impl::rebuild() {
       w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
                                     options.slow_start);
     p.weight = w;
-    list.push_back({p.endpoint, w, p.load});
+    list.push_back({p.endpoint, w, p.load, static_cast<std::uint32_t>(p.service)});
     picked_pods.push_back(*entry);
   }
   current_picker.store(balancer.build(std::move(list)));

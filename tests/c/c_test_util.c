@@ -1,0 +1,45 @@
+#include "c_test_util.h"
+
+int kup_test_failures = 0;
+
+typedef struct {
+  int fired;
+} deadline_t;
+
+static void on_deadline(uv_timer_t* t) {
+  deadline_t* d = (deadline_t*)t->data;
+  d->fired = 1;
+}
+
+static void on_closed(uv_handle_t* h) { (void)h; }
+
+int run_until(uv_loop_t* loop, const int* flag, unsigned timeout_ms) {
+  deadline_t d = {0};
+  uv_timer_t timer;
+  uv_timer_init(loop, &timer);
+  timer.data = &d;
+  uv_timer_start(&timer, on_deadline, timeout_ms, 0);
+  while (!*flag && !d.fired) uv_run(loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t*)&timer, on_closed);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return *flag != 0;
+}
+
+void run_for(uv_loop_t* loop, unsigned ms) {
+  int never = 0;
+  (void)run_until(loop, &never, ms);
+}
+
+const char* need_env(const char* name) {
+  const char* v = getenv(name);
+  if (v == NULL || *v == '\0') {
+    fprintf(stderr, "%s is not set: run this test through tests/c/run_c_test.py\n", name);
+    exit(2);
+  }
+  return v;
+}
+
+void tell_runner(const char* command) {
+  printf("RUNNER %s\n", command);
+  fflush(stdout);
+}

@@ -1,0 +1,38 @@
+/* Tiny test helpers for the C ABI tests (C11, no framework): CHECK, running a uv loop until a
+ * condition holds or a deadline passes, and the environment that run_c_test.py provides. */
+#ifndef KUP_C_TEST_UTIL_H
+#define KUP_C_TEST_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+extern int kup_test_failures;
+
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
+      ++kup_test_failures;                                                           \
+    }                                                                                \
+  } while (0)
+
+#define REQUIRE(cond)                                                                \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);     \
+      exit(1);                                                                       \
+    }                                                                                \
+  } while (0)
+
+/* Runs the loop until *flag is nonzero or timeout_ms passes; returns *flag != 0. */
+int run_until(uv_loop_t* loop, const int* flag, unsigned timeout_ms);
+/* Runs the loop for ms milliseconds. */
+void run_for(uv_loop_t* loop, unsigned ms);
+/* An environment variable the runner sets; exits when missing. */
+const char* need_env(const char* name);
+/* Asks the runner (run_c_test.py) to do something, through a line on stdout. */
+void tell_runner(const char* command);
+
+#endif
