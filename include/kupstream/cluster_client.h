@@ -11,8 +11,9 @@
 // inside its own callback) unsubscribes; no callback runs afterwards. The last handle of a
 // service stops its watches. Dropping the ClusterClient requires that its handles are gone.
 // Callbacks: never inside watch(); always on the loop thread.
-// Signals: the host must ignore SIGPIPE (as any libuv program): a write to a connection the API
-// server has just reset would otherwise kill the process.
+// Signals: none needed. The library's writes use send(MSG_NOSIGNAL), so a connection the API
+// server has reset cannot raise SIGPIPE (docs/security.md); a host that writes its own sockets
+// with libuv still has to ignore SIGPIPE for those.
 #pragma once
 
 #include <chrono>
@@ -41,6 +42,14 @@ struct ClusterClientOptions {
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30'000};
   bool watch_list = false;  // try sendInitialEvents streaming first (falls back to LIST)
+  // Limits on what the API server sends (a hostile or broken server must not grow memory
+  // without bound). Over a limit, that request fails with http_limit_exceeded (head, LIST) or
+  // decode_error (event), the reason naming the limit; the watch goes stale and retries with
+  // backoff, keeping the last good snapshot.
+  std::size_t max_response_bytes = 512u << 20;  // one LIST, all its pages together; an error body;
+                                                // a watch-list's initial events together
+  std::size_t max_event_bytes = 64u << 20;      // one watch event (one line of the stream)
+  std::size_t max_header_bytes = 64u << 10;     // a response head (status line + headers)
 };
 
 class KUPSTREAM_API ClusterClient {

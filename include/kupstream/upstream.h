@@ -95,6 +95,10 @@ struct UpstreamOptions {
   std::chrono::milliseconds slow_start{0};
   std::size_t max_connections_per_pod = 256;
   std::size_t max_idle_per_pod = 64;
+  // Limits on a Pod's response head (status line + header lines, and the number of fields).
+  // Over either, the attempt fails with http_limit_exceeded naming the limit; no more is read.
+  std::size_t max_response_header_bytes = 64 * 1024;
+  std::size_t max_response_header_count = 128;
   std::optional<std::uint64_t> seed;  // balancer seed; unset = random
   LogFn log;
 };

@@ -45,6 +45,8 @@ struct ReflectorOptions {
   std::chrono::milliseconds backoff_reset_after{120'000};  // a healthy stretch this long resets it
   bool watch_list = false;  // try streaming the initial state first
   std::uint64_t seed = 0;   // jitter; 0 = random
+  std::size_t max_response_bytes = 512u << 20;  // a LIST (all pages), an error body, a watch-list's initial events
+  std::size_t max_event_bytes = 64u << 20;      // one watch line
   LogFn log;
 };
 
