@@ -397,6 +397,10 @@ std::size_t Transport::send_some(std::string_view data, int& err) {
 void Transport::writable_cb(uv_poll_t* handle, int status, int /*events*/) {
   auto* self = static_cast<Transport*>(handle->data);
   if (self->closing_) return;
+  if (self->state_ == State::failed || self->deferred_error_) {
+    self->stop_polling();  // failed meanwhile: nothing more is written, no drained call
+    return;
+  }
   if (status < 0) {
     self->stop_polling();
     self->fail(Error{errc_for_uv(status), "write to " + host_port(self->options_) + ": " + uv_strerror(status)});
@@ -436,6 +440,7 @@ void Transport::fail_later(Error error) {
   if (deferred_error_ || closing_) return;
   state_ = State::failed;
   pause_reading();
+  stop_polling();
   deferred_error_ = std::make_unique<Error>(std::move(error));
   timer_deadline_ = 0;
   timer_due_ = uv_now(&loop_);
@@ -493,6 +498,7 @@ void Transport::fail(Error error) {
   if (closing_ || deferred_error_) return;
   state_ = State::failed;
   pause_reading();
+  stop_polling();
   uv_timer_stop(&timer_);
   timer_deadline_ = 0;
   timer_due_ = 0;
