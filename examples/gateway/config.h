@@ -27,6 +27,7 @@ struct ListenAddress {
 // Limits and timeouts of the gateway's own HTTP server.
 struct ServerSettings {
   std::size_t max_header_bytes = 64 * 1024;  // request line + headers; larger → 431
+  std::uint64_t max_body_bytes = 0;          // request body; larger → 413 (0 = no limit)
   std::uint32_t header_timeout_ms = 10'000;  // a request head must arrive within this
   std::uint32_t idle_timeout_ms = 60'000;    // keep-alive connection with no request
   std::uint32_t drain_timeout_ms = 10'000;   // on SIGTERM, in-flight requests get this long

@@ -117,6 +117,7 @@ Status Gateway::start() {
 
   HttpServerOptions so;
   so.max_header_bytes = c.server.max_header_bytes;
+  so.max_body_bytes = c.server.max_body_bytes;
   so.header_timeout_ms = c.server.header_timeout_ms;
   so.idle_timeout_ms = c.server.idle_timeout_ms;
   so.log = [this](std::string_view t) { log_(LogLevel::debug, t); };

@@ -4,6 +4,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <map>
@@ -150,6 +151,7 @@ class Connection final : public ResponseWriter {
     settings_.on_header_value = [](llhttp_t* p, const char* at, std::size_t n) { return self(p)->on_value(at, n); };
     settings_.on_headers_complete = [](llhttp_t* p) { return self(p)->on_headers_complete(); };
     settings_.on_body = [](llhttp_t* p, const char* at, std::size_t n) { return self(p)->on_body(at, n); };
+    settings_.on_chunk_header = [](llhttp_t* p) { return self(p)->on_chunk_header(); };
     settings_.on_message_complete = [](llhttp_t* p) { return self(p)->on_message_complete(); };
     llhttp_init(&parser_, HTTP_REQUEST, &settings_);
     parser_.data = this;
@@ -417,6 +419,11 @@ class Connection final : public ResponseWriter {
   // Runs llhttp over the bytes; returns how many it consumed, or kStop after a protocol error
   // (or once the connection is closing).
   std::size_t execute(const char* data, std::size_t len) {
+    if (!check_framing(data, len)) {
+      protocol_error(HPE_USER);
+      return kStop;
+    }
+    buffer_end_ = data + len;
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     std::size_t used = len;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -443,21 +450,94 @@ class Connection final : public ResponseWriter {
     update_reading();
   }
 
-  void protocol_error(llhttp_errno_t err) {
+  // Request framing that llhttp 8 accepts but a proxy must not (RFC 9112): a bare LF or CR in
+  // the head, obsolete line folding (obs-fold), and chunk data not followed by CRLF. Two
+  // parsers that disagree about where a request ends are how requests get smuggled, so these
+  // are refused with 400 before llhttp sees the bytes. The head is scanned up to its empty
+  // line only; the body is not. Returns false (framing_error_ set) on a violation.
+  bool check_framing(const char* data, std::size_t len) {
+    std::size_t i = 0;
+    for (; crlf_need_ > 0 && i < len; ++i, --crlf_need_) {
+      if (data[i] != (crlf_need_ == 2 ? '\r' : '\n')) {
+        framing_error_ = "chunk data not followed by CRLF";
+        return false;
+      }
+    }
+    if (!scan_head_) return true;
+    for (; i < len; ++i) {
+      const char c = data[i];
+      if (!scan_started_) {
+        if (c == '\r' || c == '\n') continue;  // empty lines before a request line are allowed
+        scan_started_ = true;
+      }
+      if (scan_prev_ == '\r' && c != '\n') {
+        framing_error_ = "bare CR in the request head";
+        return false;
+      }
+      if (c == '\n') {
+        if (scan_prev_ != '\r') {
+          framing_error_ = "bare LF in the request head";
+          return false;
+        }
+        if (scan_line_empty_) {  // the empty line: the head ends here
+          scan_head_ = false;
+          return true;
+        }
+        scan_line_empty_ = true;
+      } else if (scan_prev_ == '\n' && (c == ' ' || c == '\t')) {
+        framing_error_ = "obsolete line folding (obs-fold) in the request head";
+        return false;
+      } else if (c != '\r') {
+        scan_line_empty_ = false;
+      }
+      scan_prev_ = c;
+    }
+    return true;
+  }
+
+  void restart_head_scan() {
+    scan_head_ = true;
+    scan_started_ = false;
+    scan_line_empty_ = false;
+    scan_prev_ = 0;
+    crlf_need_ = 0;
+  }
+
+  void protocol_error(llhttp_errno_t err) { reject(0, err); }
+
+  // Refuses the request: 400 (malformed), 413 (body over max_body_bytes) or 431 (head too
+  // large; status 0 picks 400 or 431), then closes. After a response has started, only closes.
+  void reject(int status, llhttp_errno_t err = HPE_USER) {
+    if (rejected_) return;  // a callback that rejected makes llhttp fail too: one answer
+    rejected_ = true;
     server_->stats.bad_requests++;
     bool too_large = header_too_large_;
-    server_->log(fmt::format("client {}: {}", peer_, too_large ? "request head too large"
-                                                               : std::string(llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : llhttp_errno_name(err))));
-    if (response_started_ || handler_) {
+    if (status == 0) status = too_large ? 431 : 400;
+    std::string why = !framing_error_.empty() ? framing_error_
+                      : too_large            ? std::string("request head too large")
+                      : llhttp_get_error_reason(&parser_) != nullptr ? std::string(llhttp_get_error_reason(&parser_))
+                                                                      : std::string(llhttp_errno_name(err));
+    server_->log(fmt::format("client {}: {}", peer_, why));
+    if (response_started_) {
       close();
       return;
     }
+    if (handler_) {
+      // Not answered yet: the handler (and whatever it started upstream) goes, the client gets
+      // the refusal. Destroyed on a later turn, never inside one of its own calls.
+      std::shared_ptr<RequestHandler> h(std::move(handler_));
+      auto keep = me_;
+      server_->defer([h, keep]() mutable { h.reset(); });
+    }
+    factory_pending_ = false;
     close_after_ = true;
     keep_alive_ = false;
     head_request_ = false;
     request_done_ = true;
     update_reading();
-    if (too_large) simple(431, "request header fields too large\n");
+    if (status == 431) simple(431, "request header fields too large\n");
+    else if (status == 413) simple(413, "request body too large\n");
+    else if (status == 501) simple(501, "transfer coding not implemented\n");
     else simple(400, "bad request\n");
   }
 
@@ -475,6 +555,10 @@ class Connection final : public ResponseWriter {
     in_message_ = true;
     reset_head();
     header_bytes_ = 0;
+    body_bytes_ = 0;
+    chunk_left_ = 0;
+    factory_pending_ = false;
+    framing_error_.clear();
     header_too_large_ = false;
     field_.clear();
     value_.clear();
@@ -530,26 +614,100 @@ class Connection final : public ResponseWriter {
     head_.client_address = peer_;
     head_request_ = head_.method == "HEAD";
     server_->stats.requests++;
+    if ((parser_.flags & F_TRANSFER_ENCODING) != 0 && parser_.http_major == 1 && parser_.http_minor == 0) {
+      // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+      framing_error_ = "Transfer-Encoding in an HTTP/1.0 request";
+      return -1;
+    }
+    if ((parser_.flags & F_TRANSFER_ENCODING) != 0 && (parser_.flags & F_CHUNKED) == 0) {
+      // llhttp refuses this too, but only after the head has been handed over: refuse it here,
+      // before a handler could forward the head.
+      framing_error_ = "Transfer-Encoding without a final chunked";
+      return -1;
+    }
+    if (head_.chunked) {
+      // Only plain "chunked" is decoded; "gzip, chunked" would reach the Pod still gzipped
+      // while its Transfer-Encoding (hop-by-hop) is dropped. RFC 9112 §6.1: 501.
+      std::string_view te = head_.header("transfer-encoding");
+      while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
+      while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+      if (!iequals(te, "chunked")) {
+        framing_error_ = fmt::format("transfer coding \"{}\" is not implemented (only chunked)", te);
+        reject(501);
+        return -1;
+      }
+    }
+    const std::uint64_t max_body = server_->options.max_body_bytes;
+    if (max_body != 0 && head_.content_length && *head_.content_length > max_body) {
+      framing_error_ = fmt::format("request body of {} bytes is over max_body_bytes ({})", *head_.content_length, max_body);
+      reject(413);
+      return -1;
+    }
     if (head_.has_body() && iequals(head_.header("expect"), "100-continue")) {
       out_ += "HTTP/1.1 100 Continue\r\n\r\n";
       flush();
     }
+    if (head_.has_body()) {
+      // The handler (which forwards the request to a Pod) is created once the first body byte
+      // has been parsed, so a request whose body framing is broken from the start (an invalid
+      // chunk size) is refused before anything reaches a Pod. Until then the header timeout
+      // keeps running.
+      factory_pending_ = true;
+      arm_timer(server_->options.header_timeout_ms);
+      return 0;
+    }
+    return make_handler();
+  }
+
+  int make_handler() {
+    factory_pending_ = false;
+    stop_timer();
     handler_ = server_->factory(head_, *this);
     if (closing_) return -1;
     if (!handler_ && !response_started_) simple(500, "internal error: no handler\n");
     return closing_ ? -1 : 0;
   }
 
+  int on_chunk_header() {
+    chunk_left_ = parser_.content_length;  // this chunk's size
+    return 0;
+  }
+
   int on_body(const char* at, std::size_t n) {
     if (closing_) return -1;
+    body_bytes_ += n;
+    const std::uint64_t max_body = server_->options.max_body_bytes;
+    if (max_body != 0 && body_bytes_ > max_body) {
+      framing_error_ = fmt::format("request body is over max_body_bytes ({})", max_body);
+      reject(413);
+      return -1;
+    }
+    if (head_.chunked) {
+      chunk_left_ -= std::min<std::uint64_t>(chunk_left_, n);
+      if (chunk_left_ == 0) {
+        // The chunk's data ends here and "\r\n" must follow: checked now for the bytes of
+        // this buffer, at the start of the next buffer for the rest.
+        crlf_need_ = 2;
+        const char* p = at + n;
+        for (; crlf_need_ > 0 && p < buffer_end_; ++p, --crlf_need_) {
+          if (*p != (crlf_need_ == 2 ? '\r' : '\n')) {
+            framing_error_ = "chunk data not followed by CRLF";
+            return -1;
+          }
+        }
+      }
+    }
+    if (factory_pending_ && make_handler() != 0) return -1;
     if (handler_) handler_->on_body(std::string_view(at, n));
     return closing_ ? -1 : 0;
   }
 
   int on_message_complete() {
     if (closing_) return -1;
+    if (factory_pending_ && make_handler() != 0) return -1;
     in_message_ = false;
     request_done_ = true;
+    restart_head_scan();
     if (handler_) handler_->on_body_end();
     if (closing_) return -1;
     if (response_done_ && !close_after_) maybe_next();
@@ -673,6 +831,17 @@ class Connection final : public ResponseWriter {
   bool in_value_ = false;
   std::size_t header_bytes_ = 0;
   bool header_too_large_ = false;
+  // Framing checks (check_framing): the head scan of the current request, the CRLF still
+  // owed after a chunk's data, and the bytes of the request body so far.
+  bool scan_head_ = true, scan_started_ = false, scan_line_empty_ = false;
+  char scan_prev_ = 0;
+  int crlf_need_ = 0;
+  std::uint64_t chunk_left_ = 0;
+  std::uint64_t body_bytes_ = 0;
+  const char* buffer_end_ = nullptr;  // end of the bytes llhttp is executing
+  bool factory_pending_ = false;      // head parsed, handler not created yet (see on_headers_complete)
+  std::string framing_error_;
+  bool rejected_ = false;
   std::unique_ptr<RequestHandler> handler_;
   std::string out_;
   std::size_t queued_ = 0;

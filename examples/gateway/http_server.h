@@ -11,9 +11,14 @@
 // low-water mark. pause_request_body() stops reading the client socket (at most one read
 // buffer more arrives), resume_request_body() restarts it.
 //
-// Limits: request line + headers larger than max_header_bytes → 431; malformed → 400; a head
+// Limits: request line + headers larger than max_header_bytes → 431; a body larger than
+// max_body_bytes → 413; malformed → 400 (also framing llhttp would accept but a proxy must not:
+// bare CR/LF, obs-fold, chunk data without CRLF, Transfer-Encoding in HTTP/1.0); a head
 // not complete within header_timeout_ms, or a keep-alive connection idle for idle_timeout_ms,
 // is closed.
+//
+// A request with a body reaches the factory once its first body byte has been parsed (or the
+// message ends), so a body whose framing is broken from the start never reaches a handler.
 //
 // Thread: loop thread only. Lifetime: handlers are destroyed by the connection (never inside
 // their own calls: destruction is deferred to a later loop turn) once both the request and the
@@ -92,6 +97,7 @@ using HandlerFactory = std::function<std::unique_ptr<RequestHandler>(RequestHead
 
 struct HttpServerOptions {
   std::size_t max_header_bytes = 64 * 1024;
+  std::uint64_t max_body_bytes = 0;  // request body larger than this → 413 and close; 0 = no limit
   std::uint32_t header_timeout_ms = 10'000;
   std::uint32_t idle_timeout_ms = 60'000;
   std::size_t write_high_water = 256 * 1024;

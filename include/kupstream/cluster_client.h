@@ -12,8 +12,9 @@
 /// inside its own callback) unsubscribes; no callback runs afterwards. The last handle of a
 /// service stops its watches. Dropping the ClusterClient requires that its handles are gone.
 /// Callbacks: never inside watch(); always on the loop thread.
-/// Signals: the host must ignore SIGPIPE (as any libuv program): a write to a connection the API
-/// server has just reset would otherwise kill the process.
+/// Signals: none needed. The library's writes use send(MSG_NOSIGNAL), so a connection the API
+/// server has reset cannot raise SIGPIPE (docs/security.md); a host that writes its own sockets
+/// with libuv still has to ignore SIGPIPE for those.
 #pragma once
 
 #include <chrono>
@@ -53,6 +54,16 @@ struct ClusterClientOptions {
   /// watch-list: after a resource (endpointslices, services, nodes) was slow or refused (422) in
   /// this cluster, its syncs use LIST for this long; the next sync after it tries watch-list again.
   std::chrono::milliseconds watch_list_retry{std::chrono::minutes{30}};
+  /// @name Limits on what the API server sends
+  /// A hostile or broken server must not grow memory without bound. Over a limit, that request
+  /// fails with http_limit_exceeded (head, LIST) or decode_error (event), the reason naming the
+  /// limit; the watch goes stale and retries with backoff, keeping the last good snapshot.
+  /// @{
+  /// One LIST, all its pages together; an error body; a watch-list's initial events together.
+  std::size_t max_response_bytes = 512u << 20;
+  std::size_t max_event_bytes = 64u << 20;   ///< one watch event (one line of the stream)
+  std::size_t max_header_bytes = 64u << 10;  ///< a response head (status line + headers)
+  /// @}
 };
 
 /// The connection to one cluster's API server, shared by every EndpointWatcher it hands out.

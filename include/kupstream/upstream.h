@@ -112,6 +112,10 @@ struct UpstreamOptions {
   /// connect failure.
   std::size_t max_connections_per_pod = 256;
   std::size_t max_idle_per_pod = 64;  ///< idle keep-alive connections kept per Pod
+  /// Limits on a Pod's response head (status line + header lines, and the number of fields).
+  /// Over either, the attempt fails with http_limit_exceeded naming the limit; no more is read.
+  std::size_t max_response_header_bytes = 64 * 1024;
+  std::size_t max_response_header_count = 128;  ///< header fields in a Pod's response head (see above)
   std::optional<std::uint64_t> seed;  ///< balancer seed; unset = random
   /// How many Pods get their own series in prometheus_text(): the ones with the most failures
   /// (then the most requests). Per-upstream and per-service series are always there; stats()

@@ -63,6 +63,8 @@ struct ClusterClient::Impl {
     r.watch_list = options.watch_list;
     r.watch_list_bookmark_timeout = options.watch_list_bookmark_timeout;
     r.watch_list_memory = watch_list_memory;
+    r.max_response_bytes = options.max_response_bytes;
+    r.max_event_bytes = options.max_event_bytes;
     r.log = options.log;
     return r;
   }
@@ -416,7 +418,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::create(uv_loop_t& loop, co
   if (Status s = validate_cluster_config(config); !s) return s.error();
   auto auth = kube::make_auth_provider(loop, config, options.log);
   if (!auth) return auth.error();
-  auto api = kube::make_api_client(loop, config, std::move(*auth), options.log);
+  auto api = kube::make_api_client(loop, config, std::move(*auth), options.log, options.max_header_bytes);
   if (!api) return api.error();
   auto impl = std::make_shared<Impl>(loop, config, std::move(options));
   impl->api = std::move(*api);

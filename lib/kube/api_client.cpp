@@ -64,6 +64,7 @@ Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std
   copts.tls = options_.tls;
   copts.connect_timeout = options_.connect_timeout;
   copts.read_idle_timeout = read_idle_timeout;
+  copts.limits.max_header_bytes = options_.max_header_bytes;
   copts.log = options_.log;
   net::HttpRequest request;
   request.target = options_.server.base_path + path_and_query;
@@ -122,13 +123,15 @@ void ApiClient::invalidate_credentials() {
 }
 
 Result<std::unique_ptr<ApiClient>> make_api_client(uv_loop_t& loop, const ClusterConfig& config,
-                                                   std::shared_ptr<AuthProvider> auth, LogFn log) {
+                                                   std::shared_ptr<AuthProvider> auth, LogFn log,
+                                                   std::size_t max_header_bytes) {
   auto server = parse_server_url(config.server);
   if (!server) return Error{Errc::invalid_config, fmt::format("cluster \"{}\": server: {}", config.name, server.error().reason)};
   ApiClientOptions o;
   o.cluster_name = config.name;
   o.server = *server;
   o.auth = std::move(auth);
+  o.max_header_bytes = max_header_bytes;
   o.log = log;
   if (server->tls) {
     net::TlsConfig tls;
@@ -144,6 +147,10 @@ Result<std::unique_ptr<ApiClient>> make_api_client(uv_loop_t& loop, const Cluste
     auto ctx = net::TlsContext::create(tls);
     if (!ctx) return Error{Errc::invalid_config, fmt::format("cluster \"{}\": {}", config.name, ctx.error().reason)};
     o.tls = *ctx;
+    // Logged once for this cluster here; the connections then stay quiet about it.
+    if (o.tls->claim_insecure_warning() && log)
+      log(LogLevel::warning, fmt::format("cluster \"{}\": TLS verification of the API server is OFF "
+                                         "(insecure-skip-tls-verify)", config.name));
   }
   return std::make_unique<ApiClient>(loop, std::move(o));
 }

@@ -30,6 +30,7 @@ struct ApiClientOptions {
   std::shared_ptr<AuthProvider> auth;    // null: no Authorization header
   std::string user_agent = "kupstream/0.1";
   std::chrono::milliseconds connect_timeout{10'000};
+  std::size_t max_header_bytes = 64u << 10;  // response head limit (http_limit_exceeded)
   LogFn log;
 };
 
@@ -85,7 +86,8 @@ class ApiClient {
 // insecure flag, credentials from `auth` (the caller builds it from config.credentials).
 // Errors: invalid_config (unparsable server URL, unreadable CA or key) naming the cluster.
 Result<std::unique_ptr<ApiClient>> make_api_client(uv_loop_t& loop, const ClusterConfig& config,
-                                                   std::shared_ptr<AuthProvider> auth, LogFn log);
+                                                   std::shared_ptr<AuthProvider> auth, LogFn log,
+                                                   std::size_t max_header_bytes = 64u << 10);
 
 // Percent-encodes a query parameter value (RFC 3986 unreserved characters stay).
 std::string url_encode(std::string_view value);

@@ -325,7 +325,16 @@ void CredentialSource::State::exec_done(ExecRun* r) {
   } else if (auto c = parse_exec_credential(r->out_buf, ex.api_version); !c) {
     result = failure(c.error().reason);
   } else {
-    if (!r->err_buf.empty()) log(LogLevel::debug, who + " stderr: " + excerpt(r->err_buf));
+    if (!r->err_buf.empty()) {
+      // A plugin that echoes what it returned on stderr must not put the secret in our log.
+      std::string text = r->err_buf;
+      std::string_view token = std::string_view(c->authorization).substr(c->authorization.empty() ? 0 : 7);
+      for (std::string_view secret : {token, std::string_view(c->client_key_pem)}) {
+        for (std::size_t at; !secret.empty() && (at = text.find(secret)) != std::string::npos;)
+          text.replace(at, secret.size(), "<redacted>");
+      }
+      log(LogLevel::debug, who + " stderr: " + excerpt(std::move(text)));
+    }
     cached = std::make_shared<Credential>(std::move(*c));
     invalidated = false;
     result = cached;

@@ -11,15 +11,30 @@ Status LineSplitter::append(std::string_view bytes) {
     buf_.erase(0, pos_);
     pos_ = 0;
   }
-  buf_.append(bytes.data(), bytes.size());
-  const void* nl = std::memchr(buf_.data() + scan_, '\n', buf_.size() - scan_);
-  if (nl == nullptr && buf_.size() > max_line_) {
-    std::size_t n = buf_.size();
+  // Every line must fit, also one that arrives whole in a single append (not only a pending
+  // one that never ends): measure the lines the new bytes continue, complete or start.
+  std::size_t run = open_line_;
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  bool too_long = false;
+  while (p < end && !too_long) {
+    const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+    if (nl == nullptr) {
+      run += static_cast<std::size_t>(end - p);
+      break;
+    }
+    run += static_cast<std::size_t>(static_cast<const char*>(nl) - p);
+    too_long = run > max_line_;
+    run = 0;
+    p = static_cast<const char*>(nl) + 1;
+  }
+  if (too_long || run > max_line_) {
     clear();
     return Status(Errc::decode_error,
-                  "watch stream: an event line exceeds " + std::to_string(max_line_) + " bytes (" +
-                      std::to_string(n) + " bytes without a newline)");
+                  "watch stream: an event line exceeds max_event_bytes (" + std::to_string(max_line_) + " bytes)");
   }
+  open_line_ = run;
+  buf_.append(bytes.data(), bytes.size());
   return {};
 }
 

@@ -16,8 +16,9 @@ namespace kupstream::kube {
 
 class LineSplitter {
  public:
-  // A line longer than max_line_bytes (without its '\n') is an error: a server or proxy
-  // that never sends a newline must not grow memory without bound.
+  // A line longer than max_line_bytes (without its '\n') is an error, whether it is still
+  // pending or arrives whole: a server or proxy that never sends a newline must not grow
+  // memory without bound, and no event may be larger than the limit.
   explicit LineSplitter(std::size_t max_line_bytes = 64u << 20) : max_line_(max_line_bytes) {}
 
   // Adds body bytes. Fails (Errc::decode_error) when the pending, unterminated line exceeds
@@ -39,12 +40,14 @@ class LineSplitter {
     buf_.clear();
     pos_ = 0;
     scan_ = 0;
+    open_line_ = 0;
   }
 
  private:
   std::string buf_;
   std::size_t pos_ = 0;   // start of the first unreturned line
   std::size_t scan_ = 0;  // bytes from pos_ already known to hold no '\n'
+  std::size_t open_line_ = 0;  // length of the unterminated line at the end of buf_
   std::size_t max_line_;
 };
 

@@ -14,7 +14,6 @@
 namespace kupstream::kube {
 namespace {
 
-constexpr std::size_t kMaxListBody = 512u << 20;  // a LIST page larger than this is refused
 constexpr std::string_view kInitialEventsEnd = "k8s.io/initial-events-end";
 
 std::optional<std::chrono::seconds> retry_after(const net::HttpResponseHead& head) {
@@ -47,6 +46,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
         rng(options.seed ? options.seed : std::random_device{}()),
         resource(resource_of_path(options.path)),
         memory(options.watch_list_memory ? options.watch_list_memory : std::make_shared<WatchListMemory>()) {
+    lines = LineSplitter(options.max_event_bytes);
     timer = new uv_timer_t;
     uv_timer_init(&client.loop(), timer);
     timer->data = this;
@@ -80,6 +80,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   int status = 0;             // HTTP status of the current response
   std::optional<std::chrono::seconds> retry_after_hint;
   std::string body;
+  std::size_t response_bytes = 0;  // of the current LIST (all pages) or initial events, or error body
   LineSplitter lines;
   Decoder decoder;
 
@@ -216,8 +217,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
       auto self = current();
       if (!self) return;
       if (streaming && self->status == 200) return self->on_watch_bytes(bytes);
-      if (self->body.size() + bytes.size() > kMaxListBody)
-        return self->fail(Error{Errc::http_limit_exceeded, fmt::format("{}: response larger than {} bytes", self->what(), kMaxListBody)});
+      if (!self->count_response_bytes(bytes.size())) return;
       self->body.append(bytes);
     };
     h.on_complete = [current, streaming](Status s) {
@@ -278,8 +278,21 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
     start_list();
   }
 
+  // Bytes a LIST (all its pages), a watch-list's initial events or an error body may hold in
+  // memory: over max_response_bytes the call fails (http_limit_exceeded, naming the limit).
+  bool count_response_bytes(std::size_t n) {
+    response_bytes += n;
+    if (response_bytes <= options.max_response_bytes) return true;
+    fail(Error{Errc::http_limit_exceeded, fmt::format("{}: response larger than max_response_bytes ({} bytes)", what(),
+                                                      options.max_response_bytes)});
+    return false;
+  }
+
   void start_list() {
-    if (continue_token.empty()) pending.clear();
+    if (continue_token.empty()) {
+      pending.clear();
+      response_bytes = 0;
+    }
     ++counters.lists;
     begin_call(query(false), std::chrono::milliseconds{0}, false);
   }
@@ -318,6 +331,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
 
   void start_watch(bool initial) {
     initial_events = initial;
+    response_bytes = 0;
     if (initial) {
       pending.clear();
       pending_index.clear();
@@ -342,6 +356,7 @@ struct Reflector<T>::Impl : std::enable_shared_from_this<Reflector<T>::Impl> {
   void on_watch_bytes(std::string_view bytes) {
     const std::uint64_t id = call_id;
     auto keep = this->shared_from_this();
+    if (initial_events && !count_response_bytes(bytes.size())) return;
     if (Status s = lines.append(bytes); !s) return fail(Error{Errc::decode_error, fmt::format("{}: WATCH: {}", what(), s.error().reason)});
     while (!stopped && call_id == id) {
       auto line = lines.next();

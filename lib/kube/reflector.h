@@ -57,6 +57,8 @@ struct ReflectorOptions {
   // a while. nullptr: this Reflector keeps its own.
   std::shared_ptr<WatchListMemory> watch_list_memory;
   std::uint64_t seed = 0;   // jitter; 0 = random
+  std::size_t max_response_bytes = 512u << 20;  // a LIST (all pages), an error body, a watch-list's initial events
+  std::size_t max_event_bytes = 64u << 20;      // one watch line
   LogFn log;
 };
 

@@ -54,7 +54,7 @@ struct ParserCallbacks {
   static int count_bytes(ConnectionCore& c, std::size_t len) {
     c.header_bytes_ += len;
     if (c.header_bytes_ > c.options_.limits.max_header_bytes)
-      return limit(c, "response header exceeds " + std::to_string(c.options_.limits.max_header_bytes) + " bytes");
+      return limit(c, "response head exceeds max_header_bytes (" + std::to_string(c.options_.limits.max_header_bytes) + " bytes)");
     return 0;
   }
 
@@ -77,7 +77,7 @@ struct ParserCallbacks {
     ConnectionCore& c = self(p);
     auto& headers = c.head_.headers;
     if (c.header_count_ >= c.options_.limits.max_header_count)
-      return limit(c, "response has more than " + std::to_string(c.options_.limits.max_header_count) + " header fields");
+      return limit(c, "response has more header fields than max_header_count (" + std::to_string(c.options_.limits.max_header_count) + ")");
     if (c.header_count_ < headers.size()) {
       // A slot left from the previous response on this connection: copied into, keeping its
       // capacity (no allocation per header in the steady state).
@@ -213,8 +213,7 @@ void ConnectionCore::begin_connect() {
   t.tls = options_.tls;
   t.tcp_nodelay = options_.tcp_nodelay;
   t.tcp_keepalive_s = static_cast<unsigned>(options_.tcp_keepalive.count());
-  if (options_.tls && options_.tls->config().insecure_skip_verify && options_.log && !warned_insecure_) {
-    warned_insecure_ = true;
+  if (options_.tls && options_.log && options_.tls->claim_insecure_warning()) {
     options_.log(LogLevel::warning, "TLS certificate verification is DISABLED (insecure_skip_verify) for " +
                                         target_name(options_));
   }

@@ -132,7 +132,6 @@ class ConnectionCore final : private TransportSink {
   bool closed_ = false;
   bool broken_ = false;  // must not be reused
   bool connecting_ = false;
-  bool warned_insecure_ = false;
 };
 
 }  // namespace kupstream::net

@@ -7,6 +7,7 @@
 // its creator at any time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,6 +73,13 @@ class TlsContext {
   // literals), hostname/IP verification, ALPN and a cached session. Errors: internal.
   Result<SSL*> new_client_ssl(std::string_view host, std::uint16_t port);
 
+  // With insecure_skip_verify: true exactly once per context (any thread), so that turning
+  // verification off is logged once by whoever claims it first (the object that configured
+  // it, e.g. an Upstream or a ClusterClient, or else the first connection), not per connection.
+  bool claim_insecure_warning() const noexcept {
+    return config_.insecure_skip_verify && !insecure_warned_.exchange(true, std::memory_order_relaxed);
+  }
+
   // Counters for tests and benchmarks.
   std::uint64_t sessions_cached() const noexcept { return sessions_cached_; }
 
@@ -85,6 +93,7 @@ class TlsContext {
   SSL_CTX* ctx_ = nullptr;
   std::map<std::string, SSL_SESSION*> sessions_;
   std::uint64_t sessions_cached_ = 0;
+  mutable std::atomic<bool> insecure_warned_{false};
 };
 
 }  // namespace kupstream::net

@@ -1,6 +1,10 @@
 #include "net/transport.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cerrno>
 #include <cstring>
@@ -9,12 +13,6 @@
 #include "net/tls_engine.h"
 
 namespace kupstream::net {
-
-struct Transport::WriteReq {
-  uv_write_t req;
-  Transport* self;
-  std::string data;
-};
 
 namespace {
 
@@ -37,6 +35,12 @@ char* shared_plain_buffer() {
   thread_local std::unique_ptr<char[]> b(new char[kPlainBufferSize]);
   return b.get();
 }
+
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL;
+#else
+constexpr int kSendFlags = 0;  // (BSD/macOS: SO_NOSIGPIPE is set on the socket instead)
+#endif
 
 Errc errc_for_uv(int status) {
   switch (status) {
@@ -159,6 +163,11 @@ void Transport::connect_cb(uv_connect_t* req, int status) {
 
 void Transport::on_tcp_connected() {
   if (options_.tcp_nodelay) uv_tcp_nodelay(tcp_, 1);
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+  uv_os_fd_t fd = -1;
+  int one = 1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) == 0) setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
   if (options_.tcp_keepalive_s > 0) uv_tcp_keepalive(tcp_, 1, options_.tcp_keepalive_s);
   if (options_.tls) {
     Result<SSL*> ssl = options_.tls->new_client_ssl(options_.host, options_.port);
@@ -326,42 +335,114 @@ void Transport::flush_pending_plain() {
   write(data);
 }
 
+// Every byte leaves through send(..., MSG_NOSIGNAL), never through libuv's write(2)/writev(2):
+// writing to a connection the peer has closed or reset makes write(2) raise SIGPIPE, which kills
+// a host that left SIGPIPE at its default. What the socket does not take at once waits in out_,
+// and a poll handle says when the socket is writable again. That handle watches a duplicate of
+// the socket's descriptor: libuv allows one watcher per descriptor number and the uv_tcp_t owns
+// the original (epoll registers the duplicate separately; both refer to the same socket).
 void Transport::raw_write(std::string_view data) {
-  if (writes_in_flight_ == 0) {
-    // uv_try_write does not write through the buffer; the cast only fits uv_buf_t.
-    uv_buf_t b = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
-    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
-    if (n == static_cast<int>(data.size())) return;
-    if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
-    // Errors other than EAGAIN surface through uv_write's callback below.
+  if (closing_ || deferred_error_ || state_ == State::failed || data.empty()) return;
+  if (queued_bytes_ == 0) {
+    int err = 0;
+    data.remove_prefix(send_some(data, err));
+    if (err != 0) {
+      fail_later(Error{errc_for_uv(err), "write to " + host_port(options_) + ": " + uv_strerror(err)});
+      return;
+    }
+    if (data.empty()) return;
+    out_.clear();
+    out_offset_ = 0;
   }
-  auto* w = new WriteReq{};
-  w->self = this;
-  w->data.assign(data);
-  w->req.data = w;
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Transport::write_cb);
-  if (rc != 0) {
-    delete w;
-    fail_later(Error{errc_for_uv(rc), "write to " + host_port(options_) + ": " + uv_strerror(rc)});
-    return;
+  out_.append(data);
+  queued_bytes_ += data.size();
+  if (poll_ == nullptr) {
+    uv_os_fd_t fd = -1;
+    int dup_fd = uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (dup_fd < 0) {
+      fail_later(Error{Errc::io_error, "write to " + host_port(options_) + ": cannot watch the socket: " +
+                                           std::strerror(errno)});
+      return;
+    }
+    poll_ = new uv_poll_t;
+    int rc = uv_poll_init_socket(&loop_, poll_, dup_fd);
+    if (rc != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      ::close(dup_fd);
+      fail_later(Error{Errc::io_error, "write to " + host_port(options_) + ": cannot watch the socket: " + uv_strerror(rc)});
+      return;
+    }
+    poll_fd_ = dup_fd;
+    poll_->data = this;
+    ++open_handles_;
   }
-  queued_bytes_ += w->data.size();
-  ++writes_in_flight_;
+  if (!polling_) {
+    uv_poll_start(poll_, UV_WRITABLE, &Transport::writable_cb);
+    polling_ = true;
+  }
 }
 
-void Transport::write_cb(uv_write_t* req, int status) {
-  auto* w = static_cast<WriteReq*>(req->data);
-  Transport* self = w->self;
-  self->queued_bytes_ -= w->data.size();
-  --self->writes_in_flight_;
-  delete w;
-  if (self->closing_ || status == UV_ECANCELED) return;
-  if (status != 0) {
+std::size_t Transport::send_some(std::string_view data, int& err) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) != 0) {
+    err = UV_EBADF;
+    return 0;
+  }
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, kSendFlags);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    err = n < 0 ? uv_translate_sys_error(errno) : UV_EPIPE;
+    break;
+  }
+  return sent;
+}
+
+void Transport::writable_cb(uv_poll_t* handle, int status, int /*events*/) {
+  auto* self = static_cast<Transport*>(handle->data);
+  if (self->closing_) return;
+  if (self->state_ == State::failed || self->deferred_error_) {
+    self->stop_polling();  // failed meanwhile: nothing more is written, no drained call
+    return;
+  }
+  if (status < 0) {
+    self->stop_polling();
     self->fail(Error{errc_for_uv(status), "write to " + host_port(self->options_) + ": " + uv_strerror(status)});
     return;
   }
-  if (self->writes_in_flight_ == 0 && self->sink_ != nullptr) self->sink_->on_transport_drained();
+  int err = 0;
+  std::size_t n = self->send_some(std::string_view(self->out_).substr(self->out_offset_), err);
+  self->out_offset_ += n;
+  self->queued_bytes_ -= n;
+  if (err != 0) {
+    self->stop_polling();
+    self->fail(Error{errc_for_uv(err), "write to " + host_port(self->options_) + ": " + uv_strerror(err)});
+    return;
+  }
+  if (self->queued_bytes_ > 0) {
+    if (self->out_offset_ >= 64 * 1024 && self->out_offset_ * 2 >= self->out_.size()) {
+      self->out_.erase(0, self->out_offset_);
+      self->out_offset_ = 0;
+    }
+    return;
+  }
+  self->stop_polling();
+  self->out_.clear();
+  self->out_offset_ = 0;
+  if (self->sink_ != nullptr) self->sink_->on_transport_drained();
+}
+
+void Transport::stop_polling() {
+  if (polling_) {
+    uv_poll_stop(poll_);
+    polling_ = false;
+  }
 }
 
 void Transport::fail_later(Error error) {
@@ -369,6 +450,7 @@ void Transport::fail_later(Error error) {
   if (deferred_error_ || closing_) return;
   state_ = State::failed;
   pause_reading();
+  stop_polling();
   deferred_error_ = std::make_unique<Error>(std::move(error));
   timer_deadline_ = 0;
   timer_due_ = uv_now(&loop_);
@@ -426,6 +508,7 @@ void Transport::fail(Error error) {
   if (closing_ || deferred_error_) return;
   state_ = State::failed;
   pause_reading();
+  stop_polling();
   uv_timer_stop(&timer_);
   timer_deadline_ = 0;
   timer_due_ = 0;
@@ -438,6 +521,12 @@ void Transport::close() {
   sink_ = nullptr;
   state_ = State::closed;
   if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+  if (poll_ != nullptr) {
+    // uv_close removes the duplicate from epoll at once; the descriptor itself is closed in the
+    // close callback (until then it keeps the socket open, which the closing uv_tcp_t ends).
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), &Transport::poll_close_cb);
+    polling_ = false;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(tcp_), &Transport::tcp_close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Transport::close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), &Transport::close_cb);
@@ -457,6 +546,16 @@ void Transport::defer_cb(uv_timer_t* timer) {
 void Transport::tcp_close_cb(uv_handle_t* handle) {
   auto* self = static_cast<Transport*>(handle->data);
   delete reinterpret_cast<uv_tcp_t*>(handle);
+  --self->open_handles_;
+  self->maybe_delete();
+}
+
+void Transport::poll_close_cb(uv_handle_t* handle) {
+  auto* self = static_cast<Transport*>(handle->data);
+  delete reinterpret_cast<uv_poll_t*>(handle);
+  ::close(self->poll_fd_);
+  self->poll_fd_ = -1;
+  self->poll_ = nullptr;
   --self->open_handles_;
   self->maybe_delete();
 }

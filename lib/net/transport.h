@@ -1,5 +1,7 @@
 // Transport: one client byte stream on the loop: resolve (getaddrinfo for names), TCP connect,
 // optional TLS (TlsEngine over memory BIOs), buffered writes, pausable reads and one timer.
+// Writes never raise SIGPIPE: they use send(MSG_NOSIGNAL) instead of libuv's write(2), so the
+// host need not ignore SIGPIPE for kupstream's sake (see docs/security.md).
 // The stream abstraction under HttpConnection: plain and TLS look the same to it.
 //
 // Thread: loop thread only. Lifetime: create() returns a raw pointer owned by the caller until
@@ -83,7 +85,6 @@ class Transport {
 
  private:
   enum class State { init, resolving, connecting, handshaking, ready, failed, closed };
-  struct WriteReq;
 
   Transport(uv_loop_t& loop, TransportSink& sink, TransportOptions options);
   ~Transport();
@@ -95,6 +96,8 @@ class Transport {
   void flush_tls_output();
   void raw_write(std::string_view data);
   void flush_pending_plain();
+  std::size_t send_some(std::string_view data, int& err);  // err: a UV_E* code, 0 = none
+  void stop_polling();
   void fail(Error error);
   void fail_later(Error error);
   void start_reading();
@@ -105,7 +108,8 @@ class Transport {
   static void connect_cb(uv_connect_t* req, int status);
   static void alloc_cb(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
   static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void write_cb(uv_write_t* req, int status);
+  static void writable_cb(uv_poll_t* handle, int status, int events);
+  static void poll_close_cb(uv_handle_t* handle);
   static void timer_cb(uv_timer_t* timer);
   static void defer_cb(uv_timer_t* timer);
   static void close_cb(uv_handle_t* handle);
@@ -132,8 +136,12 @@ class Transport {
   bool reading_ = false;
   std::unique_ptr<TlsEngine> tls_;
   std::string pending_plain_;   // written before ready
-  std::size_t queued_bytes_ = 0;  // in uv_write requests
-  int writes_in_flight_ = 0;
+  std::string out_;               // bytes the socket has not taken yet, from out_offset_ on
+  std::size_t out_offset_ = 0;
+  std::size_t queued_bytes_ = 0;  // out_.size() - out_offset_
+  uv_poll_t* poll_ = nullptr;     // writability of poll_fd_, created at the first short write
+  int poll_fd_ = -1;              // a duplicate of the socket's descriptor
+  bool polling_ = false;
   std::unique_ptr<Error> deferred_error_;
   // (Reads land in a per-thread buffer shared by every Transport, see transport.cpp: it stays
   // in the CPU cache instead of one cold 96 KiB buffer per connection.)

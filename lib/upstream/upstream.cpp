@@ -63,12 +63,13 @@ Result<std::unique_ptr<Upstream>> Upstream::create(uv_loop_t& loop, UpstreamConf
       auto ctx = net::TlsContext::create(tls);
       if (!ctx) return Error{Errc::invalid_config, fmt::format("upstream \"{}\": tls: {}", impl->config.name, ctx.error().reason)};
       s.tls = *ctx;
-      if (tls.insecure_skip_verify)
-        impl->log(LogLevel::warning, fmt::format("upstream \"{}\": TLS verification of Pods is OFF (insecure_skip_verify)",
-                                                 impl->config.name));
+      (void)s.tls->claim_insecure_warning();  // logged once below, not again per connection
     }
     impl->services.push_back(std::move(s));
   }
+  if (impl->config.scheme == Scheme::https && impl->options.tls.insecure_skip_verify)
+    impl->log(LogLevel::warning, fmt::format("upstream \"{}\": TLS verification of Pods is OFF (insecure_skip_verify)",
+                                             impl->config.name));
   impl->subscribe(clusters);
   return std::unique_ptr<Upstream>(new Upstream(std::move(impl)));
 }
@@ -320,6 +321,8 @@ net::ConnectionPool* Upstream::Impl::pool_for(UpstreamPod& pod) {
   o.connection.authority = config.host_header ? *config.host_header : s.authority;
   o.connection.connect_timeout = options.timeouts.connect;
   o.connection.response_header_timeout = options.timeouts.response_header;
+  o.connection.limits.max_header_bytes = options.max_response_header_bytes;
+  o.connection.limits.max_header_count = options.max_response_header_count;
   o.connection.log = options.log;
   o.max_connections = options.max_connections_per_pod;
   o.max_idle = options.max_idle_per_pod;

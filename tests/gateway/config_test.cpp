@@ -11,7 +11,7 @@ namespace {
 
 const char* kFull = R"(listeners: [{address: 127.0.0.1, port: 8080}]
 admin: {address: 127.0.0.1, port: 9901}
-server: {max_header_bytes: 32768, idle_timeout_ms: 5000}
+server: {max_header_bytes: 32768, max_body_bytes: 1048576, idle_timeout_ms: 5000}
 clusters:
   - {name: tke-a, kubeconfig: /path/kubeconfig, context: ctx-a}
   - {name: tke-b, kubeconfig: kc-b}
@@ -63,6 +63,7 @@ TEST_SUITE("GatewayConfig") {
     REQUIRE(c.admin.has_value());
     CHECK(c.admin->port == 9901);
     CHECK(c.server.max_header_bytes == 32768);
+    CHECK(c.server.max_body_bytes == 1048576);
     CHECK(c.server.idle_timeout_ms == 5000);
     CHECK(c.server.header_timeout_ms == 10'000);
     REQUIRE(c.clusters.size() == 3);
@@ -118,6 +119,7 @@ TEST_SUITE("GatewayConfig") {
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().reason));
     CHECK_FALSE(r->admin.has_value());
     CHECK(r->listeners[0].address == "127.0.0.1");
+    CHECK(r->server.max_body_bytes == 0);  // no limit unless configured
     CHECK(r->routes[0].host == "*");
     CHECK(r->routes[0].path_prefix == "/");
     UpstreamOptions defaults;

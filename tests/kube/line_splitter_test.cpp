@@ -94,9 +94,22 @@ TEST_SUITE("LineSplitter") {
     auto r = s.append("0123456789");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == make_error_code(Errc::decode_error));
-    CHECK(r.error().reason.find("exceeds 16 bytes") != std::string::npos);
+    CHECK(r.error().reason.find("exceeds max_event_bytes (16 bytes)") != std::string::npos);
     // Lines within the limit still pass after clear().
     REQUIRE(s.append("short\n").ok());
     CHECK(drain(s) == std::vector<std::string>{"short"});
+  }
+
+  TEST_CASE("a complete line longer than the limit is an error too, also between short ones") {
+    LineSplitter s(16);
+    auto r = s.append("ok\n0123456789abcdefXYZ\nok\n");  // 19 bytes in one piece
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().reason.find("exceeds max_event_bytes (16 bytes)") != std::string::npos);
+    LineSplitter t(16);
+    REQUIRE(t.append("0123456789").ok());
+    REQUIRE_FALSE(t.append("abcdefXYZ\n").ok());  // completed by the second piece
+    LineSplitter u(16);
+    REQUIRE(u.append("0123456789abcdef\n").ok());  // exactly the limit
+    CHECK(drain(u) == std::vector<std::string>{"0123456789abcdef"});
   }
 }

@@ -1,5 +1,6 @@
-// The test main: doctest's, with SIGPIPE ignored as every host of kupstream must (libuv writes
-// with write(2), and a peer that closed would otherwise kill the process).
+// The test main: doctest's, with SIGPIPE ignored: kupstream no longer needs it (its writes use
+// send(MSG_NOSIGNAL), see net_sigpipe_test), but test servers written with libuv (the gateway's
+// HttpServer) write with write(2), which raises SIGPIPE when a client has gone.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 

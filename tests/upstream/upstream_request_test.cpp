@@ -119,6 +119,35 @@ TEST_SUITE("Upstream") {
     }
   }
 
+  TEST_CASE("HTTPS Pods are verified by default; insecure_skip_verify is explicit and logged once per Upstream") {
+    TempDir dir;
+    TestPki pki(dir.path());
+    TempDir www;
+    PodFarm farm(www.path(), 2, "tlsdef", 31, &pki);
+    UpstreamEnv env;
+    env.publish("tke-a", "tlsdef", farm.port(), pods_of(farm));
+    {
+      UpstreamOptions o;  // no CA: the system trust store, which does not know the test CA
+      env.start(config_of("tlsdef", "api.kupstream.test", Scheme::https), o);
+      auto r = env.get("/");
+      REQUIRE_FALSE(r.status.ok());
+      CHECK(r.status.error().code == Errc::tls_verify_failed);
+      env.upstream.reset();
+    }
+    std::vector<std::string> warnings;
+    UpstreamOptions o;
+    o.tls.insecure_skip_verify = true;
+    o.log = [&warnings](LogLevel level, std::string_view m) {
+      if (level == LogLevel::warning && (m.find("insecure") != std::string_view::npos || m.find("DISABLED") != std::string_view::npos))
+        warnings.emplace_back(m);
+    };
+    env.start(config_of("tlsdef", "wrong.example", Scheme::https), o);  // not even the name is checked
+    auto t = env.traffic(40, 8);  // several connections to each of the two Pods
+    CHECK(t.failed == 0);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0] == "upstream \"tlsdef\": TLS verification of Pods is OFF (insecure_skip_verify)");
+  }
+
   TEST_CASE("on_head sees the Pod's headers in order without hop-by-hop ones, also beyond 32 of them") {
     std::string head = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n";
     for (int i = 0; i < 40; ++i) head += fmt::format("X-H{}: value-{}\r\n", i, i);
@@ -137,6 +166,41 @@ TEST_SUITE("Upstream") {
     REQUIRE(r.headers.size() == 41);
     for (int i = 0; i < 40; ++i) CHECK(r.headers[i] == Header{fmt::format("X-H{}", i), fmt::format("value-{}", i)});
     CHECK(r.headers[40] == Header{"Content-Length", "2"});
+  }
+
+  TEST_CASE("a Pod's response head over max_response_header_bytes or _count fails with http_limit_exceeded naming the limit") {
+    // 100 header fields of ~60 bytes: over 4096 bytes and over 50 fields.
+    ScriptServer big([](int& fd, int) {
+      for (;;) {
+        if (read_request(fd, 3000).empty()) return;
+        std::string head = "HTTP/1.1 200 OK\r\n";
+        for (int i = 0; i < 100; ++i) head += fmt::format("X-Filler-{:03}: {}\r\n", i, std::string(40, 'f'));
+        if (!write_all(fd, head + "Content-Length: 2\r\n\r\nok")) return;
+      }
+    });
+    UpstreamEnv env;
+    env.publish("tke-a", "bighead", big.port(), {{"127.0.0.1", "big"}});
+    UpstreamOptions o;
+    o.retries.max_retries = 0;
+    env.start(config_of("bighead"), o);
+    auto r = env.get("/");  // the defaults (64 KiB, 128 fields) let it through
+    CHECK(r.status.ok());
+    env.upstream.reset();
+    o.max_response_header_bytes = 4096;
+    env.start(config_of("bighead"), o);
+    r = env.get("/");
+    REQUIRE_FALSE(r.status.ok());
+    CHECK(r.status.error().code == Errc::http_limit_exceeded);
+    CHECK(r.status.error().reason.find("max_header_bytes (4096 bytes)") != std::string::npos);
+    CHECK(r.status.error().reason.find("upstream \"bighead\"") == 0);
+    env.upstream.reset();
+    o.max_response_header_bytes = 64 * 1024;
+    o.max_response_header_count = 50;
+    env.start(config_of("bighead"), o);
+    r = env.get("/");
+    REQUIRE_FALSE(r.status.ok());
+    CHECK(r.status.error().code == Errc::http_limit_exceeded);
+    CHECK(r.status.error().reason.find("max_header_count (50)") != std::string::npos);
   }
 
   TEST_CASE("a slow Pod gives timed_out naming the upstream and the Pod, for both timeouts") {

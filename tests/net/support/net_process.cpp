@@ -18,8 +18,8 @@
 
 namespace kupstream::test {
 namespace {
-// libuv writes with write(2): a peer that closed makes the kernel raise SIGPIPE. Hosts ignore
-// it (as libuv documents); the tests and the benchmark do the same.
+// libuv writes with write(2): a peer that closed makes the kernel raise SIGPIPE. kupstream's
+// own writes avoid it (send(MSG_NOSIGNAL)); test servers written with libuv still need this.
 const bool sigpipe_ignored = [] {
   signal(SIGPIPE, SIG_IGN);
   return true;

@@ -45,7 +45,9 @@ class TempDir {
   std::string path_;
 };
 
-// True once SIGPIPE is ignored (done when this library is linked; libuv needs it).
+// True once SIGPIPE is ignored (done when this library is linked). kupstream itself no longer
+// needs it (lib/net writes with send(MSG_NOSIGNAL)); test servers written with libuv, such as
+// the gateway's HttpServer, do. net_sigpipe_test restores the default in its children.
 bool sigpipe_is_ignored();
 
 // Runs `sh -c command`, returns its exit status (0 = success). Output goes to `log` if given.

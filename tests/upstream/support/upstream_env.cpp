@@ -103,8 +103,12 @@ void UpstreamEnv::admin_async(const std::string& cluster, const std::vector<std:
   h.on_head = [status](const net::HttpResponseHead& head) { *status = head.status; };
   h.on_body = [text](std::string_view b) { text->append(b); };
   h.on_complete = [status, text, done](Status s) {
-    if (!s.ok()) *status = -1;
-    else if (text->find("\"ok\":false") != std::string::npos) *status = 422;
+    if (!s.ok()) {
+      *status = -1;
+      *text = s.error().reason;
+    } else if (text->find("\"ok\":false") != std::string::npos) {
+      *status = 422;
+    }
     if (*status != 200) MESSAGE("kubesim admin answer: " << *status << " " << *text);
     if (done) done(*status);
   };
