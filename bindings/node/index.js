@@ -163,9 +163,14 @@ class Upstream extends native.Upstream {
           });
           const res = new UpstreamResponse(a, b, body, c, d);
           resolve(res);
-          return true;
+          return;
         }
-        if (kind === 1) return body.push(a);
+        // Pause here, inside the call: Node runs nextTicks and microtasks (a reader's read())
+        // before control returns to the addon.
+        if (kind === 1) {
+          if (!body.push(a) && !done) this._control(id, 0);
+          return;
+        }
         done = true;
         if (a) {
           if (body) body.destroy(a);
@@ -173,7 +178,6 @@ class Upstream extends native.Upstream {
         } else if (body) {
           body.push(null);
         }
-        return true;
       });
     });
   }

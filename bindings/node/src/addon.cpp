@@ -46,6 +46,8 @@ Napi::Value runtime(const Napi::CallbackInfo& info) {
   o.Set("uvProvider", provider_of(reinterpret_cast<void*>(&uv_run)));
   o.Set("sslVersion", OpenSSL_version(OPENSSL_VERSION));
   o.Set("sslProvider", provider_of(reinterpret_cast<void*>(&SSL_CTX_new)));
+  // The object that provides Node-API: the node executable itself.
+  o.Set("napiProvider", provider_of(reinterpret_cast<void*>(&napi_create_object)));
   o.Set("liveClusters", Napi::Number::New(env, static_cast<double>(state->live_clusters)));
   o.Set("liveUpstreams", Napi::Number::New(env, static_cast<double>(state->live_upstreams)));
   o.Set("liveRequests", Napi::Number::New(env, static_cast<double>(state->live_requests)));

@@ -334,8 +334,8 @@ Napi::Value UpstreamWrap::pick(const Napi::CallbackInfo& info) {
 // _request(method, path, headers[name, value, ...], body, clientAddress, clientHost, clientScheme,
 //          hashKey, streamed, callback) → request id.
 // Buffered: callback(err, status, rawHeaders, body, pod, attempts) once.
-// Streamed: callback(0, status, rawHeaders, pod, attempts); callback(1, chunk) → false pauses;
-//           callback(2, err|null) once at the end.
+// Streamed: callback(0, status, rawHeaders, pod, attempts); callback(1, chunk), inside which the
+//           JS side calls _control(id, 0) to pause; callback(2, err|null) once at the end.
 Napi::Value UpstreamWrap::request(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto throw_error = [&](const kupstream::Error& e) {
@@ -410,11 +410,8 @@ Napi::Value UpstreamWrap::request(const Napi::CallbackInfo& info) {
       p.body.append(chunk);
       return;
     }
-    if (c->wrap && !c->wrap->deliver_chunk(p, chunk)) {
-      // The JS side may have aborted (erased) the request inside the callback.
-      auto again = c->requests.find(id);
-      if (again != c->requests.end()) again->second->request->pause_body();
-    }
+    // Backpressure: the JS side calls _control(id, pause) inside the callback.
+    if (c->wrap) c->wrap->deliver_chunk(p, chunk);
   };
   handlers.on_complete = [weak, id](kupstream::Status status) {
     auto c = weak.lock();
@@ -448,19 +445,12 @@ void UpstreamWrap::deliver_head(PendingRequest& p) {
           *context_);
 }
 
-bool UpstreamWrap::deliver_chunk(PendingRequest& p, std::string_view chunk) {
+void UpstreamWrap::deliver_chunk(PendingRequest& p, std::string_view chunk) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  Napi::Function fn = p.callback.Value();  // the reference may be gone after the call
-  Napi::Value result =
-      fn.MakeCallback(Value(), {Napi::Number::New(env, 1), Napi::Buffer<char>::Copy(env, chunk.data(), chunk.size())},
-                      *context_);
-  if (env.IsExceptionPending()) {
-    Napi::Error e = env.GetAndClearPendingException();
-    napi_fatal_exception(env, e.Value());
-    return true;
-  }
-  return result.IsEmpty() || result.ToBoolean().Value();
+  Napi::Function fn = p.callback.Value();  // `p` may be gone after the call (aborted inside it)
+  call_js(env, Value(), fn, {Napi::Number::New(env, 1), Napi::Buffer<char>::Copy(env, chunk.data(), chunk.size())},
+          *context_);
 }
 
 void UpstreamWrap::complete(std::unique_ptr<PendingRequest> p, const kupstream::Status& status) {

@@ -68,7 +68,7 @@ class UpstreamWrap : public Napi::ObjectWrap<UpstreamWrap> {
   void emit(const char* event, napi_value payload);
   void complete(std::unique_ptr<PendingRequest> pending, const kupstream::Status& status);
   void deliver_head(PendingRequest& pending);
-  bool deliver_chunk(PendingRequest& pending, std::string_view chunk);
+  void deliver_chunk(PendingRequest& pending, std::string_view chunk);
   const Napi::AsyncContext& context() const { return *context_; }
 
  private:

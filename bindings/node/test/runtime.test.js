@@ -26,16 +26,18 @@ test('the loop is the one Node runs (napi_get_uv_event_loop), on the main thread
 
 // The object that gives node its `symbol`: node itself when it exports it (NodeSource's build), else
 // the shared library node links (Debian's node links libuv1 and libssl3).
-function nodeProvider(symbol, lib) {
-  if (new RegExp(` T ${symbol}\\b`).test(execFileSync('nm', ['-D', '--defined-only', node], { encoding: 'utf8' }))) return node;
+function nodeProvider(rt, symbol, lib) {
+  if (new RegExp(` T ${symbol}\\b`).test(execFileSync('nm', ['-D', '--defined-only', node], { encoding: 'utf8', maxBuffer: 256 << 20 }))) {
+    return rt.napiProvider; // dladdr's name for the main program
+  }
   const line = execFileSync('ldd', [node], { encoding: 'utf8' }).split('\n').find((l) => l.includes(lib));
   return fs.realpathSync(line.split('=>')[1].trim().split(' ')[0]);
 }
 
 test('uv_* and SSL_* resolve from what node itself uses, same versions as process.versions', () => {
   const rt = _native._runtime();
-  assert.equal(fs.realpathSync(rt.uvProvider), nodeProvider('uv_run', 'libuv'));
-  assert.equal(fs.realpathSync(rt.sslProvider), nodeProvider('SSL_CTX_new', 'libssl'));
+  assert.equal(rt.uvProvider, nodeProvider(rt, 'uv_run', 'libuv'));
+  assert.equal(rt.sslProvider, nodeProvider(rt, 'SSL_CTX_new', 'libssl'));
   assert.equal(rt.uvVersion, process.versions.uv);
   assert.ok(rt.sslVersion.includes(process.versions.openssl.split('+')[0]), `${rt.sslVersion} vs ${process.versions.openssl}`);
 });
