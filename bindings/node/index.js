@@ -127,7 +127,10 @@ class Upstream extends native.Upstream {
   constructor(config, options = {}) {
     const [text, lineNumbers] = configText(config);
     const [names, clusters] = clusterList(options && options.clusters);
-    super(text, lineNumbers, names, clusters);
+    // Problems are reported as `upstream "NAME": path: problem` (or `upstream config:LINE: ...` for text).
+    const source = !lineNumbers && typeof config.name === 'string' && config.name ? `upstream "${config.name}"`
+      : 'upstream config';
+    super(text, lineNumbers, names, clusters, source);
     EventEmitter.call(this);
   }
 

@@ -123,8 +123,8 @@ Napi::Function UpstreamWrap::define(Napi::Env env) {
                       InstanceAccessor<&UpstreamWrap::get_hash_header>("hashHeader")});
 }
 
-// new Upstream(text, lineNumbers, clusterNames[], clusters[]) — index.js normalizes the user's
-// arguments into this.
+// new Upstream(text, lineNumbers, clusterNames[], clusters[], source?) — index.js normalizes the
+// user's arguments into this; `source` prefixes the document's problems (`upstream "web"`).
 UpstreamWrap::UpstreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UpstreamWrap>(info) {
   Napi::Env env = info.Env();
   env_ = env_state(env);
@@ -137,7 +137,7 @@ UpstreamWrap::UpstreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Up
     return;
   }
   kupstream::UpstreamDocumentOptions doc_options;
-  doc_options.source = "upstream config";
+  doc_options.source = info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "upstream config";
   doc_options.line_numbers = info[1].ToBoolean().Value();
   auto doc = kupstream::parse_upstream_document(info[0].As<Napi::String>().Utf8Value(), doc_options);
   if (!doc) {

@@ -51,9 +51,9 @@ test('bad upstream configs name the field; unknown clusters name the upstream an
   try {
     const base = { name: 'web', services: [{ cluster: 'tke-a', namespace: 'default', service: 'web', port: 80 }] };
     assert.throws(() => new Upstream({ ...base, services: [{ ...base.services[0], namespace: 'Default' }] },
-      { clusters: [cluster] }), isKupError('KUP_INVALID_CONFIG', 'services[0].namespace', 'Default'));
+      { clusters: [cluster] }), isKupError('KUP_INVALID_CONFIG', 'upstream "web": services[0].namespace', 'Default'));
     assert.throws(() => new Upstream({ ...base, retrys: 3 }, { clusters: [cluster] }),
-      isKupError('KUP_INVALID_CONFIG', 'retrys'));
+      isKupError('KUP_INVALID_CONFIG', 'upstream "web": retrys'));
     assert.throws(() => new Upstream({ ...base, services: [{ ...base.services[0], cluster: 'tke-b' }] },
       { clusters: [cluster] }), isKupError('KUP_INVALID_CONFIG', 'web', 'tke-b'));
     assert.throws(() => new Upstream('name: web\nservices:\n  - {cluster: tke-a, namespace: default, service: web, port: 0}\n',
