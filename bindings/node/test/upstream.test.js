@@ -118,6 +118,32 @@ test('request() GET and POST go through kupstream to a Pod; stream() streams the
   }
 });
 
+test('HTTPS Pods: the handshake and certificate check run on node\'s own OpenSSL', async () => {
+  // kubesim's server certificate (SAN DNS:localhost) serves as the Pod's; its CA is trusted.
+  const tls = { cert: sim.info.cert_file, key: sim.info.key_file };
+  await sim.addService('secure', 'default', 8000, 8443);
+  await pods.add('secure-1', env.address(30), 8443, 'v1', 'tke-a', tls);
+  await sim.setPod('secure', 'secure-1', env.address(30));
+  const base = { services: [{ cluster: 'tke-a', namespace: 'default', service: 'secure', port: 'http' }],
+    backend: 'HTTPS' };
+  const good = new Upstream({ name: 'secure', ...base, tls: { ca_file: sim.info.ca_file, server_name: 'localhost' } },
+    { clusters: [cluster] });
+  const bad = new Upstream({ name: 'untrusted', ...base, retries: { max: 0 } }, { clusters: [cluster] });
+  const badSynced = waitEvent(bad, 'change', (s) => s.endpoints.length === 1);
+  try {
+    await waitEvent(good, 'change', (s) => s.endpoints.length === 1);
+    const res = await good.request({ path: '/tls' });
+    assert.equal(res.status, 200);
+    assert.equal(res.json().pod, 'secure-1');
+    await badSynced;
+    await assert.rejects(bad.request({ path: '/' }), (e) => e.code === 'KUP_TLS_VERIFY_FAILED' &&
+      e.message.includes('untrusted'));
+  } finally {
+    good.close();
+    bad.close();
+  }
+});
+
 test('request() errors carry a code and name the upstream', async () => {
   const up = new Upstream({ name: 'empty', services: [{ cluster: 'tke-a', namespace: 'default',
     service: 'missing', port: 80 }] }, { clusters: [cluster] });

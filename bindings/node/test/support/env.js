@@ -117,8 +117,8 @@ class Pods {
     return call(http, { method, host: '127.0.0.1', port: this.info.control_port, path: p,
       headers: { 'Content-Type': 'application/json' } }, body);
   }
-  add(name, address, port, version = 'v1', cluster = '') {
-    return this.control('POST', '/pods', { name, address, port, version, cluster });
+  add(name, address, port, version = 'v1', cluster = '', tls = null) {
+    return this.control('POST', '/pods', { name, address, port, version, cluster, ...(tls || {}) });
   }
   remove(name) {
     return this.control('DELETE', `/pods/${name}`);
