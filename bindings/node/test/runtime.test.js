@@ -54,3 +54,25 @@ test('the addon defines no uv_*, SSL_*, EVP_* or llhttp_* symbol and links no li
   const ldd = execFileSync('ldd', [addon], { encoding: 'utf8' });
   assert.doesNotMatch(ldd, /libuv|libssl|libcrypto|android/);
 });
+
+test('a worker that exits with a Cluster, an Upstream and a request still open tears down cleanly', async () => {
+  const os = require('node:os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kup-node-worker-'));
+  try {
+    const kc = path.join(dir, 'kubeconfig.yaml');
+    fs.writeFileSync(kc, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1", ' +
+      'insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\n' +
+      'contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    const worker = new Worker(`
+      const { Cluster, Upstream } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const c = new Cluster({ name: 'c', kubeconfig: ${JSON.stringify(kc)} });
+      const u = new Upstream({ name: 'web', services: [{ cluster: 'c', namespace: 'default', service: 'web', port: 80 }] },
+                             { clusters: [c] });
+      u.request({ path: '/' }).catch(() => {});
+      setTimeout(() => process.exit(7), 300);`, { eval: true });
+    const code = await new Promise((resolve, reject) => worker.once('exit', resolve).once('error', reject));
+    assert.equal(code, 7);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
