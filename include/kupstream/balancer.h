@@ -38,8 +38,8 @@ struct WeightedEndpoint {
   std::uint32_t weight = 1;  ///< 0 = no new traffic; the Picker never returns it
   /// Load counter for least_request. When null, the Picker creates one of its own.
   std::shared_ptr<EndpointLoad> load;
-  // The caller's tag, carried along untouched. Upstream: the index in UpstreamConfig::services
-  // of the ServiceRef the endpoint came from (so a pick can name its service from any thread).
+  /// The caller's tag, carried along untouched. Upstream: the index in UpstreamConfig::services
+  /// of the ServiceRef the endpoint came from (so a pick can name its service from any thread).
   std::uint32_t group = 0;
 };
 

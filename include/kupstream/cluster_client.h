@@ -47,6 +47,7 @@ struct ClusterClientOptions {
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30'000};  ///< the doubling stops here
   bool watch_list = false;  ///< try sendInitialEvents streaming first (falls back to LIST)
+
   /// watch-list: how long a stream may wait for its k8s.io/initial-events-end bookmark (from its
   /// 200 on) before that resource is LISTed and watched instead. A v1.28 server holds the
   /// bookmark back until the next write to the resource type, so on a quiet type it never comes.
@@ -54,16 +55,15 @@ struct ClusterClientOptions {
   /// watch-list: after a resource (endpointslices, services, nodes) was slow or refused (422) in
   /// this cluster, its syncs use LIST for this long; the next sync after it tries watch-list again.
   std::chrono::milliseconds watch_list_retry{std::chrono::minutes{30}};
-  /// @name Limits on what the API server sends
-  /// A hostile or broken server must not grow memory without bound. Over a limit, that request
-  /// fails with http_limit_exceeded (head, LIST) or decode_error (event), the reason naming the
-  /// limit; the watch goes stale and retries with backoff, keeping the last good snapshot.
-  /// @{
-  /// One LIST, all its pages together; an error body; a watch-list's initial events together.
+  // Limits on what the API server sends: a hostile or broken server must not grow memory
+  // without bound. Over a limit, that request fails with http_limit_exceeded (head, LIST) or
+  // decode_error (event), the reason naming the limit; the watch goes stale and retries with
+  // backoff, keeping the last good snapshot.
+
+  /// Limit: one LIST, all its pages together; an error body; a watch-list's initial events together.
   std::size_t max_response_bytes = 512u << 20;
-  std::size_t max_event_bytes = 64u << 20;   ///< one watch event (one line of the stream)
-  std::size_t max_header_bytes = 64u << 10;  ///< a response head (status line + headers)
-  /// @}
+  std::size_t max_event_bytes = 64u << 20;   ///< limit: one watch event (one line of the stream)
+  std::size_t max_header_bytes = 64u << 10;  ///< limit: a response head (status line + headers)
 };
 
 /// The connection to one cluster's API server, shared by every EndpointWatcher it hands out.
