@@ -1,0 +1,51 @@
+// libFuzzer target: the kubeconfig loader (load_kubeconfig: YAML, merging, contexts, users with
+// tokens, client certificates and exec plugins, base64 *-data fields, server URLs).
+//
+// Input: the kubeconfig file, written to a private temporary file and loaded with its
+// current-context. Seeds: tests/fuzz/seeds/kubeconfig.
+// Checked: a failure is invalid_config or io_error with a non-empty reason; nothing escapes as
+// an exception; nothing leaks.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "kupstream/cluster.h"
+
+namespace {
+
+const std::string& scratch_path() {
+  static const std::string path = [] {
+    char dir[] = "/tmp/kup-kubeconfig-fuzz-XXXXXX";
+    if (mkdtemp(dir) == nullptr) std::abort();
+    std::string p = std::string(dir) + "/config";
+    std::atexit([] {
+      std::remove(scratch_path().c_str());
+      rmdir(scratch_path().substr(0, scratch_path().rfind('/')).c_str());
+    });
+    return p;
+  }();
+  return path;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace kupstream;
+  {
+    std::ofstream out(scratch_path(), std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  }
+  auto r = load_kubeconfig({.paths = {scratch_path()}, .kubeconfig_env = std::nullopt, .context = {}, .log = {}});
+  if (!r) {
+    const auto& e = r.error();
+    if ((e.code != make_error_code(Errc::invalid_config) && e.code != make_error_code(Errc::io_error)) || e.reason.empty()) {
+      std::fprintf(stderr, "kubeconfig_fuzz: unexpected error %s: %s\n", e.code.message().c_str(), e.reason.c_str());
+      std::abort();
+    }
+  }
+  return 0;
+}
