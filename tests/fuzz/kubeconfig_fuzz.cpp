@@ -17,18 +17,24 @@
 
 namespace {
 
+// A private directory for the input file, removed at exit.
+struct Scratch {
+  std::string dir, path;
+  Scratch() {
+    char d[] = "/tmp/kup-kubeconfig-fuzz-XXXXXX";
+    if (mkdtemp(d) == nullptr) std::abort();
+    dir = d;
+    path = dir + "/config";
+  }
+  ~Scratch() {
+    std::remove(path.c_str());
+    rmdir(dir.c_str());
+  }
+};
+
 const std::string& scratch_path() {
-  static const std::string path = [] {
-    char dir[] = "/tmp/kup-kubeconfig-fuzz-XXXXXX";
-    if (mkdtemp(dir) == nullptr) std::abort();
-    std::string p = std::string(dir) + "/config";
-    std::atexit([] {
-      std::remove(scratch_path().c_str());
-      rmdir(scratch_path().substr(0, scratch_path().rfind('/')).c_str());
-    });
-    return p;
-  }();
-  return path;
+  static const Scratch scratch;
+  return scratch.path;
 }
 
 }  // namespace
