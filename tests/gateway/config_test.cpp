@@ -244,5 +244,11 @@ TEST_SUITE("GatewayConfig") {
     CHECK(reason.find("server.max\\x0abytes\\x01: unknown key") != std::string::npos);
     for (std::size_t at = 0; (at = reason.find('\n', at)) != std::string::npos; ++at)
       CHECK(reason.compare(at + 1, 13, "gateway.yaml:") == 0);
+    // The same for a value quoted by the library's own validation (a cluster name with newlines).
+    const std::string named = errors_of("listeners: [{port: 8080}]\nclusters: [{name: \"a\\n\\nb\", kubeconfig: /k}]\n"
+                                        "upstreams: []\nroutes: []\n");
+    CHECK(named.find("a\\x0a\\x0ab") != std::string::npos);
+    for (std::size_t at = 0; (at = named.find('\n', at)) != std::string::npos; ++at)
+      CHECK(named.compare(at + 1, 13, "gateway.yaml:") == 0);
   }
 }
