@@ -34,6 +34,19 @@ std::string quote(std::string_view s) {
   return out + "\"";
 }
 
+// Control bytes shown as \xNN. A path built from YAML keys, or a problem quoting a value (also
+// the library's validation reasons), may hold any byte (a quoted "a\nb"); a reason must stay one
+// line per problem.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", static_cast<unsigned>(u));
+    else out += c;
+  }
+  return out;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -47,7 +60,7 @@ class Parser {
   Parser(std::string_view filename, std::string_view base_dir) : filename_(filename), base_dir_(base_dir) {}
 
   void error_at(int line, const std::string& path, const std::string& problem) {
-    errors_.push_back(fmt::format("{}:{}: {}: {}", filename_, line, path, problem));
+    errors_.push_back(fmt::format("{}:{}: {}: {}", filename_, line, printable(path), printable(problem)));
   }
   void error(const YAML::Node& node, const std::string& path, const std::string& problem) {
     error_at(line_of(node), path, problem);

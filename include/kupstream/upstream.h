@@ -296,6 +296,7 @@ class KUPSTREAM_API Upstream {
   struct Impl;
 
  private:
+  friend struct UpstreamTestPeer;  // tests: an Upstream over an Impl fed by hand (no cluster)
   explicit Upstream(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;
 };

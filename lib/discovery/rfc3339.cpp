@@ -57,6 +57,9 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     return std::nullopt;
   }
   if (!s.empty()) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits (about 1678 to 2262): a date outside that range
+  // is no usable time point (converting it would overflow).
+  if (y < 1679 || y > 2261) return std::nullopt;
   return system_clock::time_point{sys_days{date}.time_since_epoch() + hours{h} + minutes{mi} + seconds{sec} - offset +
                                   duration_cast<system_clock::duration>(fraction)};
 }

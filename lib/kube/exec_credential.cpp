@@ -101,6 +101,12 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   }
   if (pos != s.size()) return std::nullopt;
   long long secs = days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec - offset;
+  // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. A time beyond that range
+  // (a plugin's "expires in 9999") is the range's end rather than an overflow.
+  using Clock = std::chrono::system_clock;
+  constexpr long long kLimit = std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::max()).count() - 1;
+  if (secs >= kLimit) return Clock::time_point::max();
+  if (secs <= -kLimit) return Clock::time_point::min();
   auto tp = std::chrono::system_clock::time_point{} +
             std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(secs) +
                                                                             std::chrono::nanoseconds(nanos));

@@ -290,7 +290,7 @@ void Upstream::Impl::run_health_checks() {
   for (auto& [key, pod] : pods) {
     if (!pod->listed) continue;
     // One probe per Pod at a time: a Pod whose probe is still running is not probed again.
-    if (std::any_of(health_probes.begin(), health_probes.end(), [&](const Probe& p) { return p.pod_key == key; })) continue;
+    if (std::any_of(health_probes.begin(), health_probes.end(), [&k = key](const Probe& p) { return p.pod_key == k; })) continue;
     net::ConnectionPool* pool = pool_for(*pod);
     if (!pool) continue;
     net::HttpRequest req;

@@ -21,4 +21,14 @@ TEST_SUITE("parse_rfc3339") {
       CHECK_FALSE(parse_rfc3339(bad).has_value());
     }
   }
+
+  // Found by fuzzing (the exec credential's twin of this parser): converting a date outside
+  // system_clock's 64-bit nanosecond range overflowed a signed integer (UBSan).
+  TEST_CASE("a date outside system_clock's range is rejected instead of overflowing") {
+    for (const char* far : {"0001-01-01T00:00:00Z", "1000-06-01T00:00:00Z", "9999-12-31T23:59:59Z", "2263-01-01T00:00:00Z"}) {
+      CAPTURE(far);
+      CHECK_FALSE(parse_rfc3339(far).has_value());
+    }
+    CHECK(parse_rfc3339("2261-12-31T23:59:59Z").has_value());
+  }
 }

@@ -238,4 +238,19 @@ TEST_SUITE("GatewayConfig") {
     CHECK(r.error().code == make_error_code(Errc::io_error));
     CHECK(r.error().reason.find("/nonexistent/gateway.yaml") != std::string::npos);
   }
+
+  // Found by gateway_config_fuzz (tests/fuzz/regressions/gateway_config): a key holding a newline
+  // put a raw line break into the error's path, splitting one problem over two lines.
+  TEST_CASE("control bytes in a key are escaped in the error's path, one line per problem") {
+    const std::string reason = errors_of(std::string(kHead) + "upstreams: []\nroutes: []\nserver: {\"max\\nbytes\\x01\": 1}\n");
+    CHECK(reason.find("server.max\\x0abytes\\x01: unknown key") != std::string::npos);
+    for (std::size_t at = 0; (at = reason.find('\n', at)) != std::string::npos; ++at)
+      CHECK(reason.compare(at + 1, 13, "gateway.yaml:") == 0);
+    // The same for a value quoted by the library's own validation (a cluster name with newlines).
+    const std::string named = errors_of("listeners: [{port: 8080}]\nclusters: [{name: \"a\\n\\nb\", kubeconfig: /k}]\n"
+                                        "upstreams: []\nroutes: []\n");
+    CHECK(named.find("a\\x0a\\x0ab") != std::string::npos);
+    for (std::size_t at = 0; (at = named.find('\n', at)) != std::string::npos; ++at)
+      CHECK(named.compare(at + 1, 13, "gateway.yaml:") == 0);
+  }
 }

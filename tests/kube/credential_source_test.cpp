@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fixture.h"
+#include "kube/exec_credential.h"
 #include "temp_dir.h"
 
 using namespace kupstream;
@@ -416,5 +417,29 @@ TEST_SUITE("CredentialSource") {
     for (const char* bad : {"", "2026-11-27", "2026-11-27T05:38:15", "2026-13-01T00:00:00Z", "2026-11-27T05:38:15.Z",
                             "2026-11-27T05:38:15Zjunk"})
       CHECK_FALSE(parse_rfc3339(bad).has_value());
+  }
+}
+
+TEST_SUITE("parse_exec_credential") {
+  // Found by exec_credential_fuzz (tests/fuzz/regressions/exec_credential): an expiry outside
+  // system_clock's 64-bit nanosecond range (about 1678 to 2262) overflowed a signed integer.
+  TEST_CASE("an expirationTimestamp beyond the clock's range is the range's end, not an overflow") {
+    using Clock = std::chrono::system_clock;
+    auto with_expiry = [](const std::string& t) {
+      return kupstream::kube::parse_exec_credential(
+          R"({"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"t","expirationTimestamp":")" +
+              t + R"("}})",
+          "client.authentication.k8s.io/v1");
+    };
+    auto late = with_expiry("9999-12-31T23:59:59Z");
+    REQUIRE(late.ok());
+    CHECK(late->expiry == Clock::time_point::max());
+    auto early = with_expiry("1000-01-01T00:00:00Z");
+    REQUIRE(early.ok());
+    CHECK(early->expiry == Clock::time_point::min());
+    auto normal = with_expiry("2099-01-01T00:00:00Z");
+    REQUIRE(normal.ok());
+    CHECK(normal->expiry > Clock::now());
+    CHECK(normal->expiry < Clock::time_point::max());
   }
 }
