@@ -137,11 +137,14 @@ std::string Upstream::Impl::prometheus_text() const {
                       return std::tie(a->failures, a->requests, b->pod) > std::tie(b->failures, b->requests, a->pod);
                     });
   shown.resize(limit);
+  // pod_name rides on the requests series only (join on pod for the others), as before the cap.
   auto per_pod = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
     metric(name, type, help);
+    const bool named = name == "kupstream_pod_requests_total";
     for (const PodStats* p : shown)
-      out += fmt::format("{}{{upstream=\"{}\",service=\"{}\",pod=\"{}\",pod_name=\"{}\"}} {}\n", name, up,
-                         prometheus_label_value(p->service), p->pod, prometheus_label_value(p->pod_name), value(*p));
+      out += fmt::format("{}{{upstream=\"{}\",service=\"{}\",pod=\"{}\"{}}} {}\n", name, up,
+                         prometheus_label_value(p->service), p->pod,
+                         named ? fmt::format(",pod_name=\"{}\"", prometheus_label_value(p->pod_name)) : "", value(*p));
   };
   per_pod("kupstream_pod_requests_total", "counter", "Requests sent to each Pod.", [](const PodStats& p) { return p.requests; });
   per_pod("kupstream_pod_failures_total", "counter", "Failed requests per Pod.", [](const PodStats& p) { return p.failures; });
