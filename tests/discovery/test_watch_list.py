@@ -120,6 +120,12 @@ class HeldBookmarkTest(WatchListCase):
         mark = w.mark()
         # The request log is in order of ending: select by start time.
         t_wall = time.time()
+        # The plain watch that follows the fallback LIST must be open before it is stalled (the
+        # first update can come before the client has opened it; a stall would then miss it).
+        deadline = time.monotonic() + 10
+        while not [x for x in self.sim.watches("endpointslices") if x["initialEventsEnd"] is None]:
+            self.assertLess(time.monotonic(), deadline, "no plain endpointslices watch after the fallback")
+            time.sleep(0.02)
         # Changes the watch does not see, compaction, then the watch ends: 410 on resume.
         self.sim.watch_control("stall", resource="endpointslices")
         self.apply(eps("web", "web-a", pods("web", 1, 4)))
