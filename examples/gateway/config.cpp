@@ -228,7 +228,10 @@ void parse_cluster(Parser& p, const YAML::Node& n, const std::string& path, Gate
 // gateway adds what only it knows: the declared clusters and the other upstreams' names.
 void parse_upstream(Parser& p, std::string_view text, const YAML::Node& n, const std::string& path,
                     GatewayConfig& cfg) {
-  if (YAML::Node name = n["name"]; name.IsScalar()) p.declared_upstreams.insert(name.Scalar());
+  // (yaml-cpp throws when a missing key or a non-mapping is asked more than IsDefined(); the
+  // library reports those shapes.)
+  if (n.IsMap())
+    if (YAML::Node name = n["name"]; name.IsDefined() && name.IsScalar()) p.declared_upstreams.insert(name.Scalar());
   UpstreamDocumentOptions opts;
   opts.source = p.filename();
   opts.root = path;
