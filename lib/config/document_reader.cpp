@@ -58,7 +58,15 @@ YAML::Node DocumentReader::descend(const YAML::Node& root, const std::string& pa
 void DocumentReader::error_at(int line, const std::string& path, const std::string& problem) {
   std::string where;
   if (!source_.empty()) where = line_numbers_ ? fmt::format("{}:{}: ", source_, line) : source_ + ": ";
-  errors_.push_back(path.empty() ? where + problem : fmt::format("{}{}: {}", where, path, problem));
+  std::string text = path.empty() ? where + problem : fmt::format("{}{}: {}", where, path, problem);
+  // One problem is one line: control bytes from keys or values (in paths, or in a validator's
+  // reason that quotes them raw) are shown as \xNN.
+  std::string out;
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\x{:02x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+    else out += c;
+  }
+  errors_.push_back(std::move(out));
 }
 
 int DocumentReader::line_for(std::string path) const {
