@@ -3,7 +3,7 @@ vcpkg_from_github(
     OUT_SOURCE_PATH SOURCE_PATH
     REPO kupstream/kupstream
     REF "v${VERSION}"
-    SHA512 0
+    SHA512 1f7833595285a5175a22d330dc5fa34dd34caaa2489aaad5c0574076d8815eeb8f43b5e0fd057db1be2a52cebe1212afb56e4d2716e95b534cfaac03e2b5d6ac
     HEAD_REF main
 )
 
