@@ -2,7 +2,7 @@
 """Regenerates the seed corpora in tests/fuzz/seeds from real wire samples and fixtures.
 
 Sources (data only; no address in them is ever connected to):
-  - ../shared/captures (a real kube-apiserver's responses, copied here as tests/fuzz/captures);
+  - ../shared/captures (a real kube-apiserver's responses, copied here as tests/fuzz/fixtures);
   - tests/kube/fixtures (watch streams and objects);
   - the kubeconfig, ExecCredential and gateway YAML examples of the unit tests.
 Each fuzz target's first input byte holds its flags (see the target's header comment); the
@@ -14,7 +14,7 @@ import shutil
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CAPTURES = HERE / "captures"
+CAPTURES = HERE / "fixtures"
 FIXTURES = ROOT / "tests" / "kube" / "fixtures"
 SEEDS = HERE / "seeds"
 
