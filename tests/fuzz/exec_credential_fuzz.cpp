@@ -2,7 +2,7 @@
 // ExecCredential JSON, its token / client certificate and key, expirationTimestamp in RFC 3339).
 //
 // Input: byte 0 picks the expected apiVersion (even: client.authentication.k8s.io/v1, odd:
-// v1beta1), the rest is the plugin's stdout. Seeds: tests/fuzz/seeds/exec_credential.
+// v1beta1), the rest is the plugin's stdout. Seeds: tests/fuzz/fixtures/seeds/exec_credential.
 // Checked: a failure is credential_error with a non-empty reason; a success carries a token or a
 // certificate with its key; nothing leaks.
 #include <cstdint>

@@ -1,7 +1,7 @@
 // libFuzzer target: kup-gateway's YAML configuration (examples/gateway/config.h parse_config:
 // listeners, server limits, clusters, upstreams with every option, routes).
 //
-// Input: the YAML text. Seeds: tests/fuzz/seeds/gateway_config (the example configs of
+// Input: the YAML text. Seeds: tests/fuzz/fixtures/seeds/gateway_config (the example configs of
 // tests/gateway and the demo's template).
 // Checked: a failure is invalid_config whose every line starts with "fuzz.yaml:" (each problem
 // names its line); a success has at least one listener, and every route names a known upstream;

@@ -6,7 +6,7 @@
 // to the end and answered with 200.
 //
 // Input: byte 0 (mod 4, plus 1) is the number of writes; the rest is what the client sends.
-// Seeds: tests/fuzz/seeds/gateway_request.
+// Seeds: tests/fuzz/fixtures/seeds/gateway_request.
 // Checked: the server closes every connection once the client has half-closed (no hang); the
 // head sent on to a Pod is one well-formed head with one Host and no client framing headers,
 // the same from both paths; every request routed to an upstream is answered at most once; no

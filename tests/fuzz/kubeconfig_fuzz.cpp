@@ -2,7 +2,7 @@
 // tokens, client certificates and exec plugins, base64 *-data fields, server URLs).
 //
 // Input: the kubeconfig file, written to a private temporary file and loaded with its
-// current-context. Seeds: tests/fuzz/seeds/kubeconfig.
+// current-context. Seeds: tests/fuzz/fixtures/seeds/kubeconfig.
 // Checked: a failure is invalid_config, unsupported or io_error (as cluster.h documents) with a
 // reason that names the file; nothing escapes as an exception; nothing leaks.
 #include <unistd.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates the seed corpora in tests/fuzz/seeds from real wire samples and fixtures.
+"""Regenerates the seed corpora in tests/fuzz/fixtures/seeds from real wire samples and fixtures.
 
 Sources (data only; no address in them is ever connected to):
   - ../shared/captures (a real kube-apiserver's responses, copied here as tests/fuzz/fixtures);
@@ -7,7 +7,7 @@ Sources (data only; no address in them is ever connected to):
   - the kubeconfig, ExecCredential and gateway YAML examples of the unit tests.
 Each fuzz target's first input byte holds its flags (see the target's header comment); the
 seeds use printable flag bytes ('0'..'9', 'A'..) so that the files stay readable.
-Usage: tests/fuzz/make_seeds.py   (rewrites tests/fuzz/seeds/*)
+Usage: tests/fuzz/make_seeds.py   (rewrites tests/fuzz/fixtures/seeds/*)
 """
 import pathlib
 import shutil
@@ -16,7 +16,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CAPTURES = HERE / "fixtures"
 FIXTURES = ROOT / "tests" / "kube" / "fixtures"
-SEEDS = HERE / "seeds"
+SEEDS = HERE / "fixtures" / "seeds"
 
 
 def chunked(body: bytes, pieces=None) -> bytes:

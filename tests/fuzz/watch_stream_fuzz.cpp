@@ -5,7 +5,7 @@
 // handling of events, bookmarks, 410 ERROR events and early ends.
 //
 // Input: byte 0 selects the mode ('1' or any odd byte: watch-list, i.e. the WATCH comes first
-// with sendInitialEvents), the rest is the WATCH response. Seeds: tests/fuzz/seeds/watch_stream
+// with sendInitialEvents), the rest is the WATCH response. Seeds: tests/fuzz/fixtures/seeds/watch_stream
 // (the raw HTTP/1.1 watch captures of a real kube-apiserver, and the watch fixtures of
 // tests/kube/fixtures framed as chunked responses).
 //

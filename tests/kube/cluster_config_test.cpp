@@ -1,3 +1,4 @@
+// The private-range IP literals here are values to parse and compare: addresses are data only (nothing connects to them).
 #include "kupstream/cluster.h"
 
 #include <doctest/doctest.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# The private-range IP literals here are values to store and compare: addresses are data only (nothing connects to them).
 """kubesim: a small Kubernetes API server simulator for tests (standard library only).
 
 It serves namespaces, services, endpointslices and nodes over HTTPS with bearer tokens,

@@ -1,3 +1,4 @@
+# The private-range IP literals here are values to store and compare: addresses are data only (nothing connects to them).
 """kubesim's HTTP API read with a raw client and compared with the real wire samples."""
 
 import json

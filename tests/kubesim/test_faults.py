@@ -1,3 +1,4 @@
+# The private-range IP literals here are values to store and compare: addresses are data only (nothing connects to them).
 """kubesim's fault controls (admin API), checked with a raw HTTP client."""
 
 import json

@@ -1,3 +1,4 @@
+# The private-range IP literals here are values to validate and compare: addresses are data only (nothing connects to them).
 """kubesim driven and read by the real kubectl, compared with real kubectl output in the captures."""
 
 import json
