@@ -73,6 +73,9 @@ UpstreamEnv::UpstreamEnv(std::vector<std::string> clusters) {
     po.connection.port = static_cast<std::uint16_t>(sim.info().port);
     po.connection.tls = *ctx;
     po.max_connections = 4;
+    // A liveness bound, not a timing check: a starved Python kubesim on a loaded 2-core machine
+    // took over 10 s to finish a TLS handshake.
+    po.connection.connect_timeout = std::chrono::milliseconds{30'000};
     auto pool = net::ConnectionPool::create(loop.loop, std::move(po));
     REQUIRE(pool.ok());
     admin_pools_[name] = std::move(*pool);
@@ -133,7 +136,7 @@ void UpstreamEnv::publish(const std::string& cluster, const std::string& service
 void UpstreamEnv::admin(const std::string& cluster, const std::vector<std::string>& ops) {
   int status = 0;
   admin_async(cluster, ops, [&status](int s) { status = s; });
-  REQUIRE(loop.run_until([&] { return status != 0; }, 10000));
+  REQUIRE(loop.run_until([&] { return status != 0; }, 30000));
   REQUIRE(status == 200);
 }
 
