@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -23,6 +24,14 @@ Status validate_zone_aware_routing(const ZoneAwareRouting& l, std::string_view p
     return Status{Errc::invalid_config, fmt::format("{}.{}: {}", path, field, why)};
   };
   if (l.enabled && l.zone.empty()) return fail("zone", "is required when zone-aware routing is enabled");
+  auto label_value = [](std::string_view v) {
+    auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+    if (v.empty()) return true;
+    if (v.size() > 63 || !alnum(v.front()) || !alnum(v.back())) return false;
+    return std::all_of(v.begin(), v.end(), [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+  };
+  if (!label_value(l.zone))
+    return fail("zone", fmt::format("\"{}\" is not a Kubernetes label value (topology.kubernetes.io/zone)", l.zone));
   if (l.min_local_percent > 100) return fail("min_local_percent", fmt::format("{} is over 100", l.min_local_percent));
   std::set<std::string, std::less<>> seen;
   double local = 0;
@@ -142,7 +151,7 @@ ZonePlan plan_zones(const ZoneAwareRouting& o, std::span<const ZoneCandidate> ca
     plan.mode = LocalityMode::local;
     plan.reason = fmt::format("zone \"{}\" has {:.1f}% of the healthy capacity for {:.1f}% of the traffic", o.zone,
                               100 * local.capacity, 100 * local.start);
-  } else if (keep * 100 < o.min_local_percent) {
+  } else if (keep * 100 + 1e-9 < o.min_local_percent) {
     plan.reason = fmt::format("zone \"{}\" could keep {:.1f}% of its traffic < min_local_percent {}", o.zone, 100 * keep,
                               o.min_local_percent);
   } else {
