@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <map>
 #include <vector>
 
@@ -111,12 +112,23 @@ void read_health_check(DocumentReader& r, const YAML::Node& t, const std::string
 }
 
 void read_locality(DocumentReader& r, const YAML::Node& t, const std::string& tp, ZoneAwareRouting& o) {
-  if (!r.check_map(t, tp, {"enabled", "zone", "hints", "zone_traffic", "min_endpoints", "min_local_endpoints",
-                           "min_local_percent"}))
+  if (!r.check_map(t, tp, {"enabled", "zone", "zone_from_env", "hints", "zone_traffic", "min_endpoints",
+                           "min_local_endpoints", "min_local_percent"}))
     return;
   o.enabled = true;  // as health_check: the block turns it on unless it says enabled: false
   if (auto v = r.boolean(t, tp, "enabled")) o.enabled = *v;
   if (auto v = r.string(t, tp, "zone")) o.zone = *v;
+  // One file for replicas in every zone: each reads its own zone from its environment (e.g. the
+  // Downward API), at parse time.
+  if (auto v = r.string(t, tp, "zone_from_env")) {
+    const char* value = std::getenv(v->c_str());
+    if (t["zone"].IsDefined())
+      r.error(t["zone_from_env"], tp + ".zone_from_env", "contradicts zone: give one of them");
+    else if (value == nullptr || *value == '\0')
+      r.error(t["zone_from_env"], tp + ".zone_from_env", fmt::format("environment variable {} is not set", detail::quote(*v)));
+    else
+      o.zone = value;
+  }
   if (auto v = r.boolean(t, tp, "hints")) o.use_hints = *v;
   if (YAML::Node z = t["zone_traffic"]; z.IsDefined()) {
     const std::string zp = tp + ".zone_traffic";

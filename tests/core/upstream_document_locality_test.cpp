@@ -2,6 +2,8 @@
 // UpstreamOptions::locality, and each bad value is reported with its line, path and value.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
 #include "kupstream/upstream_document.h"
 
 using namespace kupstream;
@@ -65,6 +67,18 @@ TEST_SUITE("parse_upstream_document") {
     CHECK(errors_of(std::string("name: web\n") + kServices + "locality:\n  zone: a\n  zone_traffic: [a]\n") ==
           "u.yaml:5: locality.zone_traffic: expected a map of zone name to traffic share");
     CHECK(errors_of(std::string("name: web\n") + kServices + "locality:\n  zone: a\n  zonee: b\n")
-              .find("u.yaml:5: locality.zonee: unknown key \"zonee\" (known: enabled, zone, hints,") == 0);
+              .find("u.yaml:5: locality.zonee: unknown key \"zonee\" (known: enabled, zone, zone_from_env, hints,") == 0);
+  }
+
+  TEST_CASE("zone_from_env reads the zone from the environment, and says which variable is missing") {
+    REQUIRE(setenv("KUP_TEST_ZONE", "eu-west-1c", 1) == 0);
+    auto r = parse_upstream_document(std::string("name: web\n") + kServices + "locality: {zone_from_env: KUP_TEST_ZONE}\n");
+    REQUIRE(r.ok());
+    CHECK(r->options.locality.zone == "eu-west-1c");
+    REQUIRE(unsetenv("KUP_TEST_ZONE") == 0);
+    CHECK(errors_of(std::string("name: web\n") + kServices + "locality: {zone_from_env: KUP_TEST_ZONE}\n") ==
+          "u.yaml:3: locality.zone_from_env: environment variable \"KUP_TEST_ZONE\" is not set");
+    CHECK(errors_of(std::string("name: web\n") + kServices + "locality: {zone: a, zone_from_env: KUP_TEST_ZONE}\n") ==
+          "u.yaml:3: locality.zone_from_env: contradicts zone: give one of them");
   }
 }
