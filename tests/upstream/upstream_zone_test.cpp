@@ -71,13 +71,13 @@ TEST_SUITE("Upstream") {
     env.start(UpstreamEnv::config_for("tke-a", "zn"), in_zone("zone-a"));
     REQUIRE(wait_mode(env, LocalityMode::local));
 
-    auto r = env.traffic(300, 8);
-    CHECK(r.ok == 300);
+    auto r = env.traffic(150, 8);
+    CHECK(r.ok == 150);
     CHECK(share(r, farm, 0, 3) == 1.0);  // zone-b got nothing
     auto s = env.upstream->stats();
     CHECK(s.locality.enabled);
     CHECK(s.locality.zone == "zone-a");
-    CHECK(s.locality.local_requests == 300);
+    CHECK(s.locality.local_requests == 150);
     CHECK(s.locality.cross_zone_requests == 0);
     CHECK(s.locality.local_share == doctest::Approx(1.0));
     REQUIRE(s.locality.zones.size() == 2);
@@ -91,15 +91,15 @@ TEST_SUITE("Upstream") {
     // 25% / 50% = 50% of this gateway's requests; the other half goes to zone-b.
     env.publish("tke-a", "zn", farm.port(), zoned(farm, 0, 1, "zone-a") + zoned(farm, 3, 3, "zone-b"));
     REQUIRE(wait_mode(env, LocalityMode::spill));
-    r = env.traffic(1200, 8);
-    CHECK(r.ok == 1200);
+    r = env.traffic(600, 8);
+    CHECK(r.ok == 600);
     CHECK(std::abs(share(r, farm, 0, 1) - 0.5) < 0.02);
     for (int i = 3; i < 6; ++i) CHECK(std::abs(share(r, farm, i, 1) - 0.5 / 3) < 0.02);
     s = env.upstream->stats();
     CHECK(s.locality.local_share == doctest::Approx(0.5).epsilon(0.01));
     CHECK(s.locality.reason.find("keeps 50.0% of its traffic") != std::string::npos);
-    CHECK(s.locality.local_requests == 300 + static_cast<std::uint64_t>(r.by_body[farm.name(0)]));
-    CHECK(s.locality.cross_zone_requests == 1200 - static_cast<std::uint64_t>(r.by_body[farm.name(0)]));
+    CHECK(s.locality.local_requests == 150 + static_cast<std::uint64_t>(r.by_body[farm.name(0)]));
+    CHECK(s.locality.cross_zone_requests == 600 - static_cast<std::uint64_t>(r.by_body[farm.name(0)]));
     const std::string metrics = env.upstream->prometheus_text();
     CHECK(metrics.find("kupstream_locality_mode{upstream=\"zn\",zone=\"zone-a\",mode=\"spill\"} 1\n") != std::string::npos);
     CHECK(metrics.find("kupstream_locality_mode{upstream=\"zn\",zone=\"zone-a\",mode=\"local\"} 0\n") != std::string::npos);
@@ -112,8 +112,8 @@ TEST_SUITE("Upstream") {
     // Zone-a loses its last Pod: no local endpoint, every request goes to zone-b.
     env.publish("tke-a", "zn", farm.port(), zoned(farm, 3, 3, "zone-b"));
     REQUIRE(wait_mode(env, LocalityMode::everywhere));
-    r = env.traffic(300, 8);
-    CHECK(r.ok == 300);
+    r = env.traffic(150, 8);
+    CHECK(r.ok == 150);
     CHECK(share(r, farm, 3, 3) == 1.0);
     CHECK(env.upstream->stats().locality.reason.find("0 healthy endpoints in zone \"zone-a\" < min_local_endpoints 1") !=
           std::string::npos);
@@ -123,7 +123,7 @@ TEST_SUITE("Upstream") {
     // Its Pods come back: local again.
     env.publish("tke-a", "zn", farm.port(), zoned(farm, 0, 3, "zone-a") + zoned(farm, 3, 3, "zone-b"));
     REQUIRE(wait_mode(env, LocalityMode::local));
-    r = env.traffic(300, 8);
+    r = env.traffic(150, 8);
     CHECK(share(r, farm, 0, 3) == 1.0);
   }
 
@@ -155,8 +155,8 @@ TEST_SUITE("Upstream") {
     s = env.upstream->stats();
     CHECK(s.locality.mode == LocalityMode::spill);
     CHECK(s.locality.reason.find("hints ignored: 1 endpoint without hints") != std::string::npos);
-    r = env.traffic(1200, 8);
-    CHECK(r.ok == 1200);
+    r = env.traffic(600, 8);
+    CHECK(r.ok == 600);
     CHECK(std::abs(share(r, farm, 0, 2) - 2.0 / 3) < 0.02);
     CHECK(std::abs(share(r, farm, 2, 4) - 1.0 / 3) < 0.02);
   }
@@ -182,8 +182,8 @@ TEST_SUITE("Upstream") {
     CHECK(s.locality.zones[0].healthy == 1);
     // 1 of 3 healthy Pods for half the traffic: keeps 2/3 on Pod 1, 1/3 to zone-b.
     CHECK(s.locality.local_share == doctest::Approx(2.0 / 3).epsilon(0.01));
-    r = env.traffic(900, 8);
-    CHECK(r.ok == 900);
+    r = env.traffic(600, 8);
+    CHECK(r.ok == 600);
     CHECK(r.by_body.count(farm.name(0)) == 0);
     CHECK(std::abs(share(r, farm, 1, 1) - 2.0 / 3) < 0.02);
     CHECK(std::abs(share(r, farm, 2, 2) - 1.0 / 3) < 0.02);
@@ -191,7 +191,7 @@ TEST_SUITE("Upstream") {
     farm.set_failing(0, false);
     // The ejection ends by itself (3 s): the zone is whole again.
     REQUIRE(wait_mode(env, LocalityMode::local));
-    r = env.traffic(200, 8);
+    r = env.traffic(100, 8);
     CHECK(share(r, farm, 0, 2) == 1.0);
   }
 }
