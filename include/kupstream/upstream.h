@@ -95,6 +95,39 @@ struct UpstreamTls {
   std::string server_name;
 };
 
+/// Zone-aware routing (docs/upstream.md, "Zone-aware routing"): keep traffic in this host's zone
+/// while that zone has the healthy capacity for it, following EndpointSlice hints as kube-proxy
+/// does, and spill the rest over to other zones in proportion to their spare capacity, as
+/// Envoy's zone-aware routing does. Off by default. Applied each time the Picker is rebuilt:
+/// pick() costs the same with it on or off.
+struct ZoneAwareRouting {
+  bool enabled = false;  ///< off by default
+  /// This host's zone (the `topology.kubernetes.io/zone` label of its node); required when
+  /// enabled (Upstream::create() fails with invalid_config naming `locality.zone` otherwise).
+  std::string zone;
+  /// Follow `hints.forZones` when every ready endpoint has hints and one is hinted for `zone`
+  /// (kube-proxy's rules); false = always group endpoints by their own `zone`.
+  bool use_hints = true;
+  /// Share of the fleet's traffic that starts in each zone (Envoy's originating-cluster
+  /// distribution: e.g. gateway replicas per zone); must include `zone` with a share > 0.
+  /// Empty = traffic starts evenly in every zone where the upstream has endpoints. Not used
+  /// when hints are followed (the hints already carry the EndpointSlice controller's split).
+  std::vector<std::pair<std::string, double>> zone_traffic;
+  /// Fewer healthy endpoints than this in the whole upstream: no zone preference (Envoy's
+  /// min_cluster_size).
+  std::uint32_t min_endpoints = 6;
+  /// Fewer healthy endpoints than this in the local zone: no zone preference.
+  std::uint32_t min_local_endpoints = 1;
+  /// When the local zone can keep less than this percent of its own traffic: no zone
+  /// preference (0 = spill over proportionally however little stays local).
+  std::uint32_t min_local_percent = 0;
+};
+
+/// Checks a ZoneAwareRouting: zone set when enabled, zone_traffic names non-empty and unique,
+/// shares finite and >= 0, the local zone's share > 0, percents <= 100. Errors: invalid_config,
+/// the reason naming the field under `path` and the value, e.g. `locality.zone: is required`.
+KUPSTREAM_API Status validate_zone_aware_routing(const ZoneAwareRouting& locality, std::string_view path = "locality");
+
 /// How an Upstream forwards, retries and judges its Pods. Every field has a working default.
 struct UpstreamOptions {
   UpstreamTimeouts timeouts;       ///< time limits
@@ -121,6 +154,7 @@ struct UpstreamOptions {
   /// (then the most requests). Per-upstream and per-service series are always there; stats()
   /// always lists every Pod. SIZE_MAX = every Pod (one scrape grows by ~5 series per Pod).
   std::size_t pod_metrics_limit = 10;
+  ZoneAwareRouting locality;  ///< zone-aware routing (off by default)
   LogFn log;  ///< where everything the Upstream has to say goes; may be empty
 };
 
@@ -207,6 +241,7 @@ struct PodStats {
   std::string pod;       ///< "address:port"
   std::string pod_name;  ///< the Pod's name; "" when its EndpointSlice entry names none
   std::string service;   ///< ServiceRef::to_string()
+  std::string zone;      ///< the EndpointSlice entry's `zone`; "" when unknown
   std::uint32_t weight = 0;  ///< effective weight now (after slow start), 0 when ejected
   bool ejected = false;   ///< ejected by outlier detection right now
   bool draining = false;  ///< serving but terminating (not ready)
@@ -237,6 +272,43 @@ struct ServiceStatus {
   std::uint64_t ejections = 0;   ///< outlier ejections of its Pods
 };
 
+/// What zone-aware routing did when the current Picker was built.
+enum class LocalityMode {
+  off,         ///< zone-aware routing is not enabled
+  local,       ///< every new request stays in the local zone (it has the capacity)
+  spill,       ///< part stays local, the rest goes to other zones by their spare capacity
+  everywhere,  ///< no zone preference: below a threshold, in panic, or no local endpoint
+};
+/// "off", "local", "spill" or "everywhere".
+KUPSTREAM_API const char* to_string(LocalityMode m) noexcept;
+
+/// One zone as zone-aware routing sees it. With hints followed, an endpoint counts in the zone
+/// it is hinted for (the local zone when that is among its hints), else in its own `zone`.
+struct ZoneStats {
+  std::string zone;            ///< "" for endpoints whose zone is unknown
+  std::size_t endpoints = 0;   ///< endpoints that could take traffic (ejected ones included)
+  std::size_t healthy = 0;     ///< of those, not ejected and passing active checks
+  double traffic_start = 0;    ///< share of the fleet's traffic assumed to start here (0..1)
+  double capacity = 0;         ///< share of the upstream's healthy weight here (0..1)
+  double routed = 0;           ///< share of this host's new requests the Picker sends here (0..1)
+};
+
+/// Zone-aware routing in UpstreamStats.
+struct LocalityStats {
+  bool enabled = false;  ///< UpstreamOptions::locality.enabled
+  std::string zone;      ///< this host's zone
+  LocalityMode mode = LocalityMode::off;  ///< what the current Picker does
+  bool hints = false;    ///< zones come from EndpointSlice hints (kube-proxy's rules held)
+  std::string reason;    ///< why this mode, e.g. "1 healthy local endpoint < min_local_endpoints 2"
+  double local_share = 0;  ///< share of new requests the current Picker keeps in the local zone
+  /// @var local_requests
+  /// Attempts sent to local-zone Pods since the Upstream was created (while enabled).
+  /// @var cross_zone_requests
+  /// Attempts sent to Pods of other (or unknown) zones since the Upstream was created (while enabled).
+  std::uint64_t local_requests = 0, cross_zone_requests = 0;
+  std::vector<ZoneStats> zones;  ///< the local zone first, then by name
+};
+
 /// Counters and state of one Upstream, from Upstream::stats(); prometheus_text() renders the same.
 struct UpstreamStats {
   /// @var requests
@@ -257,6 +329,7 @@ struct UpstreamStats {
   double latency_sum_seconds = 0;  ///< the sum of all latencies counted in the histogram
   std::vector<PodStats> pods;            ///< every Pod the Upstream knows now
   std::vector<ServiceStatus> services;   ///< one per ServiceRef, in the config's order
+  LocalityStats locality;                ///< zone-aware routing (mode off when not enabled)
 };
 
 /// A named set of Kubernetes Services that requests go to, straight to their Pods. See the file

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <map>
 #include <vector>
 
@@ -110,11 +111,55 @@ void read_health_check(DocumentReader& r, const YAML::Node& t, const std::string
   if (auto v = r.number<std::uint32_t>(t, tp, "healthy_threshold", 1, 100)) o.healthy_threshold = *v;
 }
 
+void read_locality(DocumentReader& r, const YAML::Node& t, const std::string& tp, ZoneAwareRouting& o) {
+  if (!r.check_map(t, tp, {"enabled", "zone", "zone_from_env", "hints", "zone_traffic", "min_endpoints",
+                           "min_local_endpoints", "min_local_percent"}))
+    return;
+  o.enabled = true;  // as health_check: the block turns it on unless it says enabled: false
+  if (auto v = r.boolean(t, tp, "enabled")) o.enabled = *v;
+  if (auto v = r.string(t, tp, "zone")) o.zone = *v;
+  // One file for replicas in every zone: each reads its own zone from its environment (e.g. the
+  // Downward API), at parse time.
+  if (auto v = r.string(t, tp, "zone_from_env")) {
+    const char* value = std::getenv(v->c_str());
+    if (t["zone"].IsDefined())
+      r.error(t["zone_from_env"], tp + ".zone_from_env", "contradicts zone: give one of them");
+    else if (value == nullptr || *value == '\0')
+      r.error(t["zone_from_env"], tp + ".zone_from_env", fmt::format("environment variable {} is not set", detail::quote(*v)));
+    else
+      o.zone = value;
+  }
+  if (auto v = r.boolean(t, tp, "hints")) o.use_hints = *v;
+  if (YAML::Node z = t["zone_traffic"]; z.IsDefined()) {
+    const std::string zp = tp + ".zone_traffic";
+    if (!z.IsMap()) {
+      r.error(z, zp, "expected a map of zone name to traffic share");
+    } else {
+      for (auto it = z.begin(); it != z.end(); ++it) {
+        const std::string zone = it->first.Scalar();
+        if (auto share = r.number_value<double>(it->second, DocumentReader::join(zp, zone), 0.0, 1e9))
+          o.zone_traffic.emplace_back(zone, *share);
+      }
+    }
+  }
+  if (auto v = r.number<std::uint32_t>(t, tp, "min_endpoints", 0, 1'000'000)) o.min_endpoints = *v;
+  if (auto v = r.number<std::uint32_t>(t, tp, "min_local_endpoints", 0, 1'000'000)) o.min_local_endpoints = *v;
+  if (auto v = r.number<std::uint32_t>(t, tp, "min_local_percent", 0, 100)) o.min_local_percent = *v;
+  if (!r.errors().empty()) return;
+  // The library's checks name the field under "locality." and the value at fault.
+  if (auto st = validate_zone_aware_routing(o, "x"); !st) {
+    std::string reason = st.error().reason;
+    if (reason.rfind("x.", 0) == 0) reason = reason.substr(2);
+    YAML::Node at = t["zone"].IsDefined() && reason.rfind("zone:", 0) == 0 ? t["zone"] : t;
+    r.error(at, DocumentReader::join(tp, reason.substr(0, reason.find(':'))), reason.substr(reason.find(':') + 2));
+  }
+}
+
 void read_upstream(DocumentReader& r, const YAML::Node& n, const std::string& path, UpstreamDocument& doc) {
   if (!r.check_map(n, path, {"name", "backend", "host", "policy", "hash_header", "weight_mode", "tags", "tls",
                              "timeouts", "retries", "outlier", "health_check", "slow_start_ms",
                              "panic_threshold_percent", "max_connections_per_pod", "max_idle_per_pod", "max_services",
-                             "seed", "pod_metrics_limit", "services"}))
+                             "seed", "pod_metrics_limit", "locality", "services"}))
     return;
   auto& c = doc.config;
   auto& o = doc.options;
@@ -148,6 +193,7 @@ void read_upstream(DocumentReader& r, const YAML::Node& n, const std::string& pa
   if (YAML::Node t = n["retries"]; t.IsDefined()) read_retries(r, t, at("retries"), o.retries);
   if (YAML::Node t = n["outlier"]; t.IsDefined()) read_outlier(r, t, at("outlier"), o.outlier);
   if (YAML::Node t = n["health_check"]; t.IsDefined()) read_health_check(r, t, at("health_check"), o.health_check);
+  if (YAML::Node t = n["locality"]; t.IsDefined()) read_locality(r, t, at("locality"), o.locality);
   if (auto v = r.millis(n, path, "slow_start_ms")) o.slow_start = *v;
   if (auto v = r.number<std::uint32_t>(n, path, "panic_threshold_percent", 0, 100)) o.panic_threshold_percent = *v;
   if (auto v = r.number<std::size_t>(n, path, "max_connections_per_pod", 1, 100'000)) o.max_connections_per_pod = *v;

@@ -44,6 +44,8 @@ Upstream::Impl::~Impl() {
 Result<std::unique_ptr<Upstream>> Upstream::create(uv_loop_t& loop, UpstreamConfig config, const ClusterMap& clusters,
                                                    UpstreamOptions options) {
   if (Status s = validate_upstream_config(config); !s) return s.error();
+  if (Status s = validate_zone_aware_routing(options.locality); !s)
+    return Error{Errc::invalid_config, fmt::format("upstream \"{}\": {}", config.name, s.error().reason)};
   for (std::size_t i = 0; i < config.services.size(); ++i)
     if (!clusters.count(config.services[i].cluster))
       return Error{Errc::invalid_config, fmt::format("upstream \"{}\": services[{}].cluster: \"{}\" is not a configured cluster",
@@ -163,6 +165,7 @@ void Upstream::Impl::rebuild() {
   for_each_pod([&](std::shared_ptr<UpstreamPod>& entry) {
     UpstreamPod& pod = *entry;
     pod.weight = 0;
+    pod.local = false;
     if (!pod.listed) return;
     if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
     if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
@@ -185,17 +188,38 @@ void Upstream::Impl::rebuild() {
   list.reserve(candidates.size());
   picked_pods.clear();
   picked_pods.reserve(candidates.size());
+  // Zone-aware routing needs every candidate (an ejected one still counts in its zone) and
+  // turns the weights into the zone plan's before the Picker is built (zone_locality.h).
+  const bool zoned = options.locality.enabled;
+  std::vector<detail::ZoneCandidate> zone_input;
+  if (zoned) zone_input.reserve(candidates.size());
   for (auto* entry : candidates) {
     UpstreamPod& p = **entry;
-    if (!panic && (p.health.ejected(now) || !p.active_ok)) continue;
+    const bool usable = panic || (!p.health.ejected(now) && p.active_ok);
+    if (!usable && !zoned) continue;
     const auto& ref = services[p.service].ref;
     std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p.service]);
     if (ramping)
       w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
                                     options.slow_start);
+    if (zoned) {
+      zone_input.push_back({&p.endpoint, w, usable});
+      continue;
+    }
     p.weight = w;
     list.push_back({p.endpoint, w, p.load, static_cast<std::uint32_t>(p.service)});
     picked_pods.push_back(*entry);
+  }
+  if (zoned) {
+    zone_plan = detail::plan_zones(options.locality, zone_input, panic);
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      UpstreamPod& p = **candidates[i];
+      p.local = zone_plan.local[i];
+      if (zone_plan.weights[i] == 0) continue;
+      p.weight = zone_plan.weights[i];
+      list.push_back({p.endpoint, p.weight, p.load, static_cast<std::uint32_t>(p.service)});
+      picked_pods.push_back(*candidates[i]);
+    }
   }
   current_picker.store(balancer.build(std::move(list)));
   schedule_timer(now, next);

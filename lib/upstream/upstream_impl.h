@@ -13,6 +13,7 @@
 #include "upstream/latency_histogram.h"
 #include "upstream/pod_health.h"
 #include "upstream/request_scheduler.h"
+#include "upstream/zone_locality.h"
 
 typedef struct uv_timer_s uv_timer_t;
 
@@ -37,6 +38,7 @@ struct UpstreamPod {
   bool active_ok = true;  // active health check verdict
   std::uint32_t active_streak = 0;  // consecutive results contradicting active_ok
   std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
+  bool local = false;               // zone-aware routing counts it in the local zone
   std::uint64_t requests = 0, failures = 0;
   std::unique_ptr<net::ConnectionPool> pool;
   std::string host_port;  // endpoint.host_port(), filled in by the request path on first use
@@ -104,6 +106,10 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   std::vector<Probe> health_probes;
 
   std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
+  // Zone-aware routing: the plan of the current Picker (zones and reason for stats) and the
+  // attempts sent to local / other-zone Pods (zone_locality.h).
+  detail::ZonePlan zone_plan;
+  std::uint64_t local_requests = 0, cross_zone_requests = 0;
   std::uint32_t in_flight = 0, retries_in_flight = 0;
   detail::LatencyHistogram latency;
   // Deferred first attempts and total timeouts; created by the first forward(). Declared

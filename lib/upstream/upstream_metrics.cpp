@@ -43,6 +43,7 @@ UpstreamStats Upstream::Impl::stats() const {
     p.pod = pod->endpoint.host_port();
     p.pod_name = pod->endpoint.pod_name;
     p.service = u.services[pod->service].ref.to_string();
+    p.zone = pod->endpoint.zone;
     p.weight = pod->weight;
     p.ejected = pod->health.ejected(now);
     p.draining = !pod->ready;
@@ -66,6 +67,17 @@ UpstreamStats Upstream::Impl::stats() const {
     st.ejections = svc.ejections;
     for (const auto& pod : svc.pods) st.ejected += pod->listed && pod->health.ejected(now) ? 1 : 0;
     s.services.push_back(std::move(st));
+  }
+  s.locality.enabled = options.locality.enabled;
+  if (s.locality.enabled) {
+    s.locality.zone = options.locality.zone;
+    s.locality.mode = u.zone_plan.mode;
+    s.locality.hints = u.zone_plan.hints;
+    s.locality.reason = u.zone_plan.reason;
+    s.locality.local_share = u.zone_plan.local_share;
+    s.locality.local_requests = u.local_requests;
+    s.locality.cross_zone_requests = u.cross_zone_requests;
+    s.locality.zones = u.zone_plan.zones;
   }
   return s;
 }
@@ -123,6 +135,32 @@ std::string Upstream::Impl::prometheus_text() const {
     const std::string svc = prometheus_label_value(sv.ref.to_string());
     for (auto [state, n] : {std::pair{"ready", sv.ready}, {"draining", sv.draining}, {"ejected", sv.ejected}})
       out += fmt::format("kupstream_service_endpoints{{upstream=\"{}\",service=\"{}\",state=\"{}\"}} {}\n", up, svc, state, n);
+  }
+
+  // Zone-aware routing: per upstream, plus one series per zone (a handful, never per Pod).
+  if (s.locality.enabled) {
+    const std::string zone = prometheus_label_value(s.locality.zone);
+    metric("kupstream_locality_mode", "gauge", "Zone-aware routing of the current Picker: 1 for its mode (local, spill, everywhere).");
+    for (auto m : {LocalityMode::local, LocalityMode::spill, LocalityMode::everywhere})
+      out += fmt::format("kupstream_locality_mode{{upstream=\"{}\",zone=\"{}\",mode=\"{}\"}} {}\n", up, zone, to_string(m),
+                         s.locality.mode == m ? 1 : 0);
+    metric("kupstream_locality_local_share", "gauge", "Share of new requests the current Picker keeps in the local zone.");
+    out += fmt::format("kupstream_locality_local_share{{upstream=\"{}\",zone=\"{}\"}} {}\n", up, zone, s.locality.local_share);
+    metric("kupstream_locality_requests_total", "counter", "Attempts sent to Pods of the local zone or of other zones.");
+    out += fmt::format("kupstream_locality_requests_total{{upstream=\"{}\",target=\"local\"}} {}\n", up, s.locality.local_requests);
+    out += fmt::format("kupstream_locality_requests_total{{upstream=\"{}\",target=\"cross_zone\"}} {}\n", up,
+                       s.locality.cross_zone_requests);
+    metric("kupstream_zone_endpoints", "gauge", "Endpoints per zone that could take traffic, healthy or not.");
+    for (const auto& z : s.locality.zones) {
+      const std::string name = prometheus_label_value(z.zone);
+      out += fmt::format("kupstream_zone_endpoints{{upstream=\"{}\",zone=\"{}\",state=\"healthy\"}} {}\n", up, name, z.healthy);
+      out += fmt::format("kupstream_zone_endpoints{{upstream=\"{}\",zone=\"{}\",state=\"unhealthy\"}} {}\n", up, name,
+                         z.endpoints - z.healthy);
+    }
+    metric("kupstream_zone_routed_share", "gauge", "Share of new requests the current Picker sends to each zone.");
+    for (const auto& z : s.locality.zones)
+      out += fmt::format("kupstream_zone_routed_share{{upstream=\"{}\",zone=\"{}\"}} {}\n", up, prometheus_label_value(z.zone),
+                         z.routed);
   }
 
   // Per Pod: only the pod_metrics_limit Pods with the most failures (then requests), so that a

@@ -220,6 +220,7 @@ void UpstreamRequest::Impl::attempt() {
   pod->load->start();
   ++pod->requests;
   ++up->services[pod->service].requests;
+  if (up->options.locality.enabled) ++(pod->local ? up->local_requests : up->cross_zone_requests);
 
   net::HttpRequest out;
   out.method = request.method;

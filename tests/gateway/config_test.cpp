@@ -253,4 +253,28 @@ TEST_SUITE("GatewayConfig") {
     for (std::size_t at = 0; (at = named.find('\n', at)) != std::string::npos; ++at)
       CHECK(named.compare(at + 1, 13, "gateway.yaml:") == 0);
   }
+
+  TEST_CASE("an upstream's locality block reaches its options; a bad zone is named with line, path and value") {
+    const std::string upstream = "upstreams:\n"
+                                 "  - name: web\n"
+                                 "    locality: {zone: eu-west-1a, min_local_percent: 20, zone_traffic: {eu-west-1a: 1, eu-west-1b: 3}}\n"
+                                 "    services: [{cluster: tke-a, service: web, port: http}]\n"
+                                 "routes: [{upstream: web}]\n";
+    auto r = parse_config(std::string(kHead) + upstream, "gateway.yaml", "/etc/kup");
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().reason));
+    const ZoneAwareRouting& l = r->upstreams[0].options.locality;
+    CHECK(l.enabled);
+    CHECK(l.zone == "eu-west-1a");
+    CHECK(l.min_local_percent == 20);
+    CHECK(l.zone_traffic.size() == 2);
+    auto why = errors_of(std::string(kHead) +
+                         "upstreams:\n"
+                         "  - name: web\n"
+                         "    locality:\n"
+                         "      zone: eu/west\n"
+                         "    services: [{cluster: tke-a, service: web, port: http}]\n"
+                         "routes: [{upstream: web}]\n");
+    CHECK(why == "gateway.yaml:6: upstreams[0].locality.zone: \"eu/west\" is not a Kubernetes label value "
+                 "(topology.kubernetes.io/zone)");
+  }
 }

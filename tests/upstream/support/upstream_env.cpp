@@ -22,6 +22,12 @@ std::string slice_object(const std::string& service, const std::string& slice, i
     eps += fmt::format(R"({{"addresses":["{}"],"conditions":{{"ready":{},"serving":{},"terminating":{}}})", p.address,
                        p.ready, p.serving, p.terminating);
     if (!p.name.empty()) eps += fmt::format(R"(,"targetRef":{{"kind":"Pod","namespace":"default","name":"{}"}})", p.name);
+    if (!p.zone.empty()) eps += fmt::format(R"(,"zone":"{}")", p.zone);
+    if (!p.hints.empty()) {
+      std::string zones;
+      for (const auto& z : p.hints) zones += fmt::format(R"({}{{"name":"{}"}})", zones.empty() ? "" : ",", z);
+      eps += fmt::format(R"(,"hints":{{"forZones":[{}]}})", zones);
+    }
     eps += "}";
   }
   return fmt::format(R"({{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"

@@ -27,6 +27,8 @@ struct PodSpec {
   bool ready = true;
   bool serving = true;
   bool terminating = false;
+  std::string zone = {};            // the endpoint's `zone`; "" = left out
+  std::vector<std::string> hints = {};  // hints.forZones; empty = no hints
 };
 
 std::string service_object(const std::string& name, int target_port);
