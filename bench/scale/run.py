@@ -199,7 +199,8 @@ class Scale:
             admin = free_port(["127.0.0.1"], low=40000 + attempt, high=59999)
             cfg = self.gateway_yaml(port, admin)
             t0 = time.monotonic()
-            p = self.group.start("kup-gateway", [self.gateway, "--config", cfg, "--log-level", "warning"])
+            wrap = self.a.wrap.split() if self.a.wrap and pods == self.a.pods else []
+            p = self.group.start("kup-gateway", wrap + [self.gateway, "--config", cfg, "--log-level", "warning"])
             deadline = t0 + self.a.sync_timeout
             while p.alive() and time.monotonic() < t0 + 0.2:
                 time.sleep(0.005)  # (a port taken meanwhile by another process ends it at once)
@@ -448,6 +449,8 @@ def parse_args(argv):
     ap.add_argument("--gateway", help="kup-gateway binary (default BUILD_DIR/examples/gateway/kup-gateway)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--keep-workdir", action="store_true")
+    ap.add_argument("--wrap", help="run the full-size kup-gateway under this command, e.g. "
+                    "\"perf record -g -o /tmp/gw.data --\" (its CPU then includes the wrapper's)")
     return ap.parse_args(argv)
 
 
