@@ -102,14 +102,20 @@ def service_slices(cluster, service, pods):
     return out
 
 
+WRK = []  # wrk processes started and not yet read: stopped by PID at cleanup
+
+
 def wrk_run(url, duration, connections, script):
     """Starts wrk in the background; returns the Popen (wrk_result() reads it)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    WRK.append(p)
+    return p
 
 
 def wrk_result(p, timeout):
     out, err = p.communicate(timeout=timeout)
+    WRK.remove(p)
     line = next((l for l in out.splitlines() if l.startswith("KUPWRK ")), None)
     if p.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({p.returncode}): {out[-800:]} {err[-800:]}")
@@ -420,6 +426,11 @@ class Scale:
         return 0
 
     def cleanup(self):
+        for p in list(WRK):
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+                p.wait(5)
+            WRK.remove(p)
         self.group.stop_all()
         for sim in self.sims:
             try:

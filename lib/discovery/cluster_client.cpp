@@ -76,7 +76,7 @@ struct ClusterClient::Impl {
 
 // One namespace's running preflight and the Services waiting for its answer. Each waiter holds
 // it; when the last one goes, the reviews are cancelled. The answer goes to every waiter once.
-struct SharedPreflight : std::enable_shared_from_this<SharedPreflight> {
+struct SharedPreflight {
   std::unique_ptr<detail::AccessPreflight> run;
   std::vector<std::weak_ptr<struct ServiceCache>> waiters;
 };
