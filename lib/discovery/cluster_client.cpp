@@ -47,6 +47,10 @@ struct ClusterClient::Impl {
   std::map<std::pair<std::string, std::string>, std::weak_ptr<struct ServiceCache>> services;
   // Which resources skip watch-list for a while (slow or refused), shared by every Reflector here.
   std::shared_ptr<kube::WatchListMemory> watch_list_memory;
+  // The running RBAC preflight of each namespace: its checks are the same for every Service
+  // of the namespace, so Services that start together share one (5 reviews, not 5 per Service:
+  // each review is a request of its own, a TLS handshake on a fresh connection).
+  std::map<std::string, std::weak_ptr<struct SharedPreflight>> preflights;
 
   Impl(uv_loop_t& l, ClusterConfig c, ClusterClientOptions o)
       : loop(l), config(std::move(c)), options(std::move(o)),
@@ -70,6 +74,13 @@ struct ClusterClient::Impl {
   }
 };
 
+// One namespace's running preflight and the Services waiting for its answer. Each waiter holds
+// it; when the last one goes, the reviews are cancelled. The answer goes to every waiter once.
+struct SharedPreflight {
+  std::unique_ptr<detail::AccessPreflight> run;
+  std::vector<std::weak_ptr<struct ServiceCache>> waiters;
+};
+
 // The EndpointSlices and the Service object of one (namespace, service), shared by every view.
 struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   std::shared_ptr<ClusterClient::Impl> cluster;
@@ -85,7 +96,7 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   std::map<std::string, std::weak_ptr<EndpointWatcher::Impl>> views;
   std::unique_ptr<kube::Reflector<kube::EndpointSlice>> slice_reflector;
   std::unique_ptr<kube::Reflector<kube::Service>> service_reflector;
-  std::unique_ptr<detail::AccessPreflight> preflight;
+  std::shared_ptr<SharedPreflight> preflight;  // until its answer arrives
   Status preflight_status;  // forbidden (with the rules to add) when the preflight found a denial
 
   // Synced and healthy: a preflight denial is then out of date (the rights were granted).
@@ -384,15 +395,31 @@ void ServiceCache::start() {
   service_reflector->start();
   // The permissions preflight runs beside the first LIST: it only adds a clearer reason (the
   // verb, resource, namespace and the rule to add) when the watches are refused.
-  preflight = std::make_unique<detail::AccessPreflight>(
-      *cl.api, detail::service_access_checks(ns),
-      [this](Status s) {
-        auto keep = shared_from_this();
-        preflight_status = std::move(s);
-        preflight.reset();
-        changed();
-      },
-      cl.options.log);
+  preflight = cl.preflights[ns].lock();
+  if (!preflight) {
+    preflight = std::make_shared<SharedPreflight>();
+    cl.preflights[ns] = preflight;
+    std::weak_ptr<SharedPreflight> weak = preflight;
+    preflight->run = std::make_unique<detail::AccessPreflight>(
+        *cl.api, detail::service_access_checks(ns),
+        [weak, weak_cluster = std::weak_ptr<ClusterClient::Impl>(cluster), ns = ns](Status s) {
+          auto shared = weak.lock();
+          if (!shared) return;
+          // Later Services of the namespace start a preflight of their own (rights change).
+          if (auto owner = weak_cluster.lock())
+            if (auto it = owner->preflights.find(ns); it != owner->preflights.end() && it->second.lock() == shared)
+              owner->preflights.erase(it);
+          for (const auto& w : std::vector<std::weak_ptr<ServiceCache>>(std::move(shared->waiters))) {
+            auto cache = w.lock();
+            if (!cache || cache->preflight != shared) continue;
+            cache->preflight_status = s;
+            cache->preflight.reset();
+            cache->changed();
+          }
+        },
+        cl.options.log);
+  }
+  preflight->waiters.push_back(weak_from_this());
 }
 
 void ServiceCache::changed() {

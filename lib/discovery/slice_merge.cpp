@@ -144,6 +144,7 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
       if (it == cache_.end()) it = cache_.emplace(name, Entry{}).first;
       Entry& e = it->second;
       e = Entry{};
+      e.slice = &it->first;
       e.resource_version = slice.metadata.resource_version;
       merge_one(slice, port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
       fresh.push_back(&e);
@@ -159,17 +160,16 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   added.reserve(fresh_endpoints);
   for (auto& [name, entry] : cache_) {
     if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
-    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({&(*entry.endpoints)[i], &entry.keys[i], &entry, &name, i});
+    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({&entry, i});
   }
   // (A lambda, not the function's address: lets the compiler inline the comparison.)
   const auto before = [](const Ref& a, const Ref& b) { return Ref::before(a, b); };
   std::sort(added.begin(), added.end(), before);
   if (!added.empty()) {
-    // Into the spare buffer of the previous build: no large allocation on the event path.
-    std::vector<Ref> merged = std::move(spare_);
-    merged.resize(sorted_.size() + added.size());
+    // (A fresh buffer each time, 16 bytes per endpoint, rather than a spare one kept for the
+    // next build: the spare doubled the order's memory for the life of the watch.)
+    std::vector<Ref> merged(sorted_.size() + added.size());
     std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), merged.begin(), before);
-    spare_ = std::move(sorted_);
     sorted_ = std::move(merged);
   }
 
@@ -188,12 +188,14 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   next->ready.reserve(sorted_.size());
   const BackendKey* last = nullptr;
   for (const auto& r : sorted_) {
-    if (last && *last == *r.key) continue;
-    last = r.key;
-    if (r.e->is_ready())
-      next->ready.add_ref(*r.e);
-    else if (r.e->is_draining())
-      next->draining.add_ref(*r.e);
+    const BackendKey& key = r.key();
+    if (last && *last == key) continue;
+    last = &key;
+    const Endpoint& e = r.e();
+    if (e.is_ready())
+      next->ready.add_ref(e);
+    else if (e.is_draining())
+      next->draining.add_ref(e);
   }
   // The snapshot shares the entries' endpoints: it keeps every entry's storage alive.
   for (const auto& [name, entry] : cache_) {

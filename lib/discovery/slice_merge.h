@@ -79,26 +79,27 @@ class SnapshotBuilder {
     std::shared_ptr<std::vector<Endpoint>> endpoints = std::make_shared<std::vector<Endpoint>>();
     std::vector<BackendKey> keys;  // keys[i] is endpoints[i]'s
     MergeCounts counts;
+    const std::string* slice = nullptr;  // its key in cache_ (the slice's name)
     bool dirty = false;  // being replaced or removed by the current build
   };
-  // One endpoint of an entry, in the set's order.
+  // One endpoint of an entry, in the set's order: 16 bytes per endpoint (the endpoint and its
+  // key are found through the entry), as the order is kept for every endpoint of the service.
   struct Ref {
-    const Endpoint* e;
-    const BackendKey* key;
     const Entry* entry;
-    const std::string* slice;  // the entry's key: ties between equal backends go by slice name
-    std::uint32_t pos;         // then by position in the slice
+    std::uint32_t pos;  // in the entry's endpoints
+    const Endpoint& e() const { return (*entry->endpoints)[pos]; }
+    const BackendKey& key() const { return entry->keys[pos]; }
     static bool before(const Ref& a, const Ref& b) {
-      if (const auto c = *a.key <=> *b.key; c != 0) return c < 0;
-      const bool ra = a.e->is_ready(), rb = b.e->is_ready();
+      if (const auto c = a.key() <=> b.key(); c != 0) return c < 0;
+      const bool ra = a.e().is_ready(), rb = b.e().is_ready();
       if (ra != rb) return ra;
-      if (a.slice != b.slice) return *a.slice < *b.slice;
+      // Ties between equal backends go by slice name, then by position in the slice.
+      if (a.entry != b.entry) return *a.entry->slice < *b.entry->slice;
       return a.pos < b.pos;
     }
   };
   std::map<std::string, Entry, std::less<>> cache_;
   std::vector<Ref> sorted_;  // every cached endpoint, ordered by Ref::before
-  std::vector<Ref> spare_;   // the previous order's storage, reused by the next merge
   std::string port_name_;
   std::uint64_t nodes_epoch_ = 0;
   bool filtered_ = false;

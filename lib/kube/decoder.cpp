@@ -711,7 +711,7 @@ struct Decoder::Impl {
     if (cap < json.size() + simdjson::SIMDJSON_PADDING) {
       cap = json.size() + simdjson::SIMDJSON_PADDING;
       if (cap < 4096) cap = 4096;
-      buf = std::make_unique<char[]>(cap);
+      buf.reset(new char[cap]);  // (not make_unique: that zeroes the whole buffer first)
     }
     if (!json.empty()) std::memcpy(buf.get(), json.data(), json.size());
     std::memset(buf.get() + json.size(), 0, simdjson::SIMDJSON_PADDING);
@@ -831,6 +831,14 @@ Result<WatchEvent<T>> Decoder::decode_event(std::string_view json) {
   }
   if (ev.type == EventType::error) ev.object = T{};
   return ev;
+}
+
+void Decoder::release_memory(std::size_t keep) {
+  if (impl_->cap > keep) {
+    impl_->buf.reset();
+    impl_->cap = 0;
+  }
+  if (impl_->parser.capacity() > keep) impl_->parser = od::parser{};
 }
 
 template <class T>

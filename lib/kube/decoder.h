@@ -51,6 +51,12 @@ class Decoder {
   // A meta/v1 Status body (401/403/404/410/422/429/5xx answers).
   Result<ApiStatus> decode_status(std::string_view json);
 
+  // Frees the buffers that a large input left behind (the padded copy of the input and the
+  // parser's index, both sized by the largest input so far) when they exceed `keep` bytes. A
+  // LIST body is far larger than a watch event: without this, every watch would hold its
+  // LIST's size for its whole life. The next decode allocates what it needs again.
+  void release_memory(std::size_t keep = 64u << 10);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -40,8 +40,8 @@ UpstreamStats Upstream::Impl::stats() const {
   const auto now = SteadyClock::now();
   for (const auto& [key, pod] : u.pods) {
     PodStats p;
-    p.pod = pod->endpoint.host_port();
-    p.pod_name = pod->endpoint.pod_name;
+    p.pod = pod->endpoint->host_port();
+    p.pod_name = pod->endpoint->pod_name;
     p.service = u.services[pod->service].ref.to_string();
     p.zone = pod->endpoint.zone;
     p.weight = pod->weight;
