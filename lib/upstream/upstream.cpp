@@ -215,7 +215,7 @@ void Upstream::Impl::rebuild() {
       w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
                                     options.slow_start);
     if (zoned) {
-      zone_input.push_back({&p.endpoint, w, usable});
+      zone_input.push_back({p.endpoint, w, usable});
       continue;
     }
     p.weight = w;
@@ -229,7 +229,7 @@ void Upstream::Impl::rebuild() {
       p.local = zone_plan.local[i];
       if (zone_plan.weights[i] == 0) continue;
       p.weight = zone_plan.weights[i];
-      list.push_back({p.endpoint, p.weight, p.load, static_cast<std::uint32_t>(p.service)});
+      list.push_back({*p.endpoint, p.weight, p.load, static_cast<std::uint32_t>(p.service)});
       picked_pods.push_back(*candidates[i]);
     }
   }
