@@ -148,15 +148,16 @@ void NamespaceSliceWatch::on_event(kube::EventType type, kube::EndpointSlice sli
   if (auto it = owner_.find(slice.metadata.name); it != owner_.end()) previous = it->second;
   const bool selected = std::binary_search(selected_.begin(), selected_.end(), labelled);
   if (type == kube::EventType::deleted || !selected) {
-    // Deleted, or no longer selected (the server sends DELETED with the new labels, so the
-    // owner is the one it was given to).
+    // Deleted, or no longer selected: the watch cache sends DELETED with the previous labels,
+    // but the slice goes back to whichever member it was given to, whatever its labels say.
     owner_.erase(slice.metadata.name);
     const std::string& from = previous.empty() ? labelled : previous;
     if (auto sink = sink_of(from)) sink->on_slice_event(kube::EventType::deleted, std::move(slice), rv);
     return;
   }
   if (!previous.empty() && previous != labelled) {
-    // Relabelled from one member to another: the old one loses it first.
+    // Relabelled from one member to another (both selected: the server sends MODIFIED with
+    // the new labels): the old one loses it first.
     if (auto sink = sink_of(previous)) sink->on_slice_event(kube::EventType::deleted, slice, rv);
   }
   owner_[slice.metadata.name] = labelled;

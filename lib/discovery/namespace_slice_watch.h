@@ -5,7 +5,7 @@
 //    `kubernetes.io/service-name in (a,b,...)` naming every member service (sorted).
 //  - Each slice goes to the member its `kubernetes.io/service-name` label names; a slice is
 //    remembered with the member it was given to, so a slice relabelled to another service (or
-//    out of the selector, which the server reports as DELETED with the new labels) is taken
+//    out of the selector, which the server reports as DELETED with its previous labels) is taken
 //    back from its old member first.
 //  - A relist (the first sync, a 410, a watch-list's initial events) gives every member its
 //    slices in one replace, an empty one for a member with none: never emptied first.

@@ -896,8 +896,9 @@ class LabelSelector:
     must hold. Operators: "=" (also ==), "!=", "in", "notin", "exists", "!", ">", "<"."""
 
     def __init__(self, text):
+        self.text = text or ""
         self.reqs = []
-        self._toks = _selector_tokens(text or "")
+        self._toks = _selector_tokens(self.text)
         self._pos = 0
         try:
             self._parse()
@@ -1558,7 +1559,7 @@ class Watcher:
                 "startResourceVersion": str(self.start_rv), "lastResourceVersion": str(self.last_rv),
                 "allowWatchBookmarks": self.bookmarks, "table": self.table, "eventsSent": self.sent,
                 "stalled": self.stalled_until > time.monotonic(), "opened": self.opened,
-                "initialEventsEnd": self.initial_end}
+                "initialEventsEnd": self.initial_end, "labelSelector": self.lsel.text if self.lsel else ""}
 
     def selects(self, obj):
         if obj is None:
