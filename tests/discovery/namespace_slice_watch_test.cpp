@@ -33,6 +33,13 @@ std::string service_op(const std::string& name) {
          R"(","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})";
 }
 
+// Several ops in one admin call (each still one write, one event): every call runs a process.
+std::string batch(const std::vector<std::string>& ops) {
+  std::string out = R"({"items":[)";
+  for (std::size_t i = 0; i < ops.size(); ++i) out += (i ? "," : "") + ops[i];
+  return out + "]}";
+}
+
 // One logged API request on the demo namespace's EndpointSlices.
 struct SliceRequest {
   bool watch = false;
@@ -46,10 +53,12 @@ struct Fixture {
   std::unique_ptr<ClusterClient> cluster;
 
   explicit Fixture(SliceWatchMode mode, const std::vector<std::string>& services) : sim(options()) {
-    for (const auto& s : services) {
-      REQUIRE(sim.admin("POST", "/objects", service_op(s)).exit_code == 0);
-      scale(s, {"127.0.1." + std::to_string(10 + (&s - services.data()))});
+    std::vector<std::string> ops;
+    for (std::size_t i = 0; i < services.size(); ++i) {
+      ops.push_back(service_op(services[i]));
+      ops.push_back(slice_op(services[i], services[i] + "-1", {"127.0.1." + std::to_string(10 + i)}));
     }
+    REQUIRE(sim.admin("POST", "/objects", batch(ops)).exit_code == 0);
     KubeconfigOptions kc;
     kc.paths = {sim.info().users.at("admin").kubeconfig};
     auto config = load_kubeconfig(kc);
@@ -189,11 +198,13 @@ TEST_SUITE("NamespaceSliceWatch") {
     CHECK(lists(f.slice_requests()) == std::multiset<std::string>{kABC});
 
     // Churn on b reaches b only, through the same watch.
+    std::vector<std::string> churn;
     for (int i = 0; i < 4; ++i) {
       std::vector<std::string> addrs = {"127.0.1.11"};
       for (int j = 0; j <= i; ++j) addrs.push_back("127.0.2." + std::to_string(j + 1));
-      f.scale("b", addrs);
+      churn.push_back(slice_op("b", "b-1", addrs));
     }
+    REQUIRE(f.sim.admin("POST", "/objects", batch(churn)).exit_code == 0);
     REQUIRE(f.loop.run_until([&] { return sb.ready() == 5; }, 10000));
     f.loop.run_for(300);
     CHECK(sa.updates.size() == 1);
