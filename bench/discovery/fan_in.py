@@ -6,11 +6,13 @@ For each size (default 20 and 200 Services, all in one namespace, each with one 
 --pods Pods) and each mode, alternating the modes --runs times, one kup-watch process watches
 every Service (one ClusterClient, so the modes differ only in how the slices are watched):
 
-  1. sync: from the process start until every Service has published its first snapshot;
+  1. sync: from the process start until every Service has published its first snapshot (the
+     time), and until every watch is open too (the CPU and bytes);
   2. churn: --rounds rounds; each round rewrites one slice of --churn-share of the Services (a
      Pod changing address), and the round ends when kup-watch has published every change;
-  3. a Service joining is not measured here (kup-watch's targets are fixed): in per_namespace
-     mode that is one more LIST of the namespace's selected slices (docs/discovery.md).
+  3. what one more Service joining costs (kup-watch's targets are fixed, so this is the LIST
+     each mode makes for it, fetched from kubesim as the client would): per_service LISTs that
+     Service's slices; per_namespace restarts the shared watch and LISTs every selected slice.
 
 Measured per run, for the kup-watch process only (kubesim's own CPU is not counted):
   - watches: the EndpointSlice and Service watches kubesim has open once synced, and the LISTs
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -141,9 +144,19 @@ def one_run(sim, args, services, mode, generation):
         labels = [f"{NS}/{s}:http" for s in services]
         w.wait(lambda u: all(u.get(l, 0) >= 1 for l in labels), args.timeout)
         sync_s = time.monotonic() - t0
+        # Watches open once every Service watch is (a watch opens just after its LIST has been
+        # published), sampled again until two samples 0.3 s apart agree.
+        deadline = time.monotonic() + 20
+        watches = open_watches(sim)
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            again = open_watches(sim)
+            if again == watches and again["services"] >= len(services):
+                break
+            watches = again
+        # CPU and bytes of the sync: every snapshot published and every watch open
         sync_cpu = cpu_seconds(w.proc.pid)
         sync_bytes = read_bytes(w.proc.pid)
-        watches = open_watches(sim)
         # churn: each round changes one slice of a share of the Services
         per_round = max(1, int(len(services) * args.churn_share))
         expected = {l: 1 for l in labels}
@@ -196,9 +209,18 @@ def main():
                 objs.append(service(NS, s, [("http", 80, 8080)]))
                 objs.append(slice_obj(s, args.pods, generation))
             apply_all(sim, objs)
+            join = {}
+            path = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+            for mode, sel in (("per_service", f"kubernetes.io/service-name={services[-1]}"),
+                              ("per_namespace", "kubernetes.io/service-name in (" + ",".join(services) + ")")):
+                st, _, body = sim.request("GET", f"{path}?labelSelector={quote(sel)}&limit=500")
+                if st != 200:
+                    raise RuntimeError(f"LIST with {sel[:60]}...: HTTP {st}")
+                join[mode] = len(body) / 1024
             for run in range(args.runs):
                 for mode in (modes if run % 2 == 0 else modes[::-1]):
                     generation, r = one_run(sim, args, services, mode, generation)
+                    r["join_kb"] = join[mode]
                     results.setdefault((size, mode), []).append(r)
                     print(f"# size {size} {mode} run {run + 1}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()})}",
                           flush=True)
@@ -210,7 +232,7 @@ def main():
             ("sync_cpu_ms", "sync CPU ms", "{:.0f}"), ("sync_kb", "sync KiB read", "{:.0f}"),
             ("churn_events", "churn events", "{:.0f}"), ("churn_cpu_ms", "churn CPU ms", "{:.0f}"),
             ("churn_kb", "churn KiB read", "{:.0f}"), ("total_cpu_ms", "total CPU ms", "{:.0f}"),
-            ("total_kb", "total KiB read", "{:.0f}")]
+            ("total_kb", "total KiB read", "{:.0f}"), ("join_kb", "a join: KiB listed", "{:.1f}")]
     print()
     print("| services | mode | " + " | ".join(c[1] for c in cols) + " |")
     print("|---|---|" + "---|" * len(cols))
