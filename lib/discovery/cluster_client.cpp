@@ -110,6 +110,7 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache>, detail::SliceS
   void on_slices_health(const Status& s) override;
   void on_slices_waiting(const std::string& text) override;
   void on_slices_note(const std::string& text) override;
+  void on_preflight(const Status& result) override;
 };
 
 struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Impl> {
@@ -350,6 +351,12 @@ void ServiceCache::on_slices_waiting(const std::string& text) {
   changed();
 }
 
+void ServiceCache::on_preflight(const Status& result) {
+  auto keep = shared_from_this();
+  preflight_status = result;
+  changed();
+}
+
 void ServiceCache::on_slices_note(const std::string& text) {
   auto keep = shared_from_this();
   slices_note = text;
@@ -366,12 +373,14 @@ void ServiceCache::start_slices() {
       std::weak_ptr<ClusterClient::Impl> weak_cluster = cluster;
       const std::string path = fmt::format("/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices", ns);
       watch = std::make_shared<detail::NamespaceSliceWatch>(
-          cl.loop, *cl.api, ns, [weak_cluster, path](std::string selector, std::string what) {
+          cl.loop, *cl.api, ns,
+          [weak_cluster, path](std::string selector, std::string what) {
             auto c = weak_cluster.lock();
             kube::ReflectorOptions ro = c ? c->reflector_options(path, std::move(what)) : kube::ReflectorOptions{};
             ro.label_selector = std::move(selector);
             return ro;
-          });
+          },
+          cl.options.log);
       cl.namespace_watches[ns] = watch;
     }
     slice_membership = detail::NamespaceSliceWatch::join(watch, name, std::weak_ptr<detail::SliceSink>(shared_from_this()));
@@ -436,15 +445,16 @@ void ServiceCache::start() {
   service_reflector = std::make_unique<kube::Reflector<kube::Service>>(*cl.api, std::move(so), std::move(vcb));
   start_slices();
   service_reflector->start();
+  // Fan-in: the namespace's shared watch runs the preflight once and tells every member.
+  if (slice_membership) return;
   // The permissions preflight runs beside the first LIST: it only adds a clearer reason (the
   // verb, resource, namespace and the rule to add) when the watches are refused.
   preflight = std::make_unique<detail::AccessPreflight>(
       *cl.api, detail::service_access_checks(ns),
       [this](Status s) {
         auto keep = shared_from_this();
-        preflight_status = std::move(s);
         preflight.reset();
-        changed();
+        on_preflight(s);
       },
       cl.options.log);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/defer.h"
+#include "discovery/access_preflight.h"
 #include "kube/reflector.h"
 
 namespace kupstream::detail {
@@ -19,8 +20,8 @@ std::string service_set_selector(const std::vector<std::string>& services) {
 }
 
 NamespaceSliceWatch::NamespaceSliceWatch(uv_loop_t& loop, kube::ApiClient& api, std::string ns,
-                                         OptionsFactory make_options)
-    : loop_(loop), api_(api), ns_(std::move(ns)), make_options_(std::move(make_options)) {}
+                                         OptionsFactory make_options, LogFn log)
+    : loop_(loop), api_(api), ns_(std::move(ns)), make_options_(std::move(make_options)), log_(std::move(log)) {}
 
 NamespaceSliceWatch::~NamespaceSliceWatch() = default;
 
@@ -33,7 +34,34 @@ std::unique_ptr<NamespaceSliceWatch::Membership> NamespaceSliceWatch::join(
     const std::shared_ptr<NamespaceSliceWatch>& watch, const std::string& service, std::weak_ptr<SliceSink> sink) {
   watch->members_[service] = Member{std::move(sink)};
   watch->schedule_restart();
+  if (!watch->preflight_ && !watch->preflight_result_) watch->start_preflight();
+  if (watch->preflight_result_) {
+    // Known already: tell the newcomer on a later turn (never inside join()).
+    defer(watch->loop_, [weak = std::weak_ptr<NamespaceSliceWatch>(watch), service] {
+      auto self = weak.lock();
+      if (!self || !self->preflight_result_) return;
+      if (auto member = self->sink_of(service)) member->on_preflight(*self->preflight_result_);
+    });
+  }
   return std::make_unique<Membership>(watch, service);
+}
+
+// The permissions preflight runs beside the first LIST, once for the namespace: it only adds a
+// clearer reason (the verb, resource, namespace and the rule to add) when the watches are
+// refused.
+void NamespaceSliceWatch::start_preflight() {
+  preflight_ = std::make_unique<AccessPreflight>(
+      api_, service_access_checks(ns_),
+      [this](Status s) {
+        auto keep = shared_from_this();
+        preflight_result_ = s;
+        preflight_.reset();
+        std::vector<std::shared_ptr<SliceSink>> sinks;
+        for (const auto& [name, m] : members_)
+          if (auto sink = m.sink.lock()) sinks.push_back(std::move(sink));
+        for (auto& sink : sinks) sink->on_preflight(s);
+      },
+      log_);
 }
 
 std::vector<std::string> NamespaceSliceWatch::members() const {

@@ -10,7 +10,8 @@
 //  - A relist (the first sync, a 410, a watch-list's initial events) gives every member its
 //    slices in one replace, an empty one for a member with none: never emptied first.
 //  - Health, watch-list waiting text and notes are the shared Reflector's, told to every
-//    member.
+//    member. So is the RBAC preflight (list/watch endpointslices, get/list/watch services in
+//    the namespace), which runs once per NamespaceSliceWatch instead of once per Service.
 //  - When the members change (a service joins or leaves), the watch is restarted with the new
 //    selector on a later loop turn (joins and leaves of one turn make one restart): the old
 //    Reflector is dropped and a new one LISTs (or streams) with the new selector. Members
@@ -25,11 +26,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kube/objects.h"
 #include "kupstream/error.h"
+#include "kupstream/log.h"
 
 typedef struct uv_loop_s uv_loop_t;
 
@@ -42,6 +45,8 @@ class Reflector;
 
 namespace kupstream::detail {
 
+class AccessPreflight;
+
 // What one service's cache hears from a shared slice watch: the same calls, with the same
 // meaning, as the callbacks of a per-service Reflector (kube::ReflectorCallbacks).
 class SliceSink {
@@ -52,6 +57,9 @@ class SliceSink {
   virtual void on_slices_health(const Status& health) = 0;
   virtual void on_slices_waiting(const std::string& text) = 0;
   virtual void on_slices_note(const std::string& text) = 0;
+  // The namespace's RBAC preflight answered (ok, or forbidden naming the rules to add); a
+  // member that joins later hears the known answer on a later loop turn.
+  virtual void on_preflight(const Status& result) = 0;
 };
 
 // The label every EndpointSlice carries with the name of its Service.
@@ -66,7 +74,7 @@ class NamespaceSliceWatch : public std::enable_shared_from_this<NamespaceSliceWa
   // timeouts, backoff, watch-list settings and limits, with this selector and message text.
   using OptionsFactory = std::function<kube::ReflectorOptions(std::string label_selector, std::string what)>;
 
-  NamespaceSliceWatch(uv_loop_t& loop, kube::ApiClient& api, std::string ns, OptionsFactory make_options);
+  NamespaceSliceWatch(uv_loop_t& loop, kube::ApiClient& api, std::string ns, OptionsFactory make_options, LogFn log);
   ~NamespaceSliceWatch();
   NamespaceSliceWatch(const NamespaceSliceWatch&) = delete;
   NamespaceSliceWatch& operator=(const NamespaceSliceWatch&) = delete;
@@ -100,6 +108,7 @@ class NamespaceSliceWatch : public std::enable_shared_from_this<NamespaceSliceWa
   };
 
   void leave(const std::string& service);
+  void start_preflight();
   void schedule_restart();
   void restart();
   std::vector<std::shared_ptr<SliceSink>> live_sinks();
@@ -116,6 +125,9 @@ class NamespaceSliceWatch : public std::enable_shared_from_this<NamespaceSliceWa
   std::vector<std::string> selected_;  // the members the running Reflector selects
   std::map<std::string, std::string, std::less<>> owner_;  // slice name -> member it was given to
   std::unique_ptr<kube::Reflector<kube::EndpointSlice>> reflector_;
+  LogFn log_;
+  std::unique_ptr<AccessPreflight> preflight_;
+  std::optional<Status> preflight_result_;
   bool restart_pending_ = false;
   std::uint64_t starts_ = 0;
 };

@@ -112,16 +112,18 @@ struct Fixture {
   }
 
   // Waits until exactly these selectors are open (one watch each), and returns the watches.
-  std::map<int, std::string> wait_open(const std::multiset<std::string>& want, int timeout_ms = 10000) {
+  // Each look is a blocking admin call (a process), so the loop runs 100 ms between looks.
+  std::map<int, std::string> wait_open(const std::multiset<std::string>& want, int timeout_ms = 15000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     std::map<int, std::string> now;
-    loop.run_until([&] {
-      now = open_watches();
-      std::multiset<std::string> got;
-      for (const auto& [id, sel] : now) got.insert(sel);
-      return got == want;
-    }, timeout_ms);
     std::multiset<std::string> got;
-    for (const auto& [id, sel] : now) got.insert(sel);
+    for (;;) {
+      now = open_watches();
+      got.clear();
+      for (const auto& [id, sel] : now) got.insert(sel);
+      if (got == want || std::chrono::steady_clock::now() >= deadline) break;
+      loop.run_for(100);
+    }
     CHECK(got == want);
     return now;
   }
