@@ -58,6 +58,7 @@ KUP_API void kup_cluster_options_init(kup_cluster_options* options) {
   options->backoff_initial_ms = static_cast<uint32_t>(d.backoff_initial.count());
   options->backoff_max_ms = static_cast<uint32_t>(d.backoff_max.count());
   options->watch_list = d.watch_list ? 1 : 0;
+  options->slice_watch_per_service = d.slice_watch == SliceWatchMode::per_service ? 1 : 0;
 }
 
 KUP_API int kup_cluster_create(uv_loop_t* loop, const kup_cluster_options* options, kup_cluster** out,
@@ -94,6 +95,7 @@ KUP_API int kup_cluster_create(uv_loop_t* loop, const kup_cluster_options* optio
     co.backoff_initial = std::chrono::milliseconds{o.backoff_initial_ms};
     co.backoff_max = std::chrono::milliseconds{o.backoff_max_ms};
     co.watch_list = o.watch_list != 0;
+    co.slice_watch = o.slice_watch_per_service != 0 ? SliceWatchMode::per_service : SliceWatchMode::per_namespace;
     auto client = ClusterClient::create(*loop, *cc, std::move(co));
     if (!client) return fail(err, client.error());
     auto handle = std::make_unique<kup_cluster>();

@@ -197,7 +197,7 @@ void parse_server(Parser& p, const YAML::Node& n, ServerSettings& s) {
 }
 
 void parse_cluster(Parser& p, const YAML::Node& n, const std::string& path, GatewayConfig& cfg) {
-  if (!p.check_map(n, path, {"name", "kubeconfig", "context", "in_cluster"})) return;
+  if (!p.check_map(n, path, {"name", "kubeconfig", "context", "in_cluster", "slice_watch"})) return;
   ClusterEntry c;
   c.line = Parser::line_of(n);
   auto name = p.string(n, path, "name", true);
@@ -210,6 +210,17 @@ void parse_cluster(Parser& p, const YAML::Node& n, const std::string& path, Gate
   if (auto v = p.string(n, path, "kubeconfig")) c.kubeconfig = p.resolve(*v);
   if (auto v = p.string(n, path, "context")) c.context = *v;
   if (auto v = p.boolean(n, path, "in_cluster")) c.in_cluster = *v;
+  if (auto v = p.string(n, path, "slice_watch")) {
+    if (*v == "per_namespace") {
+      c.slice_watch = SliceWatchMode::per_namespace;
+    } else if (*v == "per_service") {
+      c.slice_watch = SliceWatchMode::per_service;
+    } else {
+      p.error(n["slice_watch"], path + ".slice_watch",
+              fmt::format("{} is not per_namespace or per_service", quote(*v)));
+      return;
+    }
+  }
   if (c.in_cluster && (!c.kubeconfig.empty() || !c.context.empty())) {
     p.error(n, path, "in_cluster: true cannot be combined with kubeconfig or context");
     return;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kupstream/cluster_client.h"
 #include "kupstream/error.h"
 #include "kupstream/upstream.h"
 #include "kupstream/upstream_config.h"
@@ -39,6 +40,8 @@ struct ClusterEntry {
   std::string kubeconfig;  // "" = $KUBECONFIG or ~/.kube/config (unless in_cluster)
   std::string context;     // "" = the kubeconfig's current-context
   bool in_cluster = false;
+  // EndpointSlice watches: one per namespace shared by its Services (the default), or one per Service.
+  kupstream::SliceWatchMode slice_watch = kupstream::SliceWatchMode::per_namespace;
   int line = 0;            // where it was defined (1-based), for messages
   friend bool operator==(const ClusterEntry&, const ClusterEntry&) = default;
 };

@@ -56,12 +56,13 @@ Result<std::shared_ptr<Generation>> Gateway::build(const GatewayConfig& config) 
       auto it = prev->clusters.find(entry.name);
       if (it != prev->clusters.end() && it->second->entry.kubeconfig == entry.kubeconfig &&
           it->second->entry.context == entry.context && it->second->entry.in_cluster == entry.in_cluster &&
-          it->second->config == *cc) {
+          it->second->entry.slice_watch == entry.slice_watch && it->second->config == *cc) {
         gen->clusters[entry.name] = it->second;  // unchanged: keep its watches
         continue;
       }
     }
     ClusterClientOptions co;
+    co.slice_watch = entry.slice_watch;
     std::string name = entry.name;
     co.log = [this, name](LogLevel l, std::string_view t) { log_(l, fmt::format("cluster {}: {}", name, t)); };
     auto client = ClusterClient::create(loop_, *cc, co);

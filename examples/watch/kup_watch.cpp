@@ -1,7 +1,11 @@
 // kup-watch: prints a Service port's merged, ready endpoints each time they change.
 //
-//   kup-watch [--kubeconfig FILE] [--context NAME] NAMESPACE/SERVICE:PORT [--node-label k=v]...
+//   kup-watch [--kubeconfig FILE] [--context NAME] NAMESPACE/SERVICE:PORT... [--node-label k=v]...
 //             [--json] [--watch-timeout SECONDS] [--idle-timeout MS] [--backoff MS] [--watch-list] [--watch-list-timeout MS]
+//             [--slice-watch per_service|per_namespace]
+//
+// With several targets (all through one ClusterClient, so they share its watches), each JSON
+// line carries "service":"NAMESPACE/SERVICE:PORT" and each table line starts with it.
 //
 // Works against a real cluster as against tests/kubesim. Uses only the public API. Stops on
 // SIGINT or SIGTERM.
@@ -48,17 +52,23 @@ std::string time_text(std::chrono::system_clock::time_point t) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::seconds>(t));
 }
 
-void print_update(const EndpointSetPtr& set, const WatchState& state, bool json) {
+// `label` is "" with one target, "NS/SVC:PORT" with several.
+std::string json_label(const std::string& label) {
+  return label.empty() ? "" : fmt::format("\"service\":{},", json_string(label));
+}
+
+void print_update(const EndpointSetPtr& set, const WatchState& state, bool json, const std::string& label) {
   if (json) {
     // lagMicros: from the change's last-change-trigger-time to this snapshot (null if unknown).
     const std::string lag = state.propagation_lag && state.generation == set->generation
                                 ? std::to_string(state.propagation_lag->count())
                                 : "null";
-    fmt::print("{{\"type\":\"update\",\"generation\":{},\"resourceVersion\":{},\"ready\":{},\"draining\":{},"
+    fmt::print("{{\"type\":\"update\",{}\"generation\":{},\"resourceVersion\":{},\"ready\":{},\"draining\":{},"
                "\"lagMicros\":{}}}\n",
-               set->generation, json_string(set->resource_version), endpoints_json(set->ready), endpoints_json(set->draining),
-               lag);
+               json_label(label), set->generation, json_string(set->resource_version), endpoints_json(set->ready),
+               endpoints_json(set->draining), lag);
   } else {
+    if (!label.empty()) fmt::print("{}: ", label);
     fmt::print("generation {} (resourceVersion {}, {}): {} ready, {} draining\n", set->generation, set->resource_version,
                to_string(state.phase), set->ready.size(), set->draining.size());
     fmt::print("  {:<8} {:<40} {:<28} {:<16} {}\n", "STATE", "ADDRESS", "POD", "NODE", "ZONE");
@@ -70,21 +80,23 @@ void print_update(const EndpointSetPtr& set, const WatchState& state, bool json)
   std::fflush(stdout);
 }
 
-void print_state(const WatchState& s, bool json) {
+void print_state(const WatchState& s, bool json, const std::string& label) {
   if (json) {
     std::string notes = "[";
     for (const auto& n : s.notes) notes += (notes.size() > 1 ? "," : "") + json_string(n);
-    fmt::print("{{\"type\":\"state\",\"phase\":\"{}\",\"reason\":{},\"since\":\"{}\",\"generation\":{},\"notes\":{}]}}\n",
-               to_string(s.phase), json_string(s.reason), time_text(s.since), s.generation, notes);
+    fmt::print("{{\"type\":\"state\",{}\"phase\":\"{}\",\"reason\":{},\"since\":\"{}\",\"generation\":{},\"notes\":{}]}}\n",
+               json_label(label), to_string(s.phase), json_string(s.reason), time_text(s.since), s.generation, notes);
   } else {
+    if (!label.empty()) fmt::print("{}: ", label);
     fmt::print("state {} since {}{}{}\n", to_string(s.phase), time_text(s.since), s.reason.empty() ? "" : ": ", s.reason);
   }
   std::fflush(stdout);
 }
 
 int usage(const char* why) {
-  fmt::print(stderr, "kup-watch: {}\nusage: kup-watch [--kubeconfig FILE] [--context NAME] NAMESPACE/SERVICE:PORT "
-                     "[--node-label k=v]... [--json] [--watch-timeout S] [--idle-timeout MS] [--backoff MS] [--watch-list] [--watch-list-timeout MS]\n",
+  fmt::print(stderr, "kup-watch: {}\nusage: kup-watch [--kubeconfig FILE] [--context NAME] NAMESPACE/SERVICE:PORT... "
+                     "[--node-label k=v]... [--json] [--watch-timeout S] [--idle-timeout MS] [--backoff MS] [--watch-list] "
+                     "[--watch-list-timeout MS] [--slice-watch per_service|per_namespace]\n",
              why);
   return 2;
 }
@@ -96,7 +108,8 @@ int main(int argc, char** argv) {
   KubeconfigOptions kc;
   ClusterClientOptions options;
   ServiceRef ref;
-  bool json = false, have_target = false;
+  std::vector<ServiceRef> targets;
+  bool json = false;
   options.log = [](LogLevel level, std::string_view text) {
     if (level >= LogLevel::warning) fmt::print(stderr, "{}: {}\n", log_level_name(level), text);
   };
@@ -117,6 +130,14 @@ int main(int argc, char** argv) {
       json = true;
     } else if (a == "--watch-list") {
       options.watch_list = true;
+    } else if (a == "--slice-watch") {
+      std::string mode = value();
+      if (mode == "per_service")
+        options.slice_watch = SliceWatchMode::per_service;
+      else if (mode == "per_namespace")
+        options.slice_watch = SliceWatchMode::per_namespace;
+      else
+        return usage(("--slice-watch takes per_service or per_namespace, not " + mode).c_str());
     } else if (a == "--watch-list-timeout") {
       options.watch_list_bookmark_timeout = std::chrono::milliseconds{std::stoi(value())};
     } else if (a == "--watch-timeout") {
@@ -131,27 +152,30 @@ int main(int argc, char** argv) {
       auto eq = kv.find('=');
       if (eq == std::string::npos) return usage(("--node-label needs k=v, not " + kv).c_str());
       ref.node_labels[kv.substr(0, eq)] = kv.substr(eq + 1);
-    } else if (!a.empty() && a[0] != '-' && !have_target) {
+    } else if (!a.empty() && a[0] != '-') {
       auto slash = a.find('/');
       auto colon = a.rfind(':');
       if (slash == std::string::npos || colon == std::string::npos || colon < slash)
         return usage(("expected NAMESPACE/SERVICE:PORT, not " + a).c_str());
-      ref.namespace_name = a.substr(0, slash);
-      ref.service = a.substr(slash + 1, colon - slash - 1);
-      ref.port = PortRef::parse(a.substr(colon + 1));
-      have_target = true;
+      ServiceRef t;
+      t.namespace_name = a.substr(0, slash);
+      t.service = a.substr(slash + 1, colon - slash - 1);
+      t.port = PortRef::parse(a.substr(colon + 1));
+      targets.push_back(std::move(t));
     } else {
       return usage(("unexpected argument " + a).c_str());
     }
   }
-  if (!have_target) return usage("missing NAMESPACE/SERVICE:PORT");
+  if (targets.empty()) return usage("missing NAMESPACE/SERVICE:PORT");
+  for (auto& t : targets) t.node_labels = ref.node_labels;
   kc.log = options.log;
   auto config = load_kubeconfig(kc);
   if (!config) {
     fmt::print(stderr, "kup-watch: {}\n", config.error().message());
     return 1;
   }
-  ref.cluster = config->name;
+  for (auto& t : targets) t.cluster = config->name;
+  const bool labelled = targets.size() > 1;
 
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -162,28 +186,42 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "kup-watch: {}\n", cluster.error().message());
       return 1;
     }
-    EndpointWatcher* raw = nullptr;
-    EndpointWatcherCallbacks cb;
-    cb.on_update = [&](const EndpointSetPtr& set) { print_update(set, raw->state(), json); };
-    cb.on_state = [&](const WatchState& s) { print_state(s, json); };
-    auto watch = (*cluster)->watch(ref, std::move(cb));
-    if (!watch) {
-      fmt::print(stderr, "kup-watch: {}\n", watch.error().message());
-      return 1;
+    struct Target {
+      std::string label;
+      std::unique_ptr<EndpointWatcher> watch;
+    };
+    std::vector<Target> watches(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      const ServiceRef& t = targets[i];
+      watches[i].label = labelled ? fmt::format("{}/{}:{}", t.namespace_name, t.service, t.port.to_string()) : "";
+      EndpointWatcherCallbacks cb;
+      cb.on_update = [&watches, i, json](const EndpointSetPtr& set) {
+        print_update(set, watches[i].watch->state(), json, watches[i].label);
+      };
+      cb.on_state = [&watches, i, json](const WatchState& s) { print_state(s, json, watches[i].label); };
+      auto watch = (*cluster)->watch(t, std::move(cb));
+      if (!watch) {
+        fmt::print(stderr, "kup-watch: {}\n", watch.error().message());
+        watches.clear();
+        cluster->reset();
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+      }
+      watches[i].watch = std::move(*watch);
     }
-    raw = watch->get();
 
     // SIGINT/SIGTERM: drop the watch and let the loop drain.
     struct Stop {
       uv_signal_t sigint, sigterm;
-      std::unique_ptr<EndpointWatcher>* watch;
-    } stop{{}, {}, &*watch};
+      std::vector<Target>* watches;
+    } stop{{}, {}, &watches};
     for (auto* s : {&stop.sigint, &stop.sigterm}) {
       uv_signal_init(&loop, s);
       s->data = &stop;
       uv_signal_start_oneshot(s, [](uv_signal_t* h, int) {
         auto* st = static_cast<Stop*>(h->data);
-        st->watch->reset();
+        st->watches->clear();
         uv_close(reinterpret_cast<uv_handle_t*>(&st->sigint), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&st->sigterm), nullptr);
         // Closing restored the default action: a second signal during teardown is ignored.
@@ -192,7 +230,7 @@ int main(int argc, char** argv) {
       }, s == &stop.sigint ? SIGINT : SIGTERM);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
-    watch->reset();
+    watches.clear();
     cluster->reset();
     uv_run(&loop, UV_RUN_DEFAULT);
   }

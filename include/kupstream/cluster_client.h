@@ -37,6 +37,20 @@ typedef struct uv_loop_s uv_loop_t;
 
 namespace kupstream {
 
+/// How a ClusterClient lists and watches EndpointSlices (docs/discovery.md, "Watch fan-in").
+enum class SliceWatchMode {
+  /// One EndpointSlice list+watch per watched Service (`kubernetes.io/service-name=NAME`).
+  per_service,
+  /// Fan-in: one EndpointSlice list+watch per namespace, with the set-based selector
+  /// `kubernetes.io/service-name in (a,b,...)` naming every Service watched in that namespace
+  /// through this ClusterClient. A Service starting or stopping to be watched restarts that
+  /// namespace's watch with the new selector (one LIST; the others keep their snapshots).
+  per_namespace,
+};
+
+/// "per_service" or "per_namespace".
+KUPSTREAM_API const char* to_string(SliceWatchMode mode) noexcept;
+
 /// How a ClusterClient logs, times its watches and backs off after failures.
 struct ClusterClientOptions {
   LogFn log;  ///< where the client's messages go; may be empty
@@ -47,6 +61,8 @@ struct ClusterClientOptions {
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30'000};  ///< the doubling stops here
   bool watch_list = false;  ///< try sendInitialEvents streaming first (falls back to LIST)
+  /// One EndpointSlice watch per Service, or one per namespace shared by its Services.
+  SliceWatchMode slice_watch = SliceWatchMode::per_namespace;
 
   /// watch-list: how long a stream may wait for its k8s.io/initial-events-end bookmark (from its
   /// 200 on) before that resource is LISTed and watched instead. A v1.28 server holds the

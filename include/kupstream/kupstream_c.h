@@ -183,6 +183,9 @@ typedef struct kup_cluster_options {
   int watch_list;                /**< nonzero: try sendInitialEvents streaming first */
   kup_log_fn log;                /**< may be NULL */
   void* log_data;                /**< passed to `log` as its `data` */
+  /** nonzero: one EndpointSlice watch per Service; 0 (the default): one per namespace, shared by
+   * the Services watched there (docs/discovery.md, "Watch fan-in") */
+  int slice_watch_per_service;
 } kup_cluster_options;
 
 /** Fills *options with the defaults and sets `size`. NULL is ignored. */

@@ -8,6 +8,7 @@
 
 #include "core/defer.h"
 #include "discovery/access_preflight.h"
+#include "discovery/namespace_slice_watch.h"
 #include "discovery/rfc3339.h"
 #include "discovery/slice_merge.h"
 #include "kube/api_client.h"
@@ -28,6 +29,10 @@ std::string label_selector(const std::map<std::string, std::string>& labels) {
 
 }  // namespace
 
+const char* to_string(SliceWatchMode mode) noexcept {
+  return mode == SliceWatchMode::per_namespace ? "per_namespace" : "per_service";
+}
+
 const char* to_string(WatchPhase phase) noexcept {
   switch (phase) {
     case WatchPhase::syncing: return "syncing";
@@ -45,6 +50,8 @@ struct ClusterClient::Impl {
   ClusterClientOptions options;
   std::unique_ptr<kube::ApiClient> api;
   std::map<std::pair<std::string, std::string>, std::weak_ptr<struct ServiceCache>> services;
+  // Fan-in mode (SliceWatchMode::per_namespace): one shared EndpointSlice watch per namespace.
+  std::map<std::string, std::weak_ptr<detail::NamespaceSliceWatch>, std::less<>> namespace_watches;
   // Which resources skip watch-list for a while (slow or refused), shared by every Reflector here.
   std::shared_ptr<kube::WatchListMemory> watch_list_memory;
   // The running RBAC preflight of each namespace: its checks are the same for every Service
@@ -82,7 +89,8 @@ struct SharedPreflight {
 };
 
 // The EndpointSlices and the Service object of one (namespace, service), shared by every view.
-struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
+// Its slices come from its own Reflector, or (fan-in mode) from its namespace's shared watch.
+struct ServiceCache : std::enable_shared_from_this<ServiceCache>, detail::SliceSink {
   std::shared_ptr<ClusterClient::Impl> cluster;
   std::string ns, name;
   std::map<std::string, kube::EndpointSlice, std::less<>> slices;
@@ -95,6 +103,7 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   std::optional<Clock::time_point> trigger_time;  // of the slice change being processed
   std::map<std::string, std::weak_ptr<EndpointWatcher::Impl>> views;
   std::unique_ptr<kube::Reflector<kube::EndpointSlice>> slice_reflector;
+  std::unique_ptr<detail::NamespaceSliceWatch::Membership> slice_membership;  // fan-in mode instead
   std::unique_ptr<kube::Reflector<kube::Service>> service_reflector;
   std::shared_ptr<SharedPreflight> preflight;  // until its answer arrives
   Status preflight_status;  // forbidden (with the rules to add) when the preflight found a denial
@@ -103,7 +112,16 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache> {
   bool flowing() const { return slices_synced && service_synced && slices_health.ok() && service_health.ok(); }
 
   void start();
+  void start_slices();
   void changed();
+
+  // detail::SliceSink: the slices' list+watch, from either source.
+  void on_slices_replace(std::vector<kube::EndpointSlice> items, const std::string& rv) override;
+  void on_slice_event(kube::EventType type, kube::EndpointSlice s, const std::string& rv) override;
+  void on_slices_health(const Status& s) override;
+  void on_slices_waiting(const std::string& text) override;
+  void on_slices_note(const std::string& text) override;
+  void on_preflight(const Status& result) override;
 };
 
 struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Impl> {
@@ -305,56 +323,101 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
   }
 };
 
-void ServiceCache::start() {
+void ServiceCache::on_slices_replace(std::vector<kube::EndpointSlice> items, const std::string& rv) {
+  auto keep = shared_from_this();
+  slices.clear();
+  for (auto& s : items) slices[s.metadata.name] = std::move(s);
+  slices_synced = true;
+  resource_version = rv;
+  changed();
+}
+
+void ServiceCache::on_slice_event(kube::EventType type, kube::EndpointSlice s, const std::string& rv) {
+  auto keep = shared_from_this();
+  resource_version = rv;
+  if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
+    trigger_time = detail::parse_rfc3339(t);
+  // The replaced slice ends up in `s` and is freed after the publish, not before it.
+  if (type == kube::EventType::deleted) {
+    if (auto it = slices.find(s.metadata.name); it != slices.end()) {
+      s = std::move(it->second);
+      slices.erase(it);
+    }
+  } else {
+    std::swap(slices[s.metadata.name], s);
+  }
+  changed();
+  trigger_time.reset();
+}
+
+void ServiceCache::on_slices_health(const Status& s) {
+  auto keep = shared_from_this();
+  slices_health = s;
+  changed();
+}
+
+void ServiceCache::on_slices_waiting(const std::string& text) {
+  auto keep = shared_from_this();
+  slices_waiting = text;
+  changed();
+}
+
+void ServiceCache::on_preflight(const Status& result) {
+  auto keep = shared_from_this();
+  preflight_status = result;
+  changed();
+}
+
+void ServiceCache::on_slices_note(const std::string& text) {
+  auto keep = shared_from_this();
+  slices_note = text;
+  changed();
+}
+
+// Per service: a Reflector with `kubernetes.io/service-name=NAME`. Fan-in: a membership in the
+// namespace's shared watch (created here when this is its first service).
+void ServiceCache::start_slices() {
   auto& cl = *cluster;
+  if (cl.options.slice_watch == SliceWatchMode::per_namespace) {
+    auto watch = cl.namespace_watches[ns].lock();
+    if (!watch) {
+      std::weak_ptr<ClusterClient::Impl> weak_cluster = cluster;
+      const std::string path = fmt::format("/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices", ns);
+      watch = std::make_shared<detail::NamespaceSliceWatch>(
+          cl.loop, *cl.api, ns,
+          [weak_cluster, path](std::string selector, std::string what) {
+            auto c = weak_cluster.lock();
+            kube::ReflectorOptions ro = c ? c->reflector_options(path, std::move(what)) : kube::ReflectorOptions{};
+            ro.label_selector = std::move(selector);
+            return ro;
+          },
+          cl.options.log);
+      cl.namespace_watches[ns] = watch;
+    }
+    slice_membership = detail::NamespaceSliceWatch::join(watch, name, std::weak_ptr<detail::SliceSink>(shared_from_this()));
+    return;
+  }
   auto ro = cl.reflector_options(fmt::format("/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices", ns),
                                  fmt::format("endpointslices of service {}/{}", ns, name));
-  ro.label_selector = fmt::format("kubernetes.io/service-name={}", name);
+  ro.label_selector = fmt::format("{}={}", detail::kServiceNameLabel, name);
   kube::ReflectorCallbacks<kube::EndpointSlice> scb;
   // Each callback keeps the cache alive until it returns: a subscriber may drop the last
   // handle from inside the update it triggers, which would destroy the cache under our feet.
   scb.on_replace = [this](std::vector<kube::EndpointSlice> items, const std::string& rv) {
-    auto keep = shared_from_this();
-    slices.clear();
-    for (auto& s : items) slices[s.metadata.name] = std::move(s);
-    slices_synced = true;
-    resource_version = rv;
-    changed();
+    on_slices_replace(std::move(items), rv);
   };
   scb.on_event = [this](kube::EventType type, kube::EndpointSlice s, const std::string& rv) {
-    auto keep = shared_from_this();
-    resource_version = rv;
-    if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
-      trigger_time = detail::parse_rfc3339(t);
-    // The replaced slice ends up in `s` and is freed after the publish, not before it.
-    if (type == kube::EventType::deleted) {
-      if (auto it = slices.find(s.metadata.name); it != slices.end()) {
-        s = std::move(it->second);
-        slices.erase(it);
-      }
-    } else {
-      std::swap(slices[s.metadata.name], s);
-    }
-    changed();
-    trigger_time.reset();
+    on_slice_event(type, std::move(s), rv);
   };
-  scb.on_health = [this](const Status& s) {
-    auto keep = shared_from_this();
-    slices_health = s;
-    changed();
-  };
-  scb.on_waiting = [this](const std::string& text) {
-    auto keep = shared_from_this();
-    slices_waiting = text;
-    changed();
-  };
-  scb.on_note = [this](const std::string& text) {
-    auto keep = shared_from_this();
-    slices_note = text;
-    changed();
-  };
+  scb.on_health = [this](const Status& s) { on_slices_health(s); };
+  scb.on_waiting = [this](const std::string& text) { on_slices_waiting(text); };
+  scb.on_note = [this](const std::string& text) { on_slices_note(text); };
   slice_reflector = std::make_unique<kube::Reflector<kube::EndpointSlice>>(*cl.api, std::move(ro), std::move(scb));
+  slice_reflector->start();
+}
 
+void ServiceCache::start() {
+  auto& cl = *cluster;
   auto so = cl.reflector_options(fmt::format("/api/v1/namespaces/{}/services", ns), fmt::format("service {}/{}", ns, name));
   so.field_selector = fmt::format("metadata.name={}", name);
   kube::ReflectorCallbacks<kube::Service> vcb;
@@ -391,8 +454,10 @@ void ServiceCache::start() {
     changed();
   };
   service_reflector = std::make_unique<kube::Reflector<kube::Service>>(*cl.api, std::move(so), std::move(vcb));
-  slice_reflector->start();
+  start_slices();
   service_reflector->start();
+  // Fan-in: the namespace's shared watch runs the preflight once and tells every member.
+  if (slice_membership) return;
   // The permissions preflight runs beside the first LIST: it only adds a clearer reason (the
   // verb, resource, namespace and the rule to add) when the watches are refused.
   preflight = cl.preflights[ns].lock();
@@ -412,9 +477,8 @@ void ServiceCache::start() {
           for (const auto& w : std::vector<std::weak_ptr<ServiceCache>>(std::move(shared->waiters))) {
             auto cache = w.lock();
             if (!cache || cache->preflight != shared) continue;
-            cache->preflight_status = s;
             cache->preflight.reset();
-            cache->changed();
+            cache->on_preflight(s);
           }
         },
         cl.options.log);
@@ -460,6 +524,7 @@ Result<std::unique_ptr<EndpointWatcher>> ClusterClient::watch(const ServiceRef& 
   if (Status s = validate_service_ref(ref, "service"); !s) return s.error();
   // Forget caches and views whose last handle is gone (their entries are only weak).
   std::erase_if(impl_->services, [](const auto& kv) { return kv.second.expired(); });
+  std::erase_if(impl_->namespace_watches, [](const auto& kv) { return kv.second.expired(); });
   auto key = std::make_pair(ref.namespace_name, ref.service);
   auto cache = impl_->services[key].lock();
   if (!cache) {

@@ -228,10 +228,12 @@ class KupWatch:
 
 
 class WatchTestCase(unittest.TestCase):
-    """Starts one kubesim per test. Override USERS for limited users; ARGS for kubesim flags."""
+    """Starts one kubesim per test. Override USERS for limited users; ARGS for kubesim flags;
+    WATCH_ARGS for flags every kup-watch of the class gets (e.g. --slice-watch per_service)."""
 
     USERS = None
     ARGS = ["--bookmark-interval", "0.3"]
+    WATCH_ARGS = ()
 
     @classmethod
     def setUpClass(cls):
@@ -244,7 +246,7 @@ class WatchTestCase(unittest.TestCase):
         self.addCleanup(self.sim.cleanup)
 
     def watch(self, target, *args, user="admin", kubeconfig=None):
-        w = KupWatch(self, kubeconfig or self.sim.kubeconfig(user), target, args)
+        w = KupWatch(self, kubeconfig or self.sim.kubeconfig(user), target, tuple(args) + tuple(self.WATCH_ARGS))
         # Cleanups run in reverse order: the watcher stops before the simulator.
         self.addCleanup(w.stop)
         return w

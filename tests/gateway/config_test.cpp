@@ -14,7 +14,7 @@ admin: {address: 127.0.0.1, port: 9901}
 server: {max_header_bytes: 32768, max_body_bytes: 1048576, idle_timeout_ms: 5000}
 clusters:
   - {name: tke-a, kubeconfig: /path/kubeconfig, context: ctx-a}
-  - {name: tke-b, kubeconfig: kc-b}
+  - {name: tke-b, kubeconfig: kc-b, slice_watch: per_service}
   - {name: incluster, in_cluster: true}
 upstreams:
   - name: httpbin
@@ -71,6 +71,8 @@ TEST_SUITE("GatewayConfig") {
     CHECK(c.clusters[0].context == "ctx-a");
     CHECK(c.clusters[1].kubeconfig == "/etc/kup/kc-b");
     CHECK(c.clusters[2].in_cluster);
+    CHECK(c.clusters[0].slice_watch == SliceWatchMode::per_namespace);  // the default
+    CHECK(c.clusters[1].slice_watch == SliceWatchMode::per_service);
     REQUIRE(c.upstreams.size() == 2);
     const auto& u = c.upstreams[0];
     CHECK(u.config.name == "httpbin");
@@ -230,6 +232,12 @@ TEST_SUITE("GatewayConfig") {
         "upstreams: []\nroutes: []\n");
     CHECK(why.find("gateway.yaml:2: clusters[0]: in_cluster: true cannot be combined") != std::string::npos);
     CHECK(why.find("gateway.yaml:2: clusters[1].in_cluster: \"yes\" is not true or false") != std::string::npos);
+  }
+
+  TEST_CASE("slice_watch takes per_namespace or per_service, and names the cluster entry otherwise") {
+    auto why = errors_of("listeners: [{port: 1}]\nclusters: [{name: a, slice_watch: per_pod}]\nupstreams: []\nroutes: []\n");
+    CHECK(why.find("gateway.yaml:2: clusters[0].slice_watch: \"per_pod\" is not per_namespace or per_service") !=
+          std::string::npos);
   }
 
   TEST_CASE("an unreadable file is an io_error naming the path") {

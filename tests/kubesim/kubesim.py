@@ -837,91 +837,202 @@ TOP_ORDER = ["kind", "apiVersion", "metadata", "addressType", "endpoints", "port
 # Selectors
 
 
-SEL_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
+# The label selector grammar of the real API server (apimachinery labels.Parse), written here
+# from its rules:
+#   selector    := requirement ("," requirement)*          (an empty string selects everything)
+#   requirement := ["!"] KEY [ op VALUE | ("in"|"notin") "(" [VALUE] ("," [VALUE])* ")" ]
+#   op          := "=" | "==" | "!=" | ">" | "<"
+# Tokens: whitespace (space, tab, CR, LF) separates and is skipped; the symbols = ! ( ) , > <
+# form operators ("!=" and "==" are one token, the longest that is an operator); any other run
+# of characters is an identifier, except that "in" and "notin" are keywords in the operator
+# position (they are plain values inside a value list or after "="). A bare KEY means "exists",
+# !KEY "does not exist". A missing value (k=, "in ()", "(a,)", "(,a)", "(a,,b)") is the empty
+# string, which is a valid label value; "in" and "notin" with no value at all cannot happen.
+# Every key must be a valid qualified name and every value a valid label value; > and < take
+# one integer. Errors are 400 BadRequest "unable to parse requirement: ..." as the server says.
+
+SEL_SYMBOLS = "=!(),<>"
+SEL_SPACE = " \t\r\n"
+SEL_OPERATORS = {"=", "==", "!=", ">", "<", "in", "notin"}
+
+
+def _selector_tokens(text):
+    """Splits a selector into (kind, literal) tokens: 'id', 'op' (symbol operators and
+    parentheses/commas), 'end'. A run of symbols that is no operator is an 'error' token."""
+    out, i, n = [], 0, len(text)
+    while True:
+        while i < n and text[i] in SEL_SPACE:
+            i += 1
+        if i >= n:
+            out.append(("end", ""))
+            return out
+        if text[i] in SEL_SYMBOLS:
+            # the longest prefix of this run of symbols that is a token
+            j, best = i, None
+            while j < n and text[j] in SEL_SYMBOLS:
+                j += 1
+                cand = text[i:j]
+                if cand in ("=", "==", "!=", "!", "(", ")", ",", ">", "<"):
+                    best = cand
+                elif best is not None:
+                    break
+            if best is None:
+                out.append(("error", f"error expected: keyword found '{text[i:j]}'"))
+                i = j
+                continue
+            out.append(("op", best))
+            i += len(best)
+            continue
+        j = i
+        while j < n and text[j] not in SEL_SYMBOLS and text[j] not in SEL_SPACE:
+            j += 1
+        word = text[i:j]
+        out.append(("kw" if word in ("in", "notin") else "id", word))
+        i = j
 
 
 class LabelSelector:
-    """Parses the label selector syntax: k=v, k==v, k!=v, k in (a,b), k notin (a,b), k, !k, k>n, k<n."""
+    """A parsed label selector: a list of (operator, key, values) requirements, all of which
+    must hold. Operators: "=" (also ==), "!=", "in", "notin", "exists", "!", ">", "<"."""
 
     def __init__(self, text):
+        self.text = text or ""
         self.reqs = []
-        text = (text or "").strip()
-        if not text:
-            return
-        parts, depth, cur = [], 0, ""
-        for ch in text:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-            if ch == "," and depth == 0:
-                parts.append(cur)
-                cur = ""
+        self._toks = _selector_tokens(self.text)
+        self._pos = 0
+        try:
+            self._parse()
+        except _SelectorError as e:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {e}")
+
+    # token access: inside values, "in"/"notin" are plain identifiers
+    def _peek(self, values=True):
+        kind, lit = self._toks[self._pos]
+        return ("id" if values and kind == "kw" else kind), lit
+
+    def _take(self, values=True):
+        tok = self._peek(values)
+        self._pos += 1
+        return tok
+
+    def _parse(self):
+        while True:
+            kind, lit = self._peek()
+            if kind == "end":
+                return
+            if not (kind == "id" or (kind, lit) == ("op", "!")):
+                raise _SelectorError(f"found '{lit}', expected: !, identifier, or 'end of string'")
+            self.reqs.append(self._requirement())
+            kind, lit = self._take()
+            if kind == "end":
+                return
+            if (kind, lit) != ("op", ","):
+                raise _SelectorError(f"found '{lit}', expected: ',' or 'end of string'")
+            kind, lit = self._peek()
+            if not (kind == "id" or (kind, lit) == ("op", "!")):
+                raise _SelectorError(f"found '{lit}', expected: identifier after ','")
+
+    def _requirement(self):
+        negated = False
+        kind, lit = self._take()
+        if (kind, lit) == ("op", "!"):
+            negated = True
+            kind, lit = self._take()
+        if kind != "id":
+            raise _SelectorError(f"found '{lit}', expected: identifier")
+        key = lit
+        self._check_key(key)
+        nkind, nlit = self._peek()
+        if nkind == "end" or (nkind, nlit) == ("op", ","):
+            return ("!" if negated else "exists", key, None)
+        if negated:
+            # "!key" followed by an operator: the server reads the operator, then refuses "!"
+            # as an operator of a binary requirement; either way it is a bad request.
+            raise _SelectorError(f"found '{nlit}', expected: ',' or 'end of string'")
+        kind, op = self._take(values=False)
+        if not ((kind == "op" and op in ("=", "==", "!=", ">", "<")) or kind == "kw"):
+            raise _SelectorError(f"found '{op}', expected: in, notin, =, ==, !=, gt, lt")
+        if op in ("in", "notin"):
+            vals = self._value_set()
+        else:
+            vals = self._exact_value()
+            op = "=" if op == "==" else op
+        self._check_values(key, op, vals)
+        return (op, key, vals)
+
+    def _value_set(self):
+        kind, lit = self._take()
+        if (kind, lit) != ("op", "("):
+            raise _SelectorError(f"found '{lit}' expected: '('")
+        kind, lit = self._peek()
+        if (kind, lit) == ("op", ")"):
+            self._take()
+            return {""}
+        if not (kind == "id" or (kind, lit) == ("op", ",")):
+            raise _SelectorError(f"found '{lit}', expected: ',', ')' or identifier")
+        vals, expect_value = set(), True  # after "(" or ",": a value (possibly empty) comes next
+        while True:
+            kind, lit = self._take()
+            if expect_value:
+                if kind == "id":
+                    vals.add(lit)
+                    expect_value = False
+                elif (kind, lit) in (("op", ","), ("op", ")")):
+                    vals.add("")  # an empty value before this comma or parenthesis
+                    if lit == ")":
+                        return vals
+                else:
+                    raise _SelectorError(f"found '{lit}', expected: ',', or identifier")
+            elif (kind, lit) == ("op", ","):
+                expect_value = True
+            elif (kind, lit) == ("op", ")"):
+                return vals
             else:
-                cur += ch
-        parts.append(cur)
-        for p in parts:
-            self.reqs.append(self._parse(p.strip(), text))
+                raise _SelectorError(f"found '{lit}', expected: ',' or ')'")
+
+    def _exact_value(self):
+        kind, lit = self._peek()
+        if kind == "end" or (kind, lit) == ("op", ","):
+            return {""}
+        kind, lit = self._take()
+        if kind != "id":
+            raise _SelectorError(f"found '{lit}', expected: identifier")
+        return {lit}
 
     @staticmethod
-    def _bad(text, why):
-        raise ApiError(400, "BadRequest", f"unable to parse requirement: {why}")
-
-    def _parse(self, p, whole):
-        m = re.fullmatch(r"!\s*(" + SEL_KEY + r")", p)
-        if m:
-            return self._check(("!", m.group(1), None))
-        m = re.fullmatch(r"(" + SEL_KEY + r")\s+(in|notin)\s*\(([^()]*)\)", p)
-        if m:
-            vals = [v.strip() for v in m.group(3).split(",")]
-            if vals == [""]:
-                self._bad(whole, f"for '{m.group(2)}', 'notin' operators, values set can't be empty")
-            return self._check((m.group(2), m.group(1), set(vals)))
-        m = re.fullmatch(r"(" + SEL_KEY + r")\s*(==|=|!=|>|<)\s*([^\s,()=!<>]*)", p)
-        if m:
-            op = {"==": "=", "=": "=", "!=": "!=", ">": ">", "<": "<"}[m.group(2)]
-            if op in (">", "<") and not re.fullmatch(r"-?\d+", m.group(3)):
-                self._bad(whole, f"for 'Gt', 'Lt' operators, the value must be an integer")
-            return self._check((op, m.group(1), {m.group(3)}))
-        m = re.fullmatch(r"(" + SEL_KEY + r")", p)
-        if m:
-            return self._check(("exists", m.group(1), None))
-        self._bad(whole, f"found '{p}', expected: valid label selector requirement")
-
-    def _check(self, req):
-        prob = qualified_name_problem(req[1])
+    def _check_key(key):
+        prob = qualified_name_problem(key)
         if prob:
-            self._bad(req[1], f"key: Invalid value: {q(req[1])}: {prob}")
-        for v in req[2] or ():
-            if req[0] not in (">", "<"):
-                prob = label_value_problem(v)
-                if prob:
-                    self._bad(v, f"values[0][{req[1]}]: Invalid value: {q(v)}: {prob}")
-        return req
+            raise _SelectorError(f"key: Invalid value: {q(key)}: {prob}")
+
+    @staticmethod
+    def _check_values(key, op, vals):
+        for i, v in enumerate(sorted(vals)):
+            if op in (">", "<"):
+                if not re.fullmatch(r"[+-]?\d+", v) or not -2**63 <= int(v) < 2**63:
+                    raise _SelectorError(f"values[{i}]: Invalid value: {q(v)}: for 'Gt', 'Lt' operators, "
+                                         "the value must be an integer")
+            prob = label_value_problem(v)
+            if prob:
+                raise _SelectorError(f"values[{i}][{key}]: Invalid value: {q(v)}: {prob}")
 
     def matches(self, labels):
         labels = labels or {}
         for op, key, vals in self.reqs:
             has = key in labels
             v = labels.get(key)
-            if op == "=" and not (has and v in vals):
+            if op in ("=", "in") and not (has and v in vals):
                 return False
-            if op == "!=" and has and v in vals:
-                return False
-            if op == "in" and not (has and v in vals):
-                return False
-            if op == "notin" and has and v in vals:
+            if op in ("!=", "notin") and has and v in vals:
                 return False
             if op == "exists" and not has:
                 return False
             if op == "!" and has:
                 return False
             if op in (">", "<"):
-                try:
-                    n = int(v)
-                except (TypeError, ValueError):
+                if not has or not re.fullmatch(r"[+-]?\d+", v):
                     return False
-                lim = int(next(iter(vals)))
+                n, lim = int(v), int(next(iter(vals)))
                 if (op == ">" and not n > lim) or (op == "<" and not n < lim):
                     return False
         return True
@@ -929,6 +1040,10 @@ class LabelSelector:
     @property
     def empty(self):
         return not self.reqs
+
+
+class _SelectorError(Exception):
+    pass
 
 
 class FieldSelector:
@@ -1444,7 +1559,7 @@ class Watcher:
                 "startResourceVersion": str(self.start_rv), "lastResourceVersion": str(self.last_rv),
                 "allowWatchBookmarks": self.bookmarks, "table": self.table, "eventsSent": self.sent,
                 "stalled": self.stalled_until > time.monotonic(), "opened": self.opened,
-                "initialEventsEnd": self.initial_end}
+                "initialEventsEnd": self.initial_end, "labelSelector": self.lsel.text if self.lsel else ""}
 
     def selects(self, obj):
         if obj is None:

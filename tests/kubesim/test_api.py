@@ -389,6 +389,56 @@ class ListAndSelectors(ApiTestBase):
         st, body = self.list("sel", labelSelector="tier in web")
         self.assertEqual((st, body["reason"]), (400, "BadRequest"))
 
+    def test_set_based_selectors_follow_the_api_servers_grammar(self):
+        # whitespace is free around symbols; a value list may hold empty values; "in" and
+        # "notin" are plain values inside a list or after "="
+        self.assertEqual(self.names(labelSelector="  tier   in(web ,db ) , env "), ["a", "b"])
+        self.assertEqual(self.names(labelSelector="tier in (in, notin, web)"), ["a", "c"])
+        self.assertEqual(self.names(labelSelector="tier notin (web),env"), ["b", "d"])
+        self.assertEqual(self.names(labelSelector="!tier"), ["e"])
+        self.assertEqual(self.names(labelSelector="env notin ()"), ["a", "b", "c", "d", "e"])  # () is {""}
+        self.assertEqual(self.names(labelSelector="tier in (,web)"), ["a", "c"])
+        self.assertEqual(self.names(labelSelector="tier in (web),tier notin (web)"), [])
+        self.assertEqual(self.names(labelSelector="tier="), [])  # the empty value; nobody has it
+        self.assertEqual(self.names(labelSelector=""), ["a", "b", "c", "d", "e"])
+
+    def test_bad_set_based_selectors_get_the_parsers_message(self):
+        for sel, message in (
+                ("tier in web", "found 'web' expected: '('"),
+                ("tier in (web db)", "found 'db', expected: ',' or ')'"),
+                ("tier in (web", "found '', expected: ',' or ')'"),
+                ("tier,", "found '', expected: identifier after ','"),
+                ("!tier=web", "found '=', expected: ',' or 'end of string'"),
+                ("tier web", "found 'web', expected: in, notin, =, ==, !=, gt, lt"),
+                ("(tier)", "found '(', expected: !, identifier, or 'end of string'"),
+                ("tier in (we b@d)", "found 'b@d', expected: ',' or ')'"),
+                ("tier in (b@d)", 'values[0][tier]: Invalid value: "b@d"'),
+                ("ti@r in (web)", 'key: Invalid value: "ti@r"'),
+                ("n>x", "for 'Gt', 'Lt' operators, the value must be an integer")):
+            st, body = self.list("sel", labelSelector=sel)
+            self.assertEqual((st, body["reason"]), (400, "BadRequest"), sel)
+            self.assertTrue(body["message"].startswith("unable to parse requirement: "), body["message"])
+            self.assertIn(message, body["message"], sel)
+
+    def test_watch_with_a_set_based_selector_carries_only_the_selected_services(self):
+        ns = self.new_ns("wsel")
+        for svc in ("a", "b", "c"):
+            self.sim.apply(capture_slice(ns, f"{svc}-1", labels={"kubernetes.io/service-name": svc}))
+        sel = "kubernetes.io/service-name in (a,b)"
+        st, lst = self.list(ns, labelSelector=sel)
+        self.assertEqual([i["metadata"]["name"] for i in lst["items"]], ["a-1", "b-1"])
+        s = self.watch(ns, labelSelector=sel, resourceVersion=lst["metadata"]["resourceVersion"], timeoutSeconds="3")
+        self.sim.wait_watches(1, ES)
+        self.sim.apply(capture_slice(ns, "c-2", "10.1.0.3", labels={"kubernetes.io/service-name": "c"}))
+        self.sim.apply(capture_slice(ns, "b-2", "10.1.0.2", labels={"kubernetes.io/service-name": "b"}))
+        # relabelled out of the selection: DELETED (with its previous labels, as the watch cache does); into it: ADDED
+        self.sim.apply(capture_slice(ns, "a-1", labels={"kubernetes.io/service-name": "c"}))
+        self.sim.apply(capture_slice(ns, "c-1", labels={"kubernetes.io/service-name": "a"}))
+        evs = s.events(3)
+        self.assertEqual([(e["type"], e["object"]["metadata"]["name"],
+                           e["object"]["metadata"]["labels"]["kubernetes.io/service-name"]) for e in evs],
+                         [("ADDED", "b-2", "b"), ("DELETED", "a-1", "a"), ("ADDED", "c-1", "a")])
+
     def test_field_selector_on_the_name(self):
         self.assertEqual(self.names(fieldSelector="metadata.name=b"), ["b"])
         self.assertEqual(self.names(fieldSelector="metadata.name!=b"), ["a", "c", "d", "e"])

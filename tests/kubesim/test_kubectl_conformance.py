@@ -267,6 +267,43 @@ class KubectlConformance(unittest.TestCase):
         r = self.kubectl("-n", "sel", "get", "endpointslices", "--field-selector", "metadata.name=c", "-o", "name")
         self.assertEqual(r.stdout.split(), ["endpointslice.discovery.k8s.io/c"])
 
+    def test_set_based_selectors_on_list_and_watch_through_kubectl(self):
+        # the selector kupstream's watch fan-in sends: kubernetes.io/service-name in (a,b,...)
+        self.kubectl("create", "namespace", "fan")
+
+        def fan_slice(name, service, addr, extra=""):
+            return slice_yaml(name, "fan", addr).replace("kubernetes.io/service-name: web",
+                                                         f"kubernetes.io/service-name: {service}{extra}")
+        self.kubectl("create", "-f", "-", input_text=fan_slice("a-1", "a", "127.0.3.1", "\n    tier: web"))
+        self.kubectl("create", "-f", "-", input_text=fan_slice("b-1", "b", "127.0.3.2"))
+        self.kubectl("create", "-f", "-", input_text=fan_slice("c-1", "c", "127.0.3.3", "\n    tier: db"))
+
+        def names(selector):
+            r = self.kubectl("-n", "fan", "get", "endpointslices", "-l", selector, "-o", "name")
+            return [n.split("/", 1)[1] for n in r.stdout.split()]
+        self.assertEqual(names("kubernetes.io/service-name in (a,b)"), ["a-1", "b-1"])
+        self.assertEqual(names("kubernetes.io/service-name notin (a,b)"), ["c-1"])
+        self.assertEqual(names("!tier"), ["b-1"])
+        self.assertEqual(names("tier"), ["a-1", "c-1"])
+        self.assertEqual(names("kubernetes.io/service-name in (a, c),tier notin (db)"), ["a-1"])
+        r = self.kubectl("-n", "fan", "get", "endpointslices", "-l", "kubernetes.io/service-name in a", ok=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Error from server (BadRequest)", r.stderr)
+        self.assertIn("unable to parse requirement: found 'a' expected: '('", r.stderr)
+
+        proc, wid = self.watch_with_kubectl("-n", "fan", "get", "endpointslices",
+                                            "-l", "kubernetes.io/service-name in (a,b)")
+        self.kubectl("create", "-f", "-", input_text=fan_slice("c-2", "c", "127.0.3.4"))  # not selected
+        self.kubectl("create", "-f", "-", input_text=fan_slice("b-2", "b", "127.0.3.5"))
+        # relabelled out of the selection: DELETED; into it: ADDED
+        self.kubectl("-n", "fan", "label", "--overwrite", "endpointslice", "a-1", "kubernetes.io/service-name=c")
+        self.kubectl("-n", "fan", "label", "--overwrite", "endpointslice", "c-2", "kubernetes.io/service-name=a")
+        self.kubectl("-n", "fan", "delete", "endpointslice", "b-2")
+        got, err = self.stop_watch(proc, wid, 6)
+        self.assertEqual([(g[0], g[1]) for g in got[1:]],
+                         [("ADDED", "a-1"), ("ADDED", "b-1"), ("ADDED", "b-2"), ("DELETED", "a-1"),
+                          ("ADDED", "c-2"), ("DELETED", "b-2")], err)
+
     def test_invalid_objects_are_refused_like_the_real_server(self):
         r = self.kubectl("create", "-f", "-", ok=False,
                          input_text=slice_yaml("bad", "demo", "169.254.0.9"))
