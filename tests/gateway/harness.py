@@ -97,6 +97,8 @@ class Gateway:
         self.log_path = os.path.join(self.dir, "gateway.log")
         self._log = open(self.log_path, "wb")
         args = [gateway_binary(), "--config", self.config_path, "--ready-file", ready, "--log-level", log_level]
+        if workers is None:
+            workers = os.environ.get("KUP_GATEWAY_WORKERS")  # e.g. the whole e2e suite with 2 workers
         if workers is not None:
             args += ["--workers", str(workers)]
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
