@@ -97,10 +97,13 @@ void ForwardingContext::pod_removed(std::uint64_t pod_id) {
 }
 
 void ForwardingContext::shutdown() {
-  if (stopped) return;
-  stopped = true;
+  if (stopped || shutting_down_) return;
+  // The canceled attempts still report (neutral): the control loop may be waiting for the last
+  // attempt on a Pod that left its slice before it forgets the Pod.
+  shutting_down_ = true;
   for (auto& r : std::vector<std::shared_ptr<UpstreamRequest::Impl>>(live_requests.begin(), live_requests.end())) r->cancel();
   live_requests.clear();
+  stopped = true;
   pods.clear();
 }
 

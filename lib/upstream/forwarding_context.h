@@ -127,7 +127,10 @@ struct Tally {
   std::int64_t in_flight = 0;  // a worker's batch: the change since the last batch
   LatencyHistogram latency;
   std::vector<AttemptRecord> attempts;  // a worker's batch only
-  bool has_news() const noexcept { return requests != 0 || in_flight != 0 || !attempts.empty() || retries != 0; }
+  // Anything to hand over, apart from an in-flight change (which the worker computes).
+  bool has_news() const noexcept {
+    return requests != 0 || failures != 0 || retries != 0 || no_endpoint != 0 || !attempts.empty();
+  }
   // Adds the counts of `o` (not its attempts).
   void add_counts(const Tally& o) noexcept {
     requests += o.requests;
@@ -209,6 +212,7 @@ class ForwardingContext : public std::enable_shared_from_this<ForwardingContext>
 
  private:
   detail::RoutingCache routing_cache_;
+  bool shutting_down_ = false;
 };
 
 }  // namespace kupstream

@@ -102,9 +102,7 @@ struct UpstreamWorker::Impl {
     ForwardingContext& c = *context;
     const std::int64_t in_flight_change = static_cast<std::int64_t>(c.in_flight) - c.in_flight_reported;
     detail::Tally& t = c.tally;
-    if (t.requests == 0 && t.failures == 0 && t.retries == 0 && t.no_endpoint == 0 && t.attempts.empty() &&
-        in_flight_change == 0)
-      return;
+    if (!t.has_news() && in_flight_change == 0) return;
     detail::Tally batch;
     std::swap(batch, t);
     t.attempts.reserve(batch.attempts.size());
