@@ -39,6 +39,8 @@ typedef struct uv_loop_s uv_loop_t;
 
 namespace kupstream {
 
+class UpstreamWorker;
+
 /// Cluster name (ServiceRef::cluster) → its client. Not owned.
 using ClusterMap = std::map<std::string, ClusterClient*, std::less<>>;
 
@@ -293,11 +295,19 @@ class KUPSTREAM_API Upstream {
   /// The config it was created with.
   const UpstreamConfig& config() const noexcept;
 
+  /// A handle that forwards on `worker_loop` with its own connection pools, sharing this
+  /// Upstream's discovery, Picker, health verdicts and in-flight counts (kupstream/upstream_worker.h).
+  /// Call it on worker_loop's thread (or before that loop runs), while this Upstream is alive
+  /// (not concurrently with its drop); any number of workers per loop and per Upstream.
+  /// Errors: invalid_config when a per-worker TLS context cannot be made (the reason names the
+  /// upstream), operation_canceled when the Upstream is shutting down.
+  Result<std::unique_ptr<UpstreamWorker>> worker(uv_loop_t& worker_loop);
+
   struct Impl;
 
  private:
   friend struct UpstreamTestPeer;  // tests: an Upstream over an Impl fed by hand (no cluster)
-  explicit Upstream(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  explicit Upstream(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
 
