@@ -5,7 +5,7 @@
 //
 //   build/release/bench/upstream/kupstream_bench_upstream --benchmark_filter=WorkerPick
 //
-// Each iteration runs three phases of `phase_ms` side by side in one run:
+// Each iteration runs three phases of at least 500 ms (and 2^20 picks per reader) side by side:
 //   quiet       readers pick, the control loop publishes nothing;
 //   publishing  readers pick, the control loop publishes a new snapshot every 10 ms (one
 //               service's Pod flips between ready and draining: a whole 60,000-endpoint rebuild);
@@ -13,7 +13,8 @@
 //               Upstream::pick() worked before: the reference that shows why it changed).
 // Counters: ns per pick (reader thread CPU time / picks, mean of both readers) per phase, the
 // ratios publishing/quiet and shared_ptr/quiet, and the snapshots actually published per second
-// in each publishing phase (100 if the publisher never waits for the readers).
+// in each publishing phase, and with no reader at all (publisher alone: at most 100, less when
+// one 60,000-endpoint rebuild takes longer than 10 ms).
 // Addresses are 127.x.y.z literals; nothing connects anywhere.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
@@ -43,6 +44,7 @@ namespace {
 constexpr int kServices = 20;
 constexpr int kPods = 3000;
 constexpr int kPhaseMs = 500;
+constexpr std::uint64_t kMinPicks = 1u << 20;  // per reader and phase, however loaded the machine
 
 std::int64_t thread_cpu_ns() {
   timespec ts{};
@@ -50,7 +52,7 @@ std::int64_t thread_cpu_ns() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-enum class Mode { quiet, publishing, shared_ptr_per_pick };
+enum class Mode { quiet, publishing, shared_ptr_per_pick, publisher_alone };
 
 struct Control {
   uv_loop_t loop;
@@ -97,28 +99,33 @@ struct Control {
     uv_loop_close(&loop);
   }
 
-  // Runs the control loop for `ms`, publishing one changed snapshot every 10 ms when asked.
-  void run(int ms, bool publish) {
+  // Runs the control loop, publishing one changed snapshot every 10 ms when asked, until `ms`
+  // have passed (then sets time_up) and both readers are done.
+  void run(int ms, bool publish, std::atomic<bool>& time_up, const std::atomic<int>& done, int readers) {
     struct Tick {
       Control* self;
+      bool publish;
+      std::atomic<bool>* time_up;
+      const std::atomic<int>* done;
+      int readers;
+      std::chrono::steady_clock::time_point end;
       std::uint64_t n = 0;
-    } tick{this};
-    uv_timer_t stop, every;
-    uv_timer_init(&loop, &stop);
+    } tick{this, publish, &time_up, &done, readers, std::chrono::steady_clock::now() + std::chrono::milliseconds(ms)};
+    uv_timer_t every;
     uv_timer_init(&loop, &every);
     every.data = &tick;
-    uv_timer_start(&stop, [](uv_timer_t* t) { uv_stop(t->loop); }, static_cast<std::uint64_t>(ms), 0);
-    if (publish) {
-      uv_timer_start(&every, [](uv_timer_t* t) {
-        auto* k = static_cast<Tick*>(t->data);
+    uv_timer_start(&every, [](uv_timer_t* t) {
+      auto* k = static_cast<Tick*>(t->data);
+      if (k->publish) {
         const std::size_t service = k->n % kServices;
         k->self->impl->on_snapshot(service, k->self->sets[(k->n / kServices + 1) % 2][service]);
         ++k->n;
         ++k->self->published;
-      }, 10, 10);
-    }
+      }
+      if (std::chrono::steady_clock::now() >= k->end) *k->time_up = true;
+      if (k->done->load() == k->readers && *k->time_up) uv_stop(t->loop);
+    }, 10, 10);
     uv_run(&loop, UV_RUN_DEFAULT);
-    uv_close(reinterpret_cast<uv_handle_t*>(&stop), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&every), nullptr);
     uv_run(&loop, UV_RUN_NOWAIT);
   }
@@ -131,11 +138,12 @@ struct ReaderResult {
 
 // Two readers for one phase: ns per pick (mean of both), and publishes per second.
 std::pair<double, double> phase(Control& control, Mode mode) {
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false}, stop{false};
+  std::atomic<int> ready{0}, done{0};
+  std::atomic<bool> go{false}, time_up{false};
   ReaderResult results[2];
   std::vector<std::thread> readers;
-  for (int t = 0; t < 2; ++t) {
+  const int n_readers = mode == Mode::publisher_alone ? 0 : 2;
+  for (int t = 0; t < n_readers; ++t) {
     readers.emplace_back([&, t] {
       uv_loop_t loop;
       uv_loop_init(&loop);
@@ -145,39 +153,41 @@ std::pair<double, double> phase(Control& control, Mode mode) {
       std::uint64_t n = 0, sink = 0;
       const std::int64_t start = thread_cpu_ns();
       if (mode == Mode::shared_ptr_per_pick) {
-        while (!stop.load(std::memory_order_relaxed)) {
+        while (!time_up.load(std::memory_order_relaxed) || n < kMinPicks) {
           for (int i = 0; i < 256; ++i) sink += control.impl->publication->load()->picker->pick(n + i).index;
           n += 256;
         }
       } else {
         UpstreamWorker& w = **worker;
-        while (!stop.load(std::memory_order_relaxed)) {
+        while (!time_up.load(std::memory_order_relaxed) || n < kMinPicks) {
           for (int i = 0; i < 256; ++i) sink += w.pick(n + i).index;
           n += 256;
         }
       }
       results[t] = {n, thread_cpu_ns() - start};
+      done.fetch_add(1);
       benchmark::DoNotOptimize(sink);
       worker->reset();
       uv_run(&loop, UV_RUN_DEFAULT);
       uv_loop_close(&loop);
     });
   }
-  while (ready.load() < 2) std::this_thread::yield();
+  while (ready.load() < n_readers) std::this_thread::yield();
   go = true;
   const std::uint64_t published_before = control.published;
-  control.run(kPhaseMs, mode != Mode::quiet);
-  stop = true;
+  const auto started = std::chrono::steady_clock::now();
+  control.run(kPhaseMs, mode != Mode::quiet, time_up, done, n_readers);
+  const double elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   for (auto& r : readers) r.join();
   double ns = 0;
-  for (const auto& r : results) ns += static_cast<double>(r.cpu_ns) / static_cast<double>(r.picks) / 2;
-  const double per_second = static_cast<double>(control.published - published_before) * 1000.0 / kPhaseMs;
+  for (int t = 0; t < n_readers; ++t) ns += static_cast<double>(results[t].cpu_ns) / static_cast<double>(results[t].picks) / n_readers;
+  const double per_second = static_cast<double>(control.published - published_before) * 1000.0 / elapsed_ms;
   return {ns, per_second};
 }
 
 void BM_WorkerPickWhilePublishing(benchmark::State& state) {
   Control control;
-  double quiet = 0, publishing = 0, shared = 0, rate = 0, shared_rate = 0;
+  double quiet = 0, publishing = 0, shared = 0, rate = 0, shared_rate = 0, alone_rate = 0;
   int rounds = 0;
   for (auto _ : state) {
     quiet += phase(control, Mode::quiet).first;
@@ -187,6 +197,7 @@ void BM_WorkerPickWhilePublishing(benchmark::State& state) {
     auto [s, sr] = phase(control, Mode::shared_ptr_per_pick);
     shared += s;
     shared_rate += sr;
+    alone_rate += phase(control, Mode::publisher_alone).second;
     ++rounds;
   }
   state.counters["endpoints"] = static_cast<double>(control.impl->current_picker()->endpoints().size());
@@ -197,6 +208,7 @@ void BM_WorkerPickWhilePublishing(benchmark::State& state) {
   state.counters["shared_ptr_ns"] = shared / rounds;
   state.counters["shared_ptr_ratio"] = shared / quiet;
   state.counters["shared_ptr_publishes_per_s"] = shared_rate / rounds;
+  state.counters["alone_publishes_per_s"] = alone_rate / rounds;
 }
 BENCHMARK(BM_WorkerPickWhilePublishing)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 

@@ -9,7 +9,8 @@
 /// override, X-Forwarded-* headers, timeouts and retries on another Pod; or the host may just
 /// call pick() and use its own transport.
 ///
-/// Thread: loop thread only, except pick() and picker(), which any thread may call.
+/// Thread: loop thread only, except pick() and picker(), which any thread may call. Other loops
+/// (one per thread) forward through UpstreamWorkers (worker(), kupstream/upstream_worker.h).
 /// Lifetime: create() returns a unique_ptr; dropping it at any time (even inside a handler of one
 /// of its requests) cancels its requests (no handler runs afterwards) and unsubscribes. The
 /// ClusterClients in the ClusterMap must outlive the Upstream.
@@ -123,7 +124,9 @@ struct UpstreamOptions {
   /// (then the most requests). Per-upstream and per-service series are always there; stats()
   /// always lists every Pod. SIZE_MAX = every Pod (one scrape grows by ~5 series per Pod).
   std::size_t pod_metrics_limit = 10;
-  LogFn log;  ///< where everything the Upstream has to say goes; may be empty
+  /// Where everything the Upstream has to say goes; may be empty. Called on the Upstream's loop
+  /// thread, and on an UpstreamWorker's thread for the events of that worker's pools.
+  LogFn log;
 };
 
 /// One header, as sent or received.

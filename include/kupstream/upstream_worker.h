@@ -30,7 +30,8 @@
 /// its requests, cancels its requests (no handler runs afterwards), closes its pools and handles
 /// (the worker loop then drains: uv_loop_close succeeds) and hands its last counts to the
 /// Upstream. Dropping the Upstream first is safe: the worker's requests in flight finish on the
-/// worker's loop (a retry then finds no Pod), later forward() calls fail with
+/// worker's loop (a retry, or a first attempt still waiting for a Pod, then ends with
+/// operation_canceled naming the upstream), later forward() calls fail with
 /// operation_canceled naming the upstream, pick() finds no Pod and ready() is false; nothing
 /// the worker does touches the dropped Upstream. The worker still has to be dropped on its loop.
 #pragma once

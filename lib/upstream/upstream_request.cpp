@@ -183,6 +183,9 @@ void LiveRequests::clear() noexcept {
 void UpstreamRequest::Impl::attempt() {
   auto up = context.lock();
   if (!up || up->stopped) return complete(Error{Errc::operation_canceled, "upstream closed"});
+  // A worker's request whose Upstream was dropped: no Pod to try any more.
+  if (up->publication->closed())
+    return complete(Error{Errc::operation_canceled, fmt::format("upstream \"{}\" is closed", up->name())});
   auto keep = shared_from_this();
   ++attempts;
   // Pick a Pod not tried yet (a few draws; with one Pod, the same one again). The Routing is

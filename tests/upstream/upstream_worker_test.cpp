@@ -426,8 +426,10 @@ TEST_SUITE("UpstreamWorker") {
       CHECK(w->forward_errors == 1);
       CHECK(w->after_drop == 0);
       CHECK(w->loop_close == 0);
-      // Every accepted request completed exactly once (ok, or no_endpoint on a retry).
+      // Every accepted request completed exactly once (ok, or an error naming the upstream, such
+      // as a retry after the drop: operation_canceled, "is closed").
       CHECK(w->completed.load() == w->launched);
+      for (const auto& e : w->errors) CHECK(e.find("upstream \"" + f.service + "\"") != std::string::npos);
       const std::string closed = "upstream \"" + f.service + "\" is closed";
       CHECK(std::find(w->errors.begin(), w->errors.end(), closed) != w->errors.end());
     }
