@@ -28,10 +28,10 @@ def _write(d, name, text):
     return path
 
 
-def _nginx_common(d, tag):
+def _nginx_common(d, tag, workers=1):
     tmp = os.path.join(d, f"{tag}-tmp")
     os.makedirs(tmp, exist_ok=True)
-    return (f"worker_processes 1;\n"
+    return (f"worker_processes {workers};\n"
             f"error_log {d}/{tag}-error.log warn;\n"
             f"pid {d}/{tag}.pid;\n"
             f"events {{ worker_connections 4096; }}\n")
@@ -45,20 +45,20 @@ def _nginx_http_common(d, tag):
             f"  keepalive_requests {KEEPALIVE_REQUESTS};\n")
 
 
-def pods_nginx(d, port):
-    """One nginx process, 1 worker, one server block per Pod answering 'pod-N vN\\n'."""
+def pods_nginx(d, port, workers=1):
+    """One nginx process (`workers` workers), one server block per Pod answering 'pod-N vN\\n'."""
     servers = ""
     for name, version, addr in PODS + FLIP_PODS:
         servers += (f"  server {{\n    listen {addr}:{port};\n"
                     f"    location / {{ default_type text/plain; return 200 \"{name} {version}\\n\"; }}\n  }}\n")
-    text = _nginx_common(d, "pods") + "http {\n" + _nginx_http_common(d, "pods") + servers + "}\n"
+    text = _nginx_common(d, "pods", workers) + "http {\n" + _nginx_http_common(d, "pods") + servers + "}\n"
     return _write(d, "pods-nginx.conf", text)
 
 
-def proxy_nginx(d, listen_port, pod_port):
-    """nginx as a reverse proxy: 1 worker, upstream keepalive to the three Pods."""
+def proxy_nginx(d, listen_port, pod_port, workers=1):
+    """nginx as a reverse proxy: `workers` worker processes, upstream keepalive to the three Pods."""
     servers = "".join(f"    server {addr}:{pod_port};\n" for _, _, addr in PODS)
-    text = (_nginx_common(d, "nginx-proxy") + "http {\n" + _nginx_http_common(d, "nginx-proxy") +
+    text = (_nginx_common(d, "nginx-proxy", workers) + "http {\n" + _nginx_http_common(d, "nginx-proxy") +
             "  upstream pods {\n" + servers +
             f"    keepalive 64;\n    keepalive_requests {KEEPALIVE_REQUESTS};\n  }}\n"
             f"  server {{\n    listen 127.0.0.1:{listen_port};\n"
@@ -67,10 +67,10 @@ def proxy_nginx(d, listen_port, pod_port):
     return _write(d, "nginx-proxy.conf", text)
 
 
-def proxy_haproxy(d, listen_port, pod_port):
-    """HAProxy: 1 thread, round robin over the three Pods, server-side connection reuse."""
+def proxy_haproxy(d, listen_port, pod_port, threads=1):
+    """HAProxy: `threads` threads, round robin over the three Pods, server-side connection reuse."""
     servers = "".join(f"  server {name} {addr}:{pod_port}\n" for name, _, addr in PODS)
-    text = ("global\n  nbthread 1\n  maxconn 4096\n\n"
+    text = (f"global\n  nbthread {threads}\n  maxconn 4096\n\n"
             "defaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n"
             "  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n"
             f"frontend fe\n  bind 127.0.0.1:{listen_port}\n  default_backend pods\n\n"

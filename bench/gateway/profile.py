@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--target", default="kup-gateway", choices=["nginx", "haproxy", "kup-gateway"])
     ap.add_argument("--duration", type=int, default=10, help="seconds of wrk load while perf records")
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1, help="as run.py --workers (wrk then runs that many threads)")
     ap.add_argument("--gateway", help="kup-gateway binary (default build/release/examples/gateway/kup-gateway)")
     ap.add_argument("--build-dir", default=os.path.join(run.ROOT, "build", "release"))
     ap.add_argument("--out", help="perf.data path (default BUILD_DIR/perf-TARGET.data)")
@@ -39,7 +40,8 @@ def main():
     ap.add_argument("--no-perf", action="store_true", help="only run the load")
     a = ap.parse_args()
     out = os.path.abspath(a.out or os.path.join(a.build_dir, f"perf-{a.target}.data"))
-    args = run.parse_args(["--quick", "--build-dir", a.build_dir, "--connections", str(a.connections)]
+    args = run.parse_args(["--quick", "--build-dir", a.build_dir, "--connections", str(a.connections),
+                           "--workers", str(a.workers)]
                           + (["--gateway", a.gateway] if a.gateway else []))
     return run.with_bench(args, lambda bench: profile(bench, a, out))
 
@@ -55,7 +57,7 @@ def profile(bench, a, out):
     p, addr, port = bench.start_target(a.target)
     url = f"http://{addr}:{port}/"
     bench.check_spread(a.target, addr, port)
-    run.run_wrk(url, 1, a.connections, bench.script)
+    run.run_wrk(url, 1, a.connections, bench.script, bench.a.wrk_threads)
     perf = None
     if not a.no_perf:
         if a.stat:
@@ -64,7 +66,7 @@ def profile(bench, a, out):
         else:
             perf = bench.start_perf("perf-record", p.pid, ["record", "-g", "--call-graph", a.call_graph, "-o", out])
         time.sleep(0.3)
-    r = run.run_wrk(url, a.duration, a.connections, bench.script)
+    r = run.run_wrk(url, a.duration, a.connections, bench.script, bench.a.wrk_threads)
     if perf is not None:
         bench.group.stop(perf, sig=signal.SIGINT, grace=30.0)
     print(f"{a.target}: {r['rps']:,.0f} req/s p50 {r['p50_us'] / 1e3:.3f} ms p99 {r['p99_us'] / 1e3:.3f} ms "

@@ -4,6 +4,8 @@
     python3 bench/gateway/run.py                 # full run (5 s per measurement, 3 rounds, 20 flips)
     python3 bench/gateway/run.py --quick         # 1 s runs, 1 round, 5 flips
     python3 bench/gateway/run.py --gateway PATH  # a kup-gateway binary elsewhere
+    python3 bench/gateway/run.py --workers 2     # kup-gateway --workers 2, nginx worker_processes 2,
+                                                 # HAProxy nbthread 2, the Pods' nginx 2 workers, wrk -t2
 
 Throughput: wrk (1 thread, 64 connections, --latency) against, one at a time,
   - one Pod directly (the ceiling), the Pods being one nginx process with 1 worker and one server
@@ -51,7 +53,11 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, help="seconds per wrk measurement (default 5, --quick 1)")
     ap.add_argument("--warmup", type=int, help="seconds of wrk warm-up before each measurement (default 1)")
-    ap.add_argument("--connections", type=int, default=64, help="wrk connections (default 64; 1 wrk thread)")
+    ap.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="workers of every proxy (kup-gateway --workers, nginx worker_processes, HAProxy "
+                         "nbthread) and of the Pods' nginx (default 1)")
+    ap.add_argument("--wrk-threads", type=int, help="wrk threads (default: --workers)")
     ap.add_argument("--rounds", type=int,
                     help="rounds over all targets, interleaved; the report gives medians (default 3, --quick 1)")
     ap.add_argument("--flips", type=int, help="EndpointSlice changes for propagation (default 20, --quick 5)")
@@ -72,8 +78,11 @@ def parse_args(argv):
     for k, full, quick in (("duration", 5, 1), ("warmup", 1, 1), ("rounds", 3, 1), ("flips", 20, 5)):
         if getattr(a, k) is None:
             setattr(a, k, quick if a.quick else full)
+    if a.wrk_threads is None:
+        a.wrk_threads = a.workers
     if a.json is None:
-        a.json = os.path.join(a.build_dir, "bench-gateway.json")
+        a.json = os.path.join(a.build_dir, "bench-gateway.json" if a.workers == 1
+                              else f"bench-gateway-{a.workers}workers.json")
     return a
 
 
@@ -84,8 +93,8 @@ def on_signal(signum, _frame):
 # ------------------------------------------------------------------------------------------
 # wrk
 
-def run_wrk(url, duration, connections, script):
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url]
+def run_wrk(url, duration, connections, script, threads=1):
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     line = next((l for l in out.stdout.splitlines() if l.startswith("KUPWRK ")), None)
     if out.returncode != 0 or line is None:
@@ -146,14 +155,14 @@ class Bench:
     def start_pods(self):
         addrs = [a for _, _, a in configs.PODS + configs.FLIP_PODS]
         self.pod_port = free_port(addrs)
-        conf = configs.pods_nginx(self.workdir, self.pod_port)
+        conf = configs.pods_nginx(self.workdir, self.pod_port, self.a.workers)
         p = self.group.start("pods-nginx", ["nginx", "-p", self.workdir, "-c", conf, "-g", "daemon off;"])
         self.pods_proc = p
         for name, version, addr in configs.PODS + configs.FLIP_PODS:
             body = wait_http(p, addr, self.pod_port, want_prefix=name.encode(), what=f"Pod {name}")
             if body != f"{name} {version}\n".encode():
                 raise BenchError(f"Pod {name} answered {body!r}")
-        self.log(f"Pods: one nginx (pid {p.pid}, 1 worker) on 127.0.1.11-15:{self.pod_port}")
+        self.log(f"Pods: one nginx (pid {p.pid}, {self.a.workers} worker(s)) on 127.0.1.11-15:{self.pod_port}")
 
     def slice_obj(self, name, service, pods, trigger=None):
         from kubesim_client import endpointslice
@@ -180,12 +189,12 @@ class Bench:
             return None, configs.PODS[0][2], self.pod_port
         if t == "nginx":
             def cmd(port):
-                conf = configs.proxy_nginx(d, port, self.pod_port)
+                conf = configs.proxy_nginx(d, port, self.pod_port, self.a.workers)
                 return ["nginx", "-p", d, "-c", conf, "-g", "daemon off;"]
             p, port = self.start_server("nginx-proxy", cmd, "127.0.0.1")
         elif t == "haproxy":
             def cmd(port):
-                return ["haproxy", "-f", configs.proxy_haproxy(d, port, self.pod_port), "-db"]
+                return ["haproxy", "-f", configs.proxy_haproxy(d, port, self.pod_port, self.a.workers), "-db"]
             p, port = self.start_server("haproxy", cmd, "127.0.0.1")
         else:
             admin_port = free_port(["127.0.0.1"])
@@ -193,7 +202,7 @@ class Bench:
             def cmd(port):
                 cfg = configs.gateway_yaml(d, f"gateway-{service}", port, admin_port,
                                            self.sim.kubeconfig("admin"), service)
-                return [self.gateway, "--config", cfg]
+                return [self.gateway, "--config", cfg] + (["--workers", str(self.a.workers)] if self.a.workers > 1 else [])
             p, port = self.start_server(f"kup-gateway-{service}", cmd, "127.0.0.1", timeout=30.0)
         return p, "127.0.0.1", port
 
@@ -217,12 +226,12 @@ class Bench:
             url = f"http://{addr}:{port}/"
             pods_seen = self.check_spread(t, addr, port) if t != "direct" else ["pod-1"]
             if self.a.warmup > 0:
-                run_wrk(url, self.a.warmup, self.a.connections, self.script)
+                run_wrk(url, self.a.warmup, self.a.connections, self.script, self.a.wrk_threads)
             # CPU time of the process under test (the Pods' nginx for "direct") over the measurement
             watched = p.pid if p is not None else self.pods_proc.pid
             perf = self.start_syscall_count(watched) if self.a.syscalls else None
             cpu0 = cpu_seconds(watched)
-            r = run_wrk(url, self.a.duration, self.a.connections, self.script)
+            r = run_wrk(url, self.a.duration, self.a.connections, self.script, self.a.wrk_threads)
             cpu = cpu_seconds(watched) - cpu0
             if perf is not None:
                 n = self.stop_syscall_count(perf)
@@ -346,6 +355,9 @@ class Bench:
             n = summary["nginx"]
             targets_met["rps_ge_nginx"] = g["rps"] >= n["rps"]
             targets_met["p99_le_nginx"] = g["p99_ms"] <= n["p99_ms"]
+            if a.workers > 1 and n["cpu_us_per_req"]:
+                # issue #12, N workers: CPU per request <= 0.9x nginx's at equal or higher req/s
+                targets_met["cpu_per_req_le_0.9_nginx"] = g["cpu_us_per_req"] <= 0.9 * n["cpu_us_per_req"]
         if prop and prop["upper_ms"]:
             targets_met["propagation_le_10ms"] = prop["upper_ms"]["max"] <= 10.0
             targets_met["propagation_median_le_10ms"] = prop["upper_ms"]["median"] <= 10.0
@@ -354,9 +366,11 @@ class Bench:
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines.append(f"kup-gateway benchmark, {when}, {os.cpu_count()} CPUs, 1-min load average "
                      f"{self.load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end")
-        lines.append(f"wrk -t1 -c{a.connections} -d{a.duration}s --latency after a {a.warmup} s warm-up; "
+        lines.append(f"wrk -t{a.wrk_threads} -c{a.connections} -d{a.duration}s --latency after a {a.warmup} s warm-up; "
                      f"{a.rounds} round(s) over the targets, one proxy at a time; medians of the rounds.")
-        lines.append("wrk (1 thread), the proxy under test (1 worker/thread) and the Pods' nginx (1 worker) share "
+        lines.append(f"wrk ({a.wrk_threads} thread(s)), the proxy under test ({a.workers} worker(s)/thread(s): "
+                     f"kup-gateway --workers {a.workers}, nginx worker_processes {a.workers}, HAProxy nbthread "
+                     f"{a.workers}) and the Pods' nginx ({a.workers} worker(s)) share "
                      f"the machine's {os.cpu_count()} cores; nothing is pinned. Loopback only.")
         lines.append("CPU us/req: user+system CPU time of the process under test (for 'Pods direct': the Pods' "
                      "nginx) during the measurement, per request; less sensitive to machine load than req/s.")
@@ -382,6 +396,9 @@ class Bench:
         if "rps_ge_nginx" in targets_met:
             lines.append(f"target req/s >= 1.0x nginx: {ok(targets_met['rps_ge_nginx'])}; "
                          f"p99 <= nginx: {ok(targets_met['p99_le_nginx'])}")
+        if "cpu_per_req_le_0.9_nginx" in targets_met:
+            lines.append(f"target ({a.workers} workers) CPU per request <= 0.9x nginx: "
+                         f"{ok(targets_met['cpu_per_req_le_0.9_nginx'])}")
         if prop is not None:
             lines.append("")
             lines.append(f"Propagation, {prop['flips']} EndpointSlice changes (Pod A <-> Pod B), "
@@ -413,7 +430,7 @@ class Bench:
                                       "load_end": os.getloadavg()},
                "versions": versions(), "settings": {k: getattr(a, k) for k in
                                                       ("duration", "warmup", "connections", "rounds", "flips", "poll_interval_ms", "quick",
-                                                       "syscalls")},
+                                                       "syscalls", "workers", "wrk_threads")},
                "gateway_binary": self.gateway, "not_available": avail, "results": summary, "ratios": ratios,
                "targets_met": targets_met, "propagation": prop, "notes": self.notes, "report": text}
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)

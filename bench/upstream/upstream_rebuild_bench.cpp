@@ -85,7 +85,7 @@ struct World {
     uv_loop_close(&loop);
   }
   std::vector<WeightedEndpoint> weighted() const {
-    return impl->current_picker.load()->endpoints();
+    return impl->current_picker()->endpoints();
   }
 };
 
@@ -96,7 +96,7 @@ void BM_UpstreamSnapshotChange(benchmark::State& state) {
     const std::size_t service = n % kServices;
     w.impl->on_snapshot(service, w.sets[(n / kServices + 1) % 2][service]);
     ++n;
-    benchmark::DoNotOptimize(w.impl->current_picker.load().get());
+    benchmark::DoNotOptimize(w.impl->current_picker().get());
   }
   state.counters["pods"] = static_cast<double>(w.impl->pods.size());
 }

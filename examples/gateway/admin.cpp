@@ -72,37 +72,50 @@ class FamilyMerger {
 
 }  // namespace
 
-std::string Gateway::metrics_text() const {
+std::string Gateway::metrics_text(const std::vector<WorkerSnapshot>& workers) const {
   FamilyMerger m;
+  // The workers' counters, summed.
+  GatewayCounters counters;
+  HttpServerStats server;
+  for (const auto& w : workers) {
+    for (const auto& [key, n] : w.counters.responses) counters.responses[key] += n;
+    for (const auto& [key, n] : w.counters.upstream_errors) counters.upstream_errors[key] += n;
+    counters.no_route += w.counters.no_route;
+    counters.streams_aborted += w.counters.streams_aborted;
+    server.connections_active += w.server.connections_active;
+    server.connections_accepted += w.server.connections_accepted;
+    server.requests += w.server.requests;
+    server.bad_requests += w.server.bad_requests;
+    server.timeouts += w.server.timeouts;
+  }
   std::string g;
   g += "# HELP kup_gateway_responses_total Responses sent to clients, by upstream and status.\n"
        "# TYPE kup_gateway_responses_total counter\n";
-  for (const auto& [key, n] : counters_.responses)
+  for (const auto& [key, n] : counters.responses)
     g += fmt::format("kup_gateway_responses_total{{upstream=\"{}\",code=\"{}\"}} {}\n", prometheus_label_value(key.first), key.second, n);
   g += "# HELP kup_gateway_upstream_errors_total Upstream exchanges that failed, by error.\n"
        "# TYPE kup_gateway_upstream_errors_total counter\n";
-  for (const auto& [name, n] : counters_.upstream_errors)
+  for (const auto& [name, n] : counters.upstream_errors)
     g += fmt::format("kup_gateway_upstream_errors_total{{error=\"{}\"}} {}\n", prometheus_label_value(name), n);
   g += fmt::format("# HELP kup_gateway_no_route_total Requests that matched no route (404).\n"
                    "# TYPE kup_gateway_no_route_total counter\nkup_gateway_no_route_total {}\n",
-                   counters_.no_route);
+                   counters.no_route);
   g += fmt::format("# HELP kup_gateway_streams_aborted_total Responses cut short after their head was sent.\n"
                    "# TYPE kup_gateway_streams_aborted_total counter\nkup_gateway_streams_aborted_total {}\n",
-                   counters_.streams_aborted);
+                   counters.streams_aborted);
   g += fmt::format("# HELP kup_gateway_config_reloads_total Configuration reloads by result.\n"
                    "# TYPE kup_gateway_config_reloads_total counter\n"
                    "kup_gateway_config_reloads_total{{result=\"ok\"}} {}\n"
                    "kup_gateway_config_reloads_total{{result=\"error\"}} {}\n",
-                   counters_.reloads_ok, counters_.reloads_failed);
-  std::size_t retired = 0;
-  for (const auto& w : retired_) retired += w.expired() ? 0 : 1;
+                   reloads_ok_, reloads_failed_);
+  std::size_t retired = held_.size() - (current_ && held_.count(current_->id) ? 1 : 0);
   g += fmt::format("# HELP kup_gateway_config_generation The configuration generation in service.\n"
                    "# TYPE kup_gateway_config_generation gauge\nkup_gateway_config_generation {}\n"
                    "# HELP kup_gateway_retired_generations Older generations still finishing requests.\n"
                    "# TYPE kup_gateway_retired_generations gauge\nkup_gateway_retired_generations {}\n",
                    current_ ? current_->id : 0, retired);
-  if (server_) {
-    const auto& s = server_->stats();
+  if (!workers.empty()) {
+    const auto& s = server;
     g += fmt::format("# HELP kup_gateway_connections_active Client connections open.\n"
                      "# TYPE kup_gateway_connections_active gauge\nkup_gateway_connections_active {}\n"
                      "# HELP kup_gateway_connections_accepted_total Client connections accepted.\n"
@@ -114,6 +127,13 @@ std::string Gateway::metrics_text() const {
                      "# HELP kup_gateway_connection_timeouts_total Connections closed by the header or idle timeout.\n"
                      "# TYPE kup_gateway_connection_timeouts_total counter\nkup_gateway_connection_timeouts_total {}\n",
                      s.connections_active, s.connections_accepted, s.requests, s.bad_requests, s.timeouts);
+    g += fmt::format("# HELP kup_gateway_workers Worker loops serving clients (1 = on the control loop).\n"
+                     "# TYPE kup_gateway_workers gauge\nkup_gateway_workers {}\n"
+                     "# HELP kup_gateway_worker_requests_total Requests received from clients, by worker.\n"
+                     "# TYPE kup_gateway_worker_requests_total counter\n",
+                     workers.size());
+    for (std::size_t i = 0; i < workers.size(); ++i)
+      g += fmt::format("kup_gateway_worker_requests_total{{worker=\"{}\"}} {}\n", i, workers[i].server.requests);
   }
   m.add(g);
   if (current_) {
@@ -147,6 +167,31 @@ bool Gateway::ready(std::string* reasons) const {
   return ok;
 }
 
+namespace {
+
+// /metrics: every worker copies its counters on its own loop and sends them back here; the
+// answer goes out once all have (at once with one worker on the control loop).
+struct MetricsCollect {
+  ResponseWriter* writer = nullptr;  // null once the client has gone
+  std::size_t remaining = 0;
+  std::vector<WorkerSnapshot> snapshots;
+};
+
+class MetricsAnswer final : public RequestHandler {
+ public:
+  explicit MetricsAnswer(std::shared_ptr<MetricsCollect> c) : collect_(std::move(c)) {}
+  ~MetricsAnswer() override { collect_->writer = nullptr; }
+  void on_body(std::string_view) override {}
+  void on_body_end() override {}
+
+ private:
+  std::shared_ptr<MetricsCollect> collect_;
+};
+
+constexpr std::string_view kMetricsType = "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace
+
 std::unique_ptr<RequestHandler> Gateway::admin(RequestHead& head, ResponseWriter& writer) {
   std::string_view path = std::string_view(head.target).substr(0, head.target.find('?'));
   if (head.method != "GET" && head.method != "HEAD") {
@@ -154,7 +199,33 @@ std::unique_ptr<RequestHandler> Gateway::admin(RequestHead& head, ResponseWriter
     return nullptr;
   }
   if (path == "/metrics") {
-    writer.simple(200, metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+    auto collect = std::make_shared<MetricsCollect>();
+    collect->writer = &writer;
+    collect->remaining = workers_.size();
+    collect->snapshots.resize(workers_.size());
+    auto reply = [this](const std::shared_ptr<MetricsCollect>& c, std::size_t i, WorkerSnapshot snap) {
+      c->snapshots[i] = std::move(snap);
+      if (--c->remaining == 0 && c->writer != nullptr) c->writer->simple(200, metrics_text(c->snapshots), kMetricsType);
+    };
+    for (auto& w : workers_) {
+      Worker* worker = w.get();
+      std::size_t i = worker->index();
+      if (worker->on_control_loop()) {
+        reply(collect, i, worker->snapshot());
+        continue;
+      }
+      bool posted = on_worker(*worker, [this, worker, collect, i, reply] {
+        auto snap = worker->snapshot();
+        post_control([collect, i, reply, snap = std::move(snap)]() mutable { reply(collect, i, std::move(snap)); });
+      });
+      if (!posted) reply(collect, i, WorkerSnapshot{});  // stopped: nothing more to count
+    }
+    if (collect->remaining == 0) {
+      collect->writer = nullptr;  // answered (or nothing to wait for)
+      if (workers_.empty()) writer.simple(200, metrics_text({}), kMetricsType);
+      return nullptr;
+    }
+    return std::make_unique<MetricsAnswer>(std::move(collect));
   } else if (path == "/readyz") {
     std::string why;
     bool ok = ready(&why);

@@ -32,6 +32,10 @@ struct ServerSettings {
   std::uint32_t header_timeout_ms = 10'000;  // a request head must arrive within this
   std::uint32_t idle_timeout_ms = 60'000;    // keep-alive connection with no request
   std::uint32_t drain_timeout_ms = 10'000;   // on SIGTERM, in-flight requests get this long
+  // Worker threads, each with its own loop and listener (SO_REUSEPORT) when above 1; 1 = the
+  // requests are served on the control loop itself. `--workers N` overrides it.
+  std::uint32_t workers = 1;
+  static constexpr std::uint32_t max_workers = 64;
   friend bool operator==(const ServerSettings&, const ServerSettings&) = default;
 };
 

@@ -20,18 +20,24 @@ bool same_settings(const GatewayConfig& a, const GatewayConfig& b) {
 
 }  // namespace
 
-Gateway::Gateway(uv_loop_t& loop, std::string config_path, LogSink log)
-    : loop_(loop), config_path_(std::move(config_path)), log_(std::move(log)) {}
+Gateway::Gateway(uv_loop_t& loop, std::string config_path, LogSink log, std::optional<std::uint32_t> workers)
+    : loop_(loop), config_path_(std::move(config_path)), log_(std::move(log)), workers_override_(workers) {
+  control_mailbox_.emplace(loop_);
+}
 
 Gateway::~Gateway() {
   if (pending_timer_ != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     pending_timer_ = nullptr;
   }
-  server_.reset();
+  // After a graceful stop the workers are gone already. After a failed start their threads never
+  // ran: their servers and Forwarders close here, on this thread, before the Upstreams.
+  workers_.clear();
   admin_server_.reset();
   pending_.reset();
+  held_.clear();
   current_.reset();
+  control_mailbox_.reset();
 }
 
 Result<std::shared_ptr<Generation>> Gateway::build(const GatewayConfig& config) {
@@ -111,6 +117,9 @@ Result<std::shared_ptr<Generation>> Gateway::build(const GatewayConfig& config) 
 Status Gateway::start() {
   auto cfg = load_config_file(config_path_);
   if (!cfg) return cfg.error();
+  std::uint32_t n = workers_override_.value_or(cfg->server.workers);
+  if (n > 1 && !multi_worker_supported())
+    return Error{Errc::unsupported, fmt::format("{} workers: this build's kupstream has no UpstreamWorker; use 1", n)};
   auto gen = build(*cfg);
   if (!gen) return gen.error();
   current_ = std::move(*gen);
@@ -122,21 +131,38 @@ Status Gateway::start() {
   so.header_timeout_ms = c.server.header_timeout_ms;
   so.idle_timeout_ms = c.server.idle_timeout_ms;
   so.log = [this](std::string_view t) { log_(LogLevel::debug, t); };
-  server_ = std::make_unique<HttpServer>(loop_, so, [this](RequestHead& h, ResponseWriter& w) { return route(h, w); });
+  if (n > 1) so.reuse_port = true;
+  for (std::uint32_t i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<Worker>(*this, i, loop_, n > 1 ? std::make_unique<LoopThread>() : nullptr, so));
+  // The first worker binds (port 0 picks a port); the others join it on the port it got.
   for (const auto& l : c.listeners) {
-    auto port = server_->listen(l.address, l.port);
-    if (!port) return port.error();
-    ports_.push_back(*port);
-    log_(LogLevel::info, fmt::format("listening on {}:{}", l.address, *port));
+    std::uint16_t port = l.port;
+    for (auto& w : workers_) {
+      auto bound = w->listen(l.address, port);
+      if (!bound) return bound.error();
+      port = *bound;
+    }
+    ports_.push_back(port);
+    log_(LogLevel::info, n > 1 ? fmt::format("listening on {}:{} ({} workers)", l.address, port, n)
+                               : fmt::format("listening on {}:{}", l.address, port));
   }
   if (c.admin) {
     HttpServerOptions ao = so;
+    ao.reuse_port = false;
     admin_server_ = std::make_unique<HttpServer>(loop_, ao, [this](RequestHead& h, ResponseWriter& w) { return admin(h, w); });
     auto port = admin_server_->listen(c.admin->address, c.admin->port);
     if (!port) return port.error();
     admin_port_ = *port;
     log_(LogLevel::info, fmt::format("admin on {}:{}", c.admin->address, *port));
   }
+  // The first routes are installed before the worker loops run (so on this thread).
+  held_[current_->id] = Held{current_, workers_.size()};
+  for (auto& w : workers_) {
+    auto st = w->install(*current_);
+    if (!st) return st.error();
+  }
+  for (auto& w : workers_) w->start();
+  workers_running_ = workers_.size();
   return {};
 }
 
@@ -145,7 +171,7 @@ void Gateway::reload() {
   log_(LogLevel::info, fmt::format("reloading {}", config_path_));
   auto cfg = load_config_file(config_path_);
   if (!cfg) {
-    counters_.reloads_failed++;
+    reloads_failed_++;
     log_(LogLevel::error, fmt::format("reload rejected, the running config stays:\n{}", cfg.error().reason));
     return;
   }
@@ -154,7 +180,7 @@ void Gateway::reload() {
   pending_.reset();  // a newer file replaces a reload still waiting
   auto gen = build(*cfg);
   if (!gen) {
-    counters_.reloads_failed++;
+    reloads_failed_++;
     log_(LogLevel::error, fmt::format("reload rejected, the running config stays: {}", gen.error().reason));
     return;
   }
@@ -190,12 +216,35 @@ void Gateway::check_pending() {
 }
 
 void Gateway::swap_in(std::shared_ptr<Generation> next) {
-  counters_.reloads_ok++;
-  if (current_) retired_.push_back(current_);
-  log_(LogLevel::info, fmt::format("config generation {} in service ({} upstreams, {} routes)", next->id,
-                                   next->upstreams.size(), next->config.routes.size()));
-  current_ = std::move(next);  // the old one lives on in the requests that still hold it
-  std::erase_if(retired_, [](const std::weak_ptr<Generation>& w) { return w.expired(); });
+  reloads_ok_++;
+  log_(LogLevel::info, fmt::format("config generation {} in service ({} upstreams, {} routes, {} workers)", next->id,
+                                   next->upstreams.size(), next->config.routes.size(), workers_.size()));
+  current_ = std::move(next);
+  install_everywhere(current_);
+}
+
+void Gateway::install_everywhere(const std::shared_ptr<Generation>& gen) {
+  // Each worker swaps its routes on its own loop; the old generation stays here until every
+  // worker has released it (its requests in flight finish on it).
+  held_[gen->id] = Held{gen, workers_.size()};
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    const Generation* g = gen.get();
+    bool posted = on_worker(*worker, [worker, g] {
+      auto st = worker->install(*g);
+      if (!st) worker->log(LogLevel::error, fmt::format("worker {}: {}", worker->index(), st.error().reason));
+    });
+    if (!posted) released(gen->id);  // that worker has stopped: it holds nothing
+  }
+}
+
+void Gateway::released(std::uint64_t id) {
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  if (--it->second.workers > 0) return;
+  // Every worker has let go: the Upstreams that no newer generation reuses are dropped here, on
+  // the control loop, after their UpstreamWorkers were dropped on their own loops.
+  held_.erase(it);
 }
 
 void Gateway::stop(std::function<void()> done) {
@@ -204,35 +253,40 @@ void Gateway::stop(std::function<void()> done) {
   log_(LogLevel::info, "stopping: draining connections");
   if (pending_timer_ != nullptr) uv_timer_stop(pending_timer_);
   pending_.reset();
-  auto remaining = std::make_shared<int>(admin_server_ ? 2 : 1);
-  auto finish = [this, remaining, done] {
-    if (--*remaining > 0) return;
-    // Every request has ended: drop Upstreams, then ClusterClients (Generation member order).
-    current_.reset();
-    retired_.clear();
-    if (pending_timer_ != nullptr) {
-      uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      pending_timer_ = nullptr;
-    }
-    done();
-  };
+  stop_done_ = std::move(done);
+  stop_remaining_ = 1 + (admin_server_ ? 1 : 0);  // the workers (together), the admin server
   std::uint32_t timeout = current_ ? current_->config.server.drain_timeout_ms : 0;
-  server_->drain(timeout, finish);
-  if (admin_server_) admin_server_->drain(timeout, finish);
+  if (admin_server_) admin_server_->drain(timeout, [this] { all_stopped(); });
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    if (!on_worker(*worker, [worker, timeout] { worker->drain(timeout); })) worker_stopped(worker->index(), true);
+  }
+  if (workers_.empty()) all_stopped();
 }
 
-std::unique_ptr<RequestHandler> Gateway::route(RequestHead& head, ResponseWriter& writer) {
-  auto gen = current_;
-  auto name = gen->router.match(head.header("host"), head.target);
-  UpstreamHandle* up = name.empty() ? nullptr : gen->find(name);
-  if (up == nullptr) {
-    counters_.no_route++;
-    writer.simple(404, "no route\n");
-    return nullptr;
+void Gateway::worker_stopped(std::size_t index, bool closed) {
+  if (!closed) {
+    workers_clean_ = false;
+    log_(LogLevel::error, fmt::format("worker {}: its loop did not drain", index));
   }
-  auto ex = std::make_unique<ProxyExchange>(*this, std::move(gen), *up, head, writer);
-  ex->begin();
-  return ex;
+  if (workers_running_ == 0 || --workers_running_ > 0) return;
+  all_stopped();
+}
+
+void Gateway::all_stopped() {
+  if (--stop_remaining_ > 0) return;
+  // Every worker loop has ended (its thread is finishing its last act): join them, then drop the
+  // Upstreams and ClusterClients (Generation member order) and close the control loop's handles.
+  workers_.clear();
+  held_.clear();
+  current_.reset();
+  if (pending_timer_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    pending_timer_ = nullptr;
+  }
+  control_mailbox_->close();
+  auto done = std::move(stop_done_);
+  if (done) done();
 }
 
 }  // namespace kupgw

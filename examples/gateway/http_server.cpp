@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 #include <llhttp.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
 #include <cstring>
 #include <map>
 
@@ -954,12 +956,19 @@ Result<std::uint16_t> HttpServer::listen(const std::string& address, std::uint16
               : uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss));
   if (rc != 0) return Error{Errc::invalid_argument, fmt::format("listen {}: not an IP address", address)};
   auto* l = new Impl::Listener{{}, impl_};
-  uv_tcp_init(&impl_->loop, &l->tcp);
+  // With reuse_port the socket is created now (not at bind) so the option is set before bind.
+  uv_tcp_init_ex(&impl_->loop, &l->tcp, impl_->options.reuse_port ? (v6 ? AF_INET6 : AF_INET) : AF_UNSPEC);
   l->tcp.data = l;
   auto fail = [&](int err) -> Result<std::uint16_t> {
     uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), [](uv_handle_t* h) { delete static_cast<Impl::Listener*>(h->data); });
     return Error{Errc::io_error, fmt::format("listen {}:{}: {}", address, port, uv_strerror(err))};
   };
+  if (impl_->options.reuse_port) {
+    uv_os_fd_t fd;
+    int one = 1;
+    if ((rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&l->tcp), &fd)) != 0) return fail(rc);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return fail(uv_translate_sys_error(errno));
+  }
   if ((rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), 0)) != 0) return fail(rc);
   rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024, [](uv_stream_t* s, int status) {
     auto* li = static_cast<Impl::Listener*>(s->data);

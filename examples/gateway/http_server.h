@@ -103,6 +103,9 @@ struct HttpServerOptions {
   std::size_t write_high_water = 256 * 1024;
   std::size_t write_low_water = 64 * 1024;
   std::function<void(std::string_view)> log;  // connection-level problems; may be empty
+  // SO_REUSEPORT on the listening sockets: several servers (one per worker loop) may listen on
+  // the same address and port, and the kernel spreads the new connections among them.
+  bool reuse_port = false;
 };
 
 struct HttpServerStats {

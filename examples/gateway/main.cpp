@@ -1,21 +1,25 @@
 // kup-gateway: an HTTP/1.1 gateway that sends each request straight to a Kubernetes Pod.
 //
 //   kup-gateway --config gateway.yaml [--check] [--log-level debug|info|warning|error]
-//               [--ready-file PATH]
+//               [--ready-file PATH] [--workers N]
 //
 // --check loads and validates the file (and the kubeconfigs it names), prints every problem
 // and exits 0 or 1. SIGHUP reloads the config; SIGTERM/SIGINT stop gracefully. --ready-file
 // receives {"pid":..,"ports":[..],"admin_port":..} once the listeners are open (for scripts
-// and tests that use port 0). Reference: docs/gateway.md.
+// and tests that use port 0). --workers N (default: the file's server.workers, else 1) serves
+// clients on N threads, each with its own loop and listener (SO_REUSEPORT), while discovery and
+// the admin listener stay on the main thread's loop. Reference: docs/gateway.md.
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "config.h"
@@ -39,7 +43,7 @@ void log_line(LogLevel level, std::string_view text) {
 int usage(const std::string& why) {
   fmt::print(stderr,
              "kup-gateway: {}\nusage: kup-gateway --config FILE [--check] [--log-level debug|info|warning|error] "
-             "[--ready-file PATH]\n",
+             "[--ready-file PATH] [--workers N]\n",
              why);
   return 2;
 }
@@ -59,6 +63,7 @@ void close_signals(Signals& s) {
 int main(int argc, char** argv) {
   std::string config_path, ready_file;
   bool check = false;
+  std::optional<std::uint32_t> workers;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -74,6 +79,13 @@ int main(int argc, char** argv) {
       check = true;
     } else if (a == "--ready-file") {
       ready_file = value();
+    } else if (a == "--workers") {
+      auto v = value();
+      std::uint32_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc{} || end != v.data() + v.size() || n < 1 || n > kupgw::ServerSettings::max_workers)
+        return usage(fmt::format("--workers {}: not a number from 1 to {}", v, kupgw::ServerSettings::max_workers));
+      workers = n;
     } else if (a == "--log-level") {
       auto l = value();
       if (l == "debug") g_level = LogLevel::debug;
@@ -107,7 +119,7 @@ int main(int argc, char** argv) {
   uv_loop_init(&loop);
   int rc = 0;
   {
-    kupgw::Gateway gateway(loop, config_path, log_line);
+    kupgw::Gateway gateway(loop, config_path, log_line, workers);
     auto st = gateway.start();
     if (!st) {
       log_line(LogLevel::error, st.error().reason);
@@ -145,6 +157,7 @@ int main(int argc, char** argv) {
       uv_signal_start(&sig.term, on_stop, SIGTERM);
       uv_signal_start(&sig.intr, on_stop, SIGINT);
       uv_run(&loop, UV_RUN_DEFAULT);
+      if (!gateway.workers_closed_cleanly()) rc = 3;
     }
   }
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <strings.h>
 
+#include "gateway.h"
 #include "kupstream/balancer.h"
 
 using namespace kupstream;
@@ -63,9 +64,9 @@ void ProxyExchange::operator delete(void* p, std::size_t size) noexcept {
   ::operator delete(p);
 }
 
-ProxyExchange::ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> generation, UpstreamHandle& upstream,
-                             RequestHead& head, ResponseWriter& writer)
-    : gateway_(gateway), generation_(std::move(generation)), upstream_(upstream), writer_(writer) {
+ProxyExchange::ProxyExchange(Worker& worker, std::shared_ptr<WorkerRoutes> routes, Lane& lane, RequestHead& head,
+                             ResponseWriter& writer)
+    : worker_(worker), routes_(std::move(routes)), lane_(lane), writer_(writer) {
   request_.method = head.method;
   request_.target = head.target;
   request_.client_address = head.client_address;
@@ -77,7 +78,8 @@ ProxyExchange::ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> gener
     if (h.first.size() == 6 && strcasecmp(h.first.c_str(), "expect") == 0) continue;
     request_.headers.emplace_back(std::move(h.first), std::move(h.second));
   }
-  if (!upstream_.entry.hash_header.empty()) request_.hash = hash_key(head.header(upstream_.entry.hash_header));
+  const auto& hash_header = lane_.handle->entry.hash_header;
+  if (!hash_header.empty()) request_.hash = hash_key(head.header(hash_header));
   if (head.has_body()) {
     if (!head.chunked && head.content_length && *head.content_length <= kBufferLimit) {
       buffering_ = true;
@@ -121,7 +123,7 @@ void ProxyExchange::forward() {
     }
     fail(st.error());
   };
-  auto r = upstream_.upstream->forward(std::move(request_), std::move(h));
+  auto r = lane_.forwarder->forward(std::move(request_), std::move(h));
   if (!r) {
     done_ = true;
     count(400);
@@ -132,11 +134,11 @@ void ProxyExchange::forward() {
 }
 
 void ProxyExchange::fail(const Error& error) {
-  const char* name = errc_name(static_cast<Errc>(error.code.value()));
-  gateway_.counters().upstream_errors[error.code.category() == error_category() ? name : "other"]++;
+  const char* code_name = errc_name(static_cast<Errc>(error.code.value()));
+  worker_.counters().upstream_errors[error.code.category() == error_category() ? code_name : "other"]++;
   if (writer_.started()) {
-    gateway_.counters().streams_aborted++;
-    gateway_.log(LogLevel::warning, fmt::format("upstream {}: response cut short: {}", upstream_.entry.config.name,
+    worker_.counters().streams_aborted++;
+    worker_.log(LogLevel::warning, fmt::format("upstream {}: response cut short: {}", name(),
                                                 error.message()));
     writer_.abort();
     return;
@@ -145,22 +147,24 @@ void ProxyExchange::fail(const Error& error) {
   if (error.code == make_error_code(Errc::no_endpoint)) status = 503;
   else if (error.code == make_error_code(Errc::timed_out)) status = 504;
   count(status);
-  gateway_.log(LogLevel::debug, fmt::format("upstream {}: {} {}: {}", upstream_.entry.config.name, status, name,
+  worker_.log(LogLevel::debug, fmt::format("upstream {}: {} {}: {}", name(), status, code_name,
                                             error.reason));
   std::string_view text = status == 503 ? "service unavailable" : status == 504 ? "gateway timeout" : "bad gateway";
-  writer_.simple(status, fmt::format("{}: upstream {}: {}\n", text, upstream_.entry.config.name, name));
+  writer_.simple(status, fmt::format("{}: upstream {}: {}\n", text, name(), code_name));
 }
+
+const std::string& ProxyExchange::name() const { return lane_.handle->entry.config.name; }
 
 void ProxyExchange::count(int status) {
   // The (upstream, status) counter, found once per upstream and status: map nodes never move.
-  for (auto& [code, counter] : upstream_.response_counters) {
+  for (auto& [code, counter] : lane_.response_counters) {
     if (code == status) {
       ++*counter;
       return;
     }
   }
-  auto& counter = gateway_.counters().responses[{upstream_.entry.config.name, status}];
-  upstream_.response_counters.emplace_back(status, &counter);
+  auto& counter = worker_.counters().responses[{name(), status}];
+  lane_.response_counters.emplace_back(status, &counter);
   ++counter;
 }
 

@@ -1,5 +1,6 @@
-// ProxyExchange: one client request forwarded to an Upstream (Upstream::forward) with the
-// response streamed back.
+// ProxyExchange: one client request forwarded to an upstream through its worker's Forwarder
+// (Upstream::forward, or UpstreamWorker::forward with several workers) with the response
+// streamed back.
 //
 // Request bodies: up to kBufferLimit bytes with a known Content-Length are collected first and
 // sent whole, so that the Upstream may retry them on another Pod; larger or chunked bodies are
@@ -9,14 +10,15 @@
 // Errors before the response head: no_endpoint → 503, timed_out → 504, anything else → 502,
 // each with a one-line text body. After the head: the client connection is closed.
 //
-// Lifetime: holds the Generation it started on, so a reload never pulls its Upstream away.
+// Thread: its worker's loop. Lifetime: holds the WorkerRoutes it started on, so a reload never
+// pulls its Forwarder (nor, through the Gateway's accounting, its Upstream) away.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "gateway.h"
 #include "http_server.h"
+#include "worker.h"
 
 namespace kupgw {
 
@@ -24,7 +26,7 @@ class ProxyExchange final : public RequestHandler {
  public:
   static constexpr std::size_t kBufferLimit = 64 * 1024;
 
-  ProxyExchange(Gateway& gateway, std::shared_ptr<Generation> generation, UpstreamHandle& upstream, RequestHead& head,
+  ProxyExchange(Worker& worker, std::shared_ptr<WorkerRoutes> routes, Lane& lane, RequestHead& head,
                 ResponseWriter& writer);
   ~ProxyExchange() override;
 
@@ -45,9 +47,11 @@ class ProxyExchange final : public RequestHandler {
   void fail(const kupstream::Error& error);
   void count(int status);
 
-  Gateway& gateway_;
-  std::shared_ptr<Generation> generation_;
-  UpstreamHandle& upstream_;
+  const std::string& name() const;
+
+  Worker& worker_;
+  std::shared_ptr<WorkerRoutes> routes_;
+  Lane& lane_;
   ResponseWriter& writer_;
   kupstream::ForwardRequest request_;
   std::unique_ptr<kupstream::UpstreamRequest> upstream_request_;

@@ -14,4 +14,5 @@
 #include "kupstream/upstream.h"
 #include "kupstream/upstream_config.h"
 #include "kupstream/upstream_document.h"
+#include "kupstream/upstream_worker.h"
 #include "kupstream/version.h"

@@ -9,7 +9,8 @@
 /// override, X-Forwarded-* headers, timeouts and retries on another Pod; or the host may just
 /// call pick() and use its own transport.
 ///
-/// Thread: loop thread only, except pick() and picker(), which any thread may call.
+/// Thread: loop thread only, except pick() and picker(), which any thread may call. Other loops
+/// (one per thread) forward through UpstreamWorkers (worker(), kupstream/upstream_worker.h).
 /// Lifetime: create() returns a unique_ptr; dropping it at any time (even inside a handler of one
 /// of its requests) cancels its requests (no handler runs afterwards) and unsubscribes. The
 /// ClusterClients in the ClusterMap must outlive the Upstream.
@@ -38,6 +39,8 @@
 typedef struct uv_loop_s uv_loop_t;
 
 namespace kupstream {
+
+class UpstreamWorker;
 
 /// Cluster name (ServiceRef::cluster) → its client. Not owned.
 using ClusterMap = std::map<std::string, ClusterClient*, std::less<>>;
@@ -155,7 +158,9 @@ struct UpstreamOptions {
   /// always lists every Pod. SIZE_MAX = every Pod (one scrape grows by ~5 series per Pod).
   std::size_t pod_metrics_limit = 10;
   ZoneAwareRouting locality;  ///< zone-aware routing (off by default)
-  LogFn log;  ///< where everything the Upstream has to say goes; may be empty
+  /// Where everything the Upstream has to say goes; may be empty. Called on the Upstream's loop
+  /// thread, and on an UpstreamWorker's thread for the events of that worker's pools.
+  LogFn log;
 };
 
 /// One header, as sent or received.
@@ -366,11 +371,19 @@ class KUPSTREAM_API Upstream {
   /// The config it was created with.
   const UpstreamConfig& config() const noexcept;
 
+  /// A handle that forwards on `worker_loop` with its own connection pools, sharing this
+  /// Upstream's discovery, Picker, health verdicts and in-flight counts (kupstream/upstream_worker.h).
+  /// Call it on worker_loop's thread (or before that loop runs), while this Upstream is alive
+  /// (not concurrently with its drop); any number of workers per loop and per Upstream.
+  /// Errors: invalid_config when a per-worker TLS context cannot be made (the reason names the
+  /// upstream), operation_canceled when the Upstream is shutting down.
+  Result<std::unique_ptr<UpstreamWorker>> worker(uv_loop_t& worker_loop);
+
   struct Impl;
 
  private:
   friend struct UpstreamTestPeer;  // tests: an Upstream over an Impl fed by hand (no cluster)
-  explicit Upstream(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  explicit Upstream(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
 

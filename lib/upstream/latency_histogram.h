@@ -1,4 +1,4 @@
-// A fixed-bucket latency histogram (Prometheus style), loop thread only.
+// A fixed-bucket latency histogram (Prometheus style), one thread at a time.
 #pragma once
 
 #include <array>
@@ -15,6 +15,11 @@ class LatencyHistogram {
   // Cumulative counts per bound, then the total (+Inf).
   std::array<std::uint64_t, kBounds.size() + 1> cumulative() const noexcept;
   double sum_seconds() const noexcept { return sum_; }
+  // Adds another histogram's counts (a worker loop's, on the control loop).
+  void merge(const LatencyHistogram& other) noexcept {
+    for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+    sum_ += other.sum_;
+  }
 
  private:
   std::array<std::uint64_t, kBounds.size() + 1> counts_{};

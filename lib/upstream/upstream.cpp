@@ -38,7 +38,7 @@ void pod_key(std::string& out, std::size_t service, const Endpoint& e) {
 
 Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
     : loop(l), config(std::move(c)), options(std::move(o)), balancer(balancer_options(config, options)) {
-  current_picker.store(balancer.build({}));
+  publication = std::make_shared<detail::Publication>(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), {}, false}));
   timer = new uv_timer_t;
   uv_timer_init(&loop, timer);
   timer->data = this;
@@ -159,6 +159,7 @@ void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod
   auto it = pods.find(pod->key);
   if (it == pods.end() || it->second != pod) return;
   std::erase(services[pod->service].pods, pod);
+  forget_pod(*pod);
   pods.erase(it);
 }
 
@@ -233,7 +234,7 @@ void Upstream::Impl::rebuild() {
       picked_pods.push_back(*candidates[i]);
     }
   }
-  current_picker.store(balancer.build(std::move(list)));
+  publish(balancer.build(std::move(list)));
   schedule_timer(now, next);
 }
 
@@ -347,29 +348,10 @@ void Upstream::Impl::run_health_checks() {
   }
 }
 
+// The control loop's own pool to the Pod (health probes share it with this loop's requests).
 net::ConnectionPool* Upstream::Impl::pool_for(UpstreamPod& pod) {
-  if (pod.pool) return pod.pool.get();
-  const Service& s = services[pod.service];
-  net::PoolOptions o;
-  o.connection.host = pod.endpoint->address;
-  o.connection.port = pod.endpoint->port;
-  o.connection.tls = s.tls;
-  o.connection.authority = config.host_header ? *config.host_header : s.authority;
-  o.connection.connect_timeout = options.timeouts.connect;
-  o.connection.response_header_timeout = options.timeouts.response_header;
-  o.connection.limits.max_header_bytes = options.max_response_header_bytes;
-  o.connection.limits.max_header_count = options.max_response_header_count;
-  o.connection.log = options.log;
-  o.max_connections = options.max_connections_per_pod;
-  o.max_idle = options.max_idle_per_pod;
-  o.idle_timeout = options.timeouts.idle_connection;
-  auto pool = net::ConnectionPool::create(loop, std::move(o));
-  if (!pool) {
-    log(LogLevel::error, fmt::format("upstream \"{}\": Pod {}: {}", config.name, pod.endpoint->host_port(), pool.error().reason));
-    return nullptr;
-  }
-  pod.pool = std::move(*pool);
-  return pod.pool.get();
+  auto loop_pod = local->pod_for(ensure_target(pod));
+  return loop_pod ? loop_pod->pool.get() : nullptr;
 }
 
 void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
@@ -400,13 +382,13 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
 
 void Upstream::Impl::shutdown() {
   stopped = true;
-  for (auto& r : std::vector<std::shared_ptr<UpstreamRequest::Impl>>(live_requests.begin(), live_requests.end())) r->cancel();
-  live_requests.clear();
+  close_forwarding();
   health_probes.clear();
   for (auto& s : services) s.watch.reset();
   picked_pods.clear();
   for (auto& s : services) s.pods.clear();
   pods.clear();
+  pods_by_id.clear();
   uv_timer_stop(timer);
   uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   timer = nullptr;
@@ -414,20 +396,10 @@ void Upstream::Impl::shutdown() {
 
 Upstream::~Upstream() { impl_->shutdown(); }
 
-PickerPtr Upstream::picker() const { return impl_->current_picker.load(); }
-
-PickResult Upstream::pick(std::uint64_t hash) const {
-  // The returned pointers live in the Picker; keep it alive for callers on other threads
-  // through picker() when they need the endpoint after a rebuild.
-  thread_local PickerPtr held;
-  held = impl_->current_picker.load();
-  return held->pick(hash);
-}
-
 bool Upstream::ready() const {
   for (const auto& s : impl_->services)
     if (!s.seen_first_snapshot) return false;
-  return !impl_->current_picker.load()->empty();
+  return !impl_->current_picker()->empty();
 }
 
 const UpstreamConfig& Upstream::config() const noexcept { return impl_->config; }

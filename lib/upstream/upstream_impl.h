@@ -1,15 +1,18 @@
 // Internal state of Upstream and UpstreamRequest, shared by upstream.cpp (membership, weights,
-// health), upstream_request.cpp (the request path) and upstream_metrics.cpp.
+// health), upstream_request.cpp (the request path, against a ForwardingContext),
+// upstream_worker.cpp (worker loops) and upstream_metrics.cpp.
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <set>  // upstream.cpp
+#include <unordered_map>
 #include <vector>
 
 #include "kupstream/upstream.h"
 #include "net/connection_pool.h"
+#include "upstream/forwarding_context.h"
 #include "upstream/latency_histogram.h"
 #include "upstream/pod_health.h"
 #include "upstream/request_scheduler.h"
@@ -22,6 +25,10 @@ class TlsContext;
 }
 
 namespace kupstream {
+
+namespace detail {
+class ControlHub;
+}
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -44,30 +51,14 @@ struct UpstreamPod {
   std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
   bool local = false;               // zone-aware routing counts it in the local zone
   std::uint64_t requests = 0, failures = 0;
-  std::unique_ptr<net::ConnectionPool> pool;
+  // What every loop's request path knows of it; made when first published (ensure_target()).
+  detail::PodTargetPtr target;
   std::string host_port;  // endpoint.host_port(), filled in by the request path on first use
 
   const std::string& name() {
     if (host_port.empty()) host_port = endpoint->host_port();
     return host_port;
   }
-};
-
-// The requests in flight of one Upstream (each holds its place: insert and erase are O(1)
-// without an allocation per request). Iterates as shared_ptrs, in no particular order.
-class LiveRequests {
- public:
-  using Ptr = std::shared_ptr<UpstreamRequest::Impl>;
-  void insert(Ptr r);
-  void erase(UpstreamRequest::Impl& r) noexcept;
-  void clear() noexcept;
-  std::vector<Ptr>::const_iterator begin() const noexcept { return v_.begin(); }
-  std::vector<Ptr>::const_iterator end() const noexcept { return v_.end(); }
-  std::size_t size() const noexcept { return v_.size(); }
-  bool empty() const noexcept { return v_.empty(); }
-
- private:
-  std::vector<Ptr> v_;
 };
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
@@ -95,12 +86,12 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   std::vector<Service> services;
   std::map<std::string, std::shared_ptr<UpstreamPod>> pods;
   std::vector<std::shared_ptr<UpstreamPod>> picked_pods;  // parallel to the Picker's endpoints
-  std::atomic<std::shared_ptr<const Picker>> current_picker;
+  // The Picker and its Pods, as every loop and thread reads them (publish()).
+  std::shared_ptr<detail::Publication> publication;
   bool panic = false, using_draining = false, stopped = false;
   uv_timer_t* timer = nullptr;  // slow start ramps, ejection ends, health checks
   SteadyClock::time_point next_health_check{};
   SteadyClock::time_point last_rebuild{};  // when the current Picker was built
-  LiveRequests live_requests;
   // Active health probes in flight; a probe past its deadline counts as a failure.
   struct Probe {
     std::string pod_key;
@@ -109,21 +100,37 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   };
   std::vector<Probe> health_probes;
 
-  std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
   // Zone-aware routing: the plan of the current Picker (zones and reason for stats) and the
-  // attempts sent to local / other-zone Pods (zone_locality.h).
+  // attempts sent to local / other-zone Pods, counted as attempts reach the control loop
+  // (zone_locality.h).
   detail::ZonePlan zone_plan;
   std::uint64_t local_requests = 0, cross_zone_requests = 0;
-  std::uint32_t in_flight = 0, retries_in_flight = 0;
-  detail::LatencyHistogram latency;
-  // Deferred first attempts and total timeouts; created by the first forward(). Declared
-  // last: destroyed first, after shutdown() has ended every request.
-  std::unique_ptr<detail::RequestScheduler> scheduler;
+  // The request path (upstream_worker.cpp, forwarding_context.cpp): made by init_forwarding()
+  // from the Upstream's constructor. `local` forwards on this loop; workers have their own
+  // contexts, reach this loop through `hub`, and their counts add up in `worker_totals`.
+  std::shared_ptr<const detail::ForwardSettings> forward_settings;
+  std::shared_ptr<ForwardingContext> local;
+  std::shared_ptr<detail::ControlHub> hub;
+  detail::Tally worker_totals;
+  std::unordered_map<std::uint64_t, UpstreamPod*> pods_by_id;  // Pods with a target
+  std::uint64_t next_pod_id = 1;
 
   void log(LogLevel level, const std::string& text) const {
     if (options.log) options.log(level, text);
   }
   void subscribe(const ClusterMap& clusters);
+  void init_forwarding();
+  // Publishes `picker` over picked_pods for every loop and thread.
+  void publish(PickerPtr picker);
+  const detail::PodTargetPtr& ensure_target(UpstreamPod& pod);
+  // An attempt's outcome from any loop's context (on this loop): counts and passive health.
+  void apply_attempt(const detail::AttemptRecord& attempt);
+  // The Pod leaves `pods`: every loop closes its pool to it.
+  void forget_pod(UpstreamPod& pod);
+  // The control loop's share of a worker's batch (upstream_worker.cpp).
+  void apply_batch(detail::Tally& batch);
+  // The counts of every loop: this one's and the workers' so far.
+  detail::Tally totals() const;
   void on_snapshot(std::size_t service, const EndpointSetPtr& set);
   void rebuild();
   void schedule_timer(SteadyClock::time_point now, SteadyClock::time_point next);
@@ -133,6 +140,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void health_verdict(const std::string& pod_key, bool ok);
   net::ConnectionPool* pool_for(UpstreamPod& pod);
   void record_result(UpstreamPod& pod, bool failure);
+  PickerPtr current_picker() const { return publication->load()->picker; }
   void release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod);
   // Calls f(std::shared_ptr<UpstreamPod>&) for every Pod, service by service.
   template <class F>
@@ -141,17 +149,19 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
       for (auto& pod : service.pods) f(pod);
   }
   void shutdown();
+  // Ends this loop's requests, stops hearing from workers, publishes the last (empty) Routing.
+  void close_forwarding();
   UpstreamStats stats() const;         // upstream_metrics.cpp
   std::string prometheus_text() const;
 };
 
 struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Impl> {
-  std::weak_ptr<Upstream::Impl> upstream;
+  std::weak_ptr<ForwardingContext> context;  // the loop it runs on (the Upstream's or a worker's)
   ForwardRequest request;
   ForwardHandlers handlers;
-  std::shared_ptr<UpstreamPod> pod;
+  std::shared_ptr<detail::LoopPod> pod;
   std::unique_ptr<net::HttpExchange> exchange;
-  std::vector<std::string> tried;  // pod keys of earlier attempts (not the current one)
+  std::vector<std::uint64_t> tried;  // PodTarget ids of earlier attempts (not the current one)
   std::string last_pod;            // address:port of the latest failed attempt, for error reasons
   std::uint32_t attempts = 0;
   bool head_delivered = false, done = false, canceled = false, counted_retry = false;
@@ -179,7 +189,7 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
   void on_total_timeout();
   // Ends the current attempt's hold on its Pod; `outcome`: failure, success, or neither
   // (canceled by the caller: says nothing about the Pod's health).
-  enum class Outcome { failure, success, neutral };
+  using Outcome = detail::AttemptOutcome;
   void finish_attempt(Outcome outcome);
   void finish_attempt(bool pod_failure) { finish_attempt(pod_failure ? Outcome::failure : Outcome::success); }
   template <class Fn, class... Args>
@@ -190,8 +200,8 @@ struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Imp
     (handlers.*handler)(std::forward<Args>(args)...);
     if (--calling == 0 && (canceled || done)) handlers = {};
   }
-  bool may_retry(const Upstream::Impl& up, bool connect_phase) const;
-  void retry(Upstream::Impl& up);
+  bool may_retry(const ForwardingContext& ctx, bool connect_phase) const;
+  void retry(ForwardingContext& ctx);
   void complete(Status status);
   void cancel();
   void close_timer();

@@ -26,17 +26,18 @@ std::string Upstream::prometheus_text() const { return impl_->prometheus_text();
 UpstreamStats Upstream::Impl::stats() const {
   const Impl& u = *this;
   UpstreamStats s;
-  s.requests = u.requests;
-  s.failures = u.failures;
-  s.retries = u.retries;
-  s.no_endpoint = u.no_endpoint;
-  s.in_flight = u.in_flight;
+  const detail::Tally t = totals();  // this loop's requests and the workers' (as last reported)
+  s.requests = t.requests;
+  s.failures = t.failures;
+  s.retries = t.retries;
+  s.no_endpoint = t.no_endpoint;
+  s.in_flight = static_cast<std::uint32_t>(std::max<std::int64_t>(t.in_flight, 0));
   s.panic = u.panic;
   s.using_draining = u.using_draining;
   s.latency_buckets_seconds.assign(detail::LatencyHistogram::kBounds.begin(), detail::LatencyHistogram::kBounds.end());
-  const auto counts = u.latency.cumulative();
+  const auto counts = t.latency.cumulative();
   s.latency_counts.assign(counts.begin(), counts.end());
-  s.latency_sum_seconds = u.latency.sum_seconds();
+  s.latency_sum_seconds = t.latency.sum_seconds();
   const auto now = SteadyClock::now();
   for (const auto& [key, pod] : u.pods) {
     PodStats p;

@@ -98,7 +98,7 @@ void UpstreamRequest::resume_body() {
   if (impl_->exchange) impl_->exchange->resume_body();
 }
 
-Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest request, ForwardHandlers handlers) {
+Result<std::unique_ptr<UpstreamRequest>> ForwardingContext::forward(ForwardRequest request, ForwardHandlers handlers) {
   if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
   // CR, LF and NUL are refused here, as the connection's serializer would: a request it refused
   // later would fail on a later turn and count against the Pod it was meant for.
@@ -109,28 +109,30 @@ Result<std::unique_ptr<UpstreamRequest>> Upstream::forward(ForwardRequest reques
   for (const auto& [name, value] : request.headers)
     if (!valid_token(name) || has_any(value, kBadInValue))
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
+  if (stopped || publication->closed())
+    return Error{Errc::operation_canceled, fmt::format("upstream \"{}\" is closed", name())};
   auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
-  r->upstream = impl_;
+  r->context = weak_from_this();
   r->request = std::move(request);
   r->handlers = std::move(handlers);
   r->start = SteadyClock::now();
-  ++impl_->requests;
-  ++impl_->in_flight;
-  impl_->live_requests.insert(r);
-  if (!impl_->scheduler) impl_->scheduler = std::make_unique<detail::RequestScheduler>(impl_->loop);
-  if (impl_->options.timeouts.total.count() > 0)
-    impl_->scheduler->add_deadline(*r, static_cast<std::uint64_t>(impl_->options.timeouts.total.count()));
+  ++tally.requests;
+  ++in_flight;
+  live_requests.insert(r);
+  if (!scheduler) scheduler = std::make_unique<detail::RequestScheduler>(loop);
+  if (options().timeouts.total.count() > 0)
+    scheduler->add_deadline(*r, static_cast<std::uint64_t>(options().timeouts.total.count()));
   // Send at once when there is a Pod to send to: the request reaches the Pod without waiting
   // for the rest of this loop turn (no callback can run here: the exchange's handlers never
   // run inside send(), and a failure is kept by complete() and delivered on a later turn).
   // With no Pod yet, wait for a later turn as before: a snapshot may arrive meanwhile.
-  if (!impl_->current_picker.load()->empty()) {
+  if (!routing().picker->empty()) {
     r->in_forward = true;
     r->attempt();
     r->in_forward = false;
-    if (r->deferred_outcome) impl_->scheduler->defer_attempt(r);
+    if (r->deferred_outcome) scheduler->defer_attempt(r);
   } else {
-    impl_->scheduler->defer_attempt(r);
+    scheduler->defer_attempt(r);
   }
   return std::make_unique<UpstreamRequest>(std::move(r));
 }
@@ -146,15 +148,15 @@ void UpstreamRequest::Impl::run_deferred() {
 
 void UpstreamRequest::Impl::on_total_timeout() {
   auto keep = shared_from_this();
-  auto up = upstream.lock();
-  const std::string name = up ? up->config.name : "?";
-  const std::string pod_name = pod ? pod->name() : last_pod;
+  auto ctx = context.lock();
+  const std::string name = ctx ? ctx->name() : "?";
+  const std::string pod_name = pod ? pod->target->host_port : last_pod;
   exchange.reset();
   if (pod) finish_attempt(true);
   complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": Pod {}: no complete response within {} ms "
                                               "(total timeout, {} attempt(s))",
                                               name, pod_name.empty() ? "(none yet)" : pod_name,
-                                              up ? up->options.timeouts.total.count() : 0, attempts)});
+                                              ctx ? ctx->options().timeouts.total.count() : 0, attempts)});
 }
 
 void LiveRequests::insert(Ptr r) {
@@ -179,53 +181,58 @@ void LiveRequests::clear() noexcept {
 }
 
 void UpstreamRequest::Impl::attempt() {
-  auto up = upstream.lock();
+  auto up = context.lock();
   if (!up || up->stopped) return complete(Error{Errc::operation_canceled, "upstream closed"});
+  // A worker's request whose Upstream was dropped: no Pod to try any more.
+  if (up->publication->closed())
+    return complete(Error{Errc::operation_canceled, fmt::format("upstream \"{}\" is closed", up->name())});
   auto keep = shared_from_this();
   ++attempts;
-  // Pick a Pod not tried yet (a few draws; with one Pod, the same one again).
-  auto picker = up->current_picker.load();
-  std::shared_ptr<UpstreamPod> chosen;
+  // Pick a Pod not tried yet (a few draws; with one Pod, the same one again). The Routing is
+  // this loop's copy of the current one: `routing` stays valid until the next routing() call.
+  const detail::Routing& routing = up->routing();
+  const Picker* picker = routing.picker.get();
+  const auto& targets = routing.targets;
+  const detail::PodTargetPtr* chosen = nullptr;
+  auto untried = [&](const detail::PodTargetPtr& t) { return std::find(tried.begin(), tried.end(), t->id) == tried.end(); };
   for (int draw = 0; draw < 8 && !picker->empty(); ++draw) {
     const auto pick = picker->pick(request.hash + (attempts - 1) * 0x9e3779b97f4a7c15ULL + draw);
-    if (!pick || pick.index >= up->picked_pods.size()) break;
-    chosen = up->picked_pods[pick.index];
-    if (std::find(tried.begin(), tried.end(), chosen->key) == tried.end()) break;
+    if (!pick || pick.index >= targets.size()) break;
+    chosen = &targets[pick.index];
+    if (untried(*chosen)) break;
   }
   // The draws kept landing on tried Pods (a policy that favours them, such as consistent hash,
   // or bad luck with random): take the first untried Pod of the Picker, from a request-dependent
   // start so that retries do not all pile onto one Pod.
-  if (chosen && !tried.empty() && std::find(tried.begin(), tried.end(), chosen->key) != tried.end()) {
-    const std::size_t n = up->picked_pods.size();
+  if (chosen && !tried.empty() && !untried(*chosen)) {
+    const std::size_t n = targets.size();
     for (std::size_t k = 0; k < n; ++k) {
-      const auto& candidate = up->picked_pods[(request.hash + k) % n];
-      if (std::find(tried.begin(), tried.end(), candidate->key) == tried.end()) {
-        chosen = candidate;
+      const auto& candidate = targets[(request.hash + k) % n];
+      if (untried(candidate)) {
+        chosen = &candidate;
         break;
       }
     }
   }
   if (!chosen) {
-    ++up->no_endpoint;
-    return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->config.name,
+    ++up->tally.no_endpoint;
+    return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->name(),
                                                          picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
   }
-  pod = chosen;
-  net::ConnectionPool* pool = up->pool_for(*pod);
-  if (!pool) {
-    last_pod = pod->name();
-    pod = nullptr;  // its load was not started: nothing to finish
-    return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->config.name, last_pod)});
+  pod = up->pod_for(*chosen);
+  if (!pod) {
+    last_pod = (*chosen)->host_port;
+    return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->name(), last_pod)});
   }
-  pod->load->start();
-  ++pod->requests;
-  ++up->services[pod->service].requests;
-  if (up->options.locality.enabled) ++(pod->local ? up->local_requests : up->cross_zone_requests);
+  net::ConnectionPool* pool = pod->pool.get();
+  pod->target->load->start();
+  ++pod->in_flight;
 
   net::HttpRequest out;
   out.method = request.method;
   out.target = request.target;
-  const std::string* host_override = up->config.host_header ? &*up->config.host_header : nullptr;
+  const auto& host_header = up->settings->config.host_header;
+  const std::string* host_override = host_header ? &*host_header : nullptr;
   if (!detail::append_upstream_header_lines(request, host_override, out.header_lines, out.header_lines_have_host)) {
     out.header_lines.clear();
     out.header_lines_have_host = false;
@@ -249,10 +256,10 @@ void UpstreamRequest::Impl::attempt() {
   h.on_head = [raw](const net::HttpResponseHead& head) {
     auto self = raw->shared_from_this();
     if (self->done) return;
-    auto owner = self->upstream.lock();
+    auto owner = self->context.lock();
     if (!owner) return;
     self->status = head.status;
-    const auto& retry_on = owner->options.retries.on_status;
+    const auto& retry_on = owner->options().retries.on_status;
     if (std::find(retry_on.begin(), retry_on.end(), head.status) != retry_on.end() && idempotent(self->request.method) &&
         !self->request.streamed && self->may_retry(*owner, false)) {
       self->exchange.reset();
@@ -276,7 +283,7 @@ void UpstreamRequest::Impl::attempt() {
     fh.headers = spilled.empty() ? std::span<const HeaderView>(on_stack.data(), kept) : std::span<const HeaderView>(spilled);
     fh.content_length = head.content_length;
     const auto answered = self->pod;  // fh.pod stays valid if the handler cancels the request
-    fh.pod = answered->name();
+    fh.pod = answered->target->host_port;
     fh.attempts = self->attempts;
     self->head_delivered = true;
     self->call(&ForwardHandlers::on_head, fh);
@@ -286,13 +293,13 @@ void UpstreamRequest::Impl::attempt() {
   h.on_complete = [raw](Status s) {
     auto self = raw->shared_from_this();
     if (self->done) return;
-    auto owner = self->upstream.lock();
+    auto owner = self->context.lock();
     if (!owner) return;
     const bool pod_failure = !s.ok() || self->status >= 500;
     // A connect that timed out sent nothing either (timed_out is also a response timeout).
     const bool never_connected = self->exchange && !self->exchange->connected();
     std::string pod_name;
-    if (!s.ok()) pod_name = self->pod->name();
+    if (!s.ok()) pod_name = self->pod->target->host_port;
     self->exchange.reset();
     self->finish_attempt(pod_failure);
     if (!s.ok() && !self->head_delivered) {
@@ -300,28 +307,28 @@ void UpstreamRequest::Impl::attempt() {
           connect_phase(s.error().code) || (s.error().code == Errc::timed_out && never_connected);
       const bool replayable = !self->request.streamed && idempotent(self->request.method);
       // retries.on_connect_failure = false turns connect-failure retries off for every method.
-      const bool allowed = nothing_sent ? owner->options.retries.on_connect_failure : replayable;
+      const bool allowed = nothing_sent ? owner->options().retries.on_connect_failure : replayable;
       if (allowed && (replayable || !self->body_written)) {
         if (self->may_retry(*owner, nothing_sent)) return self->retry(*owner);
       }
     }
     if (!s.ok())
-      s = Error{s.error().code, fmt::format("upstream \"{}\": Pod {}: {}", owner->config.name, pod_name, s.error().reason)};
+      s = Error{s.error().code, fmt::format("upstream \"{}\": Pod {}: {}", owner->name(), pod_name, s.error().reason)};
     self->complete(std::move(s));
   };
   auto ex = pool->send(std::move(out), std::move(h));
   if (!ex) {
-    const std::string pod_name = pod ? pod->name() : std::string("?");
+    const std::string pod_name = pod ? pod->target->host_port : std::string("?");
     const std::error_code code = ex.error().code;
     // Neither a request the connection refuses (invalid_argument) nor our own full queue for
     // the Pod (pool_exhausted: nothing was sent) says the Pod failed. The latter may go to
     // another Pod like a connect failure (see connect_phase()).
     const bool exhausted = code == Errc::pool_exhausted;
-    if (exhausted && pod) tried.push_back(pod->key);
+    if (exhausted && pod) tried.push_back(pod->target->id);
     finish_attempt(exhausted || code == Errc::invalid_argument ? Outcome::neutral : Outcome::failure);
     last_pod = pod_name;
-    if (exhausted && up->options.retries.on_connect_failure && may_retry(*up, true)) return retry(*up);
-    return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->config.name, pod_name,
+    if (exhausted && up->options().retries.on_connect_failure && may_retry(*up, true)) return retry(*up);
+    return complete(Error{ex.error().code, fmt::format("upstream \"{}\": Pod {}: {}", up->name(), pod_name,
                                                        ex.error().reason)});
   }
   exchange = std::move(*ex);
@@ -346,32 +353,30 @@ void UpstreamRequest::Impl::finish_attempt(Outcome outcome) {
   if (!pod) return;
   auto p = std::move(pod);
   pod = nullptr;
-  p->load->finish();
+  p->target->load->finish();
+  --p->in_flight;
   if (outcome == Outcome::failure) {
     // A retry may follow: it avoids this Pod, and error reasons name it.
-    tried.push_back(p->key);
-    last_pod = p->name();
+    tried.push_back(p->target->id);
+    last_pod = p->target->host_port;
   }
-  if (auto up = upstream.lock(); up && !up->stopped) {
-    if (outcome != Outcome::neutral) up->record_result(*p, outcome == Outcome::failure);
-    up->release_pod_if_gone(p);
-  }
+  if (auto ctx = context.lock(); ctx && !ctx->stopped) ctx->attempt_done(p, outcome);
 }
 
-bool UpstreamRequest::Impl::may_retry(const Upstream::Impl& up, bool) const {
-  const auto& policy = up.options.retries;
+bool UpstreamRequest::Impl::may_retry(const ForwardingContext& ctx, bool) const {
+  const auto& policy = ctx.options().retries;
   if (attempts > policy.max_retries) return false;
-  const double budget = std::max<double>(policy.min_concurrent, policy.budget_ratio * up.in_flight);
-  return up.retries_in_flight < budget;
+  const double budget = std::max<double>(policy.min_concurrent, policy.budget_ratio * ctx.in_flight);
+  return ctx.retries_in_flight < budget;
 }
 
-void UpstreamRequest::Impl::retry(Upstream::Impl& up) {
-  ++up.retries;
+void UpstreamRequest::Impl::retry(ForwardingContext& up) {
+  ++up.tally.retries;
   if (!counted_retry) {
     counted_retry = true;
     ++up.retries_in_flight;
   }
-  up.log(LogLevel::debug, fmt::format("upstream \"{}\": retrying {} {} (attempt {})", up.config.name, request.method,
+  up.log(LogLevel::debug, fmt::format("upstream \"{}\": retrying {} {} (attempt {})", up.name(), request.method,
                                       request.target, attempts + 1));
   status = 0;
   attempt();
@@ -386,13 +391,7 @@ void UpstreamRequest::Impl::complete(Status s) {
   done = true;
   close_timer();
   auto keep = shared_from_this();
-  if (auto up = upstream.lock()) {
-    --up->in_flight;
-    if (counted_retry) --up->retries_in_flight;
-    if (!s.ok()) ++up->failures;
-    up->latency.record(SteadyClock::now() - start);
-    up->live_requests.erase(*this);
-  }
+  if (auto ctx = context.lock()) ctx->request_done(*this, !s.ok(), true);
   auto cb = std::move(handlers.on_complete);
   if (calling == 0) handlers = {};
   if (cb) cb(std::move(s));
@@ -409,17 +408,13 @@ void UpstreamRequest::Impl::cancel() {
   if (!done) {
     done = true;
     close_timer();
-    if (auto up = upstream.lock()) {
-      --up->in_flight;
-      if (counted_retry) --up->retries_in_flight;
-      up->live_requests.erase(*this);
-    }
+    if (auto ctx = context.lock()) ctx->request_done(*this, false, false);
   }
 }
 
 void UpstreamRequest::Impl::close_timer() {
   if (!deadline_listed) return;
-  if (auto up = upstream.lock(); up && up->scheduler) up->scheduler->remove_deadline(*this);
+  if (auto ctx = context.lock(); ctx && ctx->scheduler) ctx->scheduler->remove_deadline(*this);
 }
 
 }  // namespace kupstream

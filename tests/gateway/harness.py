@@ -88,7 +88,7 @@ class Cluster:
 class Gateway:
     """A kup-gateway process on port 0 (the ready file tells the ports)."""
 
-    def __init__(self, env, config, log_level="info"):
+    def __init__(self, env, config, log_level="info", workers=None):
         self.env = env
         self.dir = env.tmpdir()
         self.config_path = os.path.join(self.dir, "gateway.yaml")
@@ -96,10 +96,14 @@ class Gateway:
         ready = os.path.join(self.dir, "ready.json")
         self.log_path = os.path.join(self.dir, "gateway.log")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([gateway_binary(), "--config", self.config_path, "--ready-file", ready,
-                                      "--log-level", log_level], stdout=self._log, stderr=subprocess.STDOUT)
+        args = [gateway_binary(), "--config", self.config_path, "--ready-file", ready, "--log-level", log_level]
+        if workers is None:
+            workers = os.environ.get("KUP_GATEWAY_WORKERS")  # e.g. the whole e2e suite with 2 workers
+        if workers is not None:
+            args += ["--workers", str(workers)]
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         env.defer(self.stop)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + float(os.environ.get("KUP_GATEWAY_START_S", "15"))
         while not os.path.exists(ready):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kup-gateway exited {self.proc.returncode}: {self.log()}")
@@ -144,12 +148,17 @@ class Gateway:
 
     def metric(self, prefix):
         """Sum of the samples whose line starts with `prefix` (name plus optional labels)."""
+        return sum(self.metrics(prefix).values())
+
+    def metrics(self, prefix):
+        """{sample name with labels: value} of the samples whose line starts with `prefix`."""
         _, text = self.admin("/metrics")
-        total = 0.0
+        out = {}
         for line in text.splitlines():
             if line.startswith(prefix):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
 
     def reload(self):
         os.kill(self.proc.pid, signal.SIGHUP)

@@ -1,0 +1,218 @@
+// ForwardingContext: the request path of one loop. The Upstream's own (control) loop has one,
+// and every UpstreamWorker has one on its loop; UpstreamRequest::Impl (upstream_request.cpp)
+// runs against it and never against Upstream::Impl, so the same code serves both.
+//
+// A context owns what must not cross threads: the connection pools per Pod of its loop, its
+// live requests, its RequestScheduler, its retry budget and its counters. It shares, read-only,
+// the Upstream's ForwardSettings and the Routing the control loop publishes (Publication). Its
+// observations (attempt outcomes per Pod, counters) go to the control loop: at once when the
+// context lives there (`control` set), else into `tally`, which the worker hands over once per
+// loop turn (upstream_worker.cpp).
+//
+// Thread: the context's loop thread only, except Publication and PodTarget (see each).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kupstream/upstream.h"
+#include "net/connection_pool.h"
+#include "net/tls_context.h"
+#include "upstream/latency_histogram.h"
+#include "upstream/request_scheduler.h"
+
+namespace kupstream {
+
+// The requests in flight of one loop's context (each holds its place: insert and erase are O(1)
+// without an allocation per request). Iterates as shared_ptrs, in no particular order.
+class LiveRequests {
+ public:
+  using Ptr = std::shared_ptr<UpstreamRequest::Impl>;
+  void insert(Ptr r);
+  void erase(UpstreamRequest::Impl& r) noexcept;
+  void clear() noexcept;
+  std::vector<Ptr>::const_iterator begin() const noexcept { return v_.begin(); }
+  std::vector<Ptr>::const_iterator end() const noexcept { return v_.end(); }
+  std::size_t size() const noexcept { return v_.size(); }
+  bool empty() const noexcept { return v_.empty(); }
+
+ private:
+  std::vector<Ptr> v_;
+};
+
+namespace detail {
+
+// What the request path needs of one Pod, the same for every loop. Made on the control loop when
+// the Pod is first published (or probed) and immutable afterwards: any thread may read it.
+struct PodTarget {
+  std::uint64_t id = 0;       // unique within its Upstream, never reused
+  std::uint32_t service = 0;  // index in UpstreamConfig::services
+  std::uint16_t port = 0;
+  std::string address;
+  std::string host_port;  // "address:port", as error reasons and ForwardResponseHead::pod name it
+  std::shared_ptr<EndpointLoad> load;  // shared by every loop: least_request sees all of them
+};
+using PodTargetPtr = std::shared_ptr<const PodTarget>;
+
+// A published Picker with the Pod behind each of its endpoints (same order). Immutable.
+struct Routing {
+  PickerPtr picker;
+  std::vector<PodTargetPtr> targets;
+  bool synced = false;  // every service had its first snapshot when this was published
+};
+using RoutingPtr = std::shared_ptr<const Routing>;
+
+// Where an Upstream publishes its Routing for every loop and thread. publish() on the control
+// loop: it stores the new Routing, then bumps the generation (release). Readers compare the
+// generation (one acquire load, no lock, no shared write) with the one of the Routing they
+// hold and take the lock-guarded shared_ptr only when it changed (RoutingCache).
+class Publication {
+ public:
+  explicit Publication(RoutingPtr first) : routing_(std::move(first)) {}
+  void publish(RoutingPtr routing) {
+    routing_.store(std::move(routing));
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  // The slow path: the atomic shared_ptr (libstdc++ guards it with a spin lock).
+  RoutingPtr load() const { return routing_.load(); }
+  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+  // Set once the Upstream has been dropped (after its last, empty, Routing was published).
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  void close() noexcept { closed_.store(true, std::memory_order_release); }
+
+ private:
+  std::atomic<std::uint64_t> generation_{1};
+  std::atomic<RoutingPtr> routing_;
+  std::atomic<bool> closed_{false};
+};
+
+// One reader's Routing: reloaded only when the Publication's generation has moved. If a publish
+// lands between the generation load and the Routing load, the newer Routing is kept under the
+// older generation and reloaded once more on the next call: never older than what was seen.
+struct RoutingCache {
+  std::uint64_t generation = 0;
+  RoutingPtr routing;
+  const Routing& get(const Publication& p) {
+    const std::uint64_t g = p.generation();
+    if (g != generation) {
+      routing = p.load();
+      generation = g;
+    }
+    return *routing;
+  }
+};
+
+// The calling thread's Routing of `p`, cached per thread (a few Upstreams at once); valid until
+// this thread's next call. For pick() and picker() on any thread.
+const Routing& thread_routing(const std::shared_ptr<const Publication>& p);
+
+enum class AttemptOutcome : std::uint8_t { neutral, success, failure };
+
+// One attempt on one Pod, as the control loop applies it: counts, passive health.
+struct AttemptRecord {
+  std::uint64_t pod_id;
+  std::uint32_t service;  // counted for the service even when the Pod is forgotten meanwhile
+  AttemptOutcome outcome;
+};
+
+// A loop's counts since they were last handed to the control loop (a worker), or ever (the
+// control loop's own context).
+struct Tally {
+  std::uint64_t requests = 0, failures = 0, retries = 0, no_endpoint = 0;
+  std::int64_t in_flight = 0;  // a worker's batch: the change since the last batch
+  LatencyHistogram latency;
+  std::vector<AttemptRecord> attempts;  // a worker's batch only
+  // Anything to hand over, apart from an in-flight change (which the worker computes).
+  bool has_news() const noexcept {
+    return requests != 0 || failures != 0 || retries != 0 || no_endpoint != 0 || !attempts.empty();
+  }
+  // Adds the counts of `o` (not its attempts).
+  void add_counts(const Tally& o) noexcept {
+    requests += o.requests;
+    failures += o.failures;
+    retries += o.retries;
+    no_endpoint += o.no_endpoint;
+    in_flight += o.in_flight;
+    latency.merge(o.latency);
+  }
+};
+
+// What every context of one Upstream reads, immutable once made (by the Upstream's constructor).
+struct ForwardSettings {
+  UpstreamConfig config;
+  UpstreamOptions options;
+  std::vector<std::string> authorities;  // per service: Host when no override nor client host
+  // Per service, the TLS settings a worker makes its own TlsContext from (nullopt: http).
+  std::vector<std::optional<net::TlsConfig>> tls;
+};
+
+// One Pod as one loop's context sees it: its pool on that loop.
+struct LoopPod {
+  PodTargetPtr target;
+  std::unique_ptr<net::ConnectionPool> pool;
+  std::uint32_t in_flight = 0;  // attempts of this loop on it
+  bool removed = false;         // the Upstream forgot it: the pool goes when in_flight is 0
+};
+
+}  // namespace detail
+
+
+class ForwardingContext : public std::enable_shared_from_this<ForwardingContext> {
+ public:
+  // `tls`: per service, this loop's TLS context (null for http). A TlsContext keeps a session
+  // cache that is not thread-safe: every loop has its own.
+  ForwardingContext(uv_loop_t& loop, std::shared_ptr<const detail::ForwardSettings> settings,
+                    std::shared_ptr<const detail::Publication> publication,
+                    std::vector<std::shared_ptr<net::TlsContext>> tls);
+  ~ForwardingContext();
+  ForwardingContext(const ForwardingContext&) = delete;
+  ForwardingContext& operator=(const ForwardingContext&) = delete;
+
+  // Validates and starts a request (Upstream::forward and UpstreamWorker::forward).
+  Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest request, ForwardHandlers handlers);
+
+  const detail::Routing& routing() { return routing_cache_.get(*publication); }
+  const std::string& name() const noexcept { return settings->config.name; }
+  const UpstreamOptions& options() const noexcept { return settings->options; }
+  void log(LogLevel level, const std::string& text) const {
+    if (settings->options.log) settings->options.log(level, text);
+  }
+
+  // This loop's pool for the Pod (made on first use); null (logged) when it cannot be made.
+  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTargetPtr& target);
+  // An attempt on `pod` ended (its EndpointLoad already released): counted, reported to the
+  // control loop, and the pool closed if the Pod was removed and this was its last attempt.
+  void attempt_done(const std::shared_ptr<detail::LoopPod>& pod, detail::AttemptOutcome outcome);
+  // A request ended (complete or canceled): in-flight counts, failures and latency.
+  void request_done(UpstreamRequest::Impl& r, bool failed, bool completed);
+  // The control loop forgot the Pod: its pool closes now, or after this loop's last attempt on it.
+  void pod_removed(std::uint64_t pod_id);
+  // Cancels every request (no handler runs) and closes every pool. Idempotent.
+  void shutdown();
+
+  uv_loop_t& loop;
+  const std::shared_ptr<const detail::ForwardSettings> settings;
+  const std::shared_ptr<const detail::Publication> publication;
+  std::vector<std::shared_ptr<net::TlsContext>> tls;
+  Upstream::Impl* control = nullptr;  // set on the Upstream's own loop: observations apply at once
+  bool stopped = false;
+  std::uint32_t in_flight = 0, retries_in_flight = 0;  // this loop's (the retry budget is per loop)
+  std::int64_t in_flight_reported = 0;  // what the control loop has been told (workers)
+  detail::Tally tally;
+  LiveRequests live_requests;
+  std::unordered_map<std::uint64_t, std::shared_ptr<detail::LoopPod>> pods;
+  // Deferred first attempts and total timeouts; created by the first forward(). Declared
+  // last: destroyed first, after shutdown() has ended every request.
+  std::unique_ptr<detail::RequestScheduler> scheduler;
+
+ private:
+  detail::RoutingCache routing_cache_;
+  bool shutting_down_ = false;
+};
+
+}  // namespace kupstream

@@ -1,0 +1,66 @@
+// ControlHub and WorkerLink: the two uv_async channels between an Upstream's control loop and its
+// UpstreamWorkers (upstream_worker.cpp).
+//
+// - Workers → control (ControlHub): a worker appends its batch (detail::Tally: attempt outcomes
+//   and counts) once per worker loop turn under the hub's mutex and wakes the control loop,
+//   which takes every batch at once and applies it (Upstream::Impl::apply_batch).
+// - Control → a worker (WorkerLink): ids of the Pods the Upstream forgot; the worker closes
+//   their pools on its loop (ForwardingContext::pod_removed).
+//
+// The mutexes guard the batch lists and the `closed` flags that make uv_async_send safe against
+// the other side closing its handle: they are taken once per loop turn with news and per removed
+// Pod, never per request.
+// Lifetime: shared by the Upstream (control loop) and its workers; each side closes its own uv
+// handle on its own loop (ControlHub::close on the control loop, WorkerLink in the worker).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kupstream/upstream.h"
+#include "upstream/forwarding_context.h"
+
+typedef struct uv_async_s uv_async_t;
+
+namespace kupstream::detail {
+
+struct WorkerLink {
+  std::mutex mutex;
+  bool closed = false;           // the worker is gone: no more sends
+  uv_async_t* async = nullptr;   // on the worker's loop
+  std::vector<std::uint64_t> removed;  // Pod ids, for the worker's loop
+};
+
+class ControlHub {
+ public:
+  // Control loop thread: an unreferenced uv_async on `loop` (it does not keep the loop alive).
+  ControlHub(uv_loop_t& loop, Upstream::Impl& owner);
+  ~ControlHub();
+  ControlHub(const ControlHub&) = delete;
+  ControlHub& operator=(const ControlHub&) = delete;
+
+  // Control loop thread: no batch is applied afterwards, workers are detached, the handle closes.
+  void close();
+  // Control loop thread: every worker is told that the Pod is gone.
+  void pod_removed(std::uint64_t pod_id);
+
+  // Worker threads. attach(): false when the hub is closed. submit(): the batch is dropped when
+  // the hub is closed (the Upstream is gone).
+  bool attach(const std::shared_ptr<WorkerLink>& link);
+  void detach(const WorkerLink* link);
+  void submit(Tally&& batch);
+
+ private:
+  void drain();  // control loop: applies every batch submitted so far
+
+  std::mutex mutex_;
+  bool closed_ = false;
+  uv_async_t* async_ = nullptr;
+  Upstream::Impl* owner_;  // control loop only
+  std::vector<Tally> inbox_, applying_;
+  std::vector<std::shared_ptr<WorkerLink>> links_;
+};
+
+}  // namespace kupstream::detail
