@@ -178,8 +178,8 @@ void BM_EndpointChange(benchmark::State& state) {
     const double t1 = thread_cpu_ms();
     small.change();
     const double t2 = thread_cpu_ms();
-    benchmark::DoNotOptimize(big.impl->current_picker.load().get());
-    benchmark::DoNotOptimize(small.impl->current_picker.load().get());
+    benchmark::DoNotOptimize(big.impl->current_picker().get());
+    benchmark::DoNotOptimize(small.impl->current_picker().get());
     t_big += t1 - t0;
     t_small += t2 - t1;
     ++n;

@@ -92,7 +92,7 @@ struct ZoneWorld {
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
   }
-  PickerPtr picker() const { return impl->current_picker.load(); }
+  PickerPtr picker() const { return impl->current_picker(); }
 };
 
 void BM_ZonePick(benchmark::State& state) {
@@ -147,7 +147,7 @@ void BM_ZoneRebuild(benchmark::State& state) {
       const auto t0 = Clock::now();
       worlds[v]->impl->on_snapshot(0, worlds[v]->sets[(n + 1) % 2]);
       spent[v] += Clock::now() - t0;
-      benchmark::DoNotOptimize(worlds[v]->impl->current_picker.load().get());
+      benchmark::DoNotOptimize(worlds[v]->impl->current_picker().get());
     }
     ++n;
   }
