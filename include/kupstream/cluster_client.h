@@ -61,6 +61,7 @@ struct ClusterClientOptions {
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30'000};  ///< the doubling stops here
   bool watch_list = false;  ///< try sendInitialEvents streaming first (falls back to LIST)
+
   /// One EndpointSlice watch per Service, or one per namespace shared by its Services.
   SliceWatchMode slice_watch = SliceWatchMode::per_namespace;
 
