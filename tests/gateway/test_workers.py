@@ -125,7 +125,9 @@ class WorkersCases:
                             "outlier": {"consecutive_failures": 3, "base_ejection_ms": 60000,
                                         "max_ejected_percent": 50},
                             "services": [svc()]}])
-        load = Load(gw.port, concurrency=8).start()
+        # 16 keep-alive connections: all on one worker (SO_REUSEPORT hashes each) is a 2^-15 chance
+        # with 2 workers, so the ejection is seen to hold for several workers.
+        load = Load(gw.port, concurrency=16).start()
         try:
             time.sleep(0.3)
             self.pods.mode(names[0], fail="503")

@@ -16,8 +16,8 @@ Control API (HTTP on 127.0.0.1, JSON bodies):
   POST   /pods                       add {name, address, port, version, cluster, cert?, key?}
   DELETE /pods/NAME                  stop listening, close idle connections, finish in-flight ones
   POST   /pods/NAME/mode             {fail: null|MODE, n: N, delay_ms: N, health_fail: bool}
-  POST   /pods/NAME/cert             {cert, key}: new connections get this certificate; open ones
-                                     close after their current response
+  POST   /pods/NAME/cert             {cert, key}: new connections get this certificate; idle ones
+                                     close now, busy ones after their current response
   POST   /reset-counts               zero every Pod's counters
 
 Failure modes (each request that meets one counts in the Pod's "faulted"):
@@ -77,12 +77,18 @@ class Pod:
         self.thread.start()
 
     def set_cert(self, cert, key):
-        """New connections present this certificate; open ones close after their current response."""
+        """New connections present this certificate. As a server reloading its certificate does,
+        idle keep-alive connections close now and busy ones after their current response, so the
+        next request meets the new certificate (not a connection kept from before)."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         with self.lock:
             self.ctx = ctx
             self.cert_generation += 1
+            conns = list(self.conns)
+        for h in conns:
+            if not h.busy:
+                h.kill()
 
     def info(self):
         return {"name": self.name, "address": self.address, "port": self.port, "version": self.version,

@@ -119,7 +119,9 @@ class WorkerThread {
       }
       const int n = completed.fetch_add(1) + 1;
       live_.erase(id);  // drops this request's handle inside its own handler
-      if (n == drop_inside_after) drop();
+      // Dropped inside this handler once the count is reached and other requests are in flight
+      // (a loop turn may complete the last few together; the next completion then does it).
+      if (drop_inside_after > 0 && n >= drop_inside_after && !live_.empty()) drop();
       // The next one is launched by the timer: a paced load leaves the 2-core machine's other
       // processes (kubesim, nginx, the control loop) their share.
     };
@@ -389,7 +391,7 @@ TEST_SUITE("UpstreamWorker") {
       CHECK(w->loop_close == 0);
       for (const auto& e : w->errors) MESSAGE(e);
     }
-    CHECK(workers[0]->completed.load() == 30);
+    CHECK(workers[0]->completed.load() >= 30);
     CHECK(workers[0]->dropped_with_requests);
     CHECK(workers[1]->dropped_with_requests);
     // The canceled requests leave no count behind.
