@@ -85,6 +85,21 @@ struct ServiceSide {
   }
 };
 
+// Service `svc-NN` with port "http" and `pods` endpoints in slices of kPerSlice (not built yet).
+std::unique_ptr<ServiceSide> service_side(int index, int pods) {
+  auto side = std::make_unique<ServiceSide>();
+  side->service.metadata.name = fmt::format("svc-{:02d}", index);
+  kube::ServicePort sp;
+  sp.name = "http";
+  sp.port = 80;
+  side->service.ports.push_back(sp);
+  for (int k = 0; k * kPerSlice < pods; ++k) {
+    auto s = make_slice(index, k, k * kPerSlice, std::min(kPerSlice, pods - k * kPerSlice));
+    side->slices.emplace(s.metadata.name, std::move(s));
+  }
+  return side;
+}
+
 struct ScaleWorld {
   uv_loop_t loop;
   std::vector<std::unique_ptr<ServiceSide>> sides;
@@ -103,16 +118,7 @@ struct ScaleWorld {
   }
   void build_discovery(int services, int pods) {
     for (int i = 0; i < services; ++i) {
-      auto side = std::make_unique<ServiceSide>();
-      side->service.metadata.name = fmt::format("svc-{:02d}", i);
-      kube::ServicePort sp;
-      sp.name = "http";
-      sp.port = 80;
-      side->service.ports.push_back(sp);
-      for (int k = 0; k * kPerSlice < pods; ++k) {
-        auto s = make_slice(i, k, k * kPerSlice, std::min(kPerSlice, pods - k * kPerSlice));
-        side->slices.emplace(s.metadata.name, std::move(s));
-      }
+      auto side = service_side(i, pods);
       side->build();
       sides.push_back(std::move(side));
     }
@@ -211,17 +217,7 @@ void BM_MemoryPerEndpoint60k(benchmark::State& state) {
     const std::size_t h0 = heap_in_use();
     auto w = std::make_unique<ScaleWorld>(0, 0);
     for (int i = 0; i < 60; ++i) {
-      auto side = std::make_unique<ServiceSide>();
-      side->service.metadata.name = fmt::format("svc-{:02d}", i);
-      kube::ServicePort sp;
-      sp.name = "http";
-      sp.port = 80;
-      side->service.ports.push_back(sp);
-      for (int k = 0; k < 10; ++k) {
-        auto s = make_slice(i, k, k * kPerSlice, kPerSlice);
-        side->slices.emplace(s.metadata.name, std::move(s));
-      }
-      w->sides.push_back(std::move(side));
+      w->sides.push_back(service_side(i, 10 * kPerSlice));
     }
     const std::size_t h1 = heap_in_use();
     for (auto& side : w->sides) side->build();
