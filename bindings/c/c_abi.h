@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -53,6 +54,16 @@ int guard(kup_error* err, F&& f) noexcept {
 LogFn make_log(kup_log_fn fn, void* data, std::string prefix = {});
 
 void fill_endpoint(const Endpoint& e, kup_endpoint* out) noexcept;
+
+// Copies a pick into *out; `services` names the ServiceRefs by WeightedEndpoint::group.
+int copy_pick(const PickResult& r, const std::vector<std::string>& services, kup_pick_result* out) noexcept;
+
+// Sends a kup_request through `send` (Upstream::forward or UpstreamWorker::forward) and makes
+// the kup_forward handle; `fn` names the C function in errors. Shared by kup_upstream_forward and
+// kup_worker_forward.
+using SendFn = std::function<Result<std::unique_ptr<UpstreamRequest>>(ForwardRequest, ForwardHandlers)>;
+int forward_request(const char* fn, const SendFn& send, const kup_request* request,
+                    const kup_forward_callbacks* callbacks, kup_forward** out, kup_error* err) noexcept;
 
 }  // namespace kupstream::capi
 

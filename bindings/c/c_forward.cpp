@@ -1,5 +1,6 @@
-// The C ABI's forwarding (kupstream_c.h): kup_upstream_forward over Upstream::forward, with the
-// response streamed to C callbacks and the request body streamed from the host.
+// The C ABI's forwarding (kupstream_c.h): kup_upstream_forward over Upstream::forward and
+// kup_worker_forward over UpstreamWorker::forward, with the response streamed to C callbacks and
+// the request body streamed from the host.
 #include <cstring>
 
 #include "c_abi.h"
@@ -57,16 +58,17 @@ ForwardHandlers handlers_for(kup_forward* f) {
 
 }  // namespace
 
-extern "C" {
+namespace kupstream::capi {
 
-KUP_API int kup_upstream_forward(kup_upstream* upstream, const kup_request* request,
-                                 const kup_forward_callbacks* callbacks, kup_forward** out, kup_error* err) {
+int forward_request(const char* fn, const SendFn& send, const kup_request* request,
+                    const kup_forward_callbacks* callbacks, kup_forward** out, kup_error* err) noexcept {
   if (out != nullptr) *out = nullptr;
-  if (upstream == nullptr || request == nullptr || out == nullptr)
-    return fail(err, KUP_INVALID_ARGUMENT, "kup_upstream_forward: upstream, request and out must not be NULL");
-  if ((request->headers == nullptr && request->header_count > 0) || (request->body == nullptr && request->body_len > 0))
-    return fail(err, KUP_INVALID_ARGUMENT, "kup_upstream_forward: headers or body is NULL with a nonzero size");
   return guard(err, [&]() -> int {
+    const std::string name(fn);
+    if (request == nullptr || out == nullptr)
+      return fail(err, KUP_INVALID_ARGUMENT, name + ": request and out must not be NULL");
+    if ((request->headers == nullptr && request->header_count > 0) || (request->body == nullptr && request->body_len > 0))
+      return fail(err, KUP_INVALID_ARGUMENT, name + ": headers or body is NULL with a nonzero size");
     ForwardRequest r;
     r.method = view(request->method, "GET");
     r.target = view(request->target, "/");
@@ -74,7 +76,7 @@ KUP_API int kup_upstream_forward(kup_upstream* upstream, const kup_request* requ
     for (size_t i = 0; i < request->header_count; ++i) {
       const kup_header& h = request->headers[i];
       if ((h.name == nullptr && h.name_len > 0) || (h.value == nullptr && h.value_len > 0))
-        return fail(err, KUP_INVALID_ARGUMENT, "kup_upstream_forward: headers[" + std::to_string(i) + "] is NULL");
+        return fail(err, KUP_INVALID_ARGUMENT, name + ": headers[" + std::to_string(i) + "] is NULL");
       r.headers.emplace_back(std::string(h.name != nullptr ? h.name : "", h.name_len),
                              std::string(h.value != nullptr ? h.value : "", h.value_len));
     }
@@ -88,12 +90,27 @@ KUP_API int kup_upstream_forward(kup_upstream* upstream, const kup_request* requ
 
     auto handle = std::make_unique<kup_forward>();
     if (callbacks != nullptr) handle->callbacks = *callbacks;
-    auto started = upstream->upstream->forward(std::move(r), handlers_for(handle.get()));
+    auto started = send(std::move(r), handlers_for(handle.get()));
     if (!started) return fail(err, started.error());
     handle->request = std::move(*started);
     *out = handle.release();
     return KUP_OK;
   });
+}
+
+}  // namespace kupstream::capi
+
+extern "C" {
+
+KUP_API int kup_upstream_forward(kup_upstream* upstream, const kup_request* request,
+                                 const kup_forward_callbacks* callbacks, kup_forward** out, kup_error* err) {
+  if (out != nullptr) *out = nullptr;
+  if (upstream == nullptr)
+    return fail(err, KUP_INVALID_ARGUMENT, "kup_upstream_forward: upstream, request and out must not be NULL");
+  Upstream& u = *upstream->upstream;
+  return capi::forward_request(
+      "kup_upstream_forward", [&u](ForwardRequest r, ForwardHandlers h) { return u.forward(std::move(r), std::move(h)); },
+      request, callbacks, out, err);
 }
 
 KUP_API int kup_forward_write(kup_forward* request, const char* data, size_t len, int* writable, kup_error* err) {

@@ -1,5 +1,6 @@
-// The C ABI's upstreams, picks, pickers and statistics (kupstream_c.h) over Upstream, configured
-// by one upstream document (upstream_document.h).
+// The C ABI's upstreams, picks, pickers, statistics and zone-aware routing state (kupstream_c.h)
+// over Upstream, configured by one upstream document (upstream_document.h).
+#include <cstddef>
 #include <cstring>
 
 #include "c_abi.h"
@@ -9,7 +10,7 @@ using namespace kupstream;
 using kupstream::capi::fail;
 using kupstream::capi::guard;
 
-namespace {
+namespace kupstream::capi {
 
 int copy_pick(const PickResult& r, const std::vector<std::string>& services, kup_pick_result* out) noexcept {
   const Endpoint& e = r.endpoint->endpoint;
@@ -21,6 +22,18 @@ int copy_pick(const PickResult& r, const std::vector<std::string>& services, kup
   capi::copy_into(out->service, service);
   return KUP_OK;
 }
+
+}  // namespace kupstream::capi
+
+namespace {
+
+using kupstream::capi::copy_pick;
+
+static_assert(KUP_LOCALITY_OFF == static_cast<int>(LocalityMode::off) &&
+                  KUP_LOCALITY_LOCAL == static_cast<int>(LocalityMode::local) &&
+                  KUP_LOCALITY_SPILL == static_cast<int>(LocalityMode::spill) &&
+                  KUP_LOCALITY_EVERYWHERE == static_cast<int>(LocalityMode::everywhere),
+              "kup_locality_mode must mirror kupstream::LocalityMode");
 
 int pick_from(const Picker& picker, const std::vector<std::string>& services, std::uint64_t hash,
               kup_pick_result* out, kup_error* err) noexcept {
@@ -139,6 +152,26 @@ KUP_API int kup_upstream_stats(const kup_upstream* upstream, kup_stats* out) {
     for (const auto& p : s.pods) out->ejected += p.ejected ? 1 : 0;
     out->services = s.services.size();
     for (const auto& svc : s.services) out->services_synced += svc.state.phase == WatchPhase::synced ? 1 : 0;
+    return KUP_OK;
+  });
+}
+
+KUP_API int kup_upstream_locality(const kup_upstream* upstream, kup_locality_stats* out) {
+  if (upstream == nullptr || out == nullptr || out->size < offsetof(kup_locality_stats, hints)) return KUP_INVALID_ARGUMENT;
+  return guard(nullptr, [&]() -> int {
+    const LocalityStats l = upstream->upstream->stats().locality;
+    kup_locality_stats c{};
+    c.size = out->size < sizeof c ? out->size : sizeof c;
+    c.enabled = l.enabled ? 1 : 0;
+    c.mode = static_cast<kup_locality_mode>(static_cast<int>(l.mode));
+    c.hints = l.hints ? 1 : 0;
+    c.local_share = l.local_share;
+    c.local_requests = l.local_requests;
+    c.cross_zone_requests = l.cross_zone_requests;
+    c.zones = l.zones.size();
+    capi::copy_into(c.zone, l.zone);
+    capi::copy_into(c.reason, l.reason);
+    std::memcpy(out, &c, c.size);  // an older header's smaller struct gets its own fields only
     return KUP_OK;
   });
 }

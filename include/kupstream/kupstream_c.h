@@ -11,11 +11,14 @@
  *   - kup_snapshot  an immutable EndpointSet of a watcher
  *   - kup_upstream  an Upstream, configured by one YAML/JSON document (see kup_upstream_create)
  *   - kup_picker    an immutable Picker of an upstream
- *   - kup_forward   one request sent through an upstream (kup_upstream_forward)
+ *   - kup_forward   one request sent through an upstream (kup_upstream_forward, kup_worker_forward)
+ *   - kup_worker    forwards an upstream's requests on another loop (one loop per core)
  *
  * Threads: every function runs on the thread of the handle's uv loop (the "loop thread"), except
- *   the ones marked "Any thread": kup_upstream_pick, kup_upstream_picker and everything on a
- *   kup_snapshot or kup_picker, plus the plain functions (version, errors, hash).
+ *   the ones marked "Any thread": kup_upstream_pick, kup_upstream_picker, kup_worker_pick,
+ *   kup_worker_picker, kup_worker_ready and everything on a kup_snapshot or kup_picker, plus the
+ *   plain functions (version, errors, hash). A kup_worker and its kup_forwards belong to the
+ *   worker's loop thread.
  *
  * Lifetime (the C++ API's rules):
  *   - A create that fails leaves nothing to destroy (*out is set to NULL).
@@ -395,6 +398,35 @@ KUP_API int kup_upstream_stats(const kup_upstream* upstream, kup_stats* out);
  * `length` (may be NULL) receives its length. */
 KUP_API char* kup_upstream_metrics(const kup_upstream* upstream, size_t* length);
 
+/** What zone-aware routing does now (kupstream::LocalityMode). */
+typedef enum kup_locality_mode {
+  KUP_LOCALITY_OFF = 0,       /**< zone-aware routing is not enabled */
+  KUP_LOCALITY_LOCAL = 1,     /**< every new request stays in the local zone */
+  KUP_LOCALITY_SPILL = 2,     /**< part stays local, the rest goes to other zones by spare capacity */
+  KUP_LOCALITY_EVERYWHERE = 3 /**< no zone preference (below a threshold, panic, no local Pod) */
+} kup_locality_mode;
+
+/** Zone-aware routing of an upstream (kup_upstream_locality; the document's `locality:` block,
+ * docs/upstream.md "Zone-aware routing"). Versioned: set `size` to sizeof(kup_locality_stats)
+ * before the call; fields are only ever appended, and the library writes at most `size` bytes.
+ * Per-zone figures are in kup_upstream_metrics (kupstream_upstream_zone_*). */
+typedef struct kup_locality_stats {
+  size_t size;                  /**< sizeof(kup_locality_stats) of the caller's header */
+  int enabled;                  /**< nonzero when the document enables `locality` */
+  kup_locality_mode mode;       /**< what the current picker does */
+  int hints;                    /**< nonzero: zones come from EndpointSlice hints (kube-proxy's rules held) */
+  double local_share;           /**< share of new requests the current picker keeps in the local zone (0..1) */
+  uint64_t local_requests;      /**< attempts sent to local-zone Pods since the upstream was created */
+  uint64_t cross_zone_requests; /**< attempts sent to Pods of other or unknown zones */
+  size_t zones;                 /**< zones known (the local one included) */
+  char zone[64];                /**< this host's zone, NUL-terminated ("" when not enabled) */
+  char reason[256];             /**< why this mode, NUL-terminated (cut at 255 bytes) */
+} kup_locality_stats;
+
+/** Fills *out (up to out->size bytes) with the upstream's zone-aware routing state. Loop thread.
+ * KUP_INVALID_ARGUMENT for NULL pointers or a `size` smaller than the fields up to `mode`. */
+KUP_API int kup_upstream_locality(const kup_upstream* upstream, kup_locality_stats* out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Forwarding.                                                                                   */
 
@@ -470,6 +502,46 @@ KUP_API void kup_forward_resume(kup_forward* request);
 /** Cancels if still running (no callback runs afterwards) and frees. Allowed inside any of its
  * own callbacks. NULL is ignored. */
 KUP_API void kup_forward_destroy(kup_forward* request);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Worker loops: one upstream, one loop per core.                                              */
+
+/** Forwards an upstream's requests on another loop, one per thread (opaque; kup_upstream_worker,
+ * kup_worker_destroy). The kup_upstream stays on its own (control) loop with discovery, weights,
+ * health decisions and the picker; every worker loop gets a kup_worker with its own connection
+ * pools, sharing the upstream's watches, picker, ejections and in-flight counts
+ * (kupstream/upstream_worker.h; docs/bindings-c.md, "Worker loops").
+ *
+ * Threads: kup_worker_forward, kup_worker_destroy and the kup_forward functions of the worker's
+ *   requests run on the worker loop's thread; their callbacks run there too. kup_worker_pick,
+ *   kup_worker_picker and kup_worker_ready: any thread.
+ * Lifetime: destroy each worker exactly once, on its loop's thread, at any time (also inside a
+ *   callback of one of its requests): its requests are canceled (no callback runs afterwards), its
+ *   pools and handles close, and its worker loop drains (uv_loop_close succeeds). The upstream may
+ *   be destroyed first: the worker then fails new requests with KUP_OPERATION_CANCELED naming the
+ *   upstream, kup_worker_pick finds no Pod and kup_worker_ready returns 0; the worker must still be
+ *   destroyed on its loop. The kup_cluster must outlive the upstream, as always. */
+typedef struct kup_worker kup_worker;
+
+/** Creates a worker of `upstream` on `worker_loop`. Call it on worker_loop's thread (or before that
+ * loop runs), while the upstream lives and not concurrently with kup_upstream_destroy; any number
+ * of workers per loop and per upstream. Errors: KUP_INVALID_ARGUMENT (NULL pointers),
+ * KUP_INVALID_CONFIG when a per-worker TLS context cannot be made (the reason names the field). */
+KUP_API int kup_upstream_worker(kup_upstream* upstream, uv_loop_t* worker_loop, kup_worker** out, kup_error* err);
+/** Worker loop thread: cancels its requests, closes its pools and frees it. NULL is ignored. */
+KUP_API void kup_worker_destroy(kup_worker* worker);
+/** Worker loop thread: kup_upstream_forward on the worker's loop, with the same request, callbacks
+ * and errors; KUP_OPERATION_CANCELED once the upstream has been destroyed. The kup_forward belongs
+ * to the worker's loop thread. */
+KUP_API int kup_worker_forward(kup_worker* worker, const kup_request* request, const kup_forward_callbacks* callbacks,
+                               kup_forward** out, kup_error* err);
+/** Any thread: kup_upstream_pick through the worker. KUP_NO_ENDPOINT once the upstream is gone. */
+KUP_API int kup_worker_pick(const kup_worker* worker, uint64_t hash, kup_pick_result* out, kup_error* err);
+/** Any thread: the upstream's current picker as a new reference (an empty one once the upstream is
+ * gone); NULL only when memory ran out or `worker` is NULL. */
+KUP_API kup_picker* kup_worker_picker(const kup_worker* worker);
+/** Any thread: nonzero while the upstream lives, has synced every service and has a Pod. */
+KUP_API int kup_worker_ready(const kup_worker* worker);
 
 #ifdef __cplusplus
 }
