@@ -136,8 +136,31 @@ export interface UpstreamStats {
   latencySumSeconds: number;
   latency: { le: number; count: number }[];
   pods: { pod: string; podName: string; service: string; weight: number; ejected: boolean; draining: boolean;
-    requests: number; failures: number; ejections: number; inFlight: number }[];
+    requests: number; failures: number; ejections: number; inFlight: number; zone: string }[];
   services: (WatchState & { stalenessMs: number; ready: number; draining: number })[];
+  /** Zone-aware routing (the config's `locality` block); mode 'off' when it is not enabled. */
+  locality: LocalityStats;
+}
+
+/** Zone-aware routing as an Upstream applies it (docs/upstream.md, "Zone-aware routing"). */
+export interface LocalityStats {
+  enabled: boolean;
+  /** This host's zone ('' when not enabled). */
+  zone: string;
+  /** What the current picker does. */
+  mode: 'off' | 'local' | 'spill' | 'everywhere';
+  /** Zones come from EndpointSlice hints (kube-proxy's rules held). */
+  hints: boolean;
+  /** Why this mode, e.g. '1 healthy endpoint < min_endpoints 6'. */
+  reason: string;
+  /** Share of new requests the current picker keeps in the local zone (0..1). */
+  localShare: number;
+  /** Attempts sent to local-zone Pods, and to Pods of other or unknown zones, since creation. */
+  localRequests: number;
+  crossZoneRequests: number;
+  /** The local zone first, then by name; shares are 0..1. */
+  zones: { zone: string; endpoints: number; healthy: number; trafficStart: number; capacity: number;
+    routed: number }[];
 }
 
 /** A named set of Kubernetes Service ports; requests go straight to their Pods. */

@@ -534,6 +534,7 @@ Napi::Value UpstreamWrap::stats(const Napi::CallbackInfo& info) {
     po.Set("failures", num(p.failures));
     po.Set("ejections", num(p.ejections));
     po.Set("inFlight", num(p.in_flight));
+    po.Set("zone", p.zone);
     pods.Set(i, po);
   }
   o.Set("pods", pods);
@@ -547,6 +548,30 @@ Napi::Value UpstreamWrap::stats(const Napi::CallbackInfo& info) {
     services.Set(i, so);
   }
   o.Set("services", services);
+  const kupstream::LocalityStats& l = s.locality;
+  Napi::Object lo = Napi::Object::New(env);
+  lo.Set("enabled", l.enabled);
+  lo.Set("zone", l.zone);
+  lo.Set("mode", kupstream::to_string(l.mode));
+  lo.Set("hints", l.hints);
+  lo.Set("reason", l.reason);
+  lo.Set("localShare", num(l.local_share));
+  lo.Set("localRequests", num(l.local_requests));
+  lo.Set("crossZoneRequests", num(l.cross_zone_requests));
+  Napi::Array zones = Napi::Array::New(env);
+  for (std::uint32_t i = 0; i < l.zones.size(); ++i) {
+    const auto& z = l.zones[i];
+    Napi::Object zo = Napi::Object::New(env);
+    zo.Set("zone", z.zone);
+    zo.Set("endpoints", num(z.endpoints));
+    zo.Set("healthy", num(z.healthy));
+    zo.Set("trafficStart", num(z.traffic_start));
+    zo.Set("capacity", num(z.capacity));
+    zo.Set("routed", num(z.routed));
+    zones.Set(i, zo);
+  }
+  lo.Set("zones", zones);
+  o.Set("locality", lo);
   return o;
 }
 

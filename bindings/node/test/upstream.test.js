@@ -118,6 +118,46 @@ test('request() GET and POST go through kupstream to a Pod; stream() streams the
   }
 });
 
+test('stats().locality: zone-aware routing keeps requests in the host\'s zone', async () => {
+  // Pods 1 and 2 (zone-a) and 3 (zone-b) of Service "zoned" are the httpbin Pods' servers.
+  await sim.addService('zoned');
+  for (let i = 1; i <= 3; i++)
+    await sim.setPod('zoned', `zoned-${i}`, env.address(i), { zone: i <= 2 ? 'zone-a' : 'zone-b' });
+  const up = new Upstream({ name: 'zoned',
+    services: [{ cluster: 'tke-a', namespace: 'default', service: 'zoned', port: 'http' }],
+    locality: { zone: 'zone-a', min_endpoints: 1 } }, { clusters: [cluster] });
+  try {
+    // The change lists the Pods that get traffic: zone-b's Pod is in stats() with weight 0.
+    const snap = await waitEvent(up, 'change', () => up.stats().pods.length === 3);
+    assert.equal(snap.endpoints.length, 2);
+    for (let i = 0; i < 6; i++) {
+      const res = await up.request({ path: '/get' });
+      assert.equal(res.status, 200);
+      assert.match(res.headers['x-pod'], /^httpbin-v1-[12]$/); // the zone-a servers only
+    }
+    const { locality, pods: podStats } = up.stats();
+    assert.equal(locality.enabled, true);
+    assert.equal(locality.zone, 'zone-a');
+    assert.equal(locality.mode, 'local');
+    assert.equal(locality.localShare, 1);
+    assert.equal(locality.localRequests, 6);
+    assert.equal(locality.crossZoneRequests, 0);
+    assert.deepEqual(locality.zones.map((z) => [z.zone, z.endpoints, z.healthy]), [['zone-a', 2, 2], ['zone-b', 1, 1]]);
+    assert.equal(locality.zones[0].routed, 1);
+    assert.deepEqual(podStats.map((p) => p.zone).sort(), ['zone-a', 'zone-a', 'zone-b']);
+
+    const plain = new Upstream(httpbin(), { clusters: [cluster] });
+    try {
+      assert.equal(plain.stats().locality.enabled, false);
+      assert.equal(plain.stats().locality.mode, 'off');
+    } finally {
+      plain.close();
+    }
+  } finally {
+    up.close();
+  }
+});
+
 test('HTTPS Pods: the handshake and certificate check run on node\'s own OpenSSL', async () => {
   // kubesim's server certificate (SAN DNS:localhost) serves as the Pod's; its CA is trusted.
   const tls = { cert: sim.info.cert_file, key: sim.info.key_file };

@@ -53,7 +53,9 @@ function endpointSlice(ns, name, svc, endpoints, port) {
       const conditions = { ready: e.ready ?? true };
       if ('serving' in e) conditions.serving = e.serving;
       if ('terminating' in e) conditions.terminating = e.terminating;
-      return { addresses: [e.address], conditions, targetRef: { kind: 'Pod', namespace: ns, name: e.pod } };
+      const entry = { addresses: [e.address], conditions, targetRef: { kind: 'Pod', namespace: ns, name: e.pod } };
+      if (e.zone) entry.zone = e.zone;
+      return entry;
     }),
     ports: [{ name: 'http', port, protocol: 'TCP' }],
   };
@@ -96,7 +98,7 @@ class SimCluster {
       op: 'apply', object: endpointSlice(s.ns, `${svc}-abc`, svc, [...s.pods.values()], s.targetPort),
     });
   }
-  /** Adds or changes a Pod's endpoint: {ready, serving, terminating}. */
+  /** Adds or changes a Pod's endpoint: {ready, serving, terminating, zone}. */
   async setPod(svc, pod, address, cond = {}) {
     this.services.get(svc).pods.set(pod, { pod, address, ...cond });
     await this.publish(svc);
