@@ -173,10 +173,15 @@ def one_run(sim, args, services, mode, generation):
         end_bytes = read_bytes(w.proc.pid)
     finally:
         w.stop()
-    lists = [r for r in sim.requests(seq0) if r["path"].endswith("/endpointslices") and "watch" not in r["query"]]
+    calls = [r for r in sim.requests(seq0) if "watch" not in r["query"]]
+    lists = [r for r in calls if r["path"].endswith("/endpointslices")]
     return generation, {
         "slice_watches": watches["endpointslices"], "service_watches": watches["services"],
         "slice_lists": len(lists),
+        # kup-watch's LISTs and access reviews, and the TCP (TLS) connections they came on
+        # (kubesim numbers each accepted connection): equal when every call opens its own
+        # connection. (Watches hold one each; kubesim logs a watch when it ends.)
+        "api_calls": len(calls), "api_connections": len({r["conn"] for r in calls}),
         "sync_s": sync_s, "sync_cpu_ms": sync_cpu * 1000, "sync_kb": sync_bytes / 1024,
         "churn_events": per_round * args.rounds, "churn_s": churn_s,
         "churn_cpu_ms": (end_cpu - sync_cpu) * 1000, "churn_kb": (end_bytes - sync_bytes) / 1024,
@@ -228,7 +233,8 @@ def main():
         sim.cleanup()
 
     cols = [("slice_watches", "slice watches", "{:.0f}"), ("service_watches", "service watches", "{:.0f}"),
-            ("slice_lists", "slice LISTs", "{:.0f}"), ("sync_s", "sync s", "{:.2f}"),
+            ("slice_lists", "slice LISTs", "{:.0f}"), ("api_calls", "LISTs + reviews", "{:.0f}"),
+            ("api_connections", "their connections", "{:.0f}"), ("sync_s", "sync s", "{:.2f}"),
             ("sync_cpu_ms", "sync CPU ms", "{:.0f}"), ("sync_kb", "sync KiB read", "{:.0f}"),
             ("churn_events", "churn events", "{:.0f}"), ("churn_cpu_ms", "churn CPU ms", "{:.0f}"),
             ("churn_kb", "churn KiB read", "{:.0f}"), ("total_cpu_ms", "total CPU ms", "{:.0f}"),

@@ -6,16 +6,48 @@
 #include <cctype>
 
 #include "core/defer.h"
+#include "net/connection_pool.h"
 #include "net/http_connection.h"
 #include "net/tls_context.h"
 
 namespace kupstream::kube {
 
+// The client's keep-alive pool and how many of its exchanges are running. Shared by the client
+// and the calls that use it, so it outlives whichever goes last.
+struct ApiClient::SharedPool {
+  uv_loop_t* loop = nullptr;
+  std::unique_ptr<net::ConnectionPool> pool;
+  std::size_t active = 0;
+
+  // One exchange ended (or was dropped). With none left, the kept connections close on the next
+  // loop turn unless a call started meanwhile (a burst of calls started from the completion of
+  // another, as LISTs after the access reviews, still reuses them): an idle client holds no
+  // socket, so a host's loop drains once its watches are gone.
+  static void release(const std::shared_ptr<SharedPool>& shared) {
+    if (--shared->active > 0) return;
+    std::weak_ptr<SharedPool> weak = shared;
+    detail::defer(*shared->loop, [weak] {
+      if (auto s = weak.lock(); s && s->active == 0) s->pool->close_idle();
+    });
+  }
+};
+
 struct ApiCall::State : std::enable_shared_from_this<ApiCall::State> {
   ApiHandlers handlers;
   bool cancelled = false;  // the ApiCall was dropped: no handler runs any more
+  // Watches: a connection of their own. Other calls: an exchange of the client's pool, which
+  // the call keeps alive (declared first: the exchange goes before it) and counts as active
+  // until the exchange ends or the call is dropped.
+  std::shared_ptr<ApiClient::SharedPool> pool;
+  bool pool_active = false;
   std::unique_ptr<net::HttpConnection> connection;
   std::unique_ptr<net::HttpExchange> exchange;
+
+  void release_pool() {
+    if (!pool_active) return;
+    pool_active = false;
+    ApiClient::SharedPool::release(pool);
+  }
 };
 
 ApiCall::~ApiCall() {
@@ -26,6 +58,8 @@ ApiCall::~ApiCall() {
   state_->cancelled = true;
   state_->exchange.reset();
   state_->connection.reset();
+  state_->release_pool();
+  state_->pool.reset();
 }
 
 std::string url_encode(std::string_view value) {
@@ -75,11 +109,20 @@ Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std
     request.body = std::move(body);
   }
 
+  // LISTs and access reviews share the client's keep-alive pool; a watch (read_idle_timeout
+  // set) holds its connection for minutes and gets one of its own.
+  std::shared_ptr<SharedPool> pool;
+  if (read_idle_timeout.count() == 0) {
+    copts.read_idle_timeout = options_.pool_read_idle_timeout;
+    auto p = shared_pool(copts);
+    if (!p) return Error{p.error().code, fmt::format("cluster \"{}\": {}", options_.cluster_name, p.error().reason)};
+    pool = std::move(*p);
+  }
   // Sends once the Authorization header is known; `weak` makes a dropped call a no-op.
   std::weak_ptr<ApiCall::State> weak = state;
   const std::string cluster = options_.cluster_name;
-  auto send = [weak, copts = std::move(copts), request = std::move(request), &loop = loop_,
-               cluster](Result<std::string> authorization) mutable {
+  auto send = [weak, copts = std::move(copts), request = std::move(request), &loop = loop_, cluster,
+               pool = std::move(pool)](Result<std::string> authorization) mutable {
     auto s = weak.lock();
     if (!s || s->cancelled) return;
     auto fail = [&](Error e) {
@@ -87,9 +130,13 @@ Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std
     };
     if (!authorization) return fail(std::move(authorization).error());
     if (!authorization->empty()) request.headers.push_back({"Authorization", *authorization});
-    auto connection = net::HttpConnection::create(loop, std::move(copts));
-    if (!connection) return fail(Error{connection.error().code, fmt::format("cluster \"{}\": {}", cluster, connection.error().reason)});
-    s->connection = std::move(*connection);
+    if (pool) {
+      s->pool = std::move(pool);
+    } else {
+      auto connection = net::HttpConnection::create(loop, std::move(copts));
+      if (!connection) return fail(Error{connection.error().code, fmt::format("cluster \"{}\": {}", cluster, connection.error().reason)});
+      s->connection = std::move(*connection);
+    }
     net::HttpHandlers h;
     h.on_head = [weak](const net::HttpResponseHead& head) {
       if (auto st = weak.lock(); st && !st->cancelled && st->handlers.on_head) st->handlers.on_head(head);
@@ -99,13 +146,21 @@ Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std
     };
     h.on_complete = [weak, cluster](Status status) {
       auto st = weak.lock();
+      if (st) st->release_pool();
       if (!st || st->cancelled || !st->handlers.on_complete) return;
       auto cb = std::move(st->handlers.on_complete);
       if (!status) status = Error{status.error().code, fmt::format("cluster \"{}\": {}", cluster, status.error().reason)};
       cb(std::move(status));
     };
-    auto exchange = s->connection->send(std::move(request), std::move(h));
-    if (!exchange) return fail(exchange.error());
+    if (s->pool) {
+      ++s->pool->active;
+      s->pool_active = true;
+    }
+    auto exchange = s->pool ? s->pool->pool->send(std::move(request), std::move(h)) : s->connection->send(std::move(request), std::move(h));
+    if (!exchange) {
+      s->release_pool();
+      return fail(Error{exchange.error().code, fmt::format("cluster \"{}\": {}", cluster, exchange.error().reason)});
+    }
     s->exchange = std::move(*exchange);
   };
 
@@ -117,6 +172,28 @@ Result<std::unique_ptr<ApiCall>> ApiClient::send_request(std::string method, std
   }
   return call;
 }
+
+Result<std::shared_ptr<ApiClient::SharedPool>> ApiClient::shared_pool(const net::HttpConnectionOptions& connection) {
+  if (pool_) return pool_;
+  net::PoolOptions o;
+  o.connection = connection;
+  o.max_connections = options_.pool_max_connections;
+  o.max_idle = options_.pool_max_idle;
+  o.idle_timeout = options_.pool_idle_timeout;
+  // The pooled POSTs are SelfSubjectAccessReviews: questions the API server answers without
+  // storing anything, so re-sending one after a silent close of a kept connection is safe.
+  o.retry_non_idempotent = true;
+  auto p = net::ConnectionPool::create(loop_, std::move(o));
+  if (!p) return p.error();
+  pool_ = std::make_shared<SharedPool>();
+  pool_->loop = &loop_;
+  pool_->pool = std::move(*p);
+  return pool_;
+}
+
+ApiClient::~ApiClient() = default;
+
+net::PoolCounters ApiClient::pool_counters() const noexcept { return pool_ ? pool_->pool->counters() : net::PoolCounters{}; }
 
 void ApiClient::invalidate_credentials() {
   if (options_.auth) options_.auth->invalidate();

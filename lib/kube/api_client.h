@@ -1,6 +1,15 @@
 // ApiClient: GET (and POST) requests to one Kubernetes API server, with its TLS settings and credentials,
 // on the host's loop. Used by the reflector for LIST (whole body) and WATCH (streamed body).
 //
+// Connections: a watch (a call with a read_idle_timeout) gets a connection of its own, held for
+// the watch's minutes. Every other call (LISTs, access reviews) goes through one keep-alive pool
+// per client (net::ConnectionPool) of at most pool_max_connections: a start that lists 20
+// Services and asks 5 access reviews per namespace opens a few TLS connections instead of one
+// per request; a kept connection the server closed meanwhile is retried once on a fresh one
+// (the pool's retry-once); a pooled response silent for pool_read_idle_timeout fails with
+// timed_out (a stalled LIST cannot hold a pooled connection, nor its reflector, forever). Kept
+// connections close as soon as no pooled call runs: an idle client holds no socket.
+//
 // Thread: loop thread only. Lifetime: the client and each ApiCall are dropped independently;
 // an ApiCall keeps what it needs alive. Dropping an ApiCall at any time, even inside one of its
 // handlers, cancels it: no handler runs afterwards.
@@ -13,6 +22,7 @@
 #include "kube/auth_provider.h"
 #include "kupstream/cluster.h"
 #include "kupstream/log.h"
+#include "net/connection_pool.h"
 #include "net/http_types.h"
 
 typedef struct uv_loop_s uv_loop_t;
@@ -31,6 +41,14 @@ struct ApiClientOptions {
   std::string user_agent = "kupstream/0.1";
   std::chrono::milliseconds connect_timeout{10'000};
   std::size_t max_header_bytes = 64u << 10;  // response head limit (http_limit_exceeded)
+  // The pool of LISTs and access reviews: connections open at once (more calls queue), idle
+  // ones kept, how long an idle one is kept (below common API server and proxy idle timeouts),
+  // and the longest silence in a pooled response (above kube-apiserver's own 60 s limit for
+  // non-watch requests, --request-timeout).
+  std::size_t pool_max_connections = 4;
+  std::size_t pool_max_idle = 4;
+  std::chrono::milliseconds pool_idle_timeout{30'000};
+  std::chrono::milliseconds pool_read_idle_timeout{90'000};
   LogFn log;
 };
 
@@ -55,7 +73,9 @@ class ApiCall {
 
 class ApiClient {
  public:
+  struct SharedPool;
   explicit ApiClient(uv_loop_t& loop, ApiClientOptions options) : loop_(loop), options_(std::move(options)) {}
+  ~ApiClient();
   ApiClient(const ApiClient&) = delete;
   ApiClient& operator=(const ApiClient&) = delete;
 
@@ -70,6 +90,9 @@ class ApiClient {
 
   // After a 401: the next call fetches fresh credentials.
   void invalidate_credentials();
+  // The keep-alive pool's counters (all zero before the first pooled call): connections opened,
+  // exchanges on a reused connection, retries after a silent close.
+  net::PoolCounters pool_counters() const noexcept;
 
   const std::string& cluster_name() const noexcept { return options_.cluster_name; }
   uv_loop_t& loop() const noexcept { return loop_; }
@@ -78,8 +101,11 @@ class ApiClient {
   Result<std::unique_ptr<ApiCall>> send_request(std::string method, std::string path_and_query, std::string body,
                                            ApiHandlers handlers, std::chrono::milliseconds read_idle_timeout);
 
+  Result<std::shared_ptr<SharedPool>> shared_pool(const net::HttpConnectionOptions& connection);
   uv_loop_t& loop_;
   ApiClientOptions options_;
+  // Made by the first pooled call; calls in flight keep it alive past the client.
+  std::shared_ptr<SharedPool> pool_;
 };
 
 // Builds the client for a ClusterConfig: TLS from the CA / client certificate / server name /

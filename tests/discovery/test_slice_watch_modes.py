@@ -7,6 +7,7 @@ a restart with a new history, a 403 naming the rule, a token rotation after a 40
 Standard library only; kup-watch from $KUP_WATCH_BIN; every process stopped by PID.
 """
 
+import time
 import unittest
 
 import test_watch_faults as faults
@@ -64,6 +65,33 @@ class FanInTest(WatchTestCase):
         gens = [u["generation"] for u in m.updates(f"{NS}/b:http")]
         self.assertEqual(gens, list(range(1, len(gens) + 1)))
         self.wait_for(lambda: len(ns_watches()) == 1, what="still one shared watch after the churn")
+
+    def test_lists_and_access_reviews_reuse_kept_connections(self):
+        seq = self.last_request_seq()
+        w, m = self.start_three()
+        m.wait(self, lambda: all(m.updates(t) for t in self.TARGETS), "a first snapshot of every service")
+        # LISTs and SelfSubjectAccessReviews go through the client's keep-alive pool; watches
+        # hold connections of their own.
+        calls = [r for r in self.requests(seq) if not r["query"].get("watch")]
+        reviews = [r for r in calls if r["path"].endswith("/selfsubjectaccessreviews")]
+        lists = [r for r in calls if r not in reviews]
+        self.assertEqual(len(reviews), 5, "one shared preflight for the namespace")
+        self.assertGreaterEqual(len(lists), 4, "the namespace's slices and the three Services")
+        self.assertLess(len({r["conn"] for r in calls}), len(calls), f"no connection was reused: {calls}")
+        # The LISTs run after the preflight: they reuse its connections.
+        self.assertTrue({r["conn"] for r in lists} & {r["conn"] for r in reviews})
+        watch_conns = {r["conn"] for r in self.requests(seq) if r["query"].get("watch")}
+        self.assertFalse(watch_conns & {r["conn"] for r in calls}, "a watch shares no connection")
+        # Kept connections close once no pooled call runs: the client now holds only its watches.
+        # A restart with a new history (every connection closed, then 410s): the relists open
+        # fresh pooled connections and succeed.
+        mark = self.last_request_seq()
+        self.sim.restart(history="new", down_seconds=0.3)
+        time.sleep(0.4)  # the admin API is down too while the server is "down"
+        self.wait_for(lambda: any(not r["query"].get("watch") and r["code"] == 200 for r in self.requests(mark)),
+                      what="a relist after the restart")
+        self.apply(eps("b", "b-1", pods("b", 20, 23)))
+        m.wait(self, lambda: m.updates(f"{NS}/b:http")[-1]["ready"] == expect("b", 20, 23), "b's change after the restart")
 
     def test_a_failing_shared_watch_makes_every_service_stale_with_its_snapshot(self):
         w, m = self.start_three()

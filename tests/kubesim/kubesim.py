@@ -1271,6 +1271,7 @@ class Cluster:
         self.request_seq = 0
         self.connections = set()
         self.conn_lock = threading.Lock()
+        self.conn_seq = 0  # numbers each accepted connection (the request log's "conn")
         self.down_until = 0.0
         self.watch_seq = 0
         with self.store.cond:
@@ -1624,6 +1625,8 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.cluster.conn_lock:
             self.server.cluster.connections.add(self)
+            self.server.cluster.conn_seq += 1
+            self.conn_id = self.server.cluster.conn_seq
 
     def finish(self):
         with self.server.cluster.conn_lock:
@@ -1732,7 +1735,7 @@ class Handler(BaseHTTPRequestHandler):
         self.url_path = url.path.rstrip("/") or "/"
         self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         entry = {"time": time.time(), "method": self.command, "path": self.url_path, "query": self.query,
-                 "userAgent": self.headers.get("User-Agent", "")}
+                 "userAgent": self.headers.get("User-Agent", ""), "conn": self.conn_id}
         try:
             self.body = b""
             self.body = self.read_body()  # always consume the body so keep-alive stays in sync
