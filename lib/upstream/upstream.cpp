@@ -220,7 +220,7 @@ void Upstream::Impl::rebuild() {
       continue;
     }
     p.weight = w;
-    list.push_back({*p.endpoint, w, p.load, static_cast<std::uint32_t>(p.service)});
+    list.push_back({std::shared_ptr<const Endpoint>(p.snapshot, p.endpoint), w, p.load, static_cast<std::uint32_t>(p.service)});
     picked_pods.push_back(*entry);
   }
   if (zoned) {
@@ -230,7 +230,7 @@ void Upstream::Impl::rebuild() {
       p.local = zone_plan.local[i];
       if (zone_plan.weights[i] == 0) continue;
       p.weight = zone_plan.weights[i];
-      list.push_back({*p.endpoint, p.weight, p.load, static_cast<std::uint32_t>(p.service)});
+      list.push_back({std::shared_ptr<const Endpoint>(p.snapshot, p.endpoint), p.weight, p.load, static_cast<std::uint32_t>(p.service)});
       picked_pods.push_back(*candidates[i]);
     }
   }
