@@ -42,7 +42,7 @@ std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTar
   if (slot) return slot;
   const auto& o = options();
   net::PoolOptions po;
-  po.connection.host = target->address;
+  po.connection.host = std::string(target->address());
   po.connection.port = target->port;
   po.connection.tls = target->service < tls.size() ? tls[target->service] : nullptr;
   const auto& host_header = settings->config.host_header;

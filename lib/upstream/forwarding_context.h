@@ -49,13 +49,22 @@ namespace detail {
 
 // What the request path needs of one Pod, the same for every loop. Made on the control loop when
 // the Pod is first published (or probed) and immutable afterwards: any thread may read it.
+// The Pod's load counter lives here too (the Picker's WeightedEndpoint::load aliases it), so a
+// Pod costs one allocation for both.
 struct PodTarget {
   std::uint64_t id = 0;       // unique within its Upstream, never reused
   std::uint32_t service = 0;  // index in UpstreamConfig::services
   std::uint16_t port = 0;
-  std::string address;
-  std::string host_port;  // "address:port", as error reasons and ForwardResponseHead::pod name it
-  std::shared_ptr<EndpointLoad> load;  // shared by every loop: least_request sees all of them
+  std::string host_port;  // "address:port" ("[v6]:port"), as error reasons and ForwardResponseHead::pod name it
+  mutable EndpointLoad load;  // shared by every loop: least_request sees all of them (atomic)
+
+  // The address without brackets (a view into host_port).
+  std::string_view address() const noexcept {
+    std::string_view hp = host_port;
+    const auto colon = hp.rfind(':');
+    if (!hp.empty() && hp.front() == '[') return hp.substr(1, colon - 2);
+    return hp.substr(0, colon);
+  }
 };
 using PodTargetPtr = std::shared_ptr<const PodTarget>;
 

@@ -225,7 +225,7 @@ void UpstreamRequest::Impl::attempt() {
     return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->name(), last_pod)});
   }
   net::ConnectionPool* pool = pod->pool.get();
-  pod->target->load->start();
+  pod->target->load.start();
   ++pod->in_flight;
 
   net::HttpRequest out;
@@ -353,7 +353,7 @@ void UpstreamRequest::Impl::finish_attempt(Outcome outcome) {
   if (!pod) return;
   auto p = std::move(pod);
   pod = nullptr;
-  p->target->load->finish();
+  p->target->load.finish();
   --p->in_flight;
   if (outcome == Outcome::failure) {
     // A retry may follow: it avoids this Pod, and error reasons name it.
