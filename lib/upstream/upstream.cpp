@@ -47,7 +47,7 @@ int compare(const OrderedEndpoint& a, const OrderedEndpoint& b) {
 
 Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
     : loop(l), config(std::move(c)), options(std::move(o)), balancer(balancer_options(config, options)) {
-  publication = std::make_shared<detail::Publication>(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), {}, false}));
+  publication = std::make_shared<detail::Publication>(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), false}));
   timer = new uv_timer_t;
   uv_timer_init(&loop, timer);
   timer->data = this;
@@ -130,7 +130,7 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   // One merge walk of three sorted sequences: the service's Pods (in snapshot order) against the
   // new snapshot's ready and draining lists. No map, no key strings: a Pod is found by its
   // BackendKey, parsed once per Pod and endpoint per change.
-  std::vector<std::unique_ptr<UpstreamPod>> merged;
+  std::vector<std::shared_ptr<UpstreamPod>> merged;
   merged.reserve(set->ready.size() + set->draining.size() + 8);
   std::size_t ri = 0, di = 0, oi = 0;
   OrderedEndpoint r, d, o;
@@ -141,7 +141,7 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   next_draining();
   next_old();
   bool left = false;  // a listed Pod is no longer listed: it points into the previous snapshot
-  auto unlist = [&](std::unique_ptr<UpstreamPod> pod) {
+  auto unlist = [&](std::shared_ptr<UpstreamPod> pod) {
     left = left || pod->listed;
     pod->listed = false;
     merged.push_back(std::move(pod));
@@ -154,7 +154,7 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
       unlist(std::move(s.pods[oi++]));
       next_old();
     }
-    std::unique_ptr<UpstreamPod> pod;
+    std::shared_ptr<UpstreamPod> pod;
     if (o.e && c == 0) {
       pod = std::move(s.pods[oi++]);
       next_old();
@@ -182,16 +182,14 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   release_gone_pods(s);
 }
 
-std::unique_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
-  auto pod = std::make_unique<UpstreamPod>();
+std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
+  auto pod = std::make_shared<UpstreamPod>();
   pod->service = service;
-  auto t = std::make_shared<detail::PodTarget>();
-  t->id = next_pod_id++;
-  t->service = service;
-  t->port = e.port;
-  t->host_port = e.host_port();
-  pod->target = std::move(t);
-  pods_by_id.emplace_back(pod->target->id, pod.get());  // ids only grow: stays sorted
+  pod->target.id = next_pod_id++;
+  pod->target.service = service;
+  pod->target.port = e.port;
+  pod->target.host_port = e.host_port();
+  pods_by_id.emplace_back(pod->target.id, pod.get());  // ids only grow: stays sorted
   return pod;
 }
 
@@ -210,7 +208,7 @@ std::size_t Upstream::Impl::pod_count() const {
 // A Pod no longer listed keeps its pool until its last request finishes.
 void Upstream::Impl::release_gone_pods(Service& s) {
   bool unlisted_left = false;
-  std::erase_if(s.pods, [&](const std::unique_ptr<UpstreamPod>& pod) {
+  std::erase_if(s.pods, [&](const std::shared_ptr<UpstreamPod>& pod) {
     if (pod->listed) return false;
     if (pod->load().in_flight.load() > 0) {
       unlisted_left = true;
@@ -234,7 +232,7 @@ void Upstream::Impl::rebuild() {
   last_rebuild = now;
   // One pass over the Pods (a map walk is the dominant cost with thousands of Pods): reset
   // weights, sort listed Pods into ready / draining, and find the next timer deadline.
-  std::vector<UpstreamPod*> ready, draining;
+  std::vector<const std::shared_ptr<UpstreamPod>*> ready, draining;
   ready.reserve(pod_count());
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
@@ -248,7 +246,7 @@ void Upstream::Impl::rebuild() {
       if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
       if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
       if (service.ref.weight == 0) continue;
-      (pod.ready ? ready : draining).push_back(&pod);
+      (pod.ready ? ready : draining).push_back(&entry);
     }
   }
   // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
@@ -258,22 +256,20 @@ void Upstream::Impl::rebuild() {
   std::vector<std::size_t> per_service(services.size(), 0);
   std::size_t healthy = 0;
   for (auto* p : candidates) {
-    ++per_service[p->service];
-    if (!p->health.ejected(now) && p->active_ok) ++healthy;
+    ++per_service[(*p)->service];
+    if (!(*p)->health.ejected(now) && (*p)->active_ok) ++healthy;
   }
   panic = !candidates.empty() && healthy * 100 < candidates.size() * options.panic_threshold_percent;
 
   std::vector<WeightedEndpoint> list;
   list.reserve(candidates.size());
-  std::vector<detail::PodTargetPtr> targets;
-  targets.reserve(candidates.size());
   // The Picker's endpoints point into the snapshots (aliasing the service's EndpointSetPtr: no
-  // allocation, no copy) and its loads into the PodTargets.
-  auto add = [&](UpstreamPod& p) {
-    const auto& snapshot = services[p.service].set;
-    list.push_back({std::shared_ptr<const Endpoint>(snapshot, p.endpoint), p.weight,
-                    std::shared_ptr<EndpointLoad>(p.target, &p.target->load), p.service});
-    targets.push_back(p.target);
+  // allocation, no copy); each one's load is its Pod's PodTarget (aliasing the Pod), which is
+  // how the request path finds the Pod of a pick (detail::target_of).
+  auto add = [&](const std::shared_ptr<UpstreamPod>& p) {
+    const auto& snapshot = services[p->service].set;
+    list.push_back({std::shared_ptr<const Endpoint>(snapshot, p->endpoint), p->weight,
+                    std::shared_ptr<EndpointLoad>(p, &p->target), p->service});
   };
   // Zone-aware routing needs every candidate (an ejected one still counts in its zone) and
   // turns the weights into the zone plan's before the Picker is built (zone_locality.h).
@@ -281,7 +277,7 @@ void Upstream::Impl::rebuild() {
   std::vector<detail::ZoneCandidate> zone_input;
   if (zoned) zone_input.reserve(candidates.size());
   for (auto* entry : candidates) {
-    UpstreamPod& p = *entry;
+    UpstreamPod& p = **entry;
     const bool usable = panic || (!p.health.ejected(now) && p.active_ok);
     if (!usable && !zoned) continue;
     const auto& ref = services[p.service].ref;
@@ -294,19 +290,19 @@ void Upstream::Impl::rebuild() {
       continue;
     }
     p.weight = w;
-    add(p);
+    add(*entry);
   }
   if (zoned) {
     zone_plan = detail::plan_zones(options.locality, zone_input, panic);
     for (std::size_t i = 0; i < candidates.size(); ++i) {
-      UpstreamPod& p = *candidates[i];
+      UpstreamPod& p = **candidates[i];
       p.local = zone_plan.local[i];
       if (zone_plan.weights[i] == 0) continue;
       p.weight = zone_plan.weights[i];
-      add(p);
+      add(*candidates[i]);
     }
   }
-  publish(balancer.build(std::move(list)), std::move(targets));
+  publish(balancer.build(std::move(list)));
   schedule_timer(now, next);
 }
 
@@ -395,15 +391,15 @@ void Upstream::Impl::run_health_checks() {
   const auto now = SteadyClock::now();
   next_health_check = now + hc.interval;
   std::weak_ptr<Impl> weak = shared_from_this();
-  std::vector<UpstreamPod*> listed;
+  std::vector<std::shared_ptr<UpstreamPod>> listed;
   for (auto& svc : services)
     for (auto& pod : svc.pods)
-      if (pod->listed) listed.push_back(pod.get());
-  for (UpstreamPod* pod : listed) {
-    const std::uint64_t id = pod->target->id;
+      if (pod->listed) listed.push_back(pod);
+  for (const auto& pod : listed) {
+    const std::uint64_t id = pod->target.id;
     // One probe per Pod at a time: a Pod whose probe is still running is not probed again.
     if (std::any_of(health_probes.begin(), health_probes.end(), [id](const Probe& p) { return p.pod_id == id; })) continue;
-    net::ConnectionPool* pool = pool_for(*pod);
+    net::ConnectionPool* pool = pool_for(pod);
     if (!pool) continue;
     net::HttpRequest req;
     req.target = hc.path;
@@ -424,8 +420,8 @@ void Upstream::Impl::run_health_checks() {
 }
 
 // The control loop's own pool to the Pod (health probes share it with this loop's requests).
-net::ConnectionPool* Upstream::Impl::pool_for(UpstreamPod& pod) {
-  auto loop_pod = local->pod_for(pod.target);
+net::ConnectionPool* Upstream::Impl::pool_for(const std::shared_ptr<UpstreamPod>& pod) {
+  auto loop_pod = local->pod_for(pod->target, std::shared_ptr<EndpointLoad>(pod, &pod->target));
   return loop_pod ? loop_pod->pool.get() : nullptr;
 }
 

@@ -38,13 +38,12 @@ void Upstream::Impl::close_forwarding() {
   // Workers find no Pod from now on and refuse new requests; their requests in flight finish
   // on their own loops.
   publication->close();
-  publication->publish(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), {}, false}));
+  publication->publish(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), false}));
 }
 
-void Upstream::Impl::publish(PickerPtr picker, std::vector<detail::PodTargetPtr> targets) {
+void Upstream::Impl::publish(PickerPtr picker) {
   auto r = std::make_shared<detail::Routing>();
   r->picker = std::move(picker);
-  r->targets = std::move(targets);
   r->synced = true;
   for (const auto& s : services) r->synced = r->synced && s.seen_first_snapshot;
   publication->publish(std::move(r));
@@ -70,7 +69,7 @@ void Upstream::Impl::apply_attempt(const detail::AttemptRecord& attempt) {
 }
 
 void Upstream::Impl::forget_pod(UpstreamPod& pod) {
-  const std::uint64_t id = pod.target->id;
+  const std::uint64_t id = pod.target.id;
   auto it = std::lower_bound(pods_by_id.begin(), pods_by_id.end(), id,
                              [](const std::pair<std::uint64_t, UpstreamPod*>& e, std::uint64_t v) { return e.first < v; });
   if (it != pods_by_id.end() && it->first == id && it->second) {

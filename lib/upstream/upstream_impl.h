@@ -31,18 +31,18 @@ class ControlHub;
 
 using SteadyClock = std::chrono::steady_clock;
 
-// One Pod of one service, as long as it is listed or still has requests in flight. Owned by its
-// service's `pods` array (one allocation per Pod; pods_by_id and the rebuild hold plain pointers,
-// valid while the Pod is in the array). Worker loops and requests never see it: they hold its
-// PodTarget, which outlives it as long as they need.
+// One Pod of one service, as long as it is listed or still has requests in flight: one
+// allocation (make_shared) for the control loop's state and the PodTarget that every loop's
+// request path reads. Held by its service's `pods` array; pods_by_id and the rebuild hold plain
+// pointers, valid while the Pod is in the array. Pickers (WeightedEndpoint::load) and loops
+// (LoopPod) share its ownership through aliasing pointers to `target` and only ever read
+// `target`: the other fields are the control loop's alone.
 struct UpstreamPod {
+  detail::PodTarget target;  // made with the Pod and never changed (its id is unique within the Upstream)
   // The Pod's entry in a snapshot of its service, shared rather than copied: while listed, the
   // service's current `set` (which keeps it alive); once unlisted, the snapshot that listed it
   // last, kept alive by the service's `retired` until the Pod is released.
   const Endpoint* endpoint = nullptr;
-  // What every loop's request path knows of it, with its load counter; made with the Pod and
-  // never changed (its id is unique within the Upstream).
-  std::shared_ptr<detail::PodTarget> target;
   SteadyClock::time_point first_seen;
   detail::PodHealth health;
   std::uint64_t requests = 0, failures = 0;
@@ -54,8 +54,8 @@ struct UpstreamPod {
   bool active_ok = true;  // active health check verdict
   bool local = false;     // zone-aware routing counts it in the local zone
 
-  EndpointLoad& load() const noexcept { return target->load; }
-  const std::string& name() const noexcept { return target->host_port; }
+  EndpointLoad& load() const noexcept { return target.load(); }
+  const std::string& name() const noexcept { return target.host_port; }
 };
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
@@ -70,7 +70,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
     // This service's Pods, listed or not, in the order of its snapshots (BackendKey, then the
     // address text): on_snapshot() merges the next snapshot into it in one walk. The rebuild,
     // the timer, the ejection cap, stats() and the health checks walk these arrays.
-    std::vector<std::unique_ptr<UpstreamPod>> pods;
+    std::vector<std::shared_ptr<UpstreamPod>> pods;
     // Snapshots that unlisted Pods (gone, requests still in flight) point into; dropped once
     // the service has no unlisted Pod left.
     std::vector<EndpointSetPtr> retired;
@@ -122,11 +122,10 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   }
   void subscribe(const ClusterMap& clusters);
   void init_forwarding();
-  // Publishes `picker` and the PodTarget of each of its endpoints (same order) for every loop
-  // and thread.
-  void publish(PickerPtr picker, std::vector<detail::PodTargetPtr> targets);
+  // Publishes `picker` for every loop and thread (each endpoint's `load` is its Pod's PodTarget).
+  void publish(PickerPtr picker);
   // A new Pod of service `service` for `e`, with its PodTarget, listed in pods_by_id.
-  std::unique_ptr<UpstreamPod> make_pod(std::uint32_t service, const Endpoint& e);
+  std::shared_ptr<UpstreamPod> make_pod(std::uint32_t service, const Endpoint& e);
   UpstreamPod* pod_by_id(std::uint64_t id) const;
   std::size_t pod_count() const;
   // An attempt's outcome from any loop's context (on this loop): counts and passive health.
@@ -144,7 +143,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void run_health_checks();
   void expire_probes(SteadyClock::time_point now);
   void health_verdict(std::uint64_t pod_id, bool ok);
-  net::ConnectionPool* pool_for(UpstreamPod& pod);
+  net::ConnectionPool* pool_for(const std::shared_ptr<UpstreamPod>& pod);
   void record_result(UpstreamPod& pod, bool failure);
   PickerPtr current_picker() const { return publication->load()->picker; }
   // Drops the Pod if it is unlisted and idle (the last request on a gone Pod ended); `pod` is

@@ -68,7 +68,7 @@ struct World {
   }
   std::uint64_t id_of(std::size_t service, const std::string& host_port) const {
     for (const auto& p : impl->services[service].pods)
-      if (p->name() == host_port) return p->target->id;
+      if (p->name() == host_port) return p->target.id;
     return 0;
   }
 };
@@ -112,6 +112,7 @@ TEST_SUITE("Upstream pods") {
     // The load counter is the Pod's (shared with every loop's request path).
     UpstreamPod& p2 = *w.impl->services[0].pods[1];
     CHECK(picker->endpoints()[1].load.get() == &p2.load());
+    CHECK(&detail::target_of(picker->endpoints()[1]) == &p2.target);
     // The Picker keeps its snapshot alive after the Upstream moved on.
     std::weak_ptr<const EndpointSet> old = a;
     a.reset();
@@ -166,7 +167,7 @@ TEST_SUITE("Upstream pods") {
     CHECK(w.pods(0) == std::vector<std::string>{"127.0.1.3:8080 v4b ready", "[::1]:8080 v6 ready",
                                                 "[::2]:8080 v6b ready"});
     CHECK(w.id_of(0, "[::1]:8080") == id6);
-    CHECK(w.impl->pod_by_id(id6)->target->address() == "::1");
+    CHECK(w.impl->pod_by_id(id6)->target.address() == "::1");
   }
 }
 
