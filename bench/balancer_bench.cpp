@@ -34,9 +34,11 @@ std::vector<WeightedEndpoint> endpoints(std::size_t n) {
   const auto w = mixed_weights(n);
   std::vector<WeightedEndpoint> out(n);
   for (std::size_t i = 0; i < n; ++i) {
-    out[i].endpoint.address = fmt::format("127.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
-    out[i].endpoint.port = 8080;
-    out[i].endpoint.pod_name = fmt::format("pod-{}", i);
+    Endpoint e;
+    e.address = fmt::format("127.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+    e.port = 8080;
+    e.pod_name = fmt::format("pod-{}", i);
+    out[i].endpoint = shared_endpoint(std::move(e));
     out[i].weight = w[i];
   }
   return out;

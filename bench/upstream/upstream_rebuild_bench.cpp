@@ -98,7 +98,7 @@ void BM_UpstreamSnapshotChange(benchmark::State& state) {
     ++n;
     benchmark::DoNotOptimize(w.impl->current_picker().get());
   }
-  state.counters["pods"] = static_cast<double>(w.impl->pods.size());
+  state.counters["pods"] = static_cast<double>(w.impl->pod_count());
 }
 BENCHMARK(BM_UpstreamSnapshotChange)->Arg(0)->Arg(1)->ArgName("per_service")->Unit(benchmark::kMillisecond);
 

@@ -13,7 +13,7 @@ using kupstream::capi::guard;
 namespace kupstream::capi {
 
 int copy_pick(const PickResult& r, const std::vector<std::string>& services, kup_pick_result* out) noexcept {
-  const Endpoint& e = r.endpoint->endpoint;
+  const Endpoint& e = *r.endpoint->endpoint;
   capi::copy_into(out->address, e.address);
   out->port = e.port;
   capi::copy_into(out->pod_name, e.pod_name);
@@ -131,7 +131,8 @@ KUP_API size_t kup_picker_count(const kup_picker* picker) {
 KUP_API int kup_picker_endpoint(const kup_picker* picker, size_t index, kup_endpoint* out, uint32_t* weight) {
   if (picker == nullptr || out == nullptr || index >= picker->picker->endpoints().size()) return KUP_INVALID_ARGUMENT;
   const WeightedEndpoint& we = picker->picker->endpoints()[index];
-  capi::fill_endpoint(we.endpoint, out);
+  if (!we.endpoint) return KUP_INVALID_ARGUMENT;  // the Upstream never publishes a null one
+  capi::fill_endpoint(*we.endpoint, out);
   if (weight != nullptr) *weight = we.weight;
   return KUP_OK;
 }

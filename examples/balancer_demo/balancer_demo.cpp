@@ -71,7 +71,7 @@ std::vector<WeightedEndpoint> endpoints_for(const DemoUpstream& u, WeightMode mo
       const std::uint32_t w = mode == WeightMode::per_pod
                                   ? ref.weight
                                   : ref.weight * scale / static_cast<std::uint32_t>(u.pods_per_service[s]);
-      out.push_back({e, w, nullptr});
+      out.push_back(WeightedEndpoint::make(std::move(e), w));
     }
   }
   return out;
@@ -83,8 +83,8 @@ void show_distribution(const DemoUpstream& u, WeightMode mode) {
   const int requests = 10000;
   for (int i = 0; i < requests; ++i) {
     const auto pick = picker->pick();
-    ++per_pod[fmt::format("{} {}", pick.endpoint->endpoint.host_port(), pick.endpoint->endpoint.pod_name)];
-    ++per_cluster[pick.endpoint->endpoint.pod_name.substr(pick.endpoint->endpoint.pod_name.find('-') + 1, 5)];
+    ++per_pod[fmt::format("{} {}", pick.endpoint->endpoint->host_port(), pick.endpoint->endpoint->pod_name)];
+    ++per_cluster[pick.endpoint->endpoint->pod_name.substr(pick.endpoint->endpoint->pod_name.find('-') + 1, 5)];
   }
   fmt::print("\n{} requests, weight mode {}:\n", requests, to_string(mode));
   for (const auto& [pod, n] : per_pod) fmt::print("  {:<34} {:>6}  {:5.1f}%\n", pod, n, 100.0 * n / requests);
@@ -111,11 +111,11 @@ int main(int argc, char** argv) {
 
   BalancerOptions seeded;
   seeded.seed = 0;
-  auto classic = Balancer(seeded).build({{Endpoint{"127.0.1.1", 80, "a", "", "", {}, {}}, 5, nullptr},
-                                         {Endpoint{"127.0.1.2", 80, "b", "", "", {}, {}}, 1, nullptr},
-                                         {Endpoint{"127.0.1.3", 80, "c", "", "", {}, {}}, 1, nullptr}});
+  auto classic = Balancer(seeded).build({WeightedEndpoint::make(Endpoint{"127.0.1.1", 80, "a", "", "", {}, {}}, 5),
+                                         WeightedEndpoint::make(Endpoint{"127.0.1.2", 80, "b", "", "", {}, {}}, 1),
+                                         WeightedEndpoint::make(Endpoint{"127.0.1.3", 80, "c", "", "", {}, {}}, 1)});
   std::string order;
-  for (int i = 0; i < 14; ++i) order += classic->pick().endpoint->endpoint.pod_name + " ";
+  for (int i = 0; i < 14; ++i) order += classic->pick().endpoint->endpoint->pod_name + " ";
   fmt::print("\nsmooth WRR, weights a=5 b=1 c=1, 14 picks: {}\n", order);
 
   UpstreamConfig bad = c;

@@ -33,15 +33,36 @@ struct EndpointLoad {
 };
 
 /// An endpoint as a Balancer takes it: the backend, its weight and its load counter.
+///
+/// The backend is shared, not copied: a Picker of 60,000 endpoints holds 60,000 pointers into
+/// Endpoints that live elsewhere. The Upstream points into its services' snapshots (aliasing
+/// the EndpointSetPtr, so no allocation per endpoint); a plain Balancer user shares its own
+/// Endpoint values with make() or shared_endpoint().
+///
+/// Lifetime: the Endpoint pointed at stays alive, and unchanged, for as long as any copy of
+/// `endpoint` does, so as long as the Picker that holds it (and any PickResult taken from it).
 struct WeightedEndpoint {
-  Endpoint endpoint;  ///< the backend (address, port and metadata)
+  /// The backend (address, port and metadata). A null one is kept in Picker::endpoints() with
+  /// its weight set to 0: it is never picked.
+  std::shared_ptr<const Endpoint> endpoint;
   std::uint32_t weight = 1;  ///< 0 = no new traffic; the Picker never returns it
   /// Load counter for least_request. When null, the Picker creates one of its own.
   std::shared_ptr<EndpointLoad> load;
   /// The caller's tag, carried along untouched. Upstream: the index in UpstreamConfig::services
   /// of the ServiceRef the endpoint came from (so a pick can name its service from any thread).
   std::uint32_t group = 0;
+
+  /// A WeightedEndpoint that owns a shared copy of `endpoint` (one allocation), with no load
+  /// counter of its own (least_request then makes one).
+  static WeightedEndpoint make(Endpoint endpoint, std::uint32_t weight = 1, std::uint32_t group = 0) {
+    return {std::make_shared<const Endpoint>(std::move(endpoint)), weight, nullptr, group};
+  }
 };
+
+/// `endpoint` moved into a shared, immutable Endpoint, for WeightedEndpoint::endpoint.
+inline std::shared_ptr<const Endpoint> shared_endpoint(Endpoint endpoint) {
+  return std::make_shared<const Endpoint>(std::move(endpoint));
+}
 
 /// The result of Picker::pick(). Empty (false) when there is no endpoint to pick; then
 /// Picker::no_endpoint_reason() says why. Pointers stay valid while the Picker lives.
@@ -67,7 +88,8 @@ class KUPSTREAM_API Picker {
 
   /// The policy it picks by.
   BalancerPolicy policy() const noexcept { return policy_; }
-  /// Every endpoint given to the Balancer, in the given order, zero weights included.
+  /// Every endpoint given to the Balancer, in the given order, zero weights included. The
+  /// Endpoints are shared with the caller (see WeightedEndpoint), not copied.
   const std::vector<WeightedEndpoint>& endpoints() const noexcept { return endpoints_; }
   /// Number of endpoints with weight > 0.
   std::size_t pickable() const noexcept { return pickable_; }
@@ -116,7 +138,8 @@ class KUPSTREAM_API Balancer {
   explicit Balancer(BalancerOptions options = {});
 
   /// Builds a Picker over `endpoints`. Never fails: an empty or all-zero-weight list gives
-  /// a Picker whose pick() is empty, with the reason. Any single thread.
+  /// a Picker whose pick() is empty, with the reason. Any single thread. Copies no Endpoint:
+  /// the Picker keeps the given shared pointers (and with them the Endpoints) alive.
   PickerPtr build(std::vector<WeightedEndpoint> endpoints) const;
 
   /// The options it was created with.

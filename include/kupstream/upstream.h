@@ -332,7 +332,9 @@ struct UpstreamStats {
   std::vector<double> latency_buckets_seconds;  ///< upper bounds
   std::vector<std::uint64_t> latency_counts;    ///< same size, plus +Inf as the last element
   double latency_sum_seconds = 0;  ///< the sum of all latencies counted in the histogram
-  std::vector<PodStats> pods;            ///< every Pod the Upstream knows now
+  /// Every Pod the Upstream knows now, service by service (in UpstreamConfig::services order),
+  /// each service's in its snapshot order (address, then port).
+  std::vector<PodStats> pods;
   std::vector<ServiceStatus> services;   ///< one per ServiceRef, in the config's order
   LocalityStats locality;                ///< zone-aware routing (mode off when not enabled)
 };

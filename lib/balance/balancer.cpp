@@ -30,7 +30,10 @@ std::uint64_t fresh_seed() {
 
 Picker::Picker(BalancerPolicy policy, std::vector<WeightedEndpoint> endpoints)
     : policy_(policy), endpoints_(std::move(endpoints)) {
-  for (const auto& e : endpoints_) pickable_ += e.weight > 0 ? 1 : 0;
+  for (auto& e : endpoints_) {
+    if (!e.endpoint) e.weight = 0;  // nothing to return: kept in the list, never picked
+    pickable_ += e.weight > 0 ? 1 : 0;
+  }
   if (endpoints_.empty())
     no_endpoint_reason_ = "no endpoints";
   else if (pickable_ == 0)
@@ -43,7 +46,7 @@ Balancer::Balancer(BalancerOptions options) : options_(options), seed_(options.s
 
 PickerPtr Balancer::build(std::vector<WeightedEndpoint> endpoints) const {
   bool any = false;
-  for (const auto& e : endpoints) any = any || e.weight > 0;
+  for (const auto& e : endpoints) any = any || (e.weight > 0 && e.endpoint);
   if (!any) return std::make_shared<EmptyPicker>(options_.policy, std::move(endpoints));
   switch (options_.policy) {
     case BalancerPolicy::weighted_round_robin:

@@ -50,15 +50,15 @@ MaglevPicker::MaglevPicker(std::vector<WeightedEndpoint> endpoints, std::uint32_
   for (std::uint32_t i = 0; i < endpoints_.size(); ++i) {
     const auto& e = endpoints_[i];
     if (e.weight == 0) continue;
-    const std::uint64_t h = hash_key(e.endpoint.host_port());
+    const std::uint64_t h = hash_key(e.endpoint->host_port());
     walks.push_back({i, h % size, splitmix64(h) % (size - 1) + 1,
                      static_cast<double>(e.weight) / max_weight, 0.0});
   }
   // Walks go in identity order, so the table depends only
   // on the set of endpoints and not on the order they were given in.
   std::sort(walks.begin(), walks.end(), [&](const Walk& a, const Walk& b) {
-    const auto& ea = endpoints_[a.index].endpoint;
-    const auto& eb = endpoints_[b.index].endpoint;
+    const Endpoint& ea = *endpoints_[a.index].endpoint;
+    const Endpoint& eb = *endpoints_[b.index].endpoint;
     return std::tie(ea.address, ea.port) < std::tie(eb.address, eb.port);
   });
   // Most of the fill is probing taken slots (about ln(size) probes per slot): they test a

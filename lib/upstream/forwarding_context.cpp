@@ -37,12 +37,13 @@ ForwardingContext::ForwardingContext(uv_loop_t& l, std::shared_ptr<const detail:
 
 ForwardingContext::~ForwardingContext() { shutdown(); }
 
-std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTargetPtr& target) {
+std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTarget& t, const std::shared_ptr<EndpointLoad>& owner) {
+  const detail::PodTarget* target = &t;
   auto& slot = pods[target->id];
   if (slot) return slot;
   const auto& o = options();
   net::PoolOptions po;
-  po.connection.host = target->address;
+  po.connection.host = std::string(target->address());
   po.connection.port = target->port;
   po.connection.tls = target->service < tls.size() ? tls[target->service] : nullptr;
   const auto& host_header = settings->config.host_header;
@@ -64,7 +65,7 @@ std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTar
     return nullptr;
   }
   slot = std::make_shared<detail::LoopPod>();
-  slot->target = target;
+  slot->target = detail::PodTargetPtr(owner, target);
   slot->pool = std::move(*pool);
   return slot;
 }

@@ -47,22 +47,41 @@ class LiveRequests {
 
 namespace detail {
 
-// What the request path needs of one Pod, the same for every loop. Made on the control loop when
-// the Pod is first published (or probed) and immutable afterwards: any thread may read it.
-struct PodTarget {
-  std::uint64_t id = 0;       // unique within its Upstream, never reused
+// What the request path needs of one Pod, the same for every loop. Made on the control loop with
+// the Pod (it is a part of UpstreamPod, in the same allocation) and immutable afterwards, apart
+// from its load counter (atomic): any thread may read it.
+//
+// It is the Pod's EndpointLoad: the Upstream's Pickers carry it as WeightedEndpoint::load (a
+// shared_ptr that owns the Pod), so a pick leads to its PodTarget (target_of()) without a
+// parallel array, and keeps the Pod's target alive while any Picker or loop holds it.
+struct PodTarget : EndpointLoad {
   std::uint32_t service = 0;  // index in UpstreamConfig::services
+  std::uint64_t id = 0;       // unique within its Upstream, never reused
   std::uint16_t port = 0;
-  std::string address;
-  std::string host_port;  // "address:port", as error reasons and ForwardResponseHead::pod name it
-  std::shared_ptr<EndpointLoad> load;  // shared by every loop: least_request sees all of them
+  std::string host_port;  // "address:port" ("[v6]:port"), as error reasons and ForwardResponseHead::pod name it
+
+  // The load counter, shared by every loop (least_request sees all of them). Atomic; a PodTarget
+  // is never created const, so counting through a const one is well-defined.
+  EndpointLoad& load() const noexcept { return const_cast<PodTarget&>(*this); }
+
+  // The address without brackets (a view into host_port).
+  std::string_view address() const noexcept {
+    std::string_view hp = host_port;
+    const auto colon = hp.rfind(':');
+    if (!hp.empty() && hp.front() == '[') return hp.substr(1, colon - 2);
+    return hp.substr(0, colon);
+  }
 };
 using PodTargetPtr = std::shared_ptr<const PodTarget>;
 
-// A published Picker with the Pod behind each of its endpoints (same order). Immutable.
+// The Pod behind an endpoint of an Upstream's Picker (its `load` is the Pod's PodTarget).
+inline const PodTarget& target_of(const WeightedEndpoint& e) noexcept { return static_cast<const PodTarget&>(*e.load); }
+// The same, sharing the ownership of the Pod (for a LoopPod).
+inline PodTargetPtr share_target(const WeightedEndpoint& e) { return std::static_pointer_cast<const PodTarget>(e.load); }
+
+// A published Picker. Immutable. The Pod behind each endpoint is target_of(endpoint).
 struct Routing {
   PickerPtr picker;
-  std::vector<PodTargetPtr> targets;
   bool synced = false;  // every service had its first snapshot when this was published
 };
 using RoutingPtr = std::shared_ptr<const Routing>;
@@ -184,7 +203,8 @@ class ForwardingContext : public std::enable_shared_from_this<ForwardingContext>
   }
 
   // This loop's pool for the Pod (made on first use); null (logged) when it cannot be made.
-  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTargetPtr& target);
+  // `target` is what `owner` points at (shared only when the pool is made).
+  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTarget& target, const std::shared_ptr<EndpointLoad>& owner);
   // An attempt on `pod` ended (its EndpointLoad already released): counted, reported to the
   // control loop, and the pool closed if the Pod was removed and this was its last attempt.
   void attempt_done(const std::shared_ptr<detail::LoopPod>& pod, detail::AttemptOutcome outcome);

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <iterator>
+#include <tuple>
 
+#include "core/backend_key.h"
 #include "net/tls_context.h"
 #include "upstream/pod_weights.h"
 #include "upstream/upstream_impl.h"
@@ -25,20 +27,27 @@ std::string host_without_port(const std::string& host) {
   return host.substr(0, host.find(':'));
 }
 
-// "<service index>|address:port" (IPv6 in brackets), written into `out` (its buffer is reused).
-void pod_key(std::string& out, std::size_t service, const Endpoint& e) {
-  out.clear();
-  if (e.is_ipv6())
-    fmt::format_to(std::back_inserter(out), "{}|[{}]:{}", service, e.address, e.port);
-  else
-    fmt::format_to(std::back_inserter(out), "{}|{}:{}", service, e.address, e.port);
+// The order of EndpointSet lists: BackendKey, then the address text (for unparsed addresses).
+struct OrderedEndpoint {
+  const Endpoint* e = nullptr;
+  detail::BackendKey key;
+  void set(const Endpoint* endpoint) {
+    e = endpoint;
+    if (e) key = detail::BackendKey::parse(e->address, e->port);
+  }
+};
+int compare(const OrderedEndpoint& a, const OrderedEndpoint& b) {
+  if (auto c = a.key <=> b.key; c != 0) return c < 0 ? -1 : 1;
+  if (a.key.family != detail::BackendKey::unparsed) return 0;
+  if (auto c = std::tie(a.e->address, a.e->port) <=> std::tie(b.e->address, b.e->port); c != 0) return c < 0 ? -1 : 1;
+  return 0;
 }
 
 }  // namespace
 
 Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
     : loop(l), config(std::move(c)), options(std::move(o)), balancer(balancer_options(config, options)) {
-  publication = std::make_shared<detail::Publication>(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), {}, false}));
+  publication = std::make_shared<detail::Publication>(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), false}));
   timer = new uv_timer_t;
   uv_timer_init(&loop, timer);
   timer->data = this;
@@ -114,53 +123,106 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   Service& s = services[i];
   const bool first = !s.seen_first_snapshot;
   s.seen_first_snapshot = true;
-  s.set = set;
   const auto now = SteadyClock::now();
   // Pods present in a service's first snapshot are not new: slow start is for Pods that
   // appear later (scale-up, rolling update).
   const auto old_enough = now - options.slow_start - std::chrono::milliseconds{1};
-  // Listed-ness is a flag on the Pods, not a set of keys built per snapshot: at 1,000 Pods a
-  // std::set<std::string> and two formatted strings per Pod were most of a change's cost.
-  for (auto& pod : s.pods) pod->listed = false;
-  std::string key;
-  for (const auto* list : {&set->ready, &set->draining}) {
-    for (const auto& e : *list) {
-      pod_key(key, i, e);
-      auto it = pods.find(key);
-      if (it == pods.end()) {
-        auto pod = std::make_shared<UpstreamPod>();
-        pod->service = i;
-        pod->key = key;
-        pod->first_seen = first ? old_enough : now;
-        it = pods.emplace(key, std::move(pod)).first;
-      }
-      UpstreamPod& pod = *it->second;
-      pod.endpoint = &e;
-      pod.snapshot = set;
-      pod.listed = true;
-      pod.ready = list == &set->ready;
+  // One merge walk of three sorted sequences: the service's Pods (in snapshot order) against the
+  // new snapshot's ready and draining lists. No map, no key strings: a Pod is found by its
+  // BackendKey, parsed once per Pod and endpoint per change.
+  std::vector<std::shared_ptr<UpstreamPod>> merged;
+  merged.reserve(set->ready.size() + set->draining.size() + 8);
+  std::size_t ri = 0, di = 0, oi = 0;
+  OrderedEndpoint r, d, o;
+  auto next_ready = [&] { r.set(ri < set->ready.size() ? &set->ready[ri] : nullptr); };
+  auto next_draining = [&] { d.set(di < set->draining.size() ? &set->draining[di] : nullptr); };
+  auto next_old = [&] { o.set(oi < s.pods.size() ? s.pods[oi]->endpoint : nullptr); };
+  next_ready();
+  next_draining();
+  next_old();
+  bool left = false;  // a listed Pod is no longer listed: it points into the previous snapshot
+  auto unlist = [&](std::shared_ptr<UpstreamPod> pod) {
+    left = left || pod->listed;
+    pod->listed = false;
+    merged.push_back(std::move(pod));
+  };
+  while (r.e || d.e) {
+    const bool take_ready = r.e && (!d.e || compare(r, d) <= 0);
+    const OrderedEndpoint& n = take_ready ? r : d;
+    int c = -1;
+    while (o.e && (c = compare(o, n)) < 0) {
+      unlist(std::move(s.pods[oi++]));
+      next_old();
+    }
+    std::shared_ptr<UpstreamPod> pod;
+    if (o.e && c == 0) {
+      pod = std::move(s.pods[oi++]);
+      next_old();
+    } else {
+      pod = make_pod(static_cast<std::uint32_t>(i), *n.e);
+      pod->first_seen = first ? old_enough : now;
+    }
+    pod->endpoint = n.e;
+    pod->listed = true;
+    pod->ready = take_ready;
+    merged.push_back(std::move(pod));
+    if (take_ready) {
+      ++ri;
+      next_ready();
+    } else {
+      ++di;
+      next_draining();
     }
   }
-  std::vector<std::shared_ptr<UpstreamPod>> gone;
-  // Keys are "<service index>|address:port": this service's Pods are one contiguous range.
-  const std::string prefix = fmt::format("{}|", i);
-  s.pods.clear();
-  for (auto it = pods.lower_bound(prefix); it != pods.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    s.pods.push_back(it->second);
-    if (!it->second->listed) gone.push_back(it->second);
-  }
+  for (; oi < s.pods.size(); ++oi) unlist(std::move(s.pods[oi]));
+  s.pods = std::move(merged);
+  if (left && s.set) s.retired.push_back(s.set);
+  s.set = set;
   rebuild();
-  for (auto& pod : gone) release_pod_if_gone(pod);
+  release_gone_pods(s);
+}
+
+std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
+  auto pod = std::make_shared<UpstreamPod>();
+  pod->service = service;
+  pod->target.id = next_pod_id++;
+  pod->target.service = service;
+  pod->target.port = e.port;
+  pod->target.host_port = e.host_port();
+  pods_by_id.emplace_back(pod->target.id, pod.get());  // ids only grow: stays sorted
+  return pod;
+}
+
+UpstreamPod* Upstream::Impl::pod_by_id(std::uint64_t id) const {
+  auto it = std::lower_bound(pods_by_id.begin(), pods_by_id.end(), id,
+                             [](const std::pair<std::uint64_t, UpstreamPod*>& e, std::uint64_t v) { return e.first < v; });
+  return it != pods_by_id.end() && it->first == id ? it->second : nullptr;
+}
+
+std::size_t Upstream::Impl::pod_count() const {
+  std::size_t n = 0;
+  for (const auto& svc : services) n += svc.pods.size();
+  return n;
 }
 
 // A Pod no longer listed keeps its pool until its last request finishes.
-void Upstream::Impl::release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod) {
-  if (pod->listed || pod->load->in_flight.load() > 0) return;
-  auto it = pods.find(pod->key);
-  if (it == pods.end() || it->second != pod) return;
-  std::erase(services[pod->service].pods, pod);
-  forget_pod(*pod);
-  pods.erase(it);
+void Upstream::Impl::release_gone_pods(Service& s) {
+  bool unlisted_left = false;
+  std::erase_if(s.pods, [&](const std::shared_ptr<UpstreamPod>& pod) {
+    if (pod->listed) return false;
+    if (pod->load().in_flight.load() > 0) {
+      unlisted_left = true;
+      return false;
+    }
+    forget_pod(*pod);
+    return true;
+  });
+  if (!unlisted_left) s.retired.clear();
+}
+
+void Upstream::Impl::release_pod_if_gone(UpstreamPod& pod) {
+  if (pod.listed || pod.load().in_flight.load() > 0) return;
+  release_gone_pods(services[pod.service]);
 }
 
 
@@ -170,21 +232,23 @@ void Upstream::Impl::rebuild() {
   last_rebuild = now;
   // One pass over the Pods (a map walk is the dominant cost with thousands of Pods): reset
   // weights, sort listed Pods into ready / draining, and find the next timer deadline.
-  std::vector<std::shared_ptr<UpstreamPod>*> ready, draining;
-  ready.reserve(pods.size());
+  std::vector<const std::shared_ptr<UpstreamPod>*> ready, draining;
+  ready.reserve(pod_count());
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
   const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
-  for_each_pod([&](std::shared_ptr<UpstreamPod>& entry) {
-    UpstreamPod& pod = *entry;
-    pod.weight = 0;
-    pod.local = false;
-    if (!pod.listed) return;
-    if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
-    if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
-    if (services[pod.service].ref.weight == 0) return;
-    (pod.ready ? ready : draining).push_back(&entry);
-  });
+  for (auto& service : services) {
+    for (auto& entry : service.pods) {
+      UpstreamPod& pod = *entry;
+      pod.weight = 0;
+      pod.local = false;
+      if (!pod.listed) continue;
+      if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
+      if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
+      if (service.ref.weight == 0) continue;
+      (pod.ready ? ready : draining).push_back(&entry);
+    }
+  }
   // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
   using_draining = ready.empty() && !draining.empty();
   auto& candidates = using_draining ? draining : ready;
@@ -199,8 +263,14 @@ void Upstream::Impl::rebuild() {
 
   std::vector<WeightedEndpoint> list;
   list.reserve(candidates.size());
-  picked_pods.clear();
-  picked_pods.reserve(candidates.size());
+  // The Picker's endpoints point into the snapshots (aliasing the service's EndpointSetPtr: no
+  // allocation, no copy); each one's load is its Pod's PodTarget (aliasing the Pod), which is
+  // how the request path finds the Pod of a pick (detail::target_of).
+  auto add = [&](const std::shared_ptr<UpstreamPod>& p) {
+    const auto& snapshot = services[p->service].set;
+    list.push_back({std::shared_ptr<const Endpoint>(snapshot, p->endpoint), p->weight,
+                    std::shared_ptr<EndpointLoad>(p, &p->target), p->service});
+  };
   // Zone-aware routing needs every candidate (an ejected one still counts in its zone) and
   // turns the weights into the zone plan's before the Picker is built (zone_locality.h).
   const bool zoned = options.locality.enabled;
@@ -220,8 +290,7 @@ void Upstream::Impl::rebuild() {
       continue;
     }
     p.weight = w;
-    list.push_back({*p.endpoint, w, p.load, static_cast<std::uint32_t>(p.service)});
-    picked_pods.push_back(*entry);
+    add(*entry);
   }
   if (zoned) {
     zone_plan = detail::plan_zones(options.locality, zone_input, panic);
@@ -230,8 +299,7 @@ void Upstream::Impl::rebuild() {
       p.local = zone_plan.local[i];
       if (zone_plan.weights[i] == 0) continue;
       p.weight = zone_plan.weights[i];
-      list.push_back({*p.endpoint, p.weight, p.load, static_cast<std::uint32_t>(p.service)});
-      picked_pods.push_back(*candidates[i]);
+      add(*candidates[i]);
     }
   }
   publish(balancer.build(std::move(list)));
@@ -271,8 +339,7 @@ void Upstream::Impl::on_timer() {
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
   const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
-  for_each_pod([&](const std::shared_ptr<UpstreamPod>& entry) {
-    const UpstreamPod& pod = *entry;
+  for_each_pod([&](const UpstreamPod& pod) {
     if (!pod.listed) return;
     const auto until = pod.health.ejected_until();
     if (until > now) next = std::min(next, until);
@@ -286,25 +353,25 @@ void Upstream::Impl::on_timer() {
 
 // Probes that did not answer within health_check.timeout count as failures.
 void Upstream::Impl::expire_probes(SteadyClock::time_point now) {
-  std::vector<std::string> expired;
+  std::vector<std::uint64_t> expired;
   for (auto it = health_probes.begin(); it != health_probes.end();) {
     if (it->exchange && it->exchange->done()) {
       it = health_probes.erase(it);
     } else if (now >= it->deadline) {
-      expired.push_back(it->pod_key);
+      expired.push_back(it->pod_id);
       it = health_probes.erase(it);  // cancels the exchange (its connection is closed)
     } else {
       ++it;
     }
   }
-  for (const auto& key : expired) health_verdict(key, false);
+  for (const auto id : expired) health_verdict(id, false);
 }
 
-void Upstream::Impl::health_verdict(const std::string& pod_key, bool ok) {
+void Upstream::Impl::health_verdict(std::uint64_t pod_id, bool ok) {
   if (stopped) return;
-  auto it = pods.find(pod_key);
-  if (it == pods.end()) return;
-  UpstreamPod& p = *it->second;
+  UpstreamPod* found = pod_by_id(pod_id);
+  if (!found) return;
+  UpstreamPod& p = *found;
   if (ok == p.active_ok) {
     p.active_streak = 0;
     return;
@@ -313,7 +380,7 @@ void Upstream::Impl::health_verdict(const std::string& pod_key, bool ok) {
   if (++p.active_streak >= std::max<std::uint32_t>(1, ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
     p.active_ok = ok;
     p.active_streak = 0;
-    log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", config.name, p.endpoint->host_port(),
+    log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", config.name, p.name(),
                                     ok ? "healthy" : "unhealthy"));
     rebuild();
   }
@@ -324,11 +391,15 @@ void Upstream::Impl::run_health_checks() {
   const auto now = SteadyClock::now();
   next_health_check = now + hc.interval;
   std::weak_ptr<Impl> weak = shared_from_this();
-  for (auto& [key, pod] : pods) {
-    if (!pod->listed) continue;
+  std::vector<std::shared_ptr<UpstreamPod>> listed;
+  for (auto& svc : services)
+    for (auto& pod : svc.pods)
+      if (pod->listed) listed.push_back(pod);
+  for (const auto& pod : listed) {
+    const std::uint64_t id = pod->target.id;
     // One probe per Pod at a time: a Pod whose probe is still running is not probed again.
-    if (std::any_of(health_probes.begin(), health_probes.end(), [&k = key](const Probe& p) { return p.pod_key == k; })) continue;
-    net::ConnectionPool* pool = pool_for(*pod);
+    if (std::any_of(health_probes.begin(), health_probes.end(), [id](const Probe& p) { return p.pod_id == id; })) continue;
+    net::ConnectionPool* pool = pool_for(pod);
     if (!pool) continue;
     net::HttpRequest req;
     req.target = hc.path;
@@ -338,19 +409,19 @@ void Upstream::Impl::run_health_checks() {
     auto status = std::make_shared<int>(0);
     h.on_head = [status](const net::HttpResponseHead& head) { *status = head.status; };
     h.on_body = [](std::string_view) {};
-    h.on_complete = [weak, status, pod_key = key](Status s) {
+    h.on_complete = [weak, status, id](Status s) {
       auto self = weak.lock();
       if (!self || self->stopped) return;
-      self->health_verdict(pod_key, s.ok() && *status >= 200 && *status < 400);
+      self->health_verdict(id, s.ok() && *status >= 200 && *status < 400);
     };
     auto ex = pool->send(std::move(req), std::move(h));
-    if (ex) health_probes.push_back({key, now + hc.timeout, std::move(*ex)});
+    if (ex) health_probes.push_back({id, now + hc.timeout, std::move(*ex)});
   }
 }
 
 // The control loop's own pool to the Pod (health probes share it with this loop's requests).
-net::ConnectionPool* Upstream::Impl::pool_for(UpstreamPod& pod) {
-  auto loop_pod = local->pod_for(ensure_target(pod));
+net::ConnectionPool* Upstream::Impl::pool_for(const std::shared_ptr<UpstreamPod>& pod) {
+  auto loop_pod = local->pod_for(pod->target, std::shared_ptr<EndpointLoad>(pod, &pod->target));
   return loop_pod ? loop_pod->pool.get() : nullptr;
 }
 
@@ -363,17 +434,17 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   // ready (or draining while the draining fallback is on). Zero-weight services and draining
   // Pods would otherwise inflate it and let every Pod that matters be ejected.
   std::size_t ejected = 0, total = 0;
-  for_each_pod([&](const std::shared_ptr<UpstreamPod>& p) {
-    if (p->listed && services[p->service].ref.weight > 0 && p->ready != using_draining) {
+  for_each_pod([&](const UpstreamPod& p) {
+    if (p.listed && services[p.service].ref.weight > 0 && p.ready != using_draining) {
       ++total;
-      ejected += p->health.ejected(now) ? 1 : 0;
+      ejected += p.health.ejected(now) ? 1 : 0;
     }
   });
   const bool allowed = detail::ejection_allowed(options.outlier, ejected, total);
   if (pod.health.record_failure(options.outlier, now, allowed)) {
     ++services[pod.service].ejections;
     log(LogLevel::warning, fmt::format("upstream \"{}\": Pod {} ejected for {} ms after {} consecutive failures",
-                                       config.name, pod.endpoint->host_port(),
+                                       config.name, pod.name(),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until() - now).count(),
                                        options.outlier.consecutive_failures));
     rebuild();
@@ -385,9 +456,10 @@ void Upstream::Impl::shutdown() {
   close_forwarding();
   health_probes.clear();
   for (auto& s : services) s.watch.reset();
-  picked_pods.clear();
-  for (auto& s : services) s.pods.clear();
-  pods.clear();
+  for (auto& s : services) {
+    s.pods.clear();
+    s.retired.clear();
+  }
   pods_by_id.clear();
   uv_timer_stop(timer);
   uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });

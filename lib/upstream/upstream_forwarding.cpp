@@ -3,6 +3,8 @@
 // which Pods are gone. The request path itself is in upstream_request.cpp.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "net/tls_context.h"
 #include "upstream/upstream_impl.h"
 #include "upstream/worker_hub.h"
@@ -36,29 +38,12 @@ void Upstream::Impl::close_forwarding() {
   // Workers find no Pod from now on and refuse new requests; their requests in flight finish
   // on their own loops.
   publication->close();
-  publication->publish(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), {}, false}));
-}
-
-const detail::PodTargetPtr& Upstream::Impl::ensure_target(UpstreamPod& pod) {
-  if (!pod.target) {
-    auto t = std::make_shared<detail::PodTarget>();
-    t->id = next_pod_id++;
-    t->service = static_cast<std::uint32_t>(pod.service);
-    t->port = pod.endpoint->port;
-    t->address = pod.endpoint->address;
-    t->host_port = pod.name();
-    t->load = pod.load;
-    pods_by_id[t->id] = &pod;
-    pod.target = std::move(t);
-  }
-  return pod.target;
+  publication->publish(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), false}));
 }
 
 void Upstream::Impl::publish(PickerPtr picker) {
   auto r = std::make_shared<detail::Routing>();
   r->picker = std::move(picker);
-  r->targets.reserve(picked_pods.size());
-  for (const auto& pod : picked_pods) r->targets.push_back(ensure_target(*pod));
   r->synced = true;
   for (const auto& s : services) r->synced = r->synced && s.seen_first_snapshot;
   publication->publish(std::move(r));
@@ -68,29 +53,33 @@ void Upstream::Impl::apply_attempt(const detail::AttemptRecord& attempt) {
   if (stopped || attempt.service >= services.size()) return;
   const auto outcome = attempt.outcome;
   ++services[attempt.service].requests;
-  auto it = pods_by_id.find(attempt.pod_id);
-  if (it == pods_by_id.end()) {
+  UpstreamPod* found = pod_by_id(attempt.pod_id);
+  if (!found) {
     // Forgotten meanwhile: a worker's attempt on a Pod that left while it was picked. Its
     // service still counts it; the Pod's own counts and health are gone with it.
     if (outcome == detail::AttemptOutcome::failure) ++services[attempt.service].failures;
     return;
   }
-  UpstreamPod& pod = *it->second;
+  UpstreamPod& pod = *found;
   ++pod.requests;
   if (options.locality.enabled) ++(pod.local ? local_requests : cross_zone_requests);
   if (outcome != detail::AttemptOutcome::neutral) record_result(pod, outcome == detail::AttemptOutcome::failure);
-  if (!pod.listed && pod.load->in_flight.load() == 0) {
-    if (auto found = pods.find(pod.key); found != pods.end()) {
-      auto keep = found->second;
-      release_pod_if_gone(keep);
-    }
-  }
+  // Last: it may drop the Pod.
+  if (!pod.listed && pod.load().in_flight.load() == 0) release_pod_if_gone(pod);
 }
 
 void Upstream::Impl::forget_pod(UpstreamPod& pod) {
-  if (!pod.target) return;
-  const std::uint64_t id = pod.target->id;
-  pods_by_id.erase(id);
+  const std::uint64_t id = pod.target.id;
+  auto it = std::lower_bound(pods_by_id.begin(), pods_by_id.end(), id,
+                             [](const std::pair<std::uint64_t, UpstreamPod*>& e, std::uint64_t v) { return e.first < v; });
+  if (it != pods_by_id.end() && it->first == id && it->second) {
+    it->second = nullptr;
+    // Compacted once half of the entries are dead: amortized O(1) per forgotten Pod.
+    if (++pods_by_id_dead * 2 > pods_by_id.size()) {
+      std::erase_if(pods_by_id, [](const std::pair<std::uint64_t, UpstreamPod*>& e) { return e.second == nullptr; });
+      pods_by_id_dead = 0;
+    }
+  }
   if (local) local->pod_removed(id);
   if (hub) hub->pod_removed(id);
 }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <memory>
 #include <set>  // upstream.cpp
 #include <unordered_map>
@@ -32,33 +31,31 @@ class ControlHub;
 
 using SteadyClock = std::chrono::steady_clock;
 
-// One Pod of one service, as long as it is listed or still has requests in flight.
+// One Pod of one service, as long as it is listed or still has requests in flight: one
+// allocation (make_shared) for the control loop's state and the PodTarget that every loop's
+// request path reads. Held by its service's `pods` array; pods_by_id and the rebuild hold plain
+// pointers, valid while the Pod is in the array. Pickers (WeightedEndpoint::load) and loops
+// (LoopPod) share its ownership through aliasing pointers to `target` and only ever read
+// `target`: the other fields are the control loop's alone.
 struct UpstreamPod {
-  // The Pod's entry in the latest snapshot of its service that listed it, shared rather than
-  // copied (a copy per Pod was about 250 bytes at 60,000 endpoints). `snapshot` keeps it alive,
-  // also once the Pod has left the service while requests still run on it.
+  detail::PodTarget target;  // made with the Pod and never changed (its id is unique within the Upstream)
+  // The Pod's entry in a snapshot of its service, shared rather than copied: while listed, the
+  // service's current `set` (which keeps it alive); once unlisted, the snapshot that listed it
+  // last, kept alive by the service's `retired` until the Pod is released.
   const Endpoint* endpoint = nullptr;
-  EndpointSetPtr snapshot;
-  std::size_t service = 0;  // index in UpstreamConfig::services
-  std::string key;          // "<service index>|address:port"
-  std::shared_ptr<EndpointLoad> load = std::make_shared<EndpointLoad>();
   SteadyClock::time_point first_seen;
   detail::PodHealth health;
+  std::uint64_t requests = 0, failures = 0;
+  std::uint32_t service = 0;        // index in UpstreamConfig::services
+  std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
+  std::uint32_t active_streak = 0;  // consecutive results contradicting active_ok
   bool listed = false;    // in the service's current snapshot (ready or draining)
   bool ready = false;     // listed as ready (else draining)
   bool active_ok = true;  // active health check verdict
-  std::uint32_t active_streak = 0;  // consecutive results contradicting active_ok
-  std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
-  bool local = false;               // zone-aware routing counts it in the local zone
-  std::uint64_t requests = 0, failures = 0;
-  // What every loop's request path knows of it; made when first published (ensure_target()).
-  detail::PodTargetPtr target;
-  std::string host_port;  // endpoint.host_port(), filled in by the request path on first use
+  bool local = false;     // zone-aware routing counts it in the local zone
 
-  const std::string& name() {
-    if (host_port.empty()) host_port = endpoint->host_port();
-    return host_port;
-  }
+  EndpointLoad& load() const noexcept { return target.load(); }
+  const std::string& name() const noexcept { return target.host_port; }
 };
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
@@ -70,9 +67,13 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
     bool seen_first_snapshot = false;
     std::shared_ptr<net::TlsContext> tls;  // for https upstreams
     std::string authority;                 // Host when neither override nor client host is known
-    // This service's Pods (the same objects as in `pods`), in key order: the rebuild, the timer
-    // and the ejection cap walk these arrays, not the map (a 20,000-node map walk per change).
+    // This service's Pods, listed or not, in the order of its snapshots (BackendKey, then the
+    // address text): on_snapshot() merges the next snapshot into it in one walk. The rebuild,
+    // the timer, the ejection cap, stats() and the health checks walk these arrays.
     std::vector<std::shared_ptr<UpstreamPod>> pods;
+    // Snapshots that unlisted Pods (gone, requests still in flight) point into; dropped once
+    // the service has no unlisted Pod left.
+    std::vector<EndpointSetPtr> retired;
     std::uint64_t requests = 0, failures = 0, ejections = 0;  // for the per-service series
   };
 
@@ -84,8 +85,6 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   UpstreamOptions options;
   Balancer balancer;
   std::vector<Service> services;
-  std::map<std::string, std::shared_ptr<UpstreamPod>> pods;
-  std::vector<std::shared_ptr<UpstreamPod>> picked_pods;  // parallel to the Picker's endpoints
   // The Picker and its Pods, as every loop and thread reads them (publish()).
   std::shared_ptr<detail::Publication> publication;
   bool panic = false, using_draining = false, stopped = false;
@@ -94,7 +93,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   SteadyClock::time_point last_rebuild{};  // when the current Picker was built
   // Active health probes in flight; a probe past its deadline counts as a failure.
   struct Probe {
-    std::string pod_key;
+    std::uint64_t pod_id;  // the Pod's PodTarget id
     SteadyClock::time_point deadline;
     std::unique_ptr<net::HttpExchange> exchange;
   };
@@ -112,7 +111,10 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   std::shared_ptr<ForwardingContext> local;
   std::shared_ptr<detail::ControlHub> hub;
   detail::Tally worker_totals;
-  std::unordered_map<std::uint64_t, UpstreamPod*> pods_by_id;  // Pods with a target
+  // Every Pod by its PodTarget id, in id order (ids only grow, so a new Pod is appended); a
+  // forgotten Pod's entry is null until the next compaction. 16 B per Pod, no node per Pod.
+  std::vector<std::pair<std::uint64_t, UpstreamPod*>> pods_by_id;
+  std::size_t pods_by_id_dead = 0;
   std::uint64_t next_pod_id = 1;
 
   void log(LogLevel level, const std::string& text) const {
@@ -120,12 +122,15 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   }
   void subscribe(const ClusterMap& clusters);
   void init_forwarding();
-  // Publishes `picker` over picked_pods for every loop and thread.
+  // Publishes `picker` for every loop and thread (each endpoint's `load` is its Pod's PodTarget).
   void publish(PickerPtr picker);
-  const detail::PodTargetPtr& ensure_target(UpstreamPod& pod);
+  // A new Pod of service `service` for `e`, with its PodTarget, listed in pods_by_id.
+  std::shared_ptr<UpstreamPod> make_pod(std::uint32_t service, const Endpoint& e);
+  UpstreamPod* pod_by_id(std::uint64_t id) const;
+  std::size_t pod_count() const;
   // An attempt's outcome from any loop's context (on this loop): counts and passive health.
   void apply_attempt(const detail::AttemptRecord& attempt);
-  // The Pod leaves `pods`: every loop closes its pool to it.
+  // The Pod leaves pods_by_id (its owner erases it next): every loop closes its pool to it.
   void forget_pod(UpstreamPod& pod);
   // The control loop's share of a worker's batch (upstream_worker.cpp).
   void apply_batch(detail::Tally& batch);
@@ -137,16 +142,20 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void on_timer();
   void run_health_checks();
   void expire_probes(SteadyClock::time_point now);
-  void health_verdict(const std::string& pod_key, bool ok);
-  net::ConnectionPool* pool_for(UpstreamPod& pod);
+  void health_verdict(std::uint64_t pod_id, bool ok);
+  net::ConnectionPool* pool_for(const std::shared_ptr<UpstreamPod>& pod);
   void record_result(UpstreamPod& pod, bool failure);
   PickerPtr current_picker() const { return publication->load()->picker; }
-  void release_pod_if_gone(const std::shared_ptr<UpstreamPod>& pod);
-  // Calls f(std::shared_ptr<UpstreamPod>&) for every Pod, service by service.
+  // Drops the Pod if it is unlisted and idle (the last request on a gone Pod ended); `pod` is
+  // dangling afterwards when it was dropped.
+  void release_pod_if_gone(UpstreamPod& pod);
+  // Drops the service's unlisted Pods that have no request in flight.
+  void release_gone_pods(Service& service);
+  // Calls f(UpstreamPod&) for every Pod, service by service.
   template <class F>
-  void for_each_pod(F&& f) {
-    for (auto& service : services)
-      for (auto& pod : service.pods) f(pod);
+  void for_each_pod(F&& f) const {
+    for (const auto& service : services)
+      for (const auto& pod : service.pods) f(*pod);
   }
   void shutdown();
   // Ends this loop's requests, stops hearing from workers, publishes the last (empty) Routing.

@@ -39,21 +39,21 @@ UpstreamStats Upstream::Impl::stats() const {
   s.latency_counts.assign(counts.begin(), counts.end());
   s.latency_sum_seconds = t.latency.sum_seconds();
   const auto now = SteadyClock::now();
-  for (const auto& [key, pod] : u.pods) {
+  for_each_pod([&](const UpstreamPod& pod) {
     PodStats p;
-    p.pod = pod->endpoint->host_port();
-    p.pod_name = pod->endpoint->pod_name;
-    p.service = u.services[pod->service].ref.to_string();
-    p.zone = pod->endpoint->zone;
-    p.weight = pod->weight;
-    p.ejected = pod->health.ejected(now);
-    p.draining = !pod->ready;
-    p.requests = pod->requests;
-    p.failures = pod->failures;
-    p.ejections = pod->health.times_ejected();
-    p.in_flight = pod->load->in_flight.load();
+    p.pod = pod.name();
+    p.pod_name = pod.endpoint->pod_name;
+    p.service = u.services[pod.service].ref.to_string();
+    p.zone = pod.endpoint->zone;
+    p.weight = pod.weight;
+    p.ejected = pod.health.ejected(now);
+    p.draining = !pod.ready;
+    p.requests = pod.requests;
+    p.failures = pod.failures;
+    p.ejections = pod.health.times_ejected();
+    p.in_flight = pod.load().in_flight.load();
     s.pods.push_back(std::move(p));
-  }
+  });
   for (const auto& svc : u.services) {
     ServiceStatus st;
     st.ref = svc.ref;

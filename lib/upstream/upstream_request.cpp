@@ -192,13 +192,15 @@ void UpstreamRequest::Impl::attempt() {
   // this loop's copy of the current one: `routing` stays valid until the next routing() call.
   const detail::Routing& routing = up->routing();
   const Picker* picker = routing.picker.get();
-  const auto& targets = routing.targets;
-  const detail::PodTargetPtr* chosen = nullptr;
-  auto untried = [&](const detail::PodTargetPtr& t) { return std::find(tried.begin(), tried.end(), t->id) == tried.end(); };
+  const auto& targets = picker->endpoints();  // each one's `load` is its Pod's PodTarget
+  const WeightedEndpoint* chosen = nullptr;
+  auto untried = [&](const WeightedEndpoint& e) {
+    return std::find(tried.begin(), tried.end(), detail::target_of(e).id) == tried.end();
+  };
   for (int draw = 0; draw < 8 && !picker->empty(); ++draw) {
     const auto pick = picker->pick(request.hash + (attempts - 1) * 0x9e3779b97f4a7c15ULL + draw);
-    if (!pick || pick.index >= targets.size()) break;
-    chosen = &targets[pick.index];
+    if (!pick) break;
+    chosen = pick.endpoint;
     if (untried(*chosen)) break;
   }
   // The draws kept landing on tried Pods (a policy that favours them, such as consistent hash,
@@ -219,13 +221,13 @@ void UpstreamRequest::Impl::attempt() {
     return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->name(),
                                                          picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
   }
-  pod = up->pod_for(*chosen);
+  pod = up->pod_for(detail::target_of(*chosen), chosen->load);
   if (!pod) {
-    last_pod = (*chosen)->host_port;
+    last_pod = detail::target_of(*chosen).host_port;
     return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->name(), last_pod)});
   }
   net::ConnectionPool* pool = pod->pool.get();
-  pod->target->load->start();
+  pod->target->load().start();
   ++pod->in_flight;
 
   net::HttpRequest out;
@@ -353,7 +355,7 @@ void UpstreamRequest::Impl::finish_attempt(Outcome outcome) {
   if (!pod) return;
   auto p = std::move(pod);
   pod = nullptr;
-  p->target->load->finish();
+  p->target->load().finish();
   --p->in_flight;
   if (outcome == Outcome::failure) {
     // A retry may follow: it avoids this Pod, and error reasons name it.

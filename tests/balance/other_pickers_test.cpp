@@ -29,7 +29,7 @@ Balancer balancer(BalancerPolicy policy, std::uint64_t seed = 1) {
 std::vector<std::uint32_t> key_owners(const Picker& picker, int keys) {
   std::vector<std::uint32_t> owners;
   for (int k = 0; k < keys; ++k) {
-    const auto& e = picker.pick(hash_key("client-" + std::to_string(k))).endpoint->endpoint;
+    const Endpoint& e = *picker.pick(hash_key("client-" + std::to_string(k))).endpoint->endpoint;
     owners.push_back(static_cast<std::uint32_t>(std::stoul(e.pod_name.substr(4))));
   }
   return owners;
@@ -60,6 +60,45 @@ TEST_SUITE("Picker") {
       CHECK_FALSE(picker->pick(42));
       CHECK(picker->policy() == policy);
       CHECK(picker->no_endpoint_reason() == "all 2 endpoints have weight 0");
+    }
+  }
+
+  TEST_CASE("a Picker shares the caller's Endpoints instead of copying them, and keeps them alive") {
+    for (auto policy : {BalancerPolicy::weighted_round_robin, BalancerPolicy::least_request,
+                        BalancerPolicy::consistent_hash, BalancerPolicy::random}) {
+      const std::string name = to_string(policy);
+      CAPTURE(name);
+      auto list = weighted({2, 3});
+      const Endpoint* first = list[0].endpoint.get();
+      std::weak_ptr<const Endpoint> watch = list[0].endpoint;
+      auto picker = balancer(policy).build(std::move(list));
+      CHECK(picker->endpoints()[0].endpoint.get() == first);
+      CHECK(watch.use_count() == 1);  // only the Picker holds it now
+      const auto r = picker->pick(7);
+      REQUIRE(r);
+      CHECK(r.endpoint->endpoint->address.rfind("127.0.1.", 0) == 0);
+      picker.reset();
+      CHECK(watch.expired());
+    }
+  }
+
+  TEST_CASE("a null endpoint stays in the list and is never picked") {
+    for (auto policy : {BalancerPolicy::weighted_round_robin, BalancerPolicy::least_request,
+                        BalancerPolicy::consistent_hash, BalancerPolicy::random}) {
+      const std::string name = to_string(policy);
+      CAPTURE(name);
+      auto list = weighted({5, 1});
+      list[0].endpoint = nullptr;
+      auto picker = balancer(policy).build(std::move(list));
+      REQUIRE(picker->endpoints().size() == 2);
+      CHECK(picker->endpoints()[0].weight == 0);
+      CHECK(picker->pickable() == 1);
+      for (std::uint64_t i = 0; i < 200; ++i) CHECK(picker->pick(i * 0x9e3779b97f4a7c15ULL).index == 1);
+
+      std::vector<WeightedEndpoint> only_null{WeightedEndpoint{nullptr, 3, nullptr, 0}};
+      auto none = balancer(policy).build(std::move(only_null));
+      CHECK_FALSE(none->pick(1));
+      CHECK(none->no_endpoint_reason() == "all 1 endpoint have weight 0");
     }
   }
 }

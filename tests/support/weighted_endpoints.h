@@ -20,7 +20,7 @@ inline Endpoint loopback_endpoint(std::size_t i, std::uint16_t port = 80) {
 
 inline std::vector<WeightedEndpoint> weighted(const std::vector<std::uint32_t>& weights) {
   std::vector<WeightedEndpoint> out;
-  for (std::size_t i = 0; i < weights.size(); ++i) out.push_back({loopback_endpoint(i), weights[i], nullptr});
+  for (std::size_t i = 0; i < weights.size(); ++i) out.push_back(WeightedEndpoint::make(loopback_endpoint(i), weights[i]));
   return out;
 }
 

@@ -90,7 +90,7 @@ void drop_inside(const std::string& which) {
     f.env.admin("tke-a", {apply_op(slice_object("drop-writable", "drop-writable-1", sink->port(), {{"127.0.0.1", "sink"}}))});
     REQUIRE(f.env.loop.run_until([&] {
       auto p = f.env.upstream->picker();
-      return p->pickable() == 1 && p->endpoints()[0].endpoint.port == sink->port();
+      return p->pickable() == 1 && p->endpoints()[0].endpoint->port == sink->port();
     }, 5000));
   }
   auto r = f.env.upstream->forward(std::move(req), std::move(h));

@@ -40,10 +40,10 @@ Napi::Object snapshot_object(Napi::Env env, UpstreamCore& core) {
     const auto& list = picker->endpoints();
     for (std::uint32_t i = 0; i < list.size(); ++i) {
       Napi::Object e = Napi::Object::New(env);
-      e.Set("address", list[i].endpoint.address);
-      e.Set("port", list[i].endpoint.port);
-      e.Set("pod", list[i].endpoint.pod_name);
-      e.Set("node", list[i].endpoint.node_name);
+      e.Set("address", list[i].endpoint->address);
+      e.Set("port", list[i].endpoint->port);
+      e.Set("pod", list[i].endpoint->pod_name);
+      e.Set("node", list[i].endpoint->node_name);
       e.Set("service", core.service_of(picker, i));
       e.Set("weight", list[i].weight);
       endpoints.Set(i, e);
@@ -87,7 +87,7 @@ const std::string& UpstreamCore::service_of(const kupstream::PickerPtr& picker, 
     }
     table_service.clear();
     for (const auto& w : picker->endpoints()) {
-      auto it = where.find(w.endpoint.host_port());
+      auto it = where.find(w.endpoint->host_port());
       table_service.push_back(it == where.end() ? UINT32_MAX : it->second);
     }
     table_picker = picker;
@@ -324,9 +324,9 @@ Napi::Value UpstreamWrap::pick(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   Napi::Object o = Napi::Object::New(env);
-  o.Set("address", r.endpoint->endpoint.address);
-  o.Set("port", r.endpoint->endpoint.port);
-  o.Set("pod", r.endpoint->endpoint.pod_name);
+  o.Set("address", r.endpoint->endpoint->address);
+  o.Set("port", r.endpoint->endpoint->port);
+  o.Set("pod", r.endpoint->endpoint->pod_name);
   o.Set("service", core_->service_of(picker, r.index));
   return o;
 }
