@@ -6,8 +6,9 @@
 // live requests, its RequestScheduler, its retry budget and its counters. It shares, read-only,
 // the Upstream's ForwardSettings and the Routing the control loop publishes (Publication). Its
 // observations (attempt outcomes per Pod, counters) go to the control loop: at once when the
-// context lives there (`control` set), else into `tally`, which the worker hands over once per
-// loop turn (upstream_worker.cpp).
+// context lives there (`control` set), else into `tally`, which the worker hands over at most
+// every few milliseconds, and at the end of the loop turn that saw a failed attempt
+// (upstream_worker.cpp).
 //
 // Thread: the context's loop thread only, except Publication and PodTarget (see each).
 #pragma once
@@ -127,6 +128,7 @@ struct Tally {
   std::int64_t in_flight = 0;  // a worker's batch: the change since the last batch
   LatencyHistogram latency;
   std::vector<AttemptRecord> attempts;  // a worker's batch only
+  bool failed_attempt = false;  // `attempts` holds a failure: the worker hands it over at once
   // Anything to hand over, apart from an in-flight change (which the worker computes).
   bool has_news() const noexcept {
     return requests != 0 || failures != 0 || retries != 0 || no_endpoint != 0 || !attempts.empty();
