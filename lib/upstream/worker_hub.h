@@ -2,14 +2,15 @@
 // UpstreamWorkers (upstream_worker.cpp).
 //
 // - Workers → control (ControlHub): a worker appends its batch (detail::Tally: attempt outcomes
-//   and counts) once per worker loop turn under the hub's mutex and wakes the control loop,
-//   which takes every batch at once and applies it (Upstream::Impl::apply_batch).
+//   and counts) under the hub's mutex and wakes the control loop, which takes every batch at
+//   once and applies it (Upstream::Impl::apply_batch). A worker hands over at the end of a loop
+//   turn that saw a failed attempt, else at most every few milliseconds (upstream_worker.cpp).
 // - Control → a worker (WorkerLink): ids of the Pods the Upstream forgot; the worker closes
 //   their pools on its loop (ForwardingContext::pod_removed).
 //
 // The mutexes guard the batch lists and the `closed` flags that make uv_async_send safe against
-// the other side closing its handle: they are taken once per loop turn with news and per removed
-// Pod, never per request.
+// the other side closing its handle: they are taken once per hand-over and per removed Pod,
+// never per request.
 // Lifetime: shared by the Upstream (control loop) and its workers; each side closes its own uv
 // handle on its own loop (ControlHub::close on the control loop, WorkerLink in the worker).
 #pragma once
