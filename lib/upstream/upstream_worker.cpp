@@ -13,10 +13,14 @@ namespace kupstream {
 
 namespace detail {
 
-ControlHub::ControlHub(uv_loop_t& loop, Upstream::Impl& owner) : async_(new uv_async_t), owner_(&owner) {
-  uv_async_init(&loop, async_, [](uv_async_t* a) { static_cast<ControlHub*>(a->data)->drain(); });
+ControlHub::ControlHub(uv_loop_t& loop, Upstream::Impl& owner)
+    : async_(new uv_async_t), timer_(new uv_timer_t), owner_(&owner) {
+  uv_async_init(&loop, async_, [](uv_async_t* a) { static_cast<ControlHub*>(a->data)->on_wake(); });
   async_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  uv_timer_init(&loop, timer_);
+  timer_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
 }
 
 ControlHub::~ControlHub() { close(); }
@@ -30,9 +34,12 @@ void ControlHub::close() {
     links_.clear();
   }
   owner_ = nullptr;
-  // No callback runs after uv_close (a pending wake-up included): `this` is not touched again.
+  // No callback runs after uv_close (a pending wake-up or tick included): `this` is not touched again.
   uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
   async_ = nullptr;
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  timer_ = nullptr;
 }
 
 void ControlHub::pod_removed(std::uint64_t pod_id) {
@@ -57,24 +64,55 @@ void ControlHub::detach(const WorkerLink* link) {
   std::erase_if(links_, [link](const std::shared_ptr<WorkerLink>& l) { return l.get() == link; });
 }
 
-void ControlHub::submit(Tally&& batch) {
+void ControlHub::submit(Tally&& batch, bool urgent) {
   std::lock_guard lock(mutex_);
   if (closed_) return;
-  const bool wake = inbox_.empty();  // otherwise a wake-up is already on its way
   inbox_.push_back(std::move(batch));
-  if (wake) uv_async_send(async_);
+  // The ticking timer takes it within kDrainMs; otherwise (or for a failure) wake the loop,
+  // once until it has run.
+  if ((urgent || !ticking_) && !woken_) {
+    woken_ = true;
+    uv_async_send(async_);
+  }
 }
 
-void ControlHub::drain() {
+bool ControlHub::drain() {
   {
     std::lock_guard lock(mutex_);
     applying_.swap(inbox_);
   }
+  const bool any = !applying_.empty();
   for (auto& batch : applying_) {
     if (owner_ == nullptr) break;  // closed while applying (the Upstream went away)
     owner_->apply_batch(batch);
   }
   applying_.clear();
+  return any;
+}
+
+void ControlHub::on_wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = false;
+  }
+  drain();
+  if (owner_ == nullptr) return;  // closed while applying
+  bool start = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!ticking_) start = ticking_ = true;
+  }
+  if (start)
+    uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<ControlHub*>(t->data)->on_tick(); }, kDrainMs, kDrainMs);
+}
+
+void ControlHub::on_tick() {
+  if (drain() || owner_ == nullptr) return;
+  // A quiet tick: stop. A batch submitted after this sees ticking_ false and wakes the loop.
+  std::lock_guard lock(mutex_);
+  if (!inbox_.empty()) return;  // one came meanwhile: the next tick takes it
+  ticking_ = false;
+  uv_timer_stop(timer_);
 }
 
 }  // namespace detail
@@ -137,7 +175,8 @@ struct UpstreamWorker::Impl {
     t.attempts.reserve(batch.attempts.size());
     batch.in_flight = in_flight_change;
     c.in_flight_reported = c.in_flight;
-    hub->submit(std::move(batch));
+    const bool urgent = batch.failed_attempt;
+    hub->submit(std::move(batch), urgent);
   }
 
   void on_removed() {
