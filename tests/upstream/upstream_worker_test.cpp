@@ -248,6 +248,39 @@ TEST_SUITE("UpstreamWorker") {
     }
   }
 
+  TEST_CASE("a running worker's counts reach stats() while it sends, when it pauses and after a quiet spell") {
+    // The worker hands its counts over every few ms and the control loop drains them on a timer
+    // that stops when they stop coming: counts must still arrive without dropping the worker.
+    PublishedFarm f("wk-handover", 2, "wkh", 77);
+    f.start();
+    WorkerThread w;
+    w.concurrency = 2;
+    w.start(*f.env.upstream);
+    REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= 30; }, 15000));
+    // While it sends: the counts follow.
+    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= 30; }, 5000));
+    // It pauses: every request it made is counted, none is left in flight.
+    w.go = false;
+    f.env.loop.run_for(100);  // what was in flight ends; the drain timer finds nothing and stops
+    const int paused_at = w.completed.load();
+    REQUIRE(f.env.loop.run_until([&] {
+      const auto s = f.env.upstream->stats();
+      return s.requests == static_cast<std::uint64_t>(paused_at) && s.in_flight == 0;
+    }, 5000));
+    f.env.loop.run_for(50);
+    CHECK(f.env.upstream->stats().requests == static_cast<std::uint64_t>(w.completed.load()));
+    // After the quiet spell: the first new counts wake the control loop again.
+    w.go = true;
+    REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= paused_at + 30; }, 15000));
+    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= static_cast<std::uint64_t>(paused_at + 30); }, 5000));
+    w.stop = true;
+    REQUIRE(f.env.loop.run_until([&] { return w.finished.load(); }, 15000));
+    w.join();
+    CHECK(w.failed == 0);
+    CHECK(w.loop_close == 0);
+    CHECK(f.env.loop.run_until([&] { return f.env.upstream->stats().requests == static_cast<std::uint64_t>(w.ok); }, 5000));
+  }
+
   TEST_CASE("a failing Pod is ejected once, by the control loop, and no worker sends to it afterwards") {
     PublishedFarm f("wk-eject", 4, "wke", 72);
     UpstreamOptions o;
