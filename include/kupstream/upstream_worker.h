@@ -12,8 +12,8 @@
 /// - control → workers: the current Picker, through an atomic generation counter; each worker
 ///   (and each thread calling pick()) keeps the Picker of the generation it last saw and reloads
 ///   it only when the generation changed, so the request path takes no lock and does not touch
-///   the shared_ptr the control loop swaps (GCC 12's std::atomic<std::shared_ptr> is a spin
-///   lock: busy readers on it would slow the publisher). What a Picker cannot carry goes by
+///   the mutex-guarded shared_ptr the control loop swaps (busy readers on it would slow the
+///   publisher). What a Picker cannot carry goes by
 ///   uv_async: Pods removed, whose pools the worker then closes on its own loop.
 /// - workers → control: attempt outcomes (per Pod: success, failure, canceled), request,
 ///   failure, retry and no-endpoint counts, in-flight deltas and latencies, collected in a batch

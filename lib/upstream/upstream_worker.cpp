@@ -163,8 +163,9 @@ struct UpstreamWorker::Impl {
       uv_timer_start(timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->flush(); }, kHandOverMs, 0);
   }
 
-  // Hands what happened since the last hand-over to the control loop.
-  void flush() {
+  // Hands what happened since the last hand-over to the control loop; `last` (the worker is
+  // being dropped) wakes it at once, like a failed attempt.
+  void flush(bool last = false) {
     if (timer != nullptr) uv_timer_stop(timer);
     ForwardingContext& c = *context;
     const std::int64_t in_flight_change = static_cast<std::int64_t>(c.in_flight) - c.in_flight_reported;
@@ -175,7 +176,7 @@ struct UpstreamWorker::Impl {
     t.attempts.reserve(batch.attempts.size());
     batch.in_flight = in_flight_change;
     c.in_flight_reported = c.in_flight;
-    const bool urgent = batch.failed_attempt;
+    const bool urgent = last || batch.failed_attempt;
     hub->submit(std::move(batch), urgent);
   }
 
@@ -190,7 +191,7 @@ struct UpstreamWorker::Impl {
 
   void close() {
     context->shutdown();  // cancels the requests: their last counts go into the final batch
-    flush();
+    flush(true);
     {
       std::lock_guard lock(link->mutex);
       link->closed = true;

@@ -232,9 +232,13 @@ TEST_SUITE("UpstreamWorker") {
         ok += w->ok;
         for (const auto& [pod, count] : w->by_pod) CHECK(pod.rfind("127.0.71.", 0) == 0);
       }
-      // Every worker request, its latency included, reaches the Upstream's counters (the last
-      // batches land within a control-loop turn or two of the workers' drop).
-      REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests == static_cast<std::uint64_t>(ok); }, 5000));
+      // Every worker request, its latency included, reaches the Upstream's counters (a request
+      // is counted when it starts, its latency and in-flight change when it ends: wait for both).
+      REQUIRE(f.env.loop.run_until([&] {
+        const UpstreamStats st = f.env.upstream->stats();
+        return st.requests == static_cast<std::uint64_t>(ok) && st.in_flight == 0 &&
+               st.latency_counts.back() == static_cast<std::uint64_t>(ok);
+      }, 5000));
       const UpstreamStats s = f.env.upstream->stats();
       CHECK(s.failures == 0);
       CHECK(s.in_flight == 0);
@@ -259,16 +263,16 @@ TEST_SUITE("UpstreamWorker") {
     REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= 30; }, 15000));
     // While it sends: the counts follow.
     REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= 30; }, 5000));
-    // It pauses: every request it made is counted, none is left in flight.
+    // It pauses: once what was in flight has ended, every request it made is counted and none
+    // is left in flight.
     w.go = false;
-    f.env.loop.run_for(100);  // what was in flight ends; the drain timer finds nothing and stops
-    const int paused_at = w.completed.load();
     REQUIRE(f.env.loop.run_until([&] {
       const auto s = f.env.upstream->stats();
-      return s.requests == static_cast<std::uint64_t>(paused_at) && s.in_flight == 0;
+      return s.in_flight == 0 && s.requests == static_cast<std::uint64_t>(w.completed.load());
     }, 5000));
-    f.env.loop.run_for(50);
-    CHECK(f.env.upstream->stats().requests == static_cast<std::uint64_t>(w.completed.load()));
+    f.env.loop.run_for(50);  // quiet: the drain timer finds nothing and stops
+    const int paused_at = w.completed.load();
+    CHECK(f.env.upstream->stats().requests == static_cast<std::uint64_t>(paused_at));
     // After the quiet spell: the first new counts wake the control loop again.
     w.go = true;
     REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= paused_at + 30; }, 15000));
