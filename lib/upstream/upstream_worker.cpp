@@ -122,10 +122,11 @@ struct UpstreamWorker::Impl {
       : loop(l), context(std::move(c)), hub(std::move(h)), link(std::make_shared<detail::WorkerLink>()) {}
 
   // How long a worker's counts and successful or canceled attempt outcomes may wait before
-  // they go to the control loop. Every hand-over wakes the control loop's thread (an eventfd
-  // write, a read, two context switches); per loop turn that was about one wake-up per 20
-  // requests at full load, now at most 1000 / kHandOverMs per worker and second. A failed
-  // attempt does not wait (outlier ejection sees it at the end of the loop turn, as before).
+  // they go to the control loop. Handing over every loop turn (about once per 20 requests at
+  // full load) cost a hub lock and, often, a wake-up of the control thread each time; now a
+  // busy worker hands over every kHandOverMs and the control loop drains on its own timer
+  // (ControlHub). A failed attempt does not wait (outlier ejection sees it at the end of the
+  // loop turn, as before), nor does a dropped worker's last batch.
   static constexpr std::uint64_t kHandOverMs = 5;
 
   // Worker loop thread: the uv handles, then the link to the control loop.
