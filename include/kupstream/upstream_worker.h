@@ -12,15 +12,16 @@
 /// - control → workers: the current Picker, through an atomic generation counter; each worker
 ///   (and each thread calling pick()) keeps the Picker of the generation it last saw and reloads
 ///   it only when the generation changed, so the request path takes no lock and does not touch
-///   the shared_ptr the control loop swaps (GCC 12's std::atomic<std::shared_ptr> is a spin
-///   lock: busy readers on it would slow the publisher). What a Picker cannot carry goes by
+///   the mutex-guarded shared_ptr the control loop swaps (busy readers on it would slow the
+///   publisher). What a Picker cannot carry goes by
 ///   uv_async: Pods removed, whose pools the worker then closes on its own loop.
 /// - workers → control: attempt outcomes (per Pod: success, failure, canceled), request,
 ///   failure, retry and no-endpoint counts, in-flight deltas and latencies, collected in a batch
-///   on the worker's loop and handed over once per worker loop turn (a short mutex-guarded append,
-///   never per request) with a uv_async wake-up. The control loop applies them: outlier ejection
+///   on the worker's loop and handed over (a short mutex-guarded append, never per request, with
+///   a uv_async wake-up) at the end of the loop turn that saw a failed attempt, else within 5 ms
+///   of the first news since the last hand-over. The control loop applies them: outlier ejection
 ///   is decided there, once, so every worker sees the same verdict in the next Picker;
-///   Upstream::stats() and prometheus_text() include the workers' requests.
+///   Upstream::stats() and prometheus_text() include the workers' requests (up to 5 ms late).
 ///
 /// Thread: forward() and the destructor on the worker's loop thread; pick(), picker(), ready()
 /// and config() on any thread. The log callback of UpstreamOptions may be called on the worker's

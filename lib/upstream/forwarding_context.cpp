@@ -72,7 +72,10 @@ std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTar
 
 void ForwardingContext::attempt_done(const std::shared_ptr<detail::LoopPod>& pod, detail::AttemptOutcome outcome) {
   if (control != nullptr) control->apply_attempt({pod->target->id, pod->target->service, outcome});
-  else tally.attempts.push_back({pod->target->id, pod->target->service, outcome});
+  else {
+    tally.attempts.push_back({pod->target->id, pod->target->service, outcome});
+    if (outcome == detail::AttemptOutcome::failure) tally.failed_attempt = true;
+  }
   if (pod->removed && pod->in_flight == 0) {
     auto it = pods.find(pod->target->id);
     if (it != pods.end() && it->second == pod) pods.erase(it);

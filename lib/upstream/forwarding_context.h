@@ -6,8 +6,9 @@
 // live requests, its RequestScheduler, its retry budget and its counters. It shares, read-only,
 // the Upstream's ForwardSettings and the Routing the control loop publishes (Publication). Its
 // observations (attempt outcomes per Pod, counters) go to the control loop: at once when the
-// context lives there (`control` set), else into `tally`, which the worker hands over once per
-// loop turn (upstream_worker.cpp).
+// context lives there (`control` set), else into `tally`, which the worker hands over at most
+// every few milliseconds, and at the end of the loop turn that saw a failed attempt
+// (upstream_worker.cpp).
 //
 // Thread: the context's loop thread only, except Publication and PodTarget (see each).
 #pragma once
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -89,16 +91,26 @@ using RoutingPtr = std::shared_ptr<const Routing>;
 // Where an Upstream publishes its Routing for every loop and thread. publish() on the control
 // loop: it stores the new Routing, then bumps the generation (release). Readers compare the
 // generation (one acquire load, no lock, no shared write) with the one of the Routing they
-// hold and take the lock-guarded shared_ptr only when it changed (RoutingCache).
+// hold and take the mutex-guarded shared_ptr only when it changed (RoutingCache).
+// A mutex, not std::atomic<std::shared_ptr>: GCC 12's releases its spin lock with a relaxed
+// store after a load, which orders nothing for ThreadSanitizer (a reported race between a
+// worker's load and the next publish once nothing else synchronized the two threads).
 class Publication {
  public:
   explicit Publication(RoutingPtr first) : routing_(std::move(first)) {}
   void publish(RoutingPtr routing) {
-    routing_.store(std::move(routing));
+    {
+      std::lock_guard lock(mutex_);
+      routing_.swap(routing);
+    }
     generation_.fetch_add(1, std::memory_order_release);
+    // The old Routing (in `routing`) is released here, outside the lock.
   }
-  // The slow path: the atomic shared_ptr (libstdc++ guards it with a spin lock).
-  RoutingPtr load() const { return routing_.load(); }
+  // The slow path, about once per publish per reader.
+  RoutingPtr load() const {
+    std::lock_guard lock(mutex_);
+    return routing_;
+  }
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
   // Set once the Upstream has been dropped (after its last, empty, Routing was published).
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
@@ -106,7 +118,8 @@ class Publication {
 
  private:
   std::atomic<std::uint64_t> generation_{1};
-  std::atomic<RoutingPtr> routing_;
+  mutable std::mutex mutex_;
+  RoutingPtr routing_;  // guarded by mutex_
   std::atomic<bool> closed_{false};
 };
 
@@ -146,6 +159,7 @@ struct Tally {
   std::int64_t in_flight = 0;  // a worker's batch: the change since the last batch
   LatencyHistogram latency;
   std::vector<AttemptRecord> attempts;  // a worker's batch only
+  bool failed_attempt = false;  // `attempts` holds a failure: the worker hands it over at once
   // Anything to hand over, apart from an in-flight change (which the worker computes).
   bool has_news() const noexcept {
     return requests != 0 || failures != 0 || retries != 0 || no_endpoint != 0 || !attempts.empty();

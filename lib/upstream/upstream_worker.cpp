@@ -13,10 +13,14 @@ namespace kupstream {
 
 namespace detail {
 
-ControlHub::ControlHub(uv_loop_t& loop, Upstream::Impl& owner) : async_(new uv_async_t), owner_(&owner) {
-  uv_async_init(&loop, async_, [](uv_async_t* a) { static_cast<ControlHub*>(a->data)->drain(); });
+ControlHub::ControlHub(uv_loop_t& loop, Upstream::Impl& owner)
+    : async_(new uv_async_t), timer_(new uv_timer_t), owner_(&owner) {
+  uv_async_init(&loop, async_, [](uv_async_t* a) { static_cast<ControlHub*>(a->data)->on_wake(); });
   async_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  uv_timer_init(&loop, timer_);
+  timer_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
 }
 
 ControlHub::~ControlHub() { close(); }
@@ -30,9 +34,12 @@ void ControlHub::close() {
     links_.clear();
   }
   owner_ = nullptr;
-  // No callback runs after uv_close (a pending wake-up included): `this` is not touched again.
+  // No callback runs after uv_close (a pending wake-up or tick included): `this` is not touched again.
   uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
   async_ = nullptr;
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  timer_ = nullptr;
 }
 
 void ControlHub::pod_removed(std::uint64_t pod_id) {
@@ -57,24 +64,55 @@ void ControlHub::detach(const WorkerLink* link) {
   std::erase_if(links_, [link](const std::shared_ptr<WorkerLink>& l) { return l.get() == link; });
 }
 
-void ControlHub::submit(Tally&& batch) {
+void ControlHub::submit(Tally&& batch, bool urgent) {
   std::lock_guard lock(mutex_);
   if (closed_) return;
-  const bool wake = inbox_.empty();  // otherwise a wake-up is already on its way
   inbox_.push_back(std::move(batch));
-  if (wake) uv_async_send(async_);
+  // The ticking timer takes it within kDrainMs; otherwise (or for a failure) wake the loop,
+  // once until it has run.
+  if ((urgent || !ticking_) && !woken_) {
+    woken_ = true;
+    uv_async_send(async_);
+  }
 }
 
-void ControlHub::drain() {
+bool ControlHub::drain() {
   {
     std::lock_guard lock(mutex_);
     applying_.swap(inbox_);
   }
+  const bool any = !applying_.empty();
   for (auto& batch : applying_) {
     if (owner_ == nullptr) break;  // closed while applying (the Upstream went away)
     owner_->apply_batch(batch);
   }
   applying_.clear();
+  return any;
+}
+
+void ControlHub::on_wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = false;
+  }
+  drain();
+  if (owner_ == nullptr) return;  // closed while applying
+  bool start = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!ticking_) start = ticking_ = true;
+  }
+  if (start)
+    uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<ControlHub*>(t->data)->on_tick(); }, kDrainMs, kDrainMs);
+}
+
+void ControlHub::on_tick() {
+  if (drain() || owner_ == nullptr) return;
+  // A quiet tick: stop. A batch submitted after this sees ticking_ false and wakes the loop.
+  std::lock_guard lock(mutex_);
+  if (!inbox_.empty()) return;  // one came meanwhile: the next tick takes it
+  ticking_ = false;
+  uv_timer_stop(timer_);
 }
 
 }  // namespace detail
@@ -82,6 +120,14 @@ void ControlHub::drain() {
 struct UpstreamWorker::Impl {
   Impl(uv_loop_t& l, std::shared_ptr<ForwardingContext> c, std::shared_ptr<detail::ControlHub> h)
       : loop(l), context(std::move(c)), hub(std::move(h)), link(std::make_shared<detail::WorkerLink>()) {}
+
+  // How long a worker's counts and successful or canceled attempt outcomes may wait before
+  // they go to the control loop. Handing over every loop turn (about once per 20 requests at
+  // full load) cost a hub lock and, often, a wake-up of the control thread each time; now a
+  // busy worker hands over every kHandOverMs and the control loop drains on its own timer
+  // (ControlHub). A failed attempt does not wait (outlier ejection sees it at the end of the
+  // loop turn, as before), nor does a dropped worker's last batch.
+  static constexpr std::uint64_t kHandOverMs = 5;
 
   // Worker loop thread: the uv handles, then the link to the control loop.
   bool open() {
@@ -92,13 +138,36 @@ struct UpstreamWorker::Impl {
     check = new uv_check_t;
     uv_check_init(&loop, check);
     check->data = this;
-    uv_check_start(check, [](uv_check_t* c) { static_cast<Impl*>(c->data)->flush(); });
+    uv_check_start(check, [](uv_check_t* c) { static_cast<Impl*>(c->data)->after_turn(); });
     uv_unref(reinterpret_cast<uv_handle_t*>(check));
+    // Referenced while armed: news pending keeps the loop running until they are handed over.
+    timer = new uv_timer_t;
+    uv_timer_init(&loop, timer);
+    timer->data = this;
     return hub->attach(link);
   }
 
-  // Once per loop turn (uv_check, after I/O callbacks): hands what happened to the control loop.
-  void flush() {
+  bool has_news() const noexcept {
+    const ForwardingContext& c = *context;
+    return c.tally.has_news() || static_cast<std::int64_t>(c.in_flight) != c.in_flight_reported;
+  }
+
+  // Once per loop turn (uv_check, after I/O callbacks): a failed attempt goes now; other news
+  // within kHandOverMs (the timer, armed by the first news since the last hand-over).
+  void after_turn() {
+    if (!has_news()) return;
+    if (context->tally.failed_attempt) {
+      flush();
+      return;
+    }
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(timer)))
+      uv_timer_start(timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->flush(); }, kHandOverMs, 0);
+  }
+
+  // Hands what happened since the last hand-over to the control loop; `last` (the worker is
+  // being dropped) wakes it at once, like a failed attempt.
+  void flush(bool last = false) {
+    if (timer != nullptr) uv_timer_stop(timer);
     ForwardingContext& c = *context;
     const std::int64_t in_flight_change = static_cast<std::int64_t>(c.in_flight) - c.in_flight_reported;
     detail::Tally& t = c.tally;
@@ -108,7 +177,8 @@ struct UpstreamWorker::Impl {
     t.attempts.reserve(batch.attempts.size());
     batch.in_flight = in_flight_change;
     c.in_flight_reported = c.in_flight;
-    hub->submit(std::move(batch));
+    const bool urgent = last || batch.failed_attempt;
+    hub->submit(std::move(batch), urgent);
   }
 
   void on_removed() {
@@ -122,7 +192,7 @@ struct UpstreamWorker::Impl {
 
   void close() {
     context->shutdown();  // cancels the requests: their last counts go into the final batch
-    flush();
+    flush(true);
     {
       std::lock_guard lock(link->mutex);
       link->closed = true;
@@ -130,6 +200,7 @@ struct UpstreamWorker::Impl {
     hub->detach(link.get());
     auto closed = [](uv_handle_t* h) {
       if (h->type == UV_ASYNC) delete reinterpret_cast<uv_async_t*>(h);
+      else if (h->type == UV_TIMER) delete reinterpret_cast<uv_timer_t*>(h);
       else delete reinterpret_cast<uv_check_t*>(h);
     };
     uv_close(reinterpret_cast<uv_handle_t*>(link->async), closed);
@@ -137,6 +208,8 @@ struct UpstreamWorker::Impl {
     uv_check_stop(check);
     uv_close(reinterpret_cast<uv_handle_t*>(check), closed);
     check = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer), closed);
+    timer = nullptr;
   }
 
   uv_loop_t& loop;
@@ -144,6 +217,7 @@ struct UpstreamWorker::Impl {
   std::shared_ptr<detail::ControlHub> hub;
   std::shared_ptr<detail::WorkerLink> link;
   uv_check_t* check = nullptr;
+  uv_timer_t* timer = nullptr;  // armed while news wait for their hand-over
 };
 
 UpstreamWorker::UpstreamWorker(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

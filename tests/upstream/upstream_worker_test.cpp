@@ -232,9 +232,13 @@ TEST_SUITE("UpstreamWorker") {
         ok += w->ok;
         for (const auto& [pod, count] : w->by_pod) CHECK(pod.rfind("127.0.71.", 0) == 0);
       }
-      // Every worker request, its latency included, reaches the Upstream's counters (the last
-      // batches land within a control-loop turn or two of the workers' drop).
-      REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests == static_cast<std::uint64_t>(ok); }, 5000));
+      // Every worker request, its latency included, reaches the Upstream's counters (a request
+      // is counted when it starts, its latency and in-flight change when it ends: wait for both).
+      REQUIRE(f.env.loop.run_until([&] {
+        const UpstreamStats st = f.env.upstream->stats();
+        return st.requests == static_cast<std::uint64_t>(ok) && st.in_flight == 0 &&
+               st.latency_counts.back() == static_cast<std::uint64_t>(ok);
+      }, 5000));
       const UpstreamStats s = f.env.upstream->stats();
       CHECK(s.failures == 0);
       CHECK(s.in_flight == 0);
@@ -246,6 +250,39 @@ TEST_SUITE("UpstreamWorker") {
       CHECK(text.find("kupstream_requests_total{upstream=\"" + f.service + "\"} " + std::to_string(ok) + "\n") !=
             std::string::npos);
     }
+  }
+
+  TEST_CASE("a running worker's counts reach stats() while it sends, when it pauses and after a quiet spell") {
+    // The worker hands its counts over every few ms and the control loop drains them on a timer
+    // that stops when they stop coming: counts must still arrive without dropping the worker.
+    PublishedFarm f("wk-handover", 2, "wkh", 77);
+    f.start();
+    WorkerThread w;
+    w.concurrency = 2;
+    w.start(*f.env.upstream);
+    REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= 30; }, 15000));
+    // While it sends: the counts follow.
+    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= 30; }, 5000));
+    // It pauses: once what was in flight has ended, every request it made is counted and none
+    // is left in flight.
+    w.go = false;
+    REQUIRE(f.env.loop.run_until([&] {
+      const auto s = f.env.upstream->stats();
+      return s.in_flight == 0 && s.requests == static_cast<std::uint64_t>(w.completed.load());
+    }, 5000));
+    f.env.loop.run_for(50);  // quiet: the drain timer finds nothing and stops
+    const int paused_at = w.completed.load();
+    CHECK(f.env.upstream->stats().requests == static_cast<std::uint64_t>(paused_at));
+    // After the quiet spell: the first new counts wake the control loop again.
+    w.go = true;
+    REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= paused_at + 30; }, 15000));
+    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= static_cast<std::uint64_t>(paused_at + 30); }, 5000));
+    w.stop = true;
+    REQUIRE(f.env.loop.run_until([&] { return w.finished.load(); }, 15000));
+    w.join();
+    CHECK(w.failed == 0);
+    CHECK(w.loop_close == 0);
+    CHECK(f.env.loop.run_until([&] { return f.env.upstream->stats().requests == static_cast<std::uint64_t>(w.ok); }, 5000));
   }
 
   TEST_CASE("a failing Pod is ejected once, by the control loop, and no worker sends to it afterwards") {
