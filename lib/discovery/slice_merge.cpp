@@ -19,7 +19,7 @@ std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{
 
 // One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
 // keys when `keys` is given.
-void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
+void merge_one(const StoredSlice& slice, const InternTable& names, const std::string& port_name,
                const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out,
                std::vector<BackendKey>* keys = nullptr) {
   if (slice.address_type == kube::AddressType::fqdn) {
@@ -36,26 +36,29 @@ void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
   }
   out.reserve(out.size() + slice.endpoints.size());
   if (keys) keys->reserve(keys->size() + slice.endpoints.size());
-  for (const auto& e : slice.endpoints) {
-    if (e.addresses.empty()) continue;
-    const auto key = BackendKey::parse_as(slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4,
-                                          e.addresses[0], static_cast<std::uint16_t>(*number));
+  const auto family = slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4;
+  for (std::size_t i = 0; i < slice.endpoints.size(); ++i) {
+    const StoredEndpoint& e = slice.endpoints[i];
+    if (!e.has_address()) continue;
+    std::string address(slice.address(i));
+    const auto key = BackendKey::parse_as(family, address, static_cast<std::uint16_t>(*number));
     if (!key) {
       ++counts.bad_address;
       continue;
     }
-    if (allowed_nodes && !allowed_nodes->contains(e.node_name)) {
-      counts.unknown_node += e.node_name.empty() ? 1 : 0;
+    const std::string& node_name = names.string(e.node);
+    if (allowed_nodes && !allowed_nodes->contains(node_name)) {
+      counts.unknown_node += node_name.empty() ? 1 : 0;
       continue;
     }
     Endpoint ep;
-    ep.address = e.addresses[0];
+    ep.address = std::move(address);
     ep.port = static_cast<std::uint16_t>(*number);
-    if (e.target_ref && e.target_ref->kind == "Pod") ep.pod_name = e.target_ref->name;
-    ep.node_name = e.node_name;
-    ep.zone = e.zone;
-    ep.hint_zones = e.hint_zones;
-    ep.conditions = e.conditions.defaulted();
+    ep.pod_name = slice.pod_name(i);
+    ep.node_name = node_name;
+    ep.zone = names.string(e.zone);
+    ep.hint_zones = names.list(e.hints);
+    ep.conditions = e.conditions();
     out.push_back(std::move(ep));
     if (keys) keys->push_back(*key);
   }
@@ -86,10 +89,9 @@ SliceMergeResult merge_slices(const SliceMergeInput& in) {
   out.problem = resolve_port(in, out.port_name);
   if (out.problem != PortProblem::none) return out;
   MergeCounts counts;
-  std::size_t total = 0;
-  for (const auto& [name, slice] : *in.slices) total += slice.endpoints.size();
-  out.endpoints.reserve(total);  // (merge_one's own reserve then never grows it slice by slice)
-  for (const auto& [name, slice] : *in.slices) merge_one(slice, out.port_name, in.allowed_nodes, counts, out.endpoints);
+  out.endpoints.reserve(in.slices->endpoint_count());  // (merge_one's own reserve then never grows it slice by slice)
+  for (const auto& [name, slice] : in.slices->by_name())
+    merge_one(slice, in.slices->names(), out.port_name, in.allowed_nodes, counts, out.endpoints);
   out.notes = notes_of(counts, out.port_name);
   return out;
 }
@@ -124,29 +126,29 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
     nodes_epoch_ = in.nodes_epoch;
     filtered_ = in.allowed_nodes != nullptr;
     // Which entries change: slices gone, and slices whose resourceVersion moved (or is unknown).
+    const SliceStore::Map& slices = in.slices->by_name();
     bool any_dirty = false;
     for (auto& [name, entry] : cache_) {
-      auto it = in.slices->find(name);
-      entry.dirty = it == in.slices->end() || it->second.metadata.resource_version.empty() ||
-                    it->second.metadata.resource_version != entry.resource_version;
+      auto it = slices.find(name);
+      entry.dirty = it == slices.end() || it->second.resource_version.empty() ||
+                    it->second.resource_version != entry.resource_version;
       any_dirty |= entry.dirty;
     }
     // The previous order minus the dirty entries' endpoints stays valid (before any entry is
     // touched: a freed entry's address could come back for a new one).
     if (any_dirty) std::erase_if(sorted_, [](const Ref& r) { return r.entry->dirty; });
     for (auto it = cache_.begin(); it != cache_.end();)
-      it = in.slices->contains(it->first) ? std::next(it) : cache_.erase(it);
-    for (const auto& [name, slice] : *in.slices) {
+      it = slices.contains(it->first) ? std::next(it) : cache_.erase(it);
+    for (const auto& [name, slice] : slices) {
       auto it = cache_.find(name);
-      if (it != cache_.end() && !slice.metadata.resource_version.empty() &&
-          it->second.resource_version == slice.metadata.resource_version)
+      if (it != cache_.end() && !slice.resource_version.empty() && it->second.resource_version == slice.resource_version)
         continue;
       if (it == cache_.end()) it = cache_.emplace(name, Entry{}).first;
       Entry& e = it->second;
       e = Entry{};
       e.slice = &it->first;
-      e.resource_version = slice.metadata.resource_version;
-      merge_one(slice, port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
+      e.resource_version = slice.resource_version;
+      merge_one(slice, in.slices->names(), port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
       fresh.push_back(&e);
     }
   }

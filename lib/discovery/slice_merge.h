@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/backend_key.h"
+#include "discovery/slice_store.h"
 #include "kube/objects.h"
 #include "kupstream/endpoint.h"
 #include "kupstream/service_ref.h"
@@ -23,7 +24,7 @@ enum class PortProblem {
 };
 
 struct SliceMergeInput {
-  const std::map<std::string, kube::EndpointSlice, std::less<>>* slices = nullptr;  // by slice name
+  const SliceStore* slices = nullptr;      // the Service's EndpointSlices
   const kube::Service* service = nullptr;  // null: the Service does not exist
   PortRef port;                             // the ServiceRef's port: number or name
   // Names of the nodes that carry the required labels; null when there is no node filter.
