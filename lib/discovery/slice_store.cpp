@@ -1,5 +1,8 @@
 #include "discovery/slice_store.h"
 
+#include <array>
+#include <utility>
+
 namespace kupstream::detail {
 namespace {
 
@@ -7,6 +10,25 @@ namespace {
 // rebuild, plus this many: a rebuild walks every endpoint of the service, so it must not come
 // with every new node name of a rolling node upgrade.
 constexpr std::size_t kTableSlack = 256;
+
+// The last few zones interned while a slice is stored: a cluster has a handful, so comparing
+// with them is cheaper than hashing one. (Not for node names: with tens of nodes per slice the
+// comparisons would mostly miss and add to the lookup.)
+class RecentIds {
+ public:
+  std::uint32_t id(InternTable& names, std::string_view s) {
+    if (s.empty()) return 0;
+    for (const auto& [value, id] : recent_)
+      if (value == s) return id;
+    const std::uint32_t id = names.string_id(s);
+    recent_[next_++ % recent_.size()] = {s, id};
+    return id;
+  }
+
+ private:
+  std::array<std::pair<std::string_view, std::uint32_t>, 4> recent_{};  // views into the decoded slice
+  std::size_t next_ = 0;
+};
 
 }  // namespace
 
@@ -46,6 +68,7 @@ StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& nam
   }
   out.text.reserve(text);
   out.endpoints.reserve(slice.endpoints.size());
+  RecentIds zones;
   for (const auto& e : slice.endpoints) {
     StoredEndpoint s;
     s.text = static_cast<std::uint32_t>(out.text.size());
@@ -56,7 +79,7 @@ StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& nam
     }
     if (e.target_ref && e.target_ref->kind == "Pod") out.text += e.target_ref->name;
     s.node = names.string_id(e.node_name);
-    s.zone = names.string_id(e.zone);
+    s.zone = zones.id(names, e.zone);
     s.hints = names.list_id(e.hint_zones);
     const EndpointConditions c = e.conditions.defaulted();
     if (c.ready) s.flags |= StoredEndpoint::kReady;
