@@ -7,8 +7,9 @@
 //                          slice, kept order, pointer lists sharing the other slices' endpoints,
 //                          no-op check) and the publish (pointer swap + subscriber call).
 //  BM_RawSimdjsonParse     reference in the same run: simdjson DOM parse of the same bytes.
-//  BM_EndpointSetMemory    bytes allocated per endpoint: an EndpointSet made whole, the decoded
-//                          slices, the SnapshotBuilder's store, one more snapshot sharing it.
+//  BM_EndpointSetMemory    bytes allocated per endpoint: an EndpointSet made whole, the stored
+//                          slices (and decoded ones), the SnapshotBuilder's store, one more
+//                          snapshot sharing it.
 //  BM_FullSync20x1000      20 services × 1,000 endpoints: decode each service's LIST body and
 //                          build its first snapshot.
 #include <benchmark/benchmark.h>
@@ -25,6 +26,7 @@
 #include <string>
 
 #include "discovery/slice_merge.h"
+#include "discovery/slice_store.h"
 #include "kube/decoder.h"
 #include "kube/line_splitter.h"
 
@@ -86,7 +88,7 @@ std::string list_json(int service) {
 
 // The watcher's copy of one service: what ServiceCache holds.
 struct ServiceCopy {
-  std::map<std::string, kube::EndpointSlice, std::less<>> slices;
+  detail::SliceStore slices;
   kube::Service service;
   EndpointSetPtr current;
   std::string rv;
@@ -101,11 +103,7 @@ kube::Service decode_service(kube::Decoder& d, int service) {
 void sync(ServiceCopy& copy, kube::Decoder& d, const std::string& list_body) {
   auto list = d.decode_list<kube::EndpointSlice>(list_body);
   if (!list) std::abort();
-  copy.slices.clear();
-  for (auto& s : list->items) {
-    std::string name = s.metadata.name;
-    copy.slices[std::move(name)] = std::move(s);
-  }
+  copy.slices.replace(std::move(list->items));
   copy.rv = list->resource_version;
   detail::SliceMergeInput in;
   in.slices = &copy.slices;
@@ -146,7 +144,7 @@ void BM_EventToSnapshot(benchmark::State& state) {
     auto ev = decoder.decode_event<kube::EndpointSlice>(*line);
     if (!ev) std::abort();
     copy.rv = ev->resource_version;
-    std::swap(copy.slices[ev->object.metadata.name], ev->object);  // as the watcher: the old one is freed later
+    copy.slices.put(ev->object);  // as the watcher: the decoded event is freed later
     auto step = builder.build(in, copy.current, copy.rv);
     if (!step.changed) std::abort();
     EndpointSetPtr previous = std::move(copy.current);
@@ -154,7 +152,7 @@ void BM_EventToSnapshot(benchmark::State& state) {
     published = copy.current;  // the publish: a pointer swap...
     subscriber(published);     // ...and the subscriber's callback
     const double t1 = thread_cpu_seconds();
-    previous.reset();  // (and `ev`, now holding the replaced slice, at the end of the iteration)
+    previous.reset();  // (and `ev`, the decoded event, at the end of the iteration)
     state.SetIterationTime(t1 - t0);
   }
   benchmark::DoNotOptimize(seen);
@@ -179,6 +177,8 @@ void BM_Stage(benchmark::State& state) {
   auto set = EndpointSet::make(1, "1", merged.endpoints);
   detail::SnapshotBuilder builder;
   const EndpointSetPtr built = builder.build(in, nullptr, "1").next;
+  auto decoded = decoder.decode_event<kube::EndpointSlice>(event);
+  if (!decoded) std::abort();
   for (auto _ : state) {
     switch (state.range(0)) {
       case 0: {
@@ -216,13 +216,18 @@ void BM_Stage(benchmark::State& state) {
         benchmark::DoNotOptimize(st);
         break;
       }
+      case 7: {  // the store's part of an event: one decoded slice of 100 into the compact form
+        copy.slices.put(decoded->object);
+        break;
+      }
     }
   }
   static const char* names[] = {"decode_event", "merge_slices", "copy_1000_endpoints", "EndpointSet::make(+copy)",
-                                "same_endpoints", "build_snapshot (no reuse)", "SnapshotBuilder, nothing re-merged (shared)"};
+                                "same_endpoints", "build_snapshot (no reuse)", "SnapshotBuilder, nothing re-merged (shared)",
+                                "SliceStore::put (one slice of 100)"};
   state.SetLabel(names[state.range(0)]);
 }
-BENCHMARK(BM_Stage)->DenseRange(0, 6)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Stage)->DenseRange(0, 7)->Unit(benchmark::kMicrosecond);
 
 void BM_RawSimdjsonParse(benchmark::State& state) {
   const std::string event = fmt::format(R"({{"type":"MODIFIED","object":{}}})", slice_json(1, 4, 300, 437));
@@ -242,10 +247,7 @@ void BM_EndpointSetMemory(benchmark::State& state) {
   ServiceCopy copy;
   copy.service = decode_service(decoder, 1);
   auto list = decoder.decode_list<kube::EndpointSlice>(list_json(1));
-  for (auto& s : list->items) {
-    std::string name = s.metadata.name;
-    copy.slices[std::move(name)] = std::move(s);
-  }
+  copy.slices.replace(std::move(list->items));
   detail::SliceMergeInput in;
   in.slices = &copy.slices;
   in.service = &copy.service;
@@ -258,12 +260,17 @@ void BM_EndpointSetMemory(benchmark::State& state) {
     per_endpoint = static_cast<double>(after - before) / static_cast<double>(set->ready.size());
     benchmark::DoNotOptimize(set);
   }
-  // The watcher also keeps the decoded slices: their share per endpoint, measured the same way.
+  // The watcher also keeps the slices (SliceStore, compact): their share per endpoint, measured
+  // the same way once the decoded LIST is freed; and the decoded LIST itself, for reference.
+  double decoded_per_endpoint = 0;
   {
+    const std::string body = list_json(2);
     const long long before = heap_in_use();
-    auto list2 = decoder.decode_list<kube::EndpointSlice>(list_json(2));
-    const long long after = heap_in_use();
-    per_slice_endpoint = static_cast<double>(after - before) / (kSlices * kPerSlice);
+    auto list2 = decoder.decode_list<kube::EndpointSlice>(body);
+    decoded_per_endpoint = static_cast<double>(heap_in_use() - before) / (kSlices * kPerSlice);
+    detail::SliceStore store;
+    store.replace(std::move(list2->items));
+    per_slice_endpoint = static_cast<double>(heap_in_use() - before) / (kSlices * kPerSlice);
   }
   // And the SnapshotBuilder: its per-slice merged endpoints and order (which its snapshots
   // share), and what one more snapshot of it costs on top (the pointer lists).
@@ -284,7 +291,8 @@ void BM_EndpointSetMemory(benchmark::State& state) {
   state.counters["builder_bytes_per_endpoint"] = builder_per_endpoint;
   state.counters["shared_snapshot_bytes_per_endpoint"] = shared_snapshot_per_endpoint;
   state.counters["set_bytes_per_endpoint"] = per_endpoint;
-  state.counters["slice_copy_bytes_per_endpoint"] = per_slice_endpoint;
+  state.counters["slice_store_bytes_per_endpoint"] = per_slice_endpoint;
+  state.counters["decoded_slice_bytes_per_endpoint"] = decoded_per_endpoint;
   state.counters["sizeof_Endpoint"] = sizeof(Endpoint);
 }
 BENCHMARK(BM_EndpointSetMemory)->Unit(benchmark::kMicrosecond)->Iterations(20);

@@ -6,10 +6,10 @@
 //
 // A world is S services of P Pods each, in EndpointSlices of 100 endpoints with the metadata a
 // real cluster sends (targetRef Pod name, nodeName, zone). Each service has its discovery side
-// (the watch's copy of the slices, a SnapshotBuilder, the current EndpointSet) and all feed one
+// (the watch's store of the slices, a SnapshotBuilder, the current EndpointSet) and all feed one
 // Upstream (Upstream::Impl, as the Upstream's watch callbacks do). One iteration changes one
-// endpoint of one slice (ready <-> not ready, a new resourceVersion) and runs
-// SnapshotBuilder::build (the new EndpointSet) + Upstream::Impl::on_snapshot (merge, weights,
+// endpoint of one slice (ready <-> not ready, a new resourceVersion), stores the decoded slice
+// (SliceStore::put, as the ServiceCache does with an event) and runs SnapshotBuilder::build (the new EndpointSet) + Upstream::Impl::on_snapshot (merge, weights,
 // health, Picker build and publish).
 //
 // BM_EndpointChange: 60 services x 1,000 Pods (the scale scenario's endpoints in one Upstream,
@@ -17,7 +17,7 @@
 // (and 3 x 1,000, one upstream of the scale run's gateway) against 3 services x 20 Pods,
 // alternately; counters change_ms, reference_ms (thread CPU time) and ratio.
 // BM_MemoryPerEndpoint60k: heap bytes per endpoint (mallinfo2) held by each layer once the
-// 60,000 endpoints are in: the watch's decoded slices, the snapshots, the Upstream with its Picker.
+// 60,000 endpoints are in: the watch's stored slices (SliceStore), the snapshots, the Upstream with its Picker.
 // Addresses are 127.x.y.z literals; nothing connects anywhere.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "discovery/slice_merge.h"
+#include "discovery/slice_store.h"
 #include "kube/objects.h"
 #include "upstream/upstream_impl.h"
 
@@ -68,7 +69,7 @@ kube::EndpointSlice make_slice(int service, int index, int first, int count) {
 
 // Discovery side of one service: what an EndpointWatcher holds.
 struct ServiceSide {
-  std::map<std::string, kube::EndpointSlice, std::less<>> slices;
+  detail::SliceStore slices;  // what the ServiceCache keeps
   kube::Service service;
   detail::SnapshotBuilder builder;
   EndpointSetPtr current;
@@ -93,16 +94,19 @@ std::unique_ptr<ServiceSide> service_side(int index, int pods) {
   sp.name = "http";
   sp.port = 80;
   side->service.ports.push_back(sp);
-  for (int k = 0; k * kPerSlice < pods; ++k) {
-    auto s = make_slice(index, k, k * kPerSlice, std::min(kPerSlice, pods - k * kPerSlice));
-    side->slices.emplace(s.metadata.name, std::move(s));
-  }
+  // As a LIST arrives: decoded, then stored (the decoded form is freed).
+  std::vector<kube::EndpointSlice> items;
+  for (int k = 0; k * kPerSlice < pods; ++k)
+    items.push_back(make_slice(index, k, k * kPerSlice, std::min(kPerSlice, pods - k * kPerSlice)));
+  side->slices.replace(std::move(items));
   return side;
 }
 
 struct ScaleWorld {
   uv_loop_t loop;
   std::vector<std::unique_ptr<ServiceSide>> sides;
+  // The decoded form of each service's first slice, as its next MODIFIED event brings it.
+  std::vector<kube::EndpointSlice> events;
   std::shared_ptr<Upstream::Impl> impl;
   std::size_t changes = 0;
 
@@ -121,6 +125,7 @@ struct ScaleWorld {
       auto side = service_side(i, pods);
       side->build();
       sides.push_back(std::move(side));
+      events.push_back(make_slice(i, 0, 0, std::min(kPerSlice, pods)));
     }
   }
   void build_upstream() {
@@ -149,18 +154,20 @@ struct ScaleWorld {
     impl->shutdown();
     impl.reset();
   }
-  // One endpoint of one slice flips between ready and not ready; the service's next snapshot
-  // goes to the Upstream, which rebuilds and publishes its Picker.
+  // One endpoint of one slice flips between ready and not ready; the slice is stored as the
+  // ServiceCache stores an event's slice, and the service's next snapshot goes to the Upstream,
+  // which rebuilds and publishes its Picker.
   void change() {
     const std::size_t i = changes % sides.size();
     const std::size_t round = changes / sides.size();
     ++changes;
     ServiceSide& side = *sides[i];
-    auto& slice = side.slices.begin()->second;
+    auto& slice = events[i];
     // Endpoint m turns not ready in round 2m and ready again in round 2m + 1: sizes stay put.
     auto& ep = slice.endpoints[(round / 2) % slice.endpoints.size()];
     ep.conditions.ready = !ep.conditions.ready_or_default();
     slice.metadata.resource_version = fmt::format("{}", 100000 + changes);
+    side.slices.put(slice);  // the ServiceCache's part of the event
     impl->on_snapshot(i, side.build());
   }
 };

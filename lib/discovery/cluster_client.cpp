@@ -11,6 +11,7 @@
 #include "discovery/namespace_slice_watch.h"
 #include "discovery/rfc3339.h"
 #include "discovery/slice_merge.h"
+#include "discovery/slice_store.h"
 #include "kube/api_client.h"
 #include "kube/credential_auth.h"
 #include "kube/reflector.h"
@@ -93,7 +94,7 @@ struct SharedPreflight {
 struct ServiceCache : std::enable_shared_from_this<ServiceCache>, detail::SliceSink {
   std::shared_ptr<ClusterClient::Impl> cluster;
   std::string ns, name;
-  std::map<std::string, kube::EndpointSlice, std::less<>> slices;
+  detail::SliceStore slices;  // compact: only what the merge reads (slice_store.h)
   std::optional<kube::Service> service;
   bool slices_synced = false, service_synced = false;
   Status slices_health, service_health;
@@ -325,8 +326,7 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
 
 void ServiceCache::on_slices_replace(std::vector<kube::EndpointSlice> items, const std::string& rv) {
   auto keep = shared_from_this();
-  slices.clear();
-  for (auto& s : items) slices[s.metadata.name] = std::move(s);
+  slices.replace(std::move(items));  // (the decoded slices are freed there, before the merge)
   slices_synced = true;
   resource_version = rv;
   changed();
@@ -337,15 +337,10 @@ void ServiceCache::on_slice_event(kube::EventType type, kube::EndpointSlice s, c
   resource_version = rv;
   if (auto t = s.metadata.annotation(kube::kLastChangeTriggerTimeAnnotation); !t.empty())
     trigger_time = detail::parse_rfc3339(t);
-  // The replaced slice ends up in `s` and is freed after the publish, not before it.
-  if (type == kube::EventType::deleted) {
-    if (auto it = slices.find(s.metadata.name); it != slices.end()) {
-      s = std::move(it->second);
-      slices.erase(it);
-    }
-  } else {
-    std::swap(slices[s.metadata.name], s);
-  }
+  if (type == kube::EventType::deleted)
+    slices.erase(s.metadata.name);
+  else
+    slices.put(s);
   changed();
   trigger_time.reset();
 }

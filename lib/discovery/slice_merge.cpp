@@ -19,9 +19,9 @@ std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{
 
 // One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
 // keys when `keys` is given.
-void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
+void merge_one(const StoredSlice& slice, const InternTable& names, const std::string& port_name,
                const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out,
-               std::vector<BackendKey>* keys = nullptr) {
+               SliceKeys* keys = nullptr) {
   if (slice.address_type == kube::AddressType::fqdn) {
     ++counts.fqdn;
     return;
@@ -35,27 +35,30 @@ void merge_one(const kube::EndpointSlice& slice, const std::string& port_name,
     return;
   }
   out.reserve(out.size() + slice.endpoints.size());
-  if (keys) keys->reserve(keys->size() + slice.endpoints.size());
-  for (const auto& e : slice.endpoints) {
-    if (e.addresses.empty()) continue;
-    const auto key = BackendKey::parse_as(slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4,
-                                          e.addresses[0], static_cast<std::uint16_t>(*number));
+  const auto family = slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4;
+  if (keys) keys->start(family, static_cast<std::uint16_t>(*number), slice.endpoints.size());
+  for (std::size_t i = 0; i < slice.endpoints.size(); ++i) {
+    const StoredEndpoint& e = slice.endpoints[i];
+    if (!e.has_address()) continue;
+    std::string address(slice.address(i));
+    const auto key = BackendKey::parse_as(family, address, static_cast<std::uint16_t>(*number));
     if (!key) {
       ++counts.bad_address;
       continue;
     }
-    if (allowed_nodes && !allowed_nodes->contains(e.node_name)) {
-      counts.unknown_node += e.node_name.empty() ? 1 : 0;
+    const std::string& node_name = names.string(e.node);
+    if (allowed_nodes && !allowed_nodes->contains(node_name)) {
+      counts.unknown_node += node_name.empty() ? 1 : 0;
       continue;
     }
     Endpoint ep;
-    ep.address = e.addresses[0];
+    ep.address = std::move(address);
     ep.port = static_cast<std::uint16_t>(*number);
-    if (e.target_ref && e.target_ref->kind == "Pod") ep.pod_name = e.target_ref->name;
-    ep.node_name = e.node_name;
-    ep.zone = e.zone;
-    ep.hint_zones = e.hint_zones;
-    ep.conditions = e.conditions.defaulted();
+    ep.pod_name = slice.pod_name(i);
+    ep.node_name = node_name;
+    ep.zone = names.string(e.zone);
+    ep.hint_zones = names.list(e.hints);
+    ep.conditions = e.conditions();
     out.push_back(std::move(ep));
     if (keys) keys->push_back(*key);
   }
@@ -81,15 +84,25 @@ PortProblem resolve_port(const SliceMergeInput& in, std::string& name) {
 
 }  // namespace
 
+void SliceKeys::start(BackendKey::Family family, std::uint16_t port, std::size_t n) {
+  family_ = family;
+  port_ = port;
+  v4_.clear();
+  v6_.clear();
+  if (family == BackendKey::ipv4)
+    v4_.reserve(n);
+  else
+    v6_.reserve(2 * n);
+}
+
 SliceMergeResult merge_slices(const SliceMergeInput& in) {
   SliceMergeResult out;
   out.problem = resolve_port(in, out.port_name);
   if (out.problem != PortProblem::none) return out;
   MergeCounts counts;
-  std::size_t total = 0;
-  for (const auto& [name, slice] : *in.slices) total += slice.endpoints.size();
-  out.endpoints.reserve(total);  // (merge_one's own reserve then never grows it slice by slice)
-  for (const auto& [name, slice] : *in.slices) merge_one(slice, out.port_name, in.allowed_nodes, counts, out.endpoints);
+  out.endpoints.reserve(in.slices->endpoint_count());  // (merge_one's own reserve then never grows it slice by slice)
+  for (const auto& [name, slice] : in.slices->by_name())
+    merge_one(slice, in.slices->names(), out.port_name, in.allowed_nodes, counts, out.endpoints);
   out.notes = notes_of(counts, out.port_name);
   return out;
 }
@@ -106,6 +119,28 @@ SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& 
   return step;
 }
 
+SnapshotBuilder::Entry& SnapshotBuilder::add_entry(const std::string& name) {
+  auto it = cache_.emplace(name, Entry{}).first;
+  Entry& e = it->second;
+  e.slice = &it->first;
+  if (free_slots_.empty()) {
+    e.slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(&e);
+  } else {
+    e.slot = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[e.slot] = &e;
+  }
+  return e;
+}
+
+void SnapshotBuilder::drop_entries() {
+  cache_.clear();
+  slots_.clear();
+  free_slots_.clear();
+  sorted_.clear();
+}
+
 SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSetPtr& current,
                                      const std::string& resource_version) {
   SnapshotStep step;
@@ -113,40 +148,47 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   step.problem = resolve_port(in, port_name);
   std::vector<Entry*> fresh;  // entries (re)merged now
   if (step.problem != PortProblem::none) {
-    cache_.clear();
-    sorted_.clear();
+    drop_entries();
   } else {
-    if (port_name != port_name_ || in.nodes_epoch != nodes_epoch_ || (in.allowed_nodes != nullptr) != filtered_) {
-      cache_.clear();
-      sorted_.clear();
-    }
+    if (port_name != port_name_ || in.nodes_epoch != nodes_epoch_ || (in.allowed_nodes != nullptr) != filtered_)
+      drop_entries();
     port_name_ = port_name;
     nodes_epoch_ = in.nodes_epoch;
     filtered_ = in.allowed_nodes != nullptr;
     // Which entries change: slices gone, and slices whose resourceVersion moved (or is unknown).
+    const SliceStore::Map& slices = in.slices->by_name();
     bool any_dirty = false;
     for (auto& [name, entry] : cache_) {
-      auto it = in.slices->find(name);
-      entry.dirty = it == in.slices->end() || it->second.metadata.resource_version.empty() ||
-                    it->second.metadata.resource_version != entry.resource_version;
+      auto it = slices.find(name);
+      entry.dirty = it == slices.end() || it->second.resource_version.empty() ||
+                    it->second.resource_version != entry.resource_version;
       any_dirty |= entry.dirty;
     }
     // The previous order minus the dirty entries' endpoints stays valid (before any entry is
-    // touched: a freed entry's address could come back for a new one).
-    if (any_dirty) std::erase_if(sorted_, [](const Ref& r) { return r.entry->dirty; });
-    for (auto it = cache_.begin(); it != cache_.end();)
-      it = in.slices->contains(it->first) ? std::next(it) : cache_.erase(it);
-    for (const auto& [name, slice] : *in.slices) {
-      auto it = cache_.find(name);
-      if (it != cache_.end() && !slice.metadata.resource_version.empty() &&
-          it->second.resource_version == slice.metadata.resource_version)
+    // touched: a freed entry's slot could come back for a new one).
+    if (any_dirty) std::erase_if(sorted_, [this](Ref r) { return entry_of(r).dirty; });
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      if (slices.contains(it->first)) {
+        ++it;
         continue;
-      if (it == cache_.end()) it = cache_.emplace(name, Entry{}).first;
-      Entry& e = it->second;
-      e = Entry{};
-      e.slice = &it->first;
-      e.resource_version = slice.metadata.resource_version;
-      merge_one(slice, port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
+      }
+      slots_[it->second.slot] = nullptr;
+      free_slots_.push_back(it->second.slot);
+      it = cache_.erase(it);
+    }
+    for (const auto& [name, slice] : slices) {
+      auto it = cache_.find(name);
+      if (it != cache_.end() && !slice.resource_version.empty() && it->second.resource_version == slice.resource_version)
+        continue;
+      Entry& e = it == cache_.end() ? add_entry(name) : it->second;
+      if (it != cache_.end()) {
+        const std::uint32_t slot = e.slot;
+        e = Entry{};
+        e.slice = &it->first;
+        e.slot = slot;
+      }
+      e.resource_version = slice.resource_version;
+      merge_one(slice, in.slices->names(), port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
       fresh.push_back(&e);
     }
   }
@@ -160,13 +202,13 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   added.reserve(fresh_endpoints);
   for (auto& [name, entry] : cache_) {
     if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
-    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({&entry, i});
+    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({entry.slot, i});
   }
   // (A lambda, not the function's address: lets the compiler inline the comparison.)
-  const auto before = [](const Ref& a, const Ref& b) { return Ref::before(a, b); };
+  const auto before = [this](Ref a, Ref b) { return this->before(a, b); };
   std::sort(added.begin(), added.end(), before);
   if (!added.empty()) {
-    // (A fresh buffer each time, 16 bytes per endpoint, rather than a spare one kept for the
+    // (A fresh buffer each time, 8 bytes per endpoint, rather than a spare one kept for the
     // next build: the spare doubled the order's memory for the life of the watch.)
     std::vector<Ref> merged(sorted_.size() + added.size());
     std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), merged.begin(), before);
@@ -186,12 +228,13 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   next->generation = current ? current->generation + 1 : 1;
   next->resource_version = resource_version;
   next->ready.reserve(sorted_.size());
-  const BackendKey* last = nullptr;
-  for (const auto& r : sorted_) {
-    const BackendKey& key = r.key();
+  std::optional<BackendKey> last;
+  for (const Ref r : sorted_) {
+    const Entry& owner = entry_of(r);
+    const BackendKey key = owner.keys[r.pos];
     if (last && *last == key) continue;
-    last = &key;
-    const Endpoint& e = r.e();
+    last = key;
+    const Endpoint& e = (*owner.endpoints)[r.pos];
     if (e.is_ready())
       next->ready.add_ref(e);
     else if (e.is_draining())

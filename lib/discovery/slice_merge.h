@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/backend_key.h"
+#include "discovery/slice_store.h"
 #include "kube/objects.h"
 #include "kupstream/endpoint.h"
 #include "kupstream/service_ref.h"
@@ -23,7 +24,7 @@ enum class PortProblem {
 };
 
 struct SliceMergeInput {
-  const std::map<std::string, kube::EndpointSlice, std::less<>>* slices = nullptr;  // by slice name
+  const SliceStore* slices = nullptr;      // the Service's EndpointSlices
   const kube::Service* service = nullptr;  // null: the Service does not exist
   PortRef port;                             // the ServiceRef's port: number or name
   // Names of the nodes that carry the required labels; null when there is no node filter.
@@ -68,6 +69,41 @@ struct MergeCounts {
   std::size_t fqdn = 0, without_port = 0, bad_address = 0, unknown_node = 0;
 };
 
+// The BackendKeys of one slice's merged endpoints. They all share the slice's family and port,
+// so only the addresses are kept: 4 bytes per IPv4 endpoint, 16 per IPv6 (not 32 per key).
+class SliceKeys {
+ public:
+  // Empties it for keys of this family and port (ipv4 or ipv6), room for n.
+  void start(BackendKey::Family family, std::uint16_t port, std::size_t n);
+  // A key of the family and port given to start().
+  void push_back(const BackendKey& key) {
+    if (family_ == BackendKey::ipv4) {
+      v4_.push_back(static_cast<std::uint32_t>(key.lo));
+    } else {
+      v6_.push_back(key.hi);
+      v6_.push_back(key.lo);
+    }
+  }
+  BackendKey operator[](std::size_t i) const noexcept {
+    BackendKey k;
+    k.family = family_;
+    k.port = port_;
+    if (family_ == BackendKey::ipv4) {
+      k.lo = v4_[i];
+    } else {
+      k.hi = v6_[2 * i];
+      k.lo = v6_[2 * i + 1];
+    }
+    return k;
+  }
+
+ private:
+  BackendKey::Family family_ = BackendKey::ipv4;
+  std::uint16_t port_ = 0;
+  std::vector<std::uint32_t> v4_;
+  std::vector<std::uint64_t> v6_;  // hi, lo of each
+};
+
 class SnapshotBuilder {
  public:
   SnapshotStep build(const SliceMergeInput& input, const EndpointSetPtr& current, const std::string& resource_version);
@@ -77,29 +113,37 @@ class SnapshotBuilder {
     std::string resource_version;
     // Immutable once merged: snapshots point into it (EndpointList) and keep it alive.
     std::shared_ptr<std::vector<Endpoint>> endpoints = std::make_shared<std::vector<Endpoint>>();
-    std::vector<BackendKey> keys;  // keys[i] is endpoints[i]'s
+    SliceKeys keys;  // keys[i] is endpoints[i]'s
     MergeCounts counts;
     const std::string* slice = nullptr;  // its key in cache_ (the slice's name)
+    std::uint32_t slot = 0;              // its index in slots_
     bool dirty = false;  // being replaced or removed by the current build
   };
-  // One endpoint of an entry, in the set's order: 16 bytes per endpoint (the endpoint and its
-  // key are found through the entry), as the order is kept for every endpoint of the service.
+  // One endpoint of an entry, in the set's order: 8 bytes per endpoint (the entry by its slot,
+  // the endpoint and its key found through the entry), as the order is kept for every endpoint
+  // of the service.
   struct Ref {
-    const Entry* entry;
-    std::uint32_t pos;  // in the entry's endpoints
-    const Endpoint& e() const { return (*entry->endpoints)[pos]; }
-    const BackendKey& key() const { return entry->keys[pos]; }
-    static bool before(const Ref& a, const Ref& b) {
-      if (const auto c = a.key() <=> b.key(); c != 0) return c < 0;
-      const bool ra = a.e().is_ready(), rb = b.e().is_ready();
-      if (ra != rb) return ra;
-      // Ties between equal backends go by slice name, then by position in the slice.
-      if (a.entry != b.entry) return *a.entry->slice < *b.entry->slice;
-      return a.pos < b.pos;
-    }
+    std::uint32_t slot;  // the entry's, in slots_
+    std::uint32_t pos;   // in the entry's endpoints
   };
+  const Entry& entry_of(Ref r) const noexcept { return *slots_[r.slot]; }
+  bool before(Ref a, Ref b) const noexcept {
+    const Entry& ea = entry_of(a);
+    const Entry& eb = entry_of(b);
+    if (const auto c = ea.keys[a.pos] <=> eb.keys[b.pos]; c != 0) return c < 0;
+    const bool ra = (*ea.endpoints)[a.pos].is_ready(), rb = (*eb.endpoints)[b.pos].is_ready();
+    if (ra != rb) return ra;
+    // Ties between equal backends go by slice name, then by position in the slice.
+    if (a.slot != b.slot) return *ea.slice < *eb.slice;
+    return a.pos < b.pos;
+  }
+  Entry& add_entry(const std::string& name);  // a new entry in cache_, with a slot
+  void drop_entries();                        // every entry, slot and the order
+
   std::map<std::string, Entry, std::less<>> cache_;
-  std::vector<Ref> sorted_;  // every cached endpoint, ordered by Ref::before
+  std::vector<Entry*> slots_;                // by slot; nullptr when free
+  std::vector<std::uint32_t> free_slots_;
+  std::vector<Ref> sorted_;  // every cached endpoint, ordered by before()
   std::string port_name_;
   std::uint64_t nodes_epoch_ = 0;
   bool filtered_ = false;

@@ -11,7 +11,8 @@ using kupstream::kube::AddressType;
 
 namespace {
 
-using Slices = std::map<std::string, kube::EndpointSlice, std::less<>>;
+// The watcher's store, filled from decoded slices as the ServiceCache fills it.
+using Slices = SliceStore;
 
 kube::SliceEndpoint sep(std::string address, std::string node = "node-a", std::optional<bool> ready = std::nullopt,
                         std::optional<bool> serving = std::nullopt, std::optional<bool> terminating = std::nullopt) {
@@ -35,6 +36,11 @@ kube::EndpointSlice slice(std::string name, std::vector<kube::SliceEndpoint> eps
   return s;
 }
 
+kube::EndpointSlice with_rv(kube::EndpointSlice s, std::string rv) {
+  s.metadata.resource_version = std::move(rv);
+  return s;
+}
+
 kube::Service service(std::vector<std::pair<std::string, int>> ports) {
   kube::Service s;
   s.metadata.name = "httpbin";
@@ -55,8 +61,8 @@ std::vector<std::string> backends(const SliceMergeResult& r) {
 TEST_SUITE("merge_slices") {
   TEST_CASE("all slices of a service are merged and a backend in two slices counts once") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.2")});
-    slices["b"] = slice("b", {sep("127.0.1.2"), sep("127.0.1.3")});
+    slices.put(slice("a", {sep("127.0.1.1"), sep("127.0.1.2")}));
+    slices.put(slice("b", {sep("127.0.1.2"), sep("127.0.1.3")}));
     auto svc = service({{"http", 8000}});
     auto r = merge_slices({&slices, &svc, PortRef::number(8000), nullptr});
     CHECK(r.problem == PortProblem::none);
@@ -66,7 +72,7 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("missing conditions mean ready and serving, not terminating") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1")});
+    slices.put(slice("a", {sep("127.0.1.1")}));
     auto svc = service({{"http", 8000}});
     auto r = merge_slices({&slices, &svc, PortRef::name("http"), nullptr});
     REQUIRE(r.endpoints.size() == 1);
@@ -76,8 +82,8 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("terminating endpoints that still serve are kept apart for draining; not-ready ones are dropped") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true),
-                              sep("127.0.1.3", "node-a", false, false, true), sep("127.0.1.4", "node-a", false)});
+    slices.put(slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true),
+                                  sep("127.0.1.3", "node-a", false, false, true), sep("127.0.1.4", "node-a", false)}));
     auto svc = service({{"http", 8000}});
     auto set = EndpointSet::make(1, "", merge_slices({&slices, &svc, PortRef::name("http"), nullptr}).endpoints);
     REQUIRE(set->ready.size() == 1);
@@ -88,8 +94,8 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("the port name comes from the Service and each slice gives its own number") {
     Slices slices;
-    slices["old"] = slice("old", {sep("127.0.1.1")}, {{"http", 8080}});
-    slices["new"] = slice("new", {sep("127.0.1.2")}, {{"http", 9090}, {"metrics", 9100}});
+    slices.put(slice("old", {sep("127.0.1.1")}, {{"http", 8080}}));
+    slices.put(slice("new", {sep("127.0.1.2")}, {{"http", 9090}, {"metrics", 9100}}));
     auto svc = service({{"http", 80}, {"metrics", 9100}});
     auto r = merge_slices({&slices, &svc, PortRef::number(80), nullptr});
     CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080", "127.0.1.2:9090"});
@@ -100,7 +106,7 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("an unnamed single port is the empty name") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1")}, {{"", 8080}});
+    slices.put(slice("a", {sep("127.0.1.1")}, {{"", 8080}}));
     auto svc = service({{"", 80}});
     CHECK(backends(merge_slices({&slices, &svc, PortRef::number(80), nullptr})) ==
           std::vector<std::string>{"127.0.1.1:8080"});
@@ -108,7 +114,7 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("a missing Service or port is reported, not guessed") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1")});
+    slices.put(slice("a", {sep("127.0.1.1")}));
     CHECK(merge_slices({&slices, nullptr, PortRef::name("http"), nullptr}).problem == PortProblem::service_not_found);
     auto svc = service({{"http", 80}});
     CHECK(merge_slices({&slices, &svc, PortRef::name("grpc"), nullptr}).problem == PortProblem::port_not_found);
@@ -117,9 +123,9 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("IPv4 and IPv6 slices both count; FQDN slices are ignored with a note") {
     Slices slices;
-    slices["v4"] = slice("v4", {sep("127.0.1.1")});
-    slices["v6"] = slice("v6", {sep("::1")}, {{"http", 8080}}, AddressType::ipv6);
-    slices["dns"] = slice("dns", {sep("pod.example.com")}, {{"http", 8080}}, AddressType::fqdn);
+    slices.put(slice("v4", {sep("127.0.1.1")}));
+    slices.put(slice("v6", {sep("::1")}, {{"http", 8080}}, AddressType::ipv6));
+    slices.put(slice("dns", {sep("pod.example.com")}, {{"http", 8080}}, AddressType::fqdn));
     auto svc = service({{"http", 80}});
     auto r = merge_slices({&slices, &svc, PortRef::name("http"), nullptr});
     CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080", "[::1]:8080"});
@@ -128,7 +134,7 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("an address that does not match the slice's address type is skipped with a note") {
     Slices slices;
-    slices["v4"] = slice("v4", {sep("::1"), sep("127.0.1.1")});
+    slices.put(slice("v4", {sep("::1"), sep("127.0.1.1")}));
     auto svc = service({{"http", 80}});
     auto r = merge_slices({&slices, &svc, PortRef::name("http"), nullptr});
     CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080"});
@@ -137,7 +143,7 @@ TEST_SUITE("merge_slices") {
 
   TEST_CASE("the node filter keeps only endpoints on allowed nodes") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1", "node-a"), sep("127.0.1.2", "node-b"), sep("127.0.1.3", "")});
+    slices.put(slice("a", {sep("127.0.1.1", "node-a"), sep("127.0.1.2", "node-b"), sep("127.0.1.3", "")}));
     auto svc = service({{"http", 80}});
     std::set<std::string, std::less<>> allowed{"node-b"};
     auto r = merge_slices({&slices, &svc, PortRef::name("http"), &allowed});
@@ -168,18 +174,24 @@ TEST_SUITE("SnapshotBuilder") {
       const auto what = rnd(10);
       if (what < 6) {  // rewrite a slice with random endpoints (duplicates across slices likely)
         std::vector<kube::SliceEndpoint> eps;
+        // Some slices are IPv6 (IPv4-mapped loopback literals); an address of the other family
+        // is now and then put in a slice (skipped as invalid by both paths).
+        const bool v6 = rnd(4) == 0;
         for (std::uint64_t i = 0, n = rnd(6); i < n; ++i) {
           std::optional<bool> ready, serving, terminating;
           if (rnd(3) == 0) ready = rnd(2) == 0;
           if (rnd(3) == 0) serving = rnd(2) == 0;
           if (rnd(3) == 0) terminating = rnd(2) == 0;
           // 127.0.1.2 < 127.0.1.10 by number, not by text: both paths must use the numeric order.
-          eps.push_back(sep(fmt::format("127.0.1.{}", rnd(12)), rnd(2) ? "node-a" : "node-c", ready, serving, terminating));
+          const bool as_v6 = rnd(10) == 0 ? !v6 : v6;
+          eps.push_back(sep(fmt::format("{}127.0.1.{}", as_v6 ? "::ffff:" : "", rnd(12)), rnd(2) ? "node-a" : "node-c",
+                            ready, serving, terminating));
         }
         const std::string name = fmt::format("s{}", rnd(4));
-        auto s = slice(name, std::move(eps), {{rnd(4) ? "http" : "other", static_cast<int>(8080 + rnd(2))}});
+        auto s = slice(name, std::move(eps), {{rnd(4) ? "http" : "other", static_cast<int>(8080 + rnd(2))}},
+                       v6 ? AddressType::ipv6 : AddressType::ipv4);
         s.metadata.resource_version = std::to_string(round);
-        slices[name] = std::move(s);
+        slices.put(s);
       } else if (what == 6) {
         slices.erase(fmt::format("s{}", rnd(4)));
       } else if (what == 7) {
@@ -207,18 +219,15 @@ TEST_SUITE("SnapshotBuilder") {
 
   TEST_CASE("a new snapshot shares the unchanged slices' endpoints with the previous one") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.3")});
-    slices["b"] = slice("b", {sep("127.0.1.2"), sep("127.0.1.4")});
-    slices["a"].metadata.resource_version = "1";
-    slices["b"].metadata.resource_version = "2";
+    slices.put(with_rv(slice("a", {sep("127.0.1.1"), sep("127.0.1.3")}), "1"));
+    slices.put(with_rv(slice("b", {sep("127.0.1.2"), sep("127.0.1.4")}), "2"));
     auto svc = service({{"http", 80}});
     SliceMergeInput in{&slices, &svc, PortRef::parse("http"), nullptr, 0};
     SnapshotBuilder builder;
     auto first = builder.build(in, nullptr, "2").next;
     REQUIRE(first->ready.size() == 4);
     // Slice b changes: 127.0.1.4 stops being ready.
-    slices["b"] = slice("b", {sep("127.0.1.2"), sep("127.0.1.4", "node-a", false)});
-    slices["b"].metadata.resource_version = "3";
+    slices.put(with_rv(slice("b", {sep("127.0.1.2"), sep("127.0.1.4", "node-a", false)}), "3"));
     auto step = builder.build(in, first, "3");
     REQUIRE(step.changed);
     const auto& next = step.next->ready;
@@ -237,8 +246,7 @@ TEST_SUITE("SnapshotBuilder") {
 
   TEST_CASE("a snapshot stays valid after the builder and every later snapshot are gone") {
     Slices slices;
-    slices["a"] = slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true)});
-    slices["a"].metadata.resource_version = "1";
+    slices.put(with_rv(slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true)}), "1"));
     auto svc = service({{"http", 80}});
     EndpointList ready, draining;
     {
@@ -247,7 +255,7 @@ TEST_SUITE("SnapshotBuilder") {
       auto set = builder->build(in, nullptr, "1").next;
       ready = set->ready;
       draining = set->draining;
-      slices.clear();
+      slices.replace({});
       builder->build(in, set, "2");  // drops slice a from the builder's cache
     }
     REQUIRE(ready.size() == 1);

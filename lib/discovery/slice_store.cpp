@@ -1,0 +1,144 @@
+#include "discovery/slice_store.h"
+
+#include <array>
+#include <utility>
+
+namespace kupstream::detail {
+namespace {
+
+// put() rebuilds the table once it holds more than twice the values in use at its last
+// rebuild, plus this many: a rebuild walks every endpoint of the service, so it must not come
+// with every new node name of a rolling node upgrade.
+constexpr std::size_t kTableSlack = 256;
+
+// The last few zones interned while a slice is stored: a cluster has a handful, so comparing
+// with them is cheaper than hashing one. (Not for node names: with tens of nodes per slice the
+// comparisons would mostly miss and add to the lookup.)
+class RecentIds {
+ public:
+  std::uint32_t id(InternTable& names, std::string_view s) {
+    if (s.empty()) return 0;
+    for (const auto& [value, id] : recent_)
+      if (value == s) return id;
+    const std::uint32_t id = names.string_id(s);
+    recent_[next_++ % recent_.size()] = {s, id};
+    return id;
+  }
+
+ private:
+  std::array<std::pair<std::string_view, std::uint32_t>, 4> recent_{};  // views into the decoded slice
+  std::size_t next_ = 0;
+};
+
+}  // namespace
+
+InternTable::InternTable() {
+  strings_.push_back(&string_ids_.emplace(std::string(), 0).first->first);
+  lists_.push_back(&list_ids_.emplace(std::vector<std::string>(), 0).first->first);
+}
+
+std::uint32_t InternTable::string_id(std::string_view s) {
+  if (s.empty()) return 0;
+  if (auto it = string_ids_.find(s); it != string_ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(strings_.size());
+  strings_.push_back(&string_ids_.emplace(std::string(s), id).first->first);
+  return id;
+}
+
+std::uint32_t InternTable::list_id(const std::vector<std::string>& list) {
+  if (list.empty()) return 0;
+  if (auto it = list_ids_.find(list); it != list_ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(lists_.size());
+  lists_.push_back(&list_ids_.emplace(list, id).first->first);
+  return id;
+}
+
+StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& names) const {
+  StoredSlice out;
+  out.resource_version = slice.metadata.resource_version;
+  out.address_type = slice.address_type;
+  out.ports.reserve(slice.ports.size());
+  for (const auto& p : slice.ports) out.ports.push_back({p.name, p.port});
+  // The text is sized once: the address and Pod name of each endpoint, back to back. (A slice
+  // is one watch event or LIST item, far below the 4 GiB the 32-bit offsets can address.)
+  std::size_t text = 0;
+  for (const auto& e : slice.endpoints) {
+    if (!e.addresses.empty()) text += e.addresses.front().size();
+    if (e.target_ref && e.target_ref->kind == "Pod") text += e.target_ref->name.size();
+  }
+  out.text.reserve(text);
+  out.endpoints.reserve(slice.endpoints.size());
+  RecentIds zones;
+  for (const auto& e : slice.endpoints) {
+    StoredEndpoint s;
+    s.text = static_cast<std::uint32_t>(out.text.size());
+    if (!e.addresses.empty()) {
+      s.flags |= StoredEndpoint::kHasAddress;
+      out.text += e.addresses.front();
+      s.address_size = static_cast<std::uint32_t>(e.addresses.front().size());
+    }
+    if (e.target_ref && e.target_ref->kind == "Pod") out.text += e.target_ref->name;
+    s.node = names.string_id(e.node_name);
+    s.zone = zones.id(names, e.zone);
+    s.hints = names.list_id(e.hint_zones);
+    const EndpointConditions c = e.conditions.defaulted();
+    if (c.ready) s.flags |= StoredEndpoint::kReady;
+    if (c.serving) s.flags |= StoredEndpoint::kServing;
+    if (c.terminating) s.flags |= StoredEndpoint::kTerminating;
+    out.endpoints.push_back(s);
+  }
+  return out;
+}
+
+void SliceStore::replace(std::vector<kube::EndpointSlice> items) {
+  // Built aside, then swapped in: the old slices and table go at once, and the new table holds
+  // only what these slices use.
+  Map slices;
+  InternTable names;
+  for (auto& s : items) {
+    slices.insert_or_assign(s.metadata.name, store(s, names));
+    s = kube::EndpointSlice{};  // the decoded form goes as soon as it is stored
+  }
+  items.clear();
+  slices_ = std::move(slices);
+  names_ = std::move(names);
+  endpoints_ = 0;
+  for (const auto& [name, slice] : slices_) endpoints_ += slice.endpoints.size();
+  live_names_ = names_.size();
+}
+
+void SliceStore::put(const kube::EndpointSlice& slice) {
+  StoredSlice stored = store(slice, names_);
+  auto it = slices_.find(slice.metadata.name);
+  if (it == slices_.end()) {
+    slices_.emplace(slice.metadata.name, std::move(stored));
+  } else {
+    endpoints_ -= it->second.endpoints.size();
+    it->second = std::move(stored);
+  }
+  endpoints_ += slice.endpoints.size();
+  if (names_.size() > 2 * live_names_ + kTableSlack) compact();
+}
+
+void SliceStore::erase(std::string_view name) {
+  if (auto it = slices_.find(name); it != slices_.end()) {
+    endpoints_ -= it->second.endpoints.size();
+    slices_.erase(it);
+  }
+}
+
+// A new table with only the values the stored slices use; every id is translated.
+void SliceStore::compact() {
+  InternTable fresh;
+  for (auto& [name, slice] : slices_) {
+    for (auto& e : slice.endpoints) {
+      e.node = fresh.string_id(names_.string(e.node));
+      e.zone = fresh.string_id(names_.string(e.zone));
+      e.hints = fresh.list_id(names_.list(e.hints));
+    }
+  }
+  names_ = std::move(fresh);
+  live_names_ = names_.size();
+}
+
+}  // namespace kupstream::detail
