@@ -141,12 +141,7 @@ struct ScaleWorld {
     }
     UpstreamOptions o;
     o.seed = 1;
-    impl = std::make_shared<Upstream::Impl>(loop, c, o);
-    for (const auto& ref : c.services) {
-      Upstream::Impl::Service s;
-      s.ref = ref;
-      impl->services.push_back(std::move(s));
-    }
+    impl = Upstream::Impl::unwatched(loop, c, o);
     for (std::size_t i = 0; i < sides.size(); ++i) impl->on_snapshot(i, sides[i]->current);
   }
   void drop_upstream() {

@@ -63,12 +63,7 @@ struct World {
     UpstreamOptions o;
     o.seed = 1;
     o.pod_metrics_limit = pod_metrics_limit;
-    impl = std::make_shared<Upstream::Impl>(loop, c, o);
-    for (int i = 0; i < kServices; ++i) {
-      Upstream::Impl::Service s;
-      s.ref = c.services[static_cast<std::size_t>(i)];
-      impl->services.push_back(std::move(s));
-    }
+    impl = Upstream::Impl::unwatched(loop, c, o);
     for (int i = 0; i < kServices; ++i) {
       auto eps = pods_of(i);
       sets[0].push_back(EndpointSet::make(generation++, "", eps));

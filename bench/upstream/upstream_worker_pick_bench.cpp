@@ -69,12 +69,7 @@ struct Control {
       c.services.push_back(ServiceRef{i % 2 ? "b" : "a", "default", fmt::format("s{}", i), PortRef::name("http"), 1, {}});
     UpstreamOptions o;
     o.seed = 1;
-    impl = std::make_shared<Upstream::Impl>(loop, c, o);
-    for (int i = 0; i < kServices; ++i) {
-      Upstream::Impl::Service s;
-      s.ref = c.services[static_cast<std::size_t>(i)];
-      impl->services.push_back(std::move(s));
-    }
+    impl = Upstream::Impl::unwatched(loop, c, o);
     std::uint64_t generation = 1;
     for (int i = 0; i < kServices; ++i) {
       std::vector<Endpoint> eps;

@@ -59,12 +59,7 @@ struct ZoneWorld {
       o.locality.enabled = true;
       o.locality.zone = "zone-a";
     }
-    impl = std::make_shared<Upstream::Impl>(loop, c, o);
-    for (const auto& ref : c.services) {
-      Upstream::Impl::Service s;
-      s.ref = ref;
-      impl->services.push_back(std::move(s));
-    }
+    impl = Upstream::Impl::unwatched(loop, c, o);
     std::vector<Endpoint> eps;
     // spill: zone-a holds 1 Pod in 10 (keeps 30% of its third of the traffic); else even thirds.
     for (int j = 0; j < pods; ++j) {

@@ -78,6 +78,17 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   };
 
   Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o);
+  // Tests and benchmarks: an Impl with one Service per ServiceRef and no watch, whose snapshots
+  // the caller feeds through on_snapshot().
+  static std::shared_ptr<Impl> unwatched(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o) {
+    auto impl = std::make_shared<Impl>(l, std::move(c), std::move(o));
+    for (const auto& ref : impl->config.services) {
+      Service s;
+      s.ref = ref;
+      impl->services.push_back(std::move(s));
+    }
+    return impl;
+  }
   ~Impl();  // closes the timer if shutdown() never ran (create() failed half-way)
 
   uv_loop_t& loop;

@@ -28,21 +28,6 @@ static const char* kDocument =
     "timeouts: {connect_ms: 5000, response_header_ms: 60000, total_ms: 120000}\n"
     "retries: {max: 1}\n";
 
-static void parse_pods(void) {
-  const char* env = need_env("KUP_TEST_PODS");
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", env);
-  int i = 0;
-  for (char* item = strtok(buf, ","); item != NULL && i < 2; item = strtok(NULL, ","), ++i) {
-    char* eq = strchr(item, '=');
-    REQUIRE(eq != NULL);
-    *eq = '\0';
-    snprintf(pod_names[i], sizeof pod_names[i], "%s", item);
-    snprintf(pod_addrs[i], sizeof pod_addrs[i], "%s", eq + 1);
-  }
-  REQUIRE(i == 2);
-}
-
 static kup_cluster* make_cluster(void) {
   kup_cluster_options o;
   kup_cluster_options_init(&o);
@@ -536,18 +521,10 @@ static void test_stats_and_metrics(kup_upstream* u) {
   CHECK(strcmp(kup_upstream_hash_header(u), "") == 0);
 }
 
-static void walk_close(uv_handle_t* h, void* arg) {
-  ++*(int*)arg;
-  if (!uv_is_closing(h)) {
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-    uv_close(h, NULL);
-  }
-}
-
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   kubeconfig = need_env("KUP_TEST_KUBECONFIG");
-  parse_pods();
+  read_test_pods(pod_names, pod_addrs);
   REQUIRE(uv_loop_init(&loop) == 0);
 
   test_versions_and_errors();
@@ -569,13 +546,7 @@ int main(void) {
   kup_upstream_destroy(u); /* NULL by now: ignored */
   kup_cluster_destroy(c);
 
-  uv_run(&loop, UV_RUN_DEFAULT);
-  int open_handles = 0;
-  uv_walk(&loop, walk_close, &open_handles);
-  CHECK(open_handles == 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  int rc = uv_loop_close(&loop);
-  CHECK(rc == 0);
+  CHECK(close_loop_cleanly(&loop));
   if (kup_test_failures != 0) {
     fprintf(stderr, "%d check(s) failed\n", kup_test_failures);
     return 1;

@@ -43,3 +43,33 @@ void tell_runner(const char* command) {
   printf("RUNNER %s\n", command);
   fflush(stdout);
 }
+
+void read_test_pods(char names[2][64], char addresses[2][64]) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", need_env("KUP_TEST_PODS"));
+  int i = 0;
+  for (char* item = strtok(buf, ","); item != NULL && i < 2; item = strtok(NULL, ","), ++i) {
+    char* eq = strchr(item, '=');
+    REQUIRE(eq != NULL);
+    *eq = '\0';
+    snprintf(names[i], 64, "%s", item);
+    if (addresses != NULL) snprintf(addresses[i], 64, "%s", eq + 1);
+  }
+  REQUIRE(i == 2);
+}
+
+static void close_left_open(uv_handle_t* h, void* arg) {
+  ++*(int*)arg;
+  if (!uv_is_closing(h)) {
+    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
+    uv_close(h, NULL);
+  }
+}
+
+int close_loop_cleanly(uv_loop_t* loop) {
+  uv_run(loop, UV_RUN_DEFAULT);
+  int open_handles = 0;
+  uv_walk(loop, close_left_open, &open_handles);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return uv_loop_close(loop) == 0 && open_handles == 0;
+}

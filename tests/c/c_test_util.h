@@ -34,5 +34,11 @@ void run_for(uv_loop_t* loop, unsigned ms);
 const char* need_env(const char* name);
 /* Asks the runner (run_c_test.py) to do something, through a line on stdout. */
 void tell_runner(const char* command);
+/* The two Pods the runner started (KUP_TEST_PODS "name=address,name=address"); exits when they
+ * are missing. `addresses` may be NULL. */
+void read_test_pods(char names[2][64], char addresses[2][64]);
+/* Runs the loop dry, closes (and reports on stderr) any handle left open, and returns nonzero
+ * when none was left and uv_loop_close() succeeded. */
+int close_loop_cleanly(uv_loop_t* loop);
 
 #endif

@@ -35,19 +35,6 @@ static const char* kDocument =
     "locality: {zone: zone-a, min_endpoints: 1}\n"
     "timeouts: {connect_ms: 5000, response_header_ms: 60000, total_ms: 120000}\n";
 
-static void parse_pods(void) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", need_env("KUP_TEST_PODS"));
-  int i = 0;
-  for (char* item = strtok(buf, ","); item != NULL && i < 2; item = strtok(NULL, ","), ++i) {
-    char* eq = strchr(item, '=');
-    REQUIRE(eq != NULL);
-    *eq = '\0';
-    snprintf(pod_names[i], sizeof pod_names[i], "%s", item);
-  }
-  REQUIRE(i == 2);
-}
-
 /* What the worker thread saw; written by it, read by the main thread after a handshake. */
 typedef struct {
   kup_upstream* upstream; /* used by the worker thread only to create its workers */
@@ -117,10 +104,7 @@ static void poll_worker_ready(uv_timer_t* t) {
   if (kup_worker_ready((const kup_worker*)t->data)) worker_ready_flag = 1;
 }
 
-static void close_loop(uv_loop_t* loop, int* closed) {
-  uv_run(loop, UV_RUN_DEFAULT);
-  *closed = uv_loop_close(loop) == 0;
-}
+static void close_loop(uv_loop_t* loop, int* closed) { *closed = close_loop_cleanly(loop); }
 
 static void worker_thread(void* arg) {
   worker_ctx* c = (worker_ctx*)arg;
@@ -230,17 +214,9 @@ static void test_locality_sizes(kup_upstream* u) {
   CHECK((unsigned char)l.zone[0] == 0x5a);
 }
 
-static void walk_close(uv_handle_t* h, void* arg) {
-  ++*(int*)arg;
-  if (!uv_is_closing(h)) {
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-    uv_close(h, NULL);
-  }
-}
-
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  parse_pods();
+  read_test_pods(pod_names, NULL);
   REQUIRE(uv_loop_init(&control) == 0);
 
   kup_cluster_options o;
@@ -318,12 +294,7 @@ int main(void) {
   CHECK(ctx.loop_closed[1]);
 
   kup_cluster_destroy(cluster);
-  uv_run(&control, UV_RUN_DEFAULT);
-  int open_handles = 0;
-  uv_walk(&control, walk_close, &open_handles);
-  CHECK(open_handles == 0);
-  uv_run(&control, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&control) == 0);
+  CHECK(close_loop_cleanly(&control));
   if (kup_test_failures != 0) {
     fprintf(stderr, "%d check(s) failed\n", kup_test_failures);
     return 1;

@@ -41,12 +41,7 @@ struct World {
     }
     UpstreamOptions o;
     o.seed = 1;
-    impl = std::make_shared<Upstream::Impl>(loop, c, o);
-    for (const auto& ref : c.services) {
-      Upstream::Impl::Service s;
-      s.ref = ref;
-      impl->services.push_back(std::move(s));
-    }
+    impl = Upstream::Impl::unwatched(loop, c, o);
   }
   ~World() {
     impl->shutdown();
