@@ -262,27 +262,34 @@ TEST_SUITE("UpstreamWorker") {
     w.start(*f.env.upstream);
     REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= 30; }, 15000));
     // While it sends: the counts follow.
-    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= 30; }, 5000));
+    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= 30; }, 20000));
     // It pauses: once what was in flight has ended, every request it made is counted and none
-    // is left in flight.
+    // is left in flight. (The bound covers the requests in flight finishing too, which under
+    // ThreadSanitizer and a loaded machine took more than 5 s once.)
     w.go = false;
-    REQUIRE(f.env.loop.run_until([&] {
+    const bool settled = f.env.loop.run_until([&] {
       const auto s = f.env.upstream->stats();
       return s.in_flight == 0 && s.requests == static_cast<std::uint64_t>(w.completed.load());
-    }, 5000));
+    }, 20000);
+    if (!settled) {
+      const auto s = f.env.upstream->stats();
+      MESSAGE("stats: requests " << s.requests << ", in flight " << s.in_flight << "; the worker completed "
+                                 << w.completed.load());
+    }
+    REQUIRE(settled);
     f.env.loop.run_for(50);  // quiet: the drain timer finds nothing and stops
     const int paused_at = w.completed.load();
     CHECK(f.env.upstream->stats().requests == static_cast<std::uint64_t>(paused_at));
     // After the quiet spell: the first new counts wake the control loop again.
     w.go = true;
     REQUIRE(f.env.loop.run_until([&] { return w.completed.load() >= paused_at + 30; }, 15000));
-    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= static_cast<std::uint64_t>(paused_at + 30); }, 5000));
+    REQUIRE(f.env.loop.run_until([&] { return f.env.upstream->stats().requests >= static_cast<std::uint64_t>(paused_at + 30); }, 20000));
     w.stop = true;
     REQUIRE(f.env.loop.run_until([&] { return w.finished.load(); }, 15000));
     w.join();
     CHECK(w.failed == 0);
     CHECK(w.loop_close == 0);
-    CHECK(f.env.loop.run_until([&] { return f.env.upstream->stats().requests == static_cast<std::uint64_t>(w.ok); }, 5000));
+    CHECK(f.env.loop.run_until([&] { return f.env.upstream->stats().requests == static_cast<std::uint64_t>(w.ok); }, 20000));
   }
 
   TEST_CASE("a failing Pod is ejected once, by the control loop, and no worker sends to it afterwards") {
