@@ -22,7 +22,15 @@ const Routing& thread_routing(const std::shared_ptr<const Publication>& p) {
   thread_local std::size_t next_victim = 0;
   for (auto& slot : slots)
     if (slot.owner == p) return slot.cache.get(*p);
-  Slot& slot = slots[next_victim++ % slots.size()];
+  // A miss: first let go of Upstreams that are gone (this slot holds the last reference to their
+  // Publication). Its cached Routing would otherwise keep the dropped Upstream's last Picker, and
+  // through it its snapshots and Pods, alive for as long as this thread lives.
+  Slot* free_slot = nullptr;
+  for (auto& slot : slots) {
+    if (slot.owner && slot.owner.use_count() == 1) slot = Slot{};
+    if (!slot.owner && free_slot == nullptr) free_slot = &slot;
+  }
+  Slot& slot = free_slot != nullptr ? *free_slot : slots[next_victim++ % slots.size()];
   slot.owner = p;
   slot.cache = RoutingCache{};
   return slot.cache.get(*p);

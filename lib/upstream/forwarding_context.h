@@ -140,7 +140,8 @@ struct RoutingCache {
 };
 
 // The calling thread's Routing of `p`, cached per thread (a few Upstreams at once); valid until
-// this thread's next call. For pick() and picker() on any thread.
+// this thread's next call. For pick() and picker() on any thread. The cache lets go of the
+// Routings of Upstreams that are gone at the thread's next call for an Upstream it does not hold.
 const Routing& thread_routing(const std::shared_ptr<const Publication>& p);
 
 enum class AttemptOutcome : std::uint8_t { neutral, success, failure };

@@ -93,6 +93,22 @@ TEST_SUITE("Upstream pods") {
     CHECK(w.pods(1) == std::vector<std::string>{"127.0.2.1:8080 q1 ready"});
   }
 
+  TEST_CASE("a thread that picked from a dropped Upstream lets go of its Picker, snapshots and Pods") {
+    std::weak_ptr<const EndpointSet> snapshot;
+    {
+      World w;
+      auto set = w.publish(0, {pod("127.0.1.1", "p1")});
+      snapshot = set;
+      CHECK(detail::thread_routing(w.impl->publication).picker->pick());  // this thread caches it
+    }
+    // Dropped: only this thread's cache still holds the last Routing, and through it the snapshot.
+    CHECK_FALSE(snapshot.expired());
+    World other;
+    other.publish(0, {pod("127.0.2.1", "q1")});
+    CHECK(detail::thread_routing(other.impl->publication).picker->pick());  // a miss: gone ones are let go
+    CHECK(snapshot.expired());
+  }
+
   TEST_CASE("the Picker points into the snapshots instead of copying their Endpoints") {
     World w;
     auto a = w.publish(0, {pod("127.0.1.1", "p1"), pod("127.0.1.2", "p2")});
