@@ -17,7 +17,6 @@
 #include "kupstream/kupstream_c.h"
 
 static uv_loop_t loop;
-static const char* kubeconfig;
 static char pod_names[2][64];
 static char pod_addrs[2][64];
 
@@ -29,18 +28,8 @@ static const char* kDocument =
     "retries: {max: 1}\n";
 
 static kup_cluster* make_cluster(void) {
-  kup_cluster_options o;
-  kup_cluster_options_init(&o);
-  o.name = "tke-a";
-  o.kubeconfig = kubeconfig;
-  o.backoff_initial_ms = 100;
-  kup_cluster* c = NULL;
-  kup_error err = KUP_ERROR_INIT;
-  int rc = kup_cluster_create(&loop, &o, &c, &err);
-  if (rc != KUP_OK) fprintf(stderr, "kup_cluster_create: %s: %s\n", kup_errc_name(rc), err.reason);
-  REQUIRE(rc == KUP_OK && c != NULL);
+  kup_cluster* c = make_test_cluster(&loop);
   CHECK(strcmp(kup_cluster_name(c), "tke-a") == 0);
-  kup_error_clear(&err);
   return c;
 }
 
@@ -523,7 +512,6 @@ static void test_stats_and_metrics(kup_upstream* u) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  kubeconfig = need_env("KUP_TEST_KUBECONFIG");
   read_test_pods(pod_names, pod_addrs);
   REQUIRE(uv_loop_init(&loop) == 0);
 
@@ -547,10 +535,5 @@ int main(void) {
   kup_cluster_destroy(c);
 
   CHECK(close_loop_cleanly(&loop));
-  if (kup_test_failures != 0) {
-    fprintf(stderr, "%d check(s) failed\n", kup_test_failures);
-    return 1;
-  }
-  printf("all C ABI checks passed\n");
-  return 0;
+  return test_result("all C ABI checks passed");
 }

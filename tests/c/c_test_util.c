@@ -73,3 +73,27 @@ int close_loop_cleanly(uv_loop_t* loop) {
   uv_run(loop, UV_RUN_DEFAULT);
   return uv_loop_close(loop) == 0 && open_handles == 0;
 }
+
+kup_cluster* make_test_cluster(uv_loop_t* loop) {
+  kup_cluster_options o;
+  kup_cluster_options_init(&o);
+  o.name = "tke-a";
+  o.kubeconfig = need_env("KUP_TEST_KUBECONFIG");
+  o.backoff_initial_ms = 100;
+  kup_cluster* c = NULL;
+  kup_error err = KUP_ERROR_INIT;
+  int rc = kup_cluster_create(loop, &o, &c, &err);
+  if (rc != KUP_OK) fprintf(stderr, "kup_cluster_create: %s: %s\n", kup_errc_name(rc), err.reason);
+  REQUIRE(rc == KUP_OK && c != NULL);
+  kup_error_clear(&err);
+  return c;
+}
+
+int test_result(const char* passed) {
+  if (kup_test_failures != 0) {
+    fprintf(stderr, "%d check(s) failed\n", kup_test_failures);
+    return 1;
+  }
+  printf("%s\n", passed);
+  return 0;
+}

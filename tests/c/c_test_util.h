@@ -8,6 +8,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "kupstream/kupstream_c.h"
+
 extern int kup_test_failures;
 
 #define CHECK(cond)                                                                  \
@@ -40,5 +42,10 @@ void read_test_pods(char names[2][64], char addresses[2][64]);
 /* Runs the loop dry, closes (and reports on stderr) any handle left open, and returns nonzero
  * when none was left and uv_loop_close() succeeded. */
 int close_loop_cleanly(uv_loop_t* loop);
+/* Cluster "tke-a" from the runner's kubeconfig (KUP_TEST_KUBECONFIG) on `loop`, with a short
+ * backoff; exits when it cannot be made. */
+kup_cluster* make_test_cluster(uv_loop_t* loop);
+/* main()'s end: 1 (with the count on stderr) when a CHECK failed, else 0 after printing `passed`. */
+int test_result(const char* passed);
 
 #endif

@@ -219,14 +219,8 @@ int main(void) {
   read_test_pods(pod_names, NULL);
   REQUIRE(uv_loop_init(&control) == 0);
 
-  kup_cluster_options o;
-  kup_cluster_options_init(&o);
-  o.name = "tke-a";
-  o.kubeconfig = need_env("KUP_TEST_KUBECONFIG");
-  o.backoff_initial_ms = 100;
-  kup_cluster* cluster = NULL;
+  kup_cluster* cluster = make_test_cluster(&control);
   kup_error err = KUP_ERROR_INIT;
-  REQUIRE(kup_cluster_create(&control, &o, &cluster, &err) == KUP_OK);
   kup_upstream* u = NULL;
   int rc = kup_upstream_create(&control, kDocument, (size_t)-1, &cluster, 1, NULL, NULL, &u, &err);
   if (rc != KUP_OK) fprintf(stderr, "kup_upstream_create: %s\n", err.reason);
@@ -295,10 +289,5 @@ int main(void) {
 
   kup_cluster_destroy(cluster);
   CHECK(close_loop_cleanly(&control));
-  if (kup_test_failures != 0) {
-    fprintf(stderr, "%d check(s) failed\n", kup_test_failures);
-    return 1;
-  }
-  printf("all C worker checks passed\n");
-  return 0;
+  return test_result("all C worker checks passed");
 }
