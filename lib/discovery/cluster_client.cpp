@@ -119,10 +119,18 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache>, detail::SliceS
   // detail::SliceSink: the slices' list+watch, from either source.
   void on_slices_replace(std::vector<kube::EndpointSlice> items, const std::string& rv) override;
   void on_slice_event(kube::EventType type, kube::EndpointSlice s, const std::string& rv) override;
-  void on_slices_health(const Status& s) override;
-  void on_slices_waiting(const std::string& text) override;
-  void on_slices_note(const std::string& text) override;
-  void on_preflight(const Status& result) override;
+  void on_slices_health(const Status& s) override { set_and_report(slices_health, s); }
+  void on_slices_waiting(const std::string& text) override { set_and_report(slices_waiting, text); }
+  void on_slices_note(const std::string& text) override { set_and_report(slices_note, text); }
+  void on_preflight(const Status& result) override { set_and_report(preflight_status, result); }
+  // Stores what the shared watch or the preflight said and re-derives every view's state (the
+  // views' callbacks may drop this cache: it is kept alive until done).
+  template <class T>
+  void set_and_report(T& field, const T& value) {
+    auto keep = shared_from_this();
+    field = value;
+    changed();
+  }
 };
 
 struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Impl> {
@@ -343,30 +351,6 @@ void ServiceCache::on_slice_event(kube::EventType type, kube::EndpointSlice s, c
     slices.put(s);
   changed();
   trigger_time.reset();
-}
-
-void ServiceCache::on_slices_health(const Status& s) {
-  auto keep = shared_from_this();
-  slices_health = s;
-  changed();
-}
-
-void ServiceCache::on_slices_waiting(const std::string& text) {
-  auto keep = shared_from_this();
-  slices_waiting = text;
-  changed();
-}
-
-void ServiceCache::on_preflight(const Status& result) {
-  auto keep = shared_from_this();
-  preflight_status = result;
-  changed();
-}
-
-void ServiceCache::on_slices_note(const std::string& text) {
-  auto keep = shared_from_this();
-  slices_note = text;
-  changed();
 }
 
 // Per service: a Reflector with `kubernetes.io/service-name=NAME`. Fan-in: a membership in the
