@@ -6,15 +6,20 @@
 #include <atomic>
 
 #include "balance/pick_support.h"
+#include "balance/wrr_picker.h"
 #include "kupstream/balancer.h"
 
 namespace kupstream::detail {
 
-// The group cycle is not a table: position n of the cycle of total T (group weights divided by
-// their gcd) is the group whose range of [0, T) holds n * stride mod T, with a stride coprime
-// to T near T / golden ratio. Each group owns as many positions as its weight (a bijection of
-// [0, T)), and consecutive positions land far apart, so a group's turns come at nearly even
-// intervals. Building is O(groups); the groups' Pickers are shared, never copied.
+// One cursor walks a virtual cycle of T positions, T = the sum of all the endpoints' weights
+// divided by their gcd (the length of one flat WrrPicker's cycle over the same endpoints, which
+// is never built). Group g owns the positions [bounds[g], bounds[g+1]), as many as its weight.
+// Pick n goes to position n * stride mod T, with a stride coprime to T near T / golden ratio:
+// a bijection of [0, T), whose consecutive values land far apart, so a group's turns come at
+// nearly even intervals. Within its group, the position's offset j picks entry j of the group's
+// WrrPicker cycle (whose length divides the group's weight), so one walk of T picks gives every
+// endpoint exactly weight / gcd picks, with one atomic increment per pick. Groups that are not
+// WrrPickers are asked to pick() themselves. Building is O(groups + 1024), with no table of T.
 class GroupedWrrPicker final : public Picker {
  public:
   // `groups`: at least two of them with endpoints (null ones count as empty). `seed` sets the
@@ -25,6 +30,8 @@ class GroupedWrrPicker final : public Picker {
 
   // The groups, as given (tests: a group's Picker is the same object from one build to the next).
   const std::vector<PickerPtr>& groups() const noexcept { return groups_; }
+  // The length of the virtual cycle (tests).
+  std::uint64_t cycle_length() const noexcept { return total_; }
 
  private:
   void assemble(std::vector<WeightedEndpoint>& out) const override;
@@ -35,12 +42,24 @@ class GroupedWrrPicker final : public Picker {
     mutable std::atomic<std::uint32_t> next{0};
     std::uint32_t start = 0;
   };
+  // What a pick reads of a group, in one place (the WrrPicker's cycle and endpoints are read
+  // through plain pointers: the group's Picker, held by groups_, keeps them alive).
+  struct Group {
+    std::uint64_t end = 0;                          // one past its last cycle position
+    std::uint64_t begin = 0;                        // its first cycle position
+    const std::uint32_t* cycle = nullptr;           // a WrrPicker group's cycle, else null
+    FastMod mod;                                    // its length
+    const WeightedEndpoint* endpoints = nullptr;    // a WrrPicker group's endpoints
+    const Picker* picker = nullptr;                 // any group with endpoints
+    std::uint32_t offset = 0;                       // its first index in endpoints()
+  };
   std::vector<PickerPtr> groups_;
-  std::vector<std::size_t> offsets_;   // first index of each group in endpoints(); size + 1 entries
-  std::vector<std::uint64_t> bounds_;  // group g owns positions [bounds_[g], bounds_[g + 1]) of the cycle
-  std::uint64_t total_ = 1;            // cycle length T
-  std::uint64_t stride_ = 0;           // coprime to T
-  std::uint64_t reciprocal_ = 0;       // floor((2^64 - 1) / T), for x mod T without a division
+  std::vector<Group> info_;
+  std::vector<std::uint32_t> bucket_;  // the group owning position b << shift_, where a search starts
+  unsigned shift_ = 0;
+  std::uint64_t total_ = 1;       // cycle length T
+  std::uint64_t stride_ = 0;      // coprime to T
+  std::uint64_t reciprocal_ = 0;  // floor((2^64 - 1) / T), for x mod T without a division
   std::array<Cursor, kCursors> cursors_;
 };
 
