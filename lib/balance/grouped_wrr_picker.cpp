@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "balance/smooth_wrr_sequence.h"
+
 namespace kupstream::detail {
 namespace {
 
@@ -61,6 +63,24 @@ GroupedWrrPicker::GroupedWrrPicker(std::vector<PickerPtr> groups, std::uint64_t 
   }
   total_ = std::max<std::uint64_t>(1, end);
 
+  const std::uint64_t offset = splitmix64(seed) % total_;
+  for (std::size_t i = 0; i < kCursors; ++i)
+    cursors_[i].start = static_cast<std::uint32_t>((offset + total_ * i / kCursors) % total_);
+  if (end == 0) return;  // nothing to pick: pick() returns early
+
+  if (total_ <= kMaxTable && info_.size() <= 0xffff) {
+    // The smooth sequence of the group weights, repeated when they still share a factor (it
+    // divides it out), so that group g appears exactly weights[g] times, visits 0, 1, ...
+    std::vector<std::uint32_t> w(weights.begin(), weights.end());
+    const auto sequence = smooth_wrr_sequence(w, static_cast<std::uint32_t>(kMaxTable));
+    std::vector<std::uint32_t> visits(info_.size(), 0);
+    table_.reserve(total_);
+    while (table_.size() < total_)
+      for (const auto g : sequence) table_.push_back((g << 16) | visits[g]++);
+    table_mod_ = FastMod(static_cast<std::uint32_t>(total_));
+    return;
+  }
+
   // A stride near T / phi, coprime to T: n -> n * stride mod T is then a bijection of [0, T) whose
   // consecutive values are spread like the golden-ratio sequence.
   stride_ = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(static_cast<double>(total_) * 0.6180339887498949)));
@@ -72,7 +92,6 @@ GroupedWrrPicker::GroupedWrrPicker(std::vector<PickerPtr> groups, std::uint64_t 
   // steps over at most the few groups that start inside its bucket.
   const unsigned bits = static_cast<unsigned>(std::bit_width(total_));
   shift_ = bits > kBucketBits ? bits - kBucketBits : 0;
-  if (end == 0) return;  // nothing to pick: pick() returns early
   bucket_.resize(((total_ - 1) >> shift_) + 1);
   std::uint32_t g = 0;
   for (std::size_t b = 0; b < bucket_.size(); ++b) {
@@ -80,10 +99,6 @@ GroupedWrrPicker::GroupedWrrPicker(std::vector<PickerPtr> groups, std::uint64_t 
     while (first >= info_[g].end) ++g;
     bucket_[b] = g;
   }
-
-  const std::uint64_t offset = splitmix64(seed) % total_;
-  for (std::size_t i = 0; i < kCursors; ++i)
-    cursors_[i].start = static_cast<std::uint32_t>((offset + total_ * i / kCursors) % total_);
 }
 
 PickResult GroupedWrrPicker::pick(std::uint64_t hash) const noexcept {
@@ -91,18 +106,28 @@ PickResult GroupedWrrPicker::pick(std::uint64_t hash) const noexcept {
   const Cursor& c = cursors_[thread_slot() % kCursors];
   // As in WrrPicker, the 32-bit cursor wraps after 2^32 picks and the walk then jumps once.
   const std::uint32_t n = c.next.fetch_add(1, std::memory_order_relaxed) + c.start;
+  if (!table_.empty()) {
+    const std::uint32_t entry = table_[table_mod_(n)];
+    const Group& group = info_[entry >> 16];
+    return pick_in(group, entry & 0xffff, hash);
+  }
   // r = n * stride mod T by a Barrett reduction (x < 2^63; the estimate is short by at most 2).
   const std::uint64_t x = std::uint64_t{n} * stride_;
   std::uint64_t r = x - static_cast<std::uint64_t>((u128{x} * reciprocal_) >> 64) * total_;
   while (r >= total_) r -= total_;
   const Group* group = &info_[bucket_[r >> shift_]];
   while (r >= group->end) ++group;  // empty groups own no position: stepped over
-  if (group->cycle) {
-    const std::uint32_t i = group->cycle[group->mod(static_cast<std::uint32_t>(r - group->begin))];
-    return {&group->endpoints[i], group->offset + i};
+  return pick_in(*group, static_cast<std::uint32_t>(r - group->begin), hash);
+}
+
+// The group's pick at its position j (a WrrPicker's cycle entry j), else its own pick().
+inline PickResult GroupedWrrPicker::pick_in(const Group& group, std::uint32_t j, std::uint64_t hash) const noexcept {
+  if (group.cycle) {
+    const std::uint32_t i = group.cycle[group.mod(j)];
+    return {&group.endpoints[i], group.offset + i};
   }
-  PickResult result = group->picker->pick(hash);
-  result.index += group->offset;
+  PickResult result = group.picker->pick(hash);
+  result.index += group.offset;
   return result;
 }
 

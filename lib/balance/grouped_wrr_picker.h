@@ -11,15 +11,22 @@
 
 namespace kupstream::detail {
 
-// One cursor walks a virtual cycle of T positions, T = the sum of all the endpoints' weights
-// divided by their gcd (the length of one flat WrrPicker's cycle over the same endpoints, which
-// is never built). Group g owns the positions [bounds[g], bounds[g+1]), as many as its weight.
-// Pick n goes to position n * stride mod T, with a stride coprime to T near T / golden ratio:
-// a bijection of [0, T), whose consecutive values land far apart, so a group's turns come at
-// nearly even intervals. Within its group, the position's offset j picks entry j of the group's
-// WrrPicker cycle (whose length divides the group's weight), so one walk of T picks gives every
-// endpoint exactly weight / gcd picks, with one atomic increment per pick. Groups that are not
-// WrrPickers are asked to pick() themselves. Building is O(groups + 1024), with no table of T.
+// One cursor walks a cycle of T positions, T = the sum of all the endpoints' weights divided by
+// their gcd (the length of one flat WrrPicker's cycle over the same endpoints). Each group owns
+// as many positions as its weight; at its j-th position (j < its weight) it picks entry j of its
+// WrrPicker's cycle, whose length divides the group's weight, so one walk of T picks gives
+// every endpoint exactly weight / gcd picks, with one atomic increment per pick.
+//
+// Which group owns which position:
+// - T <= kMaxTable (small upstreams, or weights with a large common factor): a table of T
+//   entries, the smooth WRR sequence of the group weights (smooth_wrr_sequence) with each
+//   entry's visit number j: both levels are then smooth round robin;
+// - larger T: no table. Group g owns the range [begin, end) of [0, T) and pick n goes to
+//   position n * stride mod T, with a stride coprime to T near T / golden ratio: a bijection of
+//   [0, T) whose consecutive values land far apart (the three-gap theorem), so a group's turns
+//   come at nearly even intervals; j is the offset in the group's range.
+// Groups that are not WrrPickers are asked to pick() themselves. Building costs O(groups) plus
+// the table (at most kMaxTable entries), whatever the number of endpoints.
 class GroupedWrrPicker final : public Picker {
  public:
   // `groups`: at least two of them with endpoints (null ones count as empty). `seed` sets the
@@ -36,7 +43,10 @@ class GroupedWrrPicker final : public Picker {
  private:
   void assemble(std::vector<WeightedEndpoint>& out) const override;
   std::size_t group_of_index(std::size_t index) const noexcept;
+  struct Group;
+  PickResult pick_in(const Group& group, std::uint32_t j, std::uint64_t hash) const noexcept;
 
+  static constexpr std::uint64_t kMaxTable = 1u << 14;
   static constexpr std::size_t kCursors = 16;
   struct alignas(64) Cursor {
     mutable std::atomic<std::uint32_t> next{0};
@@ -55,7 +65,11 @@ class GroupedWrrPicker final : public Picker {
   };
   std::vector<PickerPtr> groups_;
   std::vector<Group> info_;
-  std::vector<std::uint32_t> bucket_;  // the group owning position b << shift_, where a search starts
+  // Table mode: per position, the group (high 16 bits) and its visit number j (low 16 bits).
+  std::vector<std::uint32_t> table_;
+  FastMod table_mod_;
+  // Stride mode: the group owning position b << shift_, where the search for a group starts.
+  std::vector<std::uint32_t> bucket_;
   unsigned shift_ = 0;
   std::uint64_t total_ = 1;       // cycle length T
   std::uint64_t stride_ = 0;      // coprime to T
