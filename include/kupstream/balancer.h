@@ -172,21 +172,24 @@ class KUPSTREAM_API Balancer {
   PickerPtr build(std::vector<WeightedEndpoint> endpoints) const;
 
   /// Builds a two-level weighted round-robin Picker: each pick chooses a group first, in
-  /// proportion to its total_weight(), then an endpoint of that group with the group's own
-  /// Picker (built by build(), usually weighted_round_robin). An endpoint of weight w in a
-  /// group of total W, out of a grand total T, gets w/W × W/T = w/T of the picks: the same
-  /// shares as one flat Picker over all the endpoints, exact over a full cycle.
+  /// proportion to its total_weight(), then an endpoint of that group. An endpoint of weight w
+  /// in a group of total W, out of a grand total T, gets w/W × W/T = w/T of the picks: the same
+  /// shares as one flat Picker over all the endpoints, exact over a full cycle (T divided by the
+  /// gcd of all the weights). Groups built by build() with weighted_round_robin are walked
+  /// through their own cycles (smooth within the group); other groups are asked to pick().
   ///
-  /// The groups are shared, not copied: building costs O(groups), whatever their size, so a
-  /// caller that keeps the Pickers of unchanged groups rebuilds only what changed (this is how
-  /// the Upstream publishes a change of one service). A group keeps its pick position from one
-  /// grouped Picker to the next. The group order is chosen by a stride through the cycle of
-  /// group weights (even spacing, no table); `round` moves its start, so successive Pickers of
-  /// one caller do not all begin with the same group.
+  /// The groups are shared, not copied: building costs O(groups) plus a table of at most 16,384
+  /// entries, whatever the number of endpoints, so a caller that keeps the Pickers of unchanged
+  /// groups rebuilds only what changed (this is how the Upstream publishes a change of one
+  /// service). Small cycles follow the smooth sequence of the group weights; larger ones a
+  /// stride through the cycle that spaces each group's turns nearly evenly. `round` moves the
+  /// start of the cycle, so that successive Pickers of one caller do not all begin with the same
+  /// group.
   ///
   /// endpoints() is the concatenation of the groups' endpoints, assembled on first use (see
   /// there); PickResult::index is the position in it. When only one group has endpoints, its
-  /// Picker is returned as it is. Null groups count as empty ones. Any single thread; pick() as for every Picker.
+  /// Picker is returned as it is. Null groups count as empty ones. Any single thread; pick() as
+  /// for every Picker (lock-free, allocation-free, any thread).
   PickerPtr build_grouped(std::vector<PickerPtr> groups, std::uint64_t round = 0) const;
 
   /// The options it was created with.

@@ -333,6 +333,7 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
   // One pass over the Pods: counts (for the timer), reset weights, sort listed Pods into
   // ready / draining.
   std::vector<const std::shared_ptr<UpstreamPod>*> ready, draining;
+  ready.reserve(pod_count());
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
   const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
@@ -342,7 +343,6 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
     service.picker_built = false;
     next = std::min(next, service.ejection_end);
     if (service.ramping) next = std::min(next, now + ramp_step);
-    ready.reserve(ready.size() + service.ready_pods);
     for (auto& entry : service.pods) {
       UpstreamPod& pod = *entry;
       pod.weight = 0;
@@ -556,6 +556,7 @@ void Upstream::Impl::shutdown() {
   health_probes.clear();
   for (auto& s : services) s.watch.reset();
   for (auto& s : services) {
+    s.picker.reset();  // it holds its Pods and snapshot too
     s.pods.clear();
     s.retired.clear();
   }
