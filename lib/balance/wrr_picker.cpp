@@ -16,6 +16,8 @@ WrrPicker::WrrPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed
   }
   cycle_ = smooth_wrr_sequence(weights, max_cycle);
   const auto length = static_cast<std::uint32_t>(cycle_.size());
+  identity_ = length == endpoints_.size();
+  for (std::uint32_t i = 0; identity_ && i < length; ++i) identity_ = cycle_[i] == i;
   mod_ = FastMod(length);
   // Cursors start spread around the cycle, from a per-instance offset.
   const std::uint64_t offset = splitmix64(seed) % length;

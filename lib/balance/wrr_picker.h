@@ -21,6 +21,8 @@ class WrrPicker final : public Picker {
   const std::uint32_t* cycle_data() const noexcept { return cycle_.data(); }
   const FastMod& cycle_mod() const noexcept { return mod_; }
   std::uint32_t weight_gcd() const noexcept { return weight_gcd_; }
+  // True when the cycle is 0, 1, ..., n - 1 (every endpoint has the same weight): entry j is j.
+  bool identity_cycle() const noexcept { return identity_; }
 
  private:
   // Each thread walks the cycle with the cursor of its slot; one thread alone sees the exact
@@ -33,6 +35,7 @@ class WrrPicker final : public Picker {
   std::vector<std::uint32_t> cycle_;
   FastMod mod_;
   std::uint32_t weight_gcd_ = 0;
+  bool identity_ = false;
   std::array<Cursor, kCursors> cursors_;
 };
 
