@@ -96,7 +96,7 @@ class KUPSTREAM_API Picker {
   /// its groups' Pickers and assembles this list on the first call only (once, thread-safe, one
   /// pass over every endpoint and two shared_ptr copies each). Its entries equal those of the
   /// groups, but are copies: `&endpoints()[r.index]` is not `r.endpoint` there. Code that runs
-  /// per request should use size() and at() instead, which never assemble anything.
+  /// per request should use size() and at() instead, which never assemble anything. Any thread.
   const std::vector<WeightedEndpoint>& endpoints() const;
   /// The number of endpoints, endpoints().size(), without assembling the list. Any thread.
   std::size_t size() const noexcept { return size_; }
@@ -125,7 +125,7 @@ class KUPSTREAM_API Picker {
   /// for Pickers made with the second constructor; the default does nothing.
   virtual void assemble(std::vector<WeightedEndpoint>& out) const;
   BalancerPolicy policy_;                            ///< see policy()
-  /// see endpoints(); filled by assemble() on first use when `assembled_` is set
+  /// see endpoints(); for Pickers made with the second constructor, filled by assemble() on first use
   mutable std::vector<WeightedEndpoint> endpoints_;
   std::size_t size_ = 0;                             ///< see size()
   std::size_t pickable_ = 0;                         ///< see pickable()
