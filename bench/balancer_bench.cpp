@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <random>
@@ -63,6 +64,45 @@ void BM_KupstreamWrrPick(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(picker.pick());
 }
 
+// The Upstream's two-level Picker (Balancer::build_grouped) over the same endpoints and weights
+// as BM_KupstreamWrrPick/n, split into `groups` groups (one WrrPicker each): the pick's cost beside
+// the flat one. With mixed weights 1..10 the cycle is far beyond the table: stride mode; with
+// all weights 1 and 4 groups of 1,000 it is a table of 4,000 (table mode).
+void BM_KupstreamGroupedWrrPick(benchmark::State& state) {
+  const auto groups = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::size_t>(state.range(1));
+  const bool equal = state.range(2) != 0;
+  auto list = endpoints(n);
+  if (equal)
+    for (auto& e : list) e.weight = 1;
+  Balancer balancer;
+  std::vector<PickerPtr> parts;
+  for (std::size_t g = 0; g < groups; ++g)
+    parts.push_back(balancer.build({list.begin() + static_cast<std::ptrdiff_t>(g * n / groups),
+                                    list.begin() + static_cast<std::ptrdiff_t>((g + 1) * n / groups)}));
+  const PickerPtr flat = balancer.build(list);
+  const PickerPtr grouped = balancer.build_grouped(parts);
+  // Alternately, in rounds of 4,096 picks: ns per pick of each, and the ratio.
+  using Clock = std::chrono::steady_clock;
+  Clock::duration t_flat{}, t_grouped{};
+  std::uint64_t rounds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 4096; ++i) benchmark::DoNotOptimize(flat->pick());
+    const auto t1 = Clock::now();
+    for (int i = 0; i < 4096; ++i) benchmark::DoNotOptimize(grouped->pick());
+    const auto t2 = Clock::now();
+    t_flat += t1 - t0;
+    t_grouped += t2 - t1;
+    ++rounds;
+  }
+  const double picks = 4096.0 * static_cast<double>(rounds);
+  state.counters["flat_ns"] = std::chrono::duration<double, std::nano>(t_flat).count() / picks;
+  state.counters["grouped_ns"] = std::chrono::duration<double, std::nano>(t_grouped).count() / picks;
+  state.counters["ratio"] = state.counters["grouped_ns"] / state.counters["flat_ns"];
+  state.SetLabel(equal ? "weights 1" : "weights 1..10");
+}
+
 void BM_NginxSmoothWrrPick(benchmark::State& state) {
   bench::NginxSmoothWrr s(mixed_weights(state.range(0)));
   for (auto _ : state) benchmark::DoNotOptimize(s.pick());
@@ -105,6 +145,8 @@ void sizes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_KupstreamWrrPick)->Apply(sizes)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_KupstreamGroupedWrrPick)->Args({20, 60000, 0})->Args({20, 60000, 1})->Args({4, 4000, 1})
+    ->ArgNames({"groups", "n", "equal"});
 BENCHMARK(BM_NginxSmoothWrrPick)->Apply(sizes);
 BENCHMARK(BM_EdfPick)->Apply(sizes);
 BENCHMARK(BM_KupstreamPolicyPick)

@@ -125,12 +125,12 @@ KUP_API int kup_picker_pick(const kup_picker* picker, uint64_t hash, kup_pick_re
 }
 
 KUP_API size_t kup_picker_count(const kup_picker* picker) {
-  return picker != nullptr ? picker->picker->endpoints().size() : 0;
+  return picker != nullptr ? picker->picker->size() : 0;
 }
 
 KUP_API int kup_picker_endpoint(const kup_picker* picker, size_t index, kup_endpoint* out, uint32_t* weight) {
-  if (picker == nullptr || out == nullptr || index >= picker->picker->endpoints().size()) return KUP_INVALID_ARGUMENT;
-  const WeightedEndpoint& we = picker->picker->endpoints()[index];
+  if (picker == nullptr || out == nullptr || index >= picker->picker->size()) return KUP_INVALID_ARGUMENT;
+  const WeightedEndpoint& we = picker->picker->at(index);
   if (!we.endpoint) return KUP_INVALID_ARGUMENT;  // the Upstream never publishes a null one
   capi::fill_endpoint(*we.endpoint, out);
   if (weight != nullptr) *weight = we.weight;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,9 +91,22 @@ class KUPSTREAM_API Picker {
   BalancerPolicy policy() const noexcept { return policy_; }
   /// Every endpoint given to the Balancer, in the given order, zero weights included. The
   /// Endpoints are shared with the caller (see WeightedEndpoint), not copied.
-  const std::vector<WeightedEndpoint>& endpoints() const noexcept { return endpoints_; }
+  ///
+  /// A grouped Picker (Balancer::build_grouped(), the Upstream's default) keeps its endpoints in
+  /// its groups' Pickers and assembles this list on the first call only (once, thread-safe, one
+  /// pass over every endpoint and two shared_ptr copies each). Its entries equal those of the
+  /// groups, but are copies: `&endpoints()[r.index]` is not `r.endpoint` there. Code that runs
+  /// per request should use size() and at() instead, which never assemble anything. Any thread.
+  const std::vector<WeightedEndpoint>& endpoints() const;
+  /// The number of endpoints, endpoints().size(), without assembling the list. Any thread.
+  std::size_t size() const noexcept { return size_; }
+  /// The endpoint at `index` (< size()) of endpoints(), without assembling the list: the very
+  /// object a pick of that index points at (PickResult::endpoint). Any thread, no allocation.
+  virtual const WeightedEndpoint& at(std::size_t index) const noexcept { return endpoints_[index]; }
   /// Number of endpoints with weight > 0.
   std::size_t pickable() const noexcept { return pickable_; }
+  /// The sum of the endpoints' weights (null endpoints count 0).
+  std::uint64_t total_weight() const noexcept { return total_weight_; }
   /// True when no endpoint has weight > 0: pick() then returns nothing.
   bool empty() const noexcept { return pickable_ == 0; }
   /// Why pick() returns nothing, e.g. "all 3 endpoints have weight 0"; "" when not empty.
@@ -104,10 +118,25 @@ class KUPSTREAM_API Picker {
   /// For the policy implementations: keeps `endpoints` and counts the pickable ones, setting
   /// the reason ("no endpoints", "all N endpoints have weight 0") when there is none.
   Picker(BalancerPolicy policy, std::vector<WeightedEndpoint> endpoints);
-  BalancerPolicy policy_;                    ///< see policy()
-  std::vector<WeightedEndpoint> endpoints_;  ///< see endpoints()
-  std::size_t pickable_ = 0;                 ///< see pickable()
-  std::string no_endpoint_reason_;           ///< see no_endpoint_reason()
+  /// For Pickers that keep their endpoints elsewhere: `size` endpoints, `pickable` of them with
+  /// weight > 0, weights summing to `total_weight`. endpoints() calls assemble() once.
+  Picker(BalancerPolicy policy, std::size_t size, std::size_t pickable, std::uint64_t total_weight);
+  /// Fills `out` (empty) with every endpoint, in index order. Called at most once, by endpoints(),
+  /// for Pickers made with the second constructor; the default does nothing.
+  virtual void assemble(std::vector<WeightedEndpoint>& out) const;
+  BalancerPolicy policy_;                            ///< see policy()
+  /// see endpoints(); for Pickers made with the second constructor, filled by assemble() on first use
+  mutable std::vector<WeightedEndpoint> endpoints_;
+  std::size_t size_ = 0;                             ///< see size()
+  std::size_t pickable_ = 0;                         ///< see pickable()
+  std::uint64_t total_weight_ = 0;                   ///< see total_weight()
+  std::string no_endpoint_reason_;                   ///< see no_endpoint_reason()
+  /// Sets no_endpoint_reason_ from size_ and pickable_.
+  void set_reason();
+
+ private:
+  bool lazy_ = false;                   // endpoints_ is assembled on first use
+  mutable std::once_flag assembled_;    // guards that one assemble()
 };
 
 /// How Pickers are shared: publishing one is swapping this pointer; readers keep theirs alive.
@@ -141,6 +170,27 @@ class KUPSTREAM_API Balancer {
   /// a Picker whose pick() is empty, with the reason. Any single thread. Copies no Endpoint:
   /// the Picker keeps the given shared pointers (and with them the Endpoints) alive.
   PickerPtr build(std::vector<WeightedEndpoint> endpoints) const;
+
+  /// Builds a two-level weighted round-robin Picker: each pick chooses a group first, in
+  /// proportion to its total_weight(), then an endpoint of that group. An endpoint of weight w
+  /// in a group of total W, out of a grand total T, gets w/W × W/T = w/T of the picks: the same
+  /// shares as one flat Picker over all the endpoints, exact over a full cycle (T divided by the
+  /// gcd of all the weights). Groups built by build() with weighted_round_robin are walked
+  /// through their own cycles (smooth within the group); other groups are asked to pick().
+  ///
+  /// The groups are shared, not copied: building costs O(groups) plus a table of at most 16,384
+  /// entries, whatever the number of endpoints, so a caller that keeps the Pickers of unchanged
+  /// groups rebuilds only what changed (this is how the Upstream publishes a change of one
+  /// service). Small cycles follow the smooth sequence of the group weights; larger ones a
+  /// stride through the cycle that spaces each group's turns nearly evenly. `round` moves the
+  /// start of the cycle, so that successive Pickers of one caller do not all begin with the same
+  /// group.
+  ///
+  /// endpoints() is the concatenation of the groups' endpoints, assembled on first use (see
+  /// there); PickResult::index is the position in it. When only one group has endpoints, its
+  /// Picker is returned as it is. Null groups count as empty ones. Any single thread; pick() as
+  /// for every Picker (lock-free, allocation-free, any thread).
+  PickerPtr build_grouped(std::vector<PickerPtr> groups, std::uint64_t round = 0) const;
 
   /// The options it was created with.
   const BalancerOptions& options() const noexcept { return options_; }

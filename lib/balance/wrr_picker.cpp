@@ -1,5 +1,7 @@
 #include "balance/wrr_picker.h"
 
+#include <numeric>
+
 #include "balance/smooth_wrr_sequence.h"
 
 namespace kupstream::detail {
@@ -8,9 +10,14 @@ WrrPicker::WrrPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed
     : Picker(BalancerPolicy::weighted_round_robin, std::move(endpoints)) {
   std::vector<std::uint32_t> weights;
   weights.reserve(endpoints_.size());
-  for (const auto& e : endpoints_) weights.push_back(e.weight);
+  for (const auto& e : endpoints_) {
+    weights.push_back(e.weight);
+    weight_gcd_ = std::gcd(weight_gcd_, e.weight);
+  }
   cycle_ = smooth_wrr_sequence(weights, max_cycle);
   const auto length = static_cast<std::uint32_t>(cycle_.size());
+  identity_ = length == endpoints_.size();
+  for (std::uint32_t i = 0; identity_ && i < length; ++i) identity_ = cycle_[i] == i;
   mod_ = FastMod(length);
   // Cursors start spread around the cycle, from a per-instance offset.
   const std::uint64_t offset = splitmix64(seed) % length;

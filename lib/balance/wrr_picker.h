@@ -14,6 +14,16 @@ class WrrPicker final : public Picker {
   WrrPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed, std::uint32_t max_cycle);
   PickResult pick(std::uint64_t hash) const noexcept override;
 
+  // For GroupedWrrPicker, which walks the cycle with its own cursor: the cycle's length, its
+  // entries (endpoint indices) and their modulo, and the gcd of the non-zero weights (the cycle
+  // holds each endpoint weight / gcd times, unless the weights were scaled down to fit).
+  std::uint32_t cycle_length() const noexcept { return mod_.divisor(); }
+  const std::uint32_t* cycle_data() const noexcept { return cycle_.data(); }
+  const FastMod& cycle_mod() const noexcept { return mod_; }
+  std::uint32_t weight_gcd() const noexcept { return weight_gcd_; }
+  // True when the cycle is 0, 1, ..., n - 1 (every endpoint has the same weight): entry j is j.
+  bool identity_cycle() const noexcept { return identity_; }
+
  private:
   // Each thread walks the cycle with the cursor of its slot; one thread alone sees the exact
   // smooth sequence, and threads on different slots never share a cache line.
@@ -24,6 +34,8 @@ class WrrPicker final : public Picker {
   };
   std::vector<std::uint32_t> cycle_;
   FastMod mod_;
+  std::uint32_t weight_gcd_ = 0;
+  bool identity_ = false;
   std::array<Cursor, kCursors> cursors_;
 };
 

@@ -178,6 +178,7 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   s.pods = std::move(merged);
   if (left && s.set) s.retired.push_back(s.set);
   s.set = set;
+  s.dirty = true;
   rebuild();
   release_gone_pods(s);
 }
@@ -226,26 +227,127 @@ void Upstream::Impl::release_pod_if_gone(UpstreamPod& pod) {
 }
 
 
+void Upstream::Impl::count_pods(Service& service, SteadyClock::time_point now) {
+  service.dirty = false;
+  service.ready_pods = service.draining_pods = service.ready_healthy = service.draining_healthy = 0;
+  service.ejection_end = SteadyClock::time_point::max();
+  service.ramping = false;
+  const bool ramping = options.slow_start.count() > 0;
+  for (const auto& entry : service.pods) {
+    const UpstreamPod& pod = *entry;
+    if (!pod.listed) continue;
+    const bool ejected = pod.health.ejected(now);
+    if (ejected) service.ejection_end = std::min(service.ejection_end, pod.health.ejected_until());
+    if (ramping && now - pod.first_seen < options.slow_start) service.ramping = true;
+    const std::size_t healthy = !ejected && pod.active_ok ? 1 : 0;
+    if (pod.ready) {
+      ++service.ready_pods;
+      service.ready_healthy += healthy;
+    } else {
+      ++service.draining_pods;
+      service.draining_healthy += healthy;
+    }
+  }
+}
+
+PickerPtr Upstream::Impl::service_picker(std::size_t i, SteadyClock::time_point now) {
+  Service& service = services[i];
+  for (const auto& entry : service.pods) {
+    entry->weight = 0;
+    entry->local = false;
+  }
+  const std::size_t count = using_draining ? service.draining_pods : service.ready_pods;
+  if (service.ref.weight == 0 || count == 0) return nullptr;
+  const bool ramping = options.slow_start.count() > 0;
+  const std::uint32_t base = detail::pod_base_weight(config.weight_mode, service.ref.weight, count);
+  std::vector<WeightedEndpoint> list;
+  list.reserve(count);
+  for (const auto& entry : service.pods) {
+    UpstreamPod& p = *entry;
+    if (!p.listed || p.ready == using_draining) continue;
+    if (!panic && (p.health.ejected(now) || !p.active_ok)) continue;
+    std::uint32_t w = base;
+    if (ramping)
+      w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
+                                    options.slow_start);
+    if (w == 0) continue;
+    p.weight = w;
+    // As in the flat Picker: the endpoint aliases the service's snapshot, the load the Pod.
+    list.push_back({std::shared_ptr<const Endpoint>(service.set, p.endpoint), w,
+                    std::shared_ptr<EndpointLoad>(entry, &p.target), p.service});
+  }
+  if (list.empty()) return nullptr;
+  return balancer.build(std::move(list));
+}
+
 void Upstream::Impl::rebuild() {
   if (stopped) return;
   const auto now = SteadyClock::now();
   last_rebuild = now;
-  // One pass over the Pods (a map walk is the dominant cost with thousands of Pods): reset
-  // weights, sort listed Pods into ready / draining, and find the next timer deadline.
+  ++rebuilds;
+  if (config.policy != BalancerPolicy::weighted_round_robin || options.locality.enabled) return rebuild_flat(now);
+
+  // Walk only the services that changed, or change by themselves now (an ejection ended, slow
+  // start moved on); the others keep their counts and their Pickers.
+  for (auto& service : services)
+    if (service.dirty || service.ramping || service.ejection_end <= now) {
+      count_pods(service, now);
+      service.picker_built = false;
+    }
+  // The global decisions, from the per-service counts: draining fallback and panic.
+  std::size_t ready = 0, draining = 0, ready_healthy = 0, draining_healthy = 0;
+  for (const auto& service : services) {
+    if (service.ref.weight == 0) continue;
+    ready += service.ready_pods;
+    draining += service.draining_pods;
+    ready_healthy += service.ready_healthy;
+    draining_healthy += service.draining_healthy;
+  }
+  // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
+  using_draining = ready == 0 && draining > 0;
+  const std::size_t candidates = using_draining ? draining : ready;
+  const std::size_t healthy = using_draining ? draining_healthy : ready_healthy;
+  panic = candidates > 0 && healthy * 100 < candidates * options.panic_threshold_percent;
+
+  std::vector<PickerPtr> groups;
+  groups.reserve(services.size());
+  auto next = SteadyClock::time_point::max();
+  const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
+  for (std::size_t i = 0; i < services.size(); ++i) {
+    Service& service = services[i];
+    if (!service.picker_built || service.picker_draining != using_draining || service.picker_panic != panic) {
+      service.picker = service_picker(i, now);
+      service.picker_built = true;
+      service.picker_draining = using_draining;
+      service.picker_panic = panic;
+    }
+    groups.push_back(service.picker);
+    next = std::min(next, service.ejection_end);
+    if (service.ramping) next = std::min(next, now + ramp_step);
+  }
+  publish(balancer.build_grouped(std::move(groups), rebuilds));
+  schedule_timer(now, next);
+}
+
+void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
+  // One pass over the Pods: counts (for the timer), reset weights, sort listed Pods into
+  // ready / draining.
   std::vector<const std::shared_ptr<UpstreamPod>*> ready, draining;
   ready.reserve(pod_count());
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
   const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
   for (auto& service : services) {
+    count_pods(service, now);
+    service.picker = nullptr;
+    service.picker_built = false;
+    next = std::min(next, service.ejection_end);
+    if (service.ramping) next = std::min(next, now + ramp_step);
     for (auto& entry : service.pods) {
       UpstreamPod& pod = *entry;
       pod.weight = 0;
       pod.local = false;
-      if (!pod.listed) continue;
-      if (pod.health.ejected(now)) next = std::min(next, pod.health.ejected_until());
-      if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
-      if (service.ref.weight == 0) continue;
+      if (!pod.listed || service.ref.weight == 0) continue;
       (pod.ready ? ready : draining).push_back(&entry);
     }
   }
@@ -332,21 +434,16 @@ void Upstream::Impl::on_timer() {
   }
   // Rebuild only when weights change: an ejection ended, or a Pod was ramping up at the last
   // build. A health-check tick alone changes nothing (a changed verdict rebuilds by itself),
-  // and a rebuild restarts the weighted round-robin cycle: rebuilding on every tick would skew
-  // shares towards the Pods early in the cycle.
+  // and a rebuild restarts the weighted round-robin cycle of what it rebuilds: rebuilding on
+  // every tick would skew shares towards the Pods early in the cycle. The services' counts
+  // (count_pods(), at their last walk) say when, without walking the Pods.
   const auto now = SteadyClock::now();
   bool changed = false;
   auto next = SteadyClock::time_point::max();
-  const bool ramping = options.slow_start.count() > 0;
-  const auto ramp_step = std::max<std::chrono::milliseconds>(options.slow_start / 20, std::chrono::milliseconds{20});
-  for_each_pod([&](const UpstreamPod& pod) {
-    if (!pod.listed) return;
-    const auto until = pod.health.ejected_until();
-    if (until > now) next = std::min(next, until);
-    else if (until > last_rebuild) changed = true;
-    if (ramping && last_rebuild - pod.first_seen < options.slow_start) changed = true;
-    if (ramping && now - pod.first_seen < options.slow_start) next = std::min(next, now + ramp_step);
-  });
+  for (const auto& service : services) {
+    if (service.ramping || service.ejection_end <= now) changed = true;
+    next = std::min(next, service.ejection_end);
+  }
   if (changed) return rebuild();
   schedule_timer(now, next);
 }
@@ -382,6 +479,7 @@ void Upstream::Impl::health_verdict(std::uint64_t pod_id, bool ok) {
     p.active_streak = 0;
     log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", config.name, p.name(),
                                     ok ? "healthy" : "unhealthy"));
+    services[p.service].dirty = true;
     rebuild();
   }
 }
@@ -447,6 +545,7 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
                                        config.name, pod.name(),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until() - now).count(),
                                        options.outlier.consecutive_failures));
+    services[pod.service].dirty = true;
     rebuild();
   }
 }
@@ -457,6 +556,7 @@ void Upstream::Impl::shutdown() {
   health_probes.clear();
   for (auto& s : services) s.watch.reset();
   for (auto& s : services) {
+    s.picker.reset();  // it holds its Pods and snapshot too
     s.pods.clear();
     s.retired.clear();
   }

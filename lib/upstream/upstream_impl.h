@@ -75,6 +75,21 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
     // the service has no unlisted Pod left.
     std::vector<EndpointSetPtr> retired;
     std::uint64_t requests = 0, failures = 0, ejections = 0;  // for the per-service series
+
+    // The rebuild's cache of this service (rebuild()), so that a change of one service walks
+    // only that service's Pods. Counted by count_pods() at its last walk of `pods`; `dirty`
+    // asks the next rebuild to walk them again (a new snapshot, a health verdict, an ejection;
+    // an ejection end and slow start are found from `ejection_end` and `ramping`).
+    bool dirty = true;
+    std::size_t ready_pods = 0, draining_pods = 0;      // listed Pods, ready / draining
+    std::size_t ready_healthy = 0, draining_healthy = 0;  // of those, neither ejected nor failing checks
+    SteadyClock::time_point ejection_end = SteadyClock::time_point::max();  // earliest, of its listed Pods
+    bool ramping = false;  // a listed Pod was in slow start at the walk
+    // Its Picker in the last two-level Picker (weighted_round_robin without zone-aware routing);
+    // null when it had no Pod to offer. Kept while the service is clean and the global mode
+    // (draining fallback, panic) is what it was built for.
+    PickerPtr picker;
+    bool picker_draining = false, picker_panic = false, picker_built = false;
   };
 
   Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o);
@@ -148,7 +163,17 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   // The counts of every loop: this one's and the workers' so far.
   detail::Tally totals() const;
   void on_snapshot(std::size_t service, const EndpointSetPtr& set);
+  // Rebuilds and publishes the Picker. The default policy (weighted_round_robin, no zone-aware
+  // routing) rebuilds only the dirty services' Pickers and groups them (Balancer::build_grouped);
+  // the other policies and zone-aware routing build one flat Picker over every Pod.
   void rebuild();
+  void rebuild_flat(SteadyClock::time_point now);
+  // Walks the service's Pods: its counts, ejection_end and ramping; clears `dirty`.
+  void count_pods(Service& service, SteadyClock::time_point now);
+  // The Picker of service i's candidates (ready, or draining in the fallback) with their weights
+  // (set on its Pods); null when none takes traffic. Needs using_draining and panic set.
+  PickerPtr service_picker(std::size_t i, SteadyClock::time_point now);
+  std::uint64_t rebuilds = 0;  // varies the start of successive grouped Pickers
   void schedule_timer(SteadyClock::time_point now, SteadyClock::time_point next);
   void on_timer();
   void run_health_checks();

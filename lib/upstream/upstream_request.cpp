@@ -192,7 +192,6 @@ void UpstreamRequest::Impl::attempt() {
   // this loop's copy of the current one: `routing` stays valid until the next routing() call.
   const detail::Routing& routing = up->routing();
   const Picker* picker = routing.picker.get();
-  const auto& targets = picker->endpoints();  // each one's `load` is its Pod's PodTarget
   const WeightedEndpoint* chosen = nullptr;
   auto untried = [&](const WeightedEndpoint& e) {
     return std::find(tried.begin(), tried.end(), detail::target_of(e).id) == tried.end();
@@ -206,10 +205,11 @@ void UpstreamRequest::Impl::attempt() {
   // The draws kept landing on tried Pods (a policy that favours them, such as consistent hash,
   // or bad luck with random): take the first untried Pod of the Picker, from a request-dependent
   // start so that retries do not all pile onto one Pod.
+  // Picker::at(), not endpoints(): a grouped Picker would assemble its whole list for that.
   if (chosen && !tried.empty() && !untried(*chosen)) {
-    const std::size_t n = targets.size();
+    const std::size_t n = picker->size();
     for (std::size_t k = 0; k < n; ++k) {
-      const auto& candidate = targets[(request.hash + k) % n];
+      const auto& candidate = picker->at((request.hash + k) % n);  // its `load` is its Pod's PodTarget
       if (untried(candidate)) {
         chosen = &candidate;
         break;

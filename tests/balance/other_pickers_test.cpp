@@ -53,6 +53,26 @@ TEST_SUITE("Picker") {
     }
   }
 
+  TEST_CASE("a grouped Picker's pick, at() and size() never allocate, in table and in stride mode") {
+    const Balancer b = balancer(BalancerPolicy::weighted_round_robin);
+    // Totals 3 + 5 (a table of 8 positions) and 20,000 + 1 (a stride over 20,001).
+    for (const auto& sizes : {std::vector<std::uint32_t>{3, 5}, std::vector<std::uint32_t>{20000, 1}}) {
+      std::vector<PickerPtr> groups;
+      for (auto n : sizes) groups.push_back(b.build(weighted(std::vector<std::uint32_t>(n, 1))));
+      auto picker = b.build_grouped(groups);
+      picker->pick(0);
+      const auto before = g_allocations.load();
+      std::uint64_t sum = 0;
+      for (std::uint64_t i = 0; i < 10000; ++i) {
+        const auto r = picker->pick(i);
+        sum += r.index + (&picker->at(r.index) == r.endpoint ? 0 : 1'000'000'000) + picker->size();
+      }
+      CHECK(g_allocations.load() == before);
+      CHECK(sum > 0);
+      CHECK(sum < 1'000'000'000);
+    }
+  }
+
   TEST_CASE("every policy gives the same clear result for an empty list") {
     for (auto policy : {BalancerPolicy::weighted_round_robin, BalancerPolicy::least_request,
                         BalancerPolicy::consistent_hash, BalancerPolicy::random}) {
