@@ -15,11 +15,7 @@ using kupstream::test::weighted;
 
 namespace {
 
-Balancer wrr(std::uint64_t seed) {
-  BalancerOptions o;
-  o.seed = seed;
-  return Balancer(o);
-}
+Balancer wrr(std::uint64_t seed) { return kupstream::test::seeded_balancer(seed); }
 
 // Groups of endpoints with these weights, each built by `b`; endpoint addresses differ across
 // groups (group g's endpoint i is loopback endpoint 1000 * g + i).

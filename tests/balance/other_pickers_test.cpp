@@ -19,12 +19,7 @@ using kupstream::test::g_allocations;
 
 namespace {
 
-Balancer balancer(BalancerPolicy policy, std::uint64_t seed = 1) {
-  BalancerOptions o;
-  o.policy = policy;
-  o.seed = seed;
-  return Balancer(o);
-}
+Balancer balancer(BalancerPolicy policy, std::uint64_t seed = 1) { return kupstream::test::seeded_balancer(seed, policy); }
 
 std::vector<std::uint32_t> key_owners(const Picker& picker, int keys) {
   std::vector<std::uint32_t> owners;

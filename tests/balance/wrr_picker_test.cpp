@@ -14,11 +14,7 @@ using kupstream::test::weighted;
 
 namespace {
 
-Balancer wrr(std::uint64_t seed) {
-  BalancerOptions o;
-  o.seed = seed;
-  return Balancer(o);
-}
+Balancer wrr(std::uint64_t seed) { return kupstream::test::seeded_balancer(seed); }
 
 std::uint64_t reduced_total(const std::vector<std::uint32_t>& w) {
   std::uint64_t g = 0, sum = 0;

@@ -24,9 +24,17 @@ inline std::vector<WeightedEndpoint> weighted(const std::vector<std::uint32_t>& 
   return out;
 }
 
+// A Balancer of `policy` with a fixed seed, so that a test picks the same sequence every run.
+inline Balancer seeded_balancer(std::uint64_t seed, BalancerPolicy policy = BalancerPolicy::weighted_round_robin) {
+  BalancerOptions o;
+  o.policy = policy;
+  o.seed = seed;
+  return Balancer(o);
+}
+
 // Counts picks per endpoint index.
 inline std::vector<std::uint64_t> count_picks(const Picker& picker, std::uint64_t picks, std::uint64_t hash = 0) {
-  std::vector<std::uint64_t> counts(picker.endpoints().size());
+  std::vector<std::uint64_t> counts(picker.size());
   for (std::uint64_t i = 0; i < picks; ++i) ++counts[picker.pick(hash).index];
   return counts;
 }

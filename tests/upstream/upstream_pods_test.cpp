@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "upstream/support/unwatched_world.h"
 #include "upstream/upstream_impl.h"
 
 namespace kupstream {
@@ -22,38 +23,8 @@ Endpoint pod(const std::string& address, const std::string& name, bool ready = t
   return e;
 }
 
-struct World {
-  uv_loop_t loop;
-  std::shared_ptr<Upstream::Impl> impl;
-  std::uint64_t generation = 1;
-
-  World() {
-    REQUIRE(uv_loop_init(&loop) == 0);
-    UpstreamConfig c;
-    c.name = "pods";
-    for (const char* name : {"a", "b"}) {
-      ServiceRef r;
-      r.cluster = "one";
-      r.namespace_name = "default";
-      r.service = name;
-      r.port = PortRef::name("http");
-      c.services.push_back(r);
-    }
-    UpstreamOptions o;
-    o.seed = 1;
-    impl = Upstream::Impl::unwatched(loop, c, o);
-  }
-  ~World() {
-    impl->shutdown();
-    impl.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
-  }
-  EndpointSetPtr publish(std::size_t service, std::vector<Endpoint> endpoints) {
-    auto set = EndpointSet::make(generation++, "", std::move(endpoints));
-    impl->on_snapshot(service, set);
-    return set;
-  }
+struct World : test::UnwatchedWorld {
+  World() : UnwatchedWorld("pods", {{"a", 1}, {"b", 1}}) {}
   // "address pod_name listed/unlisted ready/draining" per Pod of `service`, in array order.
   std::vector<std::string> pods(std::size_t service) const {
     std::vector<std::string> out;

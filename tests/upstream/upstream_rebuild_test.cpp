@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "balance/grouped_wrr_picker.h"
+#include "upstream/support/unwatched_world.h"
 #include "upstream/upstream_impl.h"
 
 namespace kupstream {
@@ -33,37 +34,16 @@ std::vector<Endpoint> pods(std::size_t service, int n, int first = 1, bool ready
   return out;
 }
 
-struct World {
-  uv_loop_t loop;
-  std::shared_ptr<Upstream::Impl> impl;
-  std::uint64_t generation = 1;
+// Services s0, s1, ... with these weights.
+std::vector<std::pair<std::string, std::uint32_t>> named(const std::vector<std::uint32_t>& weights) {
+  std::vector<std::pair<std::string, std::uint32_t>> out;
+  for (std::size_t i = 0; i < weights.size(); ++i) out.emplace_back("s" + std::to_string(i), weights[i]);
+  return out;
+}
 
-  explicit World(std::vector<std::uint32_t> weights, UpstreamOptions o = {}, WeightMode mode = WeightMode::per_pod) {
-    REQUIRE(uv_loop_init(&loop) == 0);
-    UpstreamConfig c;
-    c.name = "rebuild";
-    c.weight_mode = mode;
-    for (std::size_t i = 0; i < weights.size(); ++i) {
-      ServiceRef r;
-      r.cluster = "one";
-      r.namespace_name = "default";
-      r.service = "s" + std::to_string(i);
-      r.port = PortRef::name("http");
-      r.weight = weights[i];
-      c.services.push_back(r);
-    }
-    o.seed = 1;
-    impl = Upstream::Impl::unwatched(loop, c, o);
-  }
-  ~World() {
-    impl->shutdown();
-    impl.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
-  }
-  void publish(std::size_t service, std::vector<Endpoint> endpoints) {
-    impl->on_snapshot(service, EndpointSet::make(generation++, "", std::move(endpoints)));
-  }
+struct World : test::UnwatchedWorld {
+  explicit World(const std::vector<std::uint32_t>& weights, UpstreamOptions o = {}, WeightMode mode = WeightMode::per_pod)
+      : UnwatchedWorld("rebuild", named(weights), std::move(o), mode) {}
   PickerPtr picker() const { return impl->current_picker(); }
   const detail::GroupedWrrPicker& grouped() const {
     const auto* g = dynamic_cast<const detail::GroupedWrrPicker*>(impl->current_picker().get());
