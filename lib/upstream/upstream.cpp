@@ -330,8 +330,8 @@ void Upstream::Impl::rebuild() {
 }
 
 void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
-  // One pass over the Pods: counts (for the timer), reset weights, sort listed Pods into
-  // ready / draining.
+  // Two walks per service: count_pods() (the counts the timer and the two-level path read),
+  // then resetting weights and sorting listed Pods into ready / draining.
   std::vector<const std::shared_ptr<UpstreamPod>*> ready, draining;
   ready.reserve(pod_count());
   auto next = SteadyClock::time_point::max();
