@@ -135,6 +135,21 @@ std::string Gateway::metrics_text(const std::vector<WorkerSnapshot>& workers) co
     for (std::size_t i = 0; i < workers.size(); ++i)
       g += fmt::format("kup_gateway_worker_requests_total{{worker=\"{}\"}} {}\n", i, workers[i].server.requests);
   }
+  if (trimmer_) {
+    const auto& t = trimmer_->stats();
+    g += fmt::format("# HELP kup_gateway_heap_trims_total Times free heap pages were given back to the system (server.heap_trim_mib).\n"
+                     "# TYPE kup_gateway_heap_trims_total counter\nkup_gateway_heap_trims_total {}\n"
+                     "# HELP kup_gateway_heap_trim_released_bytes_total Resident memory those trims gave back.\n"
+                     "# TYPE kup_gateway_heap_trim_released_bytes_total counter\nkup_gateway_heap_trim_released_bytes_total {}\n"
+                     "# HELP kup_gateway_heap_trim_seconds_total Time spent in those trims.\n"
+                     "# TYPE kup_gateway_heap_trim_seconds_total counter\nkup_gateway_heap_trim_seconds_total {:.6f}\n",
+                     t.trims, t.released_bytes, t.seconds);
+  }
+  if (auto rss = HeapTrimmer::process_resident_bytes(); rss > 0) {
+    g += fmt::format("# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                     "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",
+                     rss);
+  }
   m.add(g);
   if (current_) {
     for (const auto& [name, h] : current_->upstreams) m.add(h->upstream->prometheus_text());

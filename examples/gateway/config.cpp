@@ -188,7 +188,7 @@ std::optional<ListenAddress> parse_address(Parser& p, const YAML::Node& n, const
 void parse_server(Parser& p, const YAML::Node& n, ServerSettings& s) {
   const std::string path = "server";
   if (!p.check_map(n, path, {"max_header_bytes", "max_body_bytes", "header_timeout_ms", "idle_timeout_ms", "drain_timeout_ms",
-                                "workers"}))
+                                "workers", "heap_trim_mib"}))
     return;
   if (auto v = p.number<std::size_t>(n, path, "max_header_bytes", 1024, 1024 * 1024)) s.max_header_bytes = *v;
   if (auto v = p.number<std::uint64_t>(n, path, "max_body_bytes", 0, std::uint64_t{1} << 50)) s.max_body_bytes = *v;
@@ -196,6 +196,7 @@ void parse_server(Parser& p, const YAML::Node& n, ServerSettings& s) {
   if (auto v = p.number<std::uint32_t>(n, path, "idle_timeout_ms", 1, 3'600'000)) s.idle_timeout_ms = *v;
   if (auto v = p.number<std::uint32_t>(n, path, "drain_timeout_ms", 0, 3'600'000)) s.drain_timeout_ms = *v;
   if (auto v = p.number<std::uint32_t>(n, path, "workers", 1, ServerSettings::max_workers)) s.workers = *v;
+  if (auto v = p.number<std::uint32_t>(n, path, "heap_trim_mib", 0, 65'536)) s.heap_trim_mib = *v;
 }
 
 void parse_cluster(Parser& p, const YAML::Node& n, const std::string& path, GatewayConfig& cfg) {

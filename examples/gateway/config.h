@@ -36,6 +36,9 @@ struct ServerSettings {
   // requests are served on the control loop itself. `--workers N` overrides it.
   std::uint32_t workers = 1;
   static constexpr std::uint32_t max_workers = 64;
+  // Give free heap pages back to the system once the RSS has grown by this many MiB since the
+  // last trim (heap_trimmer.h); 0 = never.
+  std::uint32_t heap_trim_mib = 8;
   friend bool operator==(const ServerSettings&, const ServerSettings&) = default;
 };
 

@@ -30,6 +30,7 @@ Gateway::~Gateway() {
     uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     pending_timer_ = nullptr;
   }
+  trimmer_.reset();
   // After a graceful stop the workers are gone already. After a failed start their threads never
   // ran: their servers and Forwarders close here, on this thread, before the Upstreams.
   workers_.clear();
@@ -154,6 +155,11 @@ Status Gateway::start() {
     if (!port) return port.error();
     admin_port_ = *port;
     log_(LogLevel::info, fmt::format("admin on {}:{}", c.admin->address, *port));
+  }
+  if (c.server.heap_trim_mib > 0) {
+    trimmer_ = std::make_unique<HeapTrimmer>(loop_, std::size_t{c.server.heap_trim_mib} << 20, 1000,
+                                             [this](std::string_view t) { log_(LogLevel::debug, t); });
+    trimmer_->start();
   }
   // The first routes are installed before the worker loops run (so on this thread).
   held_[current_->id] = Held{current_, workers_.size()};
@@ -284,6 +290,7 @@ void Gateway::all_stopped() {
     uv_close(reinterpret_cast<uv_handle_t*>(pending_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     pending_timer_ = nullptr;
   }
+  trimmer_.reset();
   control_mailbox_->close();
   auto done = std::move(stop_done_);
   if (done) done();

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "config.h"
+#include "heap_trimmer.h"
 #include "http_server.h"
 #include "mailbox.h"
 #include "kupstream/cluster.h"
@@ -135,6 +136,7 @@ class Gateway {
   uv_timer_t* pending_timer_ = nullptr;
   std::optional<Mailbox> control_mailbox_;
   std::unique_ptr<HttpServer> admin_server_;
+  std::unique_ptr<HeapTrimmer> trimmer_;  // null when server.heap_trim_mib is 0
   std::vector<std::unique_ptr<Worker>> workers_;  // destroyed before the mailbox (see ~Gateway)
   std::vector<std::uint16_t> ports_;
   std::uint16_t admin_port_ = 0;

@@ -11,7 +11,7 @@ namespace {
 
 const char* kFull = R"(listeners: [{address: 127.0.0.1, port: 8080}]
 admin: {address: 127.0.0.1, port: 9901}
-server: {max_header_bytes: 32768, max_body_bytes: 1048576, idle_timeout_ms: 5000, workers: 4}
+server: {max_header_bytes: 32768, max_body_bytes: 1048576, idle_timeout_ms: 5000, workers: 4, heap_trim_mib: 0}
 clusters:
   - {name: tke-a, kubeconfig: /path/kubeconfig, context: ctx-a}
   - {name: tke-b, kubeconfig: kc-b, slice_watch: per_service}
@@ -66,6 +66,7 @@ TEST_SUITE("GatewayConfig") {
     CHECK(c.server.max_body_bytes == 1048576);
     CHECK(c.server.idle_timeout_ms == 5000);
     CHECK(c.server.workers == 4);
+    CHECK(c.server.heap_trim_mib == 0);
     CHECK(c.server.header_timeout_ms == 10'000);
     REQUIRE(c.clusters.size() == 3);
     CHECK(c.clusters[0].kubeconfig == "/path/kubeconfig");
@@ -124,6 +125,7 @@ TEST_SUITE("GatewayConfig") {
     CHECK(r->listeners[0].address == "127.0.0.1");
     CHECK(r->server.max_body_bytes == 0);  // no limit unless configured
     CHECK(r->server.workers == 1);         // the control loop serves the clients itself
+    CHECK(r->server.heap_trim_mib == 8);   // trims once the RSS grew by 8 MiB
     CHECK(r->routes[0].host == "*");
     CHECK(r->routes[0].path_prefix == "/");
     UpstreamOptions defaults;
@@ -141,6 +143,13 @@ TEST_SUITE("GatewayConfig") {
     auto many = errors_of(std::string(kHead) + "server: {workers: 65}\n" + tail);
     CHECK(many.find("gateway.yaml:3: server.workers") != std::string::npos);
     CHECK(many.find("65") != std::string::npos);
+  }
+
+  TEST_CASE("server.heap_trim_mib above 65536 is reported with its line and value") {
+    std::string tail = "upstreams: [{name: u, services: [{cluster: tke-a, service: s, port: http}]}]\n"
+                       "routes: [{upstream: u}]\n";
+    auto big = errors_of(std::string(kHead) + "server: {heap_trim_mib: 70000}\n" + tail);
+    CHECK(big.find("gateway.yaml:3: server.heap_trim_mib: 70000 is out of range 0..65536") != std::string::npos);
   }
 
   TEST_CASE("a bad namespace is reported with file, line, path and value") {

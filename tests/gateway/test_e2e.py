@@ -2,6 +2,7 @@
 through kubesim clusters. Each test stops everything it started (Env.close, by PID)."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -434,6 +435,10 @@ class Admin(GatewayTest):
         _, text = gw.admin("/metrics")
         self.assertIn('kup_gateway_responses_total{upstream="web",code="200"} 1', text)
         self.assertIn("kupstream_", text)
+        self.assertRegex(text, r"\nkup_gateway_heap_trims_total \d+\n")  # server.heap_trim_mib defaults to 8
+        rss = re.search(r"\nprocess_resident_memory_bytes (\d+)\n", text)
+        self.assertIsNotNone(rss)
+        self.assertGreater(int(rss.group(1)), 1 << 20)
         types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
         self.assertEqual(len(types), len(set(types)), "a metric family is declared twice")
         self.assertStopsCleanly(gw)
