@@ -16,6 +16,7 @@
 
 #include "kupstream/error.h"
 #include "kupstream/export.h"
+#include "kupstream/shared_name.h"
 
 namespace kupstream {
 
@@ -35,9 +36,12 @@ struct Endpoint {
   std::string address;  ///< IPv4 or IPv6 literal, without brackets
   std::uint16_t port = 0;  ///< 1..65535 once validated
   std::string pod_name;   ///< targetRef.name when the targetRef is a Pod, else ""
-  std::string node_name;  ///< "" when unknown
-  std::string zone;       ///< "" when unknown
-  std::vector<std::string> hint_zones;  ///< hints.forZones
+  /// nodeName; "" when unknown. Shared: the endpoints of a service on one node hold one copy.
+  SharedName node_name;
+  /// The endpoint's zone; "" when unknown. Shared as node_name is.
+  SharedName zone;
+  /// hints.forZones[].name, each shared as node_name is.
+  std::vector<SharedName> hint_zones;
   EndpointConditions conditions;  ///< ready, serving, terminating
 
   /// Receives traffic: ready and not terminating.

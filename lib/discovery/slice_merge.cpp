@@ -46,8 +46,8 @@ void merge_one(const StoredSlice& slice, const InternTable& names, const std::st
       ++counts.bad_address;
       continue;
     }
-    const std::string& node_name = names.string(e.node);
-    if (allowed_nodes && !allowed_nodes->contains(node_name)) {
+    const SharedName& node_name = names.shared(e.node);
+    if (allowed_nodes && !allowed_nodes->contains(node_name.view())) {
       counts.unknown_node += node_name.empty() ? 1 : 0;
       continue;
     }
@@ -56,8 +56,8 @@ void merge_one(const StoredSlice& slice, const InternTable& names, const std::st
     ep.port = static_cast<std::uint16_t>(*number);
     ep.pod_name = slice.pod_name(i);
     ep.node_name = node_name;
-    ep.zone = names.string(e.zone);
-    ep.hint_zones = names.list(e.hints);
+    ep.zone = names.shared(e.zone);
+    ep.hint_zones = names.shared_list(e.hints);
     ep.conditions = e.conditions();
     out.push_back(std::move(ep));
     if (keys) keys->push_back(*key);

@@ -33,23 +33,30 @@ class RecentIds {
 }  // namespace
 
 InternTable::InternTable() {
-  strings_.push_back(&string_ids_.emplace(std::string(), 0).first->first);
+  strings_.emplace_back();
+  string_ids_.emplace(std::string_view(), 0);
   lists_.push_back(&list_ids_.emplace(std::vector<std::string>(), 0).first->first);
+  shared_lists_.emplace_back();
 }
 
 std::uint32_t InternTable::string_id(std::string_view s) {
   if (s.empty()) return 0;
   if (auto it = string_ids_.find(s); it != string_ids_.end()) return it->second;
   const auto id = static_cast<std::uint32_t>(strings_.size());
-  strings_.push_back(&string_ids_.emplace(std::string(s), id).first->first);
+  strings_.emplace_back(s);
+  string_ids_.emplace(strings_.back().view(), id);
   return id;
 }
 
 std::uint32_t InternTable::list_id(const std::vector<std::string>& list) {
   if (list.empty()) return 0;
   if (auto it = list_ids_.find(list); it != list_ids_.end()) return it->second;
+  std::vector<SharedName> shared;
+  shared.reserve(list.size());
+  for (const auto& name : list) shared.push_back(strings_[string_id(name)]);
   const auto id = static_cast<std::uint32_t>(lists_.size());
   lists_.push_back(&list_ids_.emplace(list, id).first->first);
+  shared_lists_.push_back(std::move(shared));
   return id;
 }
 

@@ -44,21 +44,23 @@ class InternTable {
 
   std::uint32_t string_id(std::string_view s);
   std::uint32_t list_id(const std::vector<std::string>& list);
-  const std::string& string(std::uint32_t id) const noexcept { return *strings_[id]; }
+  const std::string& string(std::uint32_t id) const noexcept { return strings_[id].str(); }
   const std::vector<std::string>& list(std::uint32_t id) const noexcept { return *lists_[id]; }
+  // The same values as the Endpoints carry them: endpoints built from one table share each
+  // name's buffer (and a hint list's names are shared with the zones of the same text).
+  const SharedName& shared(std::uint32_t id) const noexcept { return strings_[id]; }
+  const std::vector<SharedName>& shared_list(std::uint32_t id) const noexcept { return shared_lists_[id]; }
   // Distinct values held (strings + lists, the two empty ones included).
   std::size_t size() const noexcept { return strings_.size() + lists_.size(); }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  // Node-based containers: the keys do not move, so the by-id vectors point at them.
-  std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>> string_ids_;
+  // Keys are views of the SharedNames' buffers, which do not move.
+  std::unordered_map<std::string_view, std::uint32_t> string_ids_;
+  // Node-based: the keys do not move, so lists_ points at them.
   std::map<std::vector<std::string>, std::uint32_t> list_ids_;
-  std::vector<const std::string*> strings_;
+  std::vector<SharedName> strings_;
   std::vector<const std::vector<std::string>*> lists_;
+  std::vector<std::vector<SharedName>> shared_lists_;
 };
 
 struct StoredEndpoint {

@@ -70,6 +70,33 @@ TEST_SUITE("merge_slices") {
     CHECK(backends(r) == std::vector<std::string>{"127.0.1.1:8080", "127.0.1.2:8080", "127.0.1.3:8080"});
   }
 
+  TEST_CASE("endpoints on one node, in one zone, share one buffer for each name") {
+    Slices slices;
+    auto a1 = sep("127.0.1.1", "node-pool1-with-a-long-name");
+    auto a2 = sep("127.0.1.2", "node-pool1-with-a-long-name");
+    auto b1 = sep("127.0.1.3", "node-pool2-with-a-long-name");
+    for (auto* e : {&a1, &a2, &b1}) {
+      e->zone = "zone-1a";
+      e->hint_zones = {"zone-1a"};
+    }
+    slices.put(slice("a", {a1, b1}));
+    slices.put(slice("b", {a2}));
+    auto svc = service({{"http", 8000}});
+    auto r = merge_slices({&slices, &svc, PortRef::number(8000), nullptr});
+    REQUIRE(r.endpoints.size() == 3);
+    const Endpoint* on[3] = {};
+    for (const auto& e : r.endpoints) on[e.address.back() - '1'] = &e;
+    REQUIRE((on[0] && on[1] && on[2]));
+    CHECK(on[0]->node_name == "node-pool1-with-a-long-name");
+    CHECK(on[0]->node_name.shares_buffer_with(on[1]->node_name));  // across two slices
+    CHECK_FALSE(on[0]->node_name.shares_buffer_with(on[2]->node_name));
+    CHECK(on[2]->node_name == "node-pool2-with-a-long-name");
+    CHECK(on[0]->zone.shares_buffer_with(on[2]->zone));
+    REQUIRE(on[2]->hint_zones.size() == 1);
+    CHECK(on[2]->hint_zones[0] == "zone-1a");
+    CHECK(on[2]->hint_zones[0].shares_buffer_with(on[0]->zone));  // a hint and a zone of the same text
+  }
+
   TEST_CASE("missing conditions mean ready and serving, not terminating") {
     Slices slices;
     slices.put(slice("a", {sep("127.0.1.1")}));

@@ -27,7 +27,7 @@ struct Pods {
       e.address = "127.0.9." + std::to_string(endpoints.size() + 1);
       e.port = 80;
       e.zone = zone;
-      e.hint_zones = hints;
+      e.hint_zones.assign(hints.begin(), hints.end());
       endpoints.push_back(e);
       healthy.push_back(true);
       weights.push_back(weight);

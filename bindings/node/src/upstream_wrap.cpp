@@ -43,7 +43,7 @@ Napi::Object snapshot_object(Napi::Env env, UpstreamCore& core) {
       e.Set("address", list[i].endpoint->address);
       e.Set("port", list[i].endpoint->port);
       e.Set("pod", list[i].endpoint->pod_name);
-      e.Set("node", list[i].endpoint->node_name);
+      e.Set("node", list[i].endpoint->node_name.str());
       e.Set("service", core.service_of(picker, i));
       e.Set("weight", list[i].weight);
       endpoints.Set(i, e);

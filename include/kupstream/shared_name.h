@@ -1,0 +1,126 @@
+// SharedName: an immutable string that copies share instead of duplicating.
+//
+// Endpoints carry names that thousands of them repeat: the node a Pod runs on, its zone, the
+// zones its hints name. A SharedName is one pointer; its copies point at the same buffer (with a
+// reference count), so 60,000 endpoints on 50 nodes hold 50 node names, not 60,000. The library
+// hands out the endpoints of a service with their names already shared.
+//
+// It reads like a const std::string: str(), c_str(), view(), size(), empty(), comparison with
+// strings, string views and C strings, and an implicit conversion to std::string_view (so fmt
+// and functions taking a string_view take it as it is). It is built implicitly from those types,
+// so `endpoint.zone = "zone-a"` and `Endpoint{.zone = "zone-a"}` work. Equal text compares equal,
+// shared or not.
+//
+// Thread: immutable; any thread may read, copy and drop SharedNames (the count is atomic).
+// Lifetime: references from str(), c_str() and view() stay valid while this SharedName, or
+// any copy of it, lives. Errors: building one may throw std::bad_alloc; nothing else throws.
+#pragma once
+
+#include <atomic>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "kupstream/export.h"
+
+namespace kupstream {
+
+class SharedName {
+ public:
+  /// The empty name (no allocation).
+  SharedName() noexcept = default;
+  /// A name that owns a copy of `text` (empty text: no allocation).
+  KUPSTREAM_API SharedName(std::string_view text);
+  /// A name that owns a copy of `text`.
+  SharedName(const std::string& text) : SharedName(std::string_view(text)) {}
+  /// A name that owns a copy of `text` (a NUL-terminated string, not null).
+  SharedName(const char* text) : SharedName(std::string_view(text)) {}
+  /// Shares `other`'s buffer.
+  SharedName(const SharedName& other) noexcept : block_(other.block_) { retain(); }
+  /// Takes `other`'s buffer; `other` becomes empty.
+  SharedName(SharedName&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  /// Shares `other`'s buffer.
+  SharedName& operator=(const SharedName& other) noexcept {
+    SharedName(other).swap(*this);
+    return *this;
+  }
+  /// Takes `other`'s buffer; `other` becomes empty.
+  SharedName& operator=(SharedName&& other) noexcept {
+    SharedName(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~SharedName() { release(); }
+
+  /// The text.
+  const std::string& str() const noexcept { return block_ ? block_->text : empty_string(); }
+  /// The text, NUL-terminated.
+  const char* c_str() const noexcept { return str().c_str(); }
+  /// The text as a view.
+  std::string_view view() const noexcept { return str(); }
+  /// The text as a view (implicit: a SharedName goes where a string_view does).
+  operator std::string_view() const noexcept { return str(); }
+  /// Length in bytes.
+  std::size_t size() const noexcept { return str().size(); }
+  /// True for "".
+  bool empty() const noexcept { return block_ == nullptr; }
+  /// True when both hold the same buffer (not only equal text).
+  bool shares_buffer_with(const SharedName& other) const noexcept { return block_ == other.block_; }
+  /// Swaps the two buffers.
+  void swap(SharedName& other) noexcept { std::swap(block_, other.block_); }
+
+  /// Equal text.
+  friend bool operator==(const SharedName& a, const SharedName& b) noexcept {
+    return a.block_ == b.block_ || a.view() == b.view();
+  }
+  /// Equal text.
+  friend bool operator==(const SharedName& a, std::string_view b) noexcept { return a.view() == b; }
+  /// Equal text.
+  friend bool operator==(const SharedName& a, const std::string& b) noexcept { return a.view() == b; }
+  /// Equal text.
+  friend bool operator==(const SharedName& a, const char* b) noexcept { return a.view() == b; }
+  /// Orders by text, as std::string does.
+  friend std::strong_ordering operator<=>(const SharedName& a, const SharedName& b) noexcept {
+    return a.view() <=> b.view();
+  }
+  /// Orders by text, as std::string does.
+  friend std::strong_ordering operator<=>(const SharedName& a, std::string_view b) noexcept { return a.view() <=> b; }
+  /// Orders by text, as std::string does.
+  friend std::strong_ordering operator<=>(const SharedName& a, const std::string& b) noexcept {
+    return a.view() <=> std::string_view(b);
+  }
+  /// Orders by text, as std::string does.
+  friend std::strong_ordering operator<=>(const SharedName& a, const char* b) noexcept {
+    return a.view() <=> std::string_view(b);
+  }
+
+ private:
+  struct Block {
+    std::atomic<std::uint32_t> refs{1};
+    std::string text;
+  };
+  static const std::string& empty_string() noexcept {
+    static const std::string empty;
+    return empty;
+  }
+  void retain() const noexcept {
+    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete block_;
+    block_ = nullptr;
+  }
+
+  Block* block_ = nullptr;
+};
+
+}  // namespace kupstream
+
+/// Hashes the text, as std::hash<std::string_view> does.
+template <>
+struct std::hash<kupstream::SharedName> {
+  std::size_t operator()(const kupstream::SharedName& n) const noexcept { return std::hash<std::string_view>{}(n.view()); }
+};
