@@ -1,19 +1,20 @@
-// SharedName: an immutable string that copies share instead of duplicating.
-//
-// Endpoints carry names that thousands of them repeat: the node a Pod runs on, its zone, the
-// zones its hints name. A SharedName is one pointer; its copies point at the same buffer (with a
-// reference count), so 60,000 endpoints on 50 nodes hold 50 node names, not 60,000. The library
-// hands out the endpoints of a service with their names already shared.
-//
-// It reads like a const std::string: str(), c_str(), view(), size(), empty(), comparison with
-// strings, string views and C strings, and an implicit conversion to std::string_view (so fmt
-// and functions taking a string_view take it as it is). It is built implicitly from those types,
-// so `endpoint.zone = "zone-a"` and `Endpoint{.zone = "zone-a"}` work. Equal text compares equal,
-// shared or not.
-//
-// Thread: immutable; any thread may read, copy and drop SharedNames (the count is atomic).
-// Lifetime: references from str(), c_str() and view() stay valid while this SharedName, or
-// any copy of it, lives. Errors: building one may throw std::bad_alloc; nothing else throws.
+/// @file
+/// SharedName: an immutable string that copies share instead of duplicating.
+///
+/// Endpoints carry names that thousands of them repeat: the node a Pod runs on, its zone, the
+/// zones its hints name. A SharedName is one pointer; its copies point at the same buffer (with a
+/// reference count), so 60,000 endpoints on 50 nodes hold 50 node names, not 60,000. The library
+/// hands out the endpoints of a service with their names already shared.
+///
+/// It reads like a const std::string: str(), c_str(), view(), size(), empty(), comparison with
+/// strings, string views and C strings, and an implicit conversion to std::string_view (so fmt
+/// and functions taking a string_view take it as it is). It is built implicitly from those types,
+/// so `endpoint.zone = "zone-a"` and `Endpoint{.zone = "zone-a"}` work. Equal text compares equal,
+/// shared or not.
+///
+/// Thread: immutable; any thread may read, copy and drop SharedNames (the count is atomic).
+/// Lifetime: references from str(), c_str() and view() stay valid while this SharedName, or
+/// any copy of it, lives. Errors: building one may throw std::bad_alloc; nothing else throws.
 #pragma once
 
 #include <atomic>
@@ -29,6 +30,8 @@
 
 namespace kupstream {
 
+/// An immutable string that copies share (one pointer and a reference count); see the file
+/// comment for its contract.
 class SharedName {
  public:
   /// The empty name (no allocation).
@@ -53,6 +56,7 @@ class SharedName {
     SharedName(std::move(other)).swap(*this);
     return *this;
   }
+  /// Drops this reference; the last one frees the buffer.
   ~SharedName() { release(); }
 
   /// The text.
@@ -119,8 +123,11 @@ class SharedName {
 
 }  // namespace kupstream
 
-/// Hashes the text, as std::hash<std::string_view> does.
+namespace std {
+/// Hashes a SharedName's text, as std::hash<std::string_view> does (equal text, equal hash).
 template <>
-struct std::hash<kupstream::SharedName> {
-  std::size_t operator()(const kupstream::SharedName& n) const noexcept { return std::hash<std::string_view>{}(n.view()); }
+struct hash<kupstream::SharedName> {
+  /// The hash of `n`'s text.
+  size_t operator()(const kupstream::SharedName& n) const noexcept { return hash<string_view>{}(n.view()); }
 };
+}  // namespace std
