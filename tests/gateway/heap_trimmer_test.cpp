@@ -42,6 +42,15 @@ struct FakeProcess {
   }
 };
 
+// Sets the process's RSS (and what a trim would leave, in MiB), runs one check as the timer
+// does, and returns the trims so far.
+int check_at(HeapTrimmer& t, FakeProcess& p, std::size_t rss_mib, std::size_t after_trim_mib = 0) {
+  p.rss = rss_mib * MiB;
+  p.after_trim = after_trim_mib * MiB;
+  t.check();
+  return p.trims;
+}
+
 }  // namespace
 
 TEST_SUITE("heap_trimmer") {
@@ -51,30 +60,18 @@ TEST_SUITE("heap_trimmer") {
     HeapTrimmer t(l.loop, 8 * MiB, 1000, {}, p.hooks());
     t.start();
     CHECK(t.reference_bytes() == 100 * MiB);
-    p.rss = 107 * MiB;
-    t.check();
-    CHECK(p.trims == 0);
-    p.rss = 108 * MiB;
-    p.after_trim = 101 * MiB;
-    t.check();
-    CHECK(p.trims == 1);
+    CHECK(check_at(t, p, 107) == 0);
+    CHECK(check_at(t, p, 108, 101) == 1);
     CHECK(t.stats().trims == 1);
     CHECK(t.stats().released_bytes == 7 * MiB);
     CHECK(t.reference_bytes() == 101 * MiB);
     // Growth is now counted from 101 MiB.
-    p.rss = 108 * MiB;
-    t.check();
-    CHECK(p.trims == 1);
+    CHECK(check_at(t, p, 108) == 1);
     // A trim that releases nothing (the memory is live) still moves the reference up, so the
     // next one waits for another threshold of growth.
-    p.rss = 109 * MiB;
-    p.after_trim = 109 * MiB;
-    t.check();
-    CHECK(p.trims == 2);
+    CHECK(check_at(t, p, 109, 109) == 2);
     CHECK(t.stats().released_bytes == 7 * MiB);
-    p.rss = 116 * MiB;
-    t.check();
-    CHECK(p.trims == 2);
+    CHECK(check_at(t, p, 116) == 2);
     t.close();
   }
 
@@ -83,14 +80,9 @@ TEST_SUITE("heap_trimmer") {
     FakeProcess p;
     HeapTrimmer t(l.loop, 8 * MiB, 1000, {}, p.hooks());
     t.start();
-    p.rss = 90 * MiB;
-    t.check();
+    CHECK(check_at(t, p, 90) == 0);
     CHECK(t.reference_bytes() == 90 * MiB);
-    CHECK(p.trims == 0);
-    p.rss = 98 * MiB;
-    p.after_trim = 92 * MiB;
-    t.check();
-    CHECK(p.trims == 1);
+    CHECK(check_at(t, p, 98, 92) == 1);
   }
 
   TEST_CASE("an unreadable RSS never trims") {
@@ -98,9 +90,7 @@ TEST_SUITE("heap_trimmer") {
     FakeProcess p;
     HeapTrimmer t(l.loop, 8 * MiB, 1000, {}, p.hooks());
     t.start();
-    p.rss = 0;
-    t.check();
-    CHECK(p.trims == 0);
+    CHECK(check_at(t, p, 0) == 0);
     CHECK(t.reference_bytes() == 100 * MiB);
   }
 
