@@ -42,55 +42,56 @@ struct FakeProcess {
   }
 };
 
-// Sets the process's RSS (and what a trim would leave, in MiB), runs one check as the timer
-// does, and returns the trims so far.
-int check_at(HeapTrimmer& t, FakeProcess& p, std::size_t rss_mib, std::size_t after_trim_mib = 0) {
-  p.rss = rss_mib * MiB;
-  p.after_trim = after_trim_mib * MiB;
-  t.check();
-  return p.trims;
-}
+// A started trimmer (8 MiB threshold) over a FakeProcess at 100 MiB.
+struct FakeTrimmer {
+  Loop l;
+  FakeProcess p;
+  HeapTrimmer t{l.loop, 8 * MiB, 1000, {}, p.hooks()};
+  FakeTrimmer() { t.start(); }
+  // Sets the RSS (and what a trim would leave, in MiB), runs one check as the timer does, and
+  // returns the trims so far.
+  int check_at(std::size_t rss_mib, std::size_t after_trim_mib = 0) {
+    p.rss = rss_mib * MiB;
+    p.after_trim = after_trim_mib * MiB;
+    t.check();
+    return p.trims;
+  }
+};
 
 }  // namespace
 
 TEST_SUITE("heap_trimmer") {
   TEST_CASE("trims once the RSS has grown by the threshold, then measures from the RSS after") {
-    Loop l;
-    FakeProcess p;
-    HeapTrimmer t(l.loop, 8 * MiB, 1000, {}, p.hooks());
-    t.start();
+    FakeTrimmer f;
+    auto& t = f.t;
     CHECK(t.reference_bytes() == 100 * MiB);
-    CHECK(check_at(t, p, 107) == 0);
-    CHECK(check_at(t, p, 108, 101) == 1);
+    CHECK(f.check_at(107) == 0);
+    CHECK(f.check_at(108, 101) == 1);
     CHECK(t.stats().trims == 1);
     CHECK(t.stats().released_bytes == 7 * MiB);
     CHECK(t.reference_bytes() == 101 * MiB);
     // Growth is now counted from 101 MiB.
-    CHECK(check_at(t, p, 108) == 1);
+    CHECK(f.check_at(108) == 1);
     // A trim that releases nothing (the memory is live) still moves the reference up, so the
     // next one waits for another threshold of growth.
-    CHECK(check_at(t, p, 109, 109) == 2);
+    CHECK(f.check_at(109, 109) == 2);
     CHECK(t.stats().released_bytes == 7 * MiB);
-    CHECK(check_at(t, p, 116) == 2);
+    CHECK(f.check_at(116) == 2);
     t.close();
   }
 
   TEST_CASE("the reference follows the RSS down") {
-    Loop l;
-    FakeProcess p;
-    HeapTrimmer t(l.loop, 8 * MiB, 1000, {}, p.hooks());
-    t.start();
-    CHECK(check_at(t, p, 90) == 0);
+    FakeTrimmer f;
+    auto& t = f.t;
+    CHECK(f.check_at(90) == 0);
     CHECK(t.reference_bytes() == 90 * MiB);
-    CHECK(check_at(t, p, 98, 92) == 1);
+    CHECK(f.check_at(98, 92) == 1);
   }
 
   TEST_CASE("an unreadable RSS never trims") {
-    Loop l;
-    FakeProcess p;
-    HeapTrimmer t(l.loop, 8 * MiB, 1000, {}, p.hooks());
-    t.start();
-    CHECK(check_at(t, p, 0) == 0);
+    FakeTrimmer f;
+    auto& t = f.t;
+    CHECK(f.check_at(0) == 0);
     CHECK(t.reference_bytes() == 100 * MiB);
   }
 
