@@ -207,6 +207,41 @@ void BM_EndpointChange(benchmark::State& state) {
 BENCHMARK(BM_EndpointChange)->Args({60, 1000})->Args({20, 1000})->Args({3, 1000})->ArgNames({"services", "pods"})
     ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->MinTime(0.5);
 
+// One failed request's health bookkeeping (Upstream::Impl::record_result: the Pod's streak and
+// the ejection cap's count), then a success that resets the streak, so that nothing is ejected.
+// Args as BM_EndpointChange; the reference is 3 x 20 in the same loop.
+void BM_FailedRequest(benchmark::State& state) {
+  ScaleWorld big(static_cast<int>(state.range(0)), static_cast<int>(state.range(1))), small(3, 20);
+  UpstreamPod& big_pod = *big.impl->services.back().pods.back();
+  UpstreamPod& small_pod = *small.impl->services.back().pods.back();
+  double t_big = 0, t_small = 0;
+  std::size_t n = 0;
+  for (auto _ : state) {
+    const double t0 = thread_cpu_ms();
+    for (int i = 0; i < 100; ++i) {
+      big.impl->record_result(big_pod, true);
+      big.impl->record_result(big_pod, false);
+    }
+    const double t1 = thread_cpu_ms();
+    for (int i = 0; i < 100; ++i) {
+      small.impl->record_result(small_pod, true);
+      small.impl->record_result(small_pod, false);
+    }
+    const double t2 = thread_cpu_ms();
+    t_big += t1 - t0;
+    t_small += t2 - t1;
+    ++n;
+  }
+  const double b = t_big * 10 / static_cast<double>(n);  // us per failure (100 per iteration)
+  const double s = t_small * 10 / static_cast<double>(n);
+  state.counters["endpoints"] = static_cast<double>(big.impl->pod_count());
+  state.counters["failure_us"] = b;
+  state.counters["reference_us"] = s;
+  state.counters["ratio"] = b / s;
+}
+BENCHMARK(BM_FailedRequest)->Args({60, 1000})->Args({3, 20})->ArgNames({"services", "pods"})
+    ->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->MinTime(0.3);
+
 std::size_t heap_in_use() {
   malloc_trim(0);  // (only so that freed space does not hide in the count; not a fix of anything)
   // In-use chunks of the heap arenas plus the mmapped ones: glibc serves large blocks (a flat

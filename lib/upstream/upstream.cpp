@@ -230,6 +230,7 @@ void Upstream::Impl::release_pod_if_gone(UpstreamPod& pod) {
 void Upstream::Impl::count_pods(Service& service, SteadyClock::time_point now) {
   service.dirty = false;
   service.ready_pods = service.draining_pods = service.ready_healthy = service.draining_healthy = 0;
+  service.ready_ejected = service.draining_ejected = 0;
   service.ejection_end = SteadyClock::time_point::max();
   service.ramping = false;
   const bool ramping = options.slow_start.count() > 0;
@@ -243,9 +244,11 @@ void Upstream::Impl::count_pods(Service& service, SteadyClock::time_point now) {
     if (pod.ready) {
       ++service.ready_pods;
       service.ready_healthy += healthy;
+      service.ready_ejected += ejected ? 1 : 0;
     } else {
       ++service.draining_pods;
       service.draining_healthy += healthy;
+      service.draining_ejected += ejected ? 1 : 0;
     }
   }
 }
@@ -532,12 +535,23 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   // ready (or draining while the draining fallback is on). Zero-weight services and draining
   // Pods would otherwise inflate it and let every Pod that matters be ejected.
   std::size_t ejected = 0, total = 0;
-  for_each_pod([&](const UpstreamPod& p) {
-    if (p.listed && services[p.service].ref.weight > 0 && p.ready != using_draining) {
-      ++total;
-      ejected += p.health.ejected(now) ? 1 : 0;
+  for (const auto& s : services) {
+    if (s.ref.weight == 0) continue;
+    if (!s.dirty && now < s.ejection_end) {
+      // The counts of the last walk still hold: no Pod of the service changed since (a change
+      // marks it dirty) and none of its ejections has ended. O(services) per failure.
+      total += using_draining ? s.draining_pods : s.ready_pods;
+      ejected += using_draining ? s.draining_ejected : s.ready_ejected;
+      continue;
     }
-  });
+    for (const auto& entry : s.pods) {
+      const UpstreamPod& p = *entry;
+      if (p.listed && p.ready != using_draining) {
+        ++total;
+        ejected += p.health.ejected(now) ? 1 : 0;
+      }
+    }
+  }
   const bool allowed = detail::ejection_allowed(options.outlier, ejected, total);
   if (pod.health.record_failure(options.outlier, now, allowed)) {
     ++services[pod.service].ejections;

@@ -83,6 +83,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
     bool dirty = true;
     std::size_t ready_pods = 0, draining_pods = 0;      // listed Pods, ready / draining
     std::size_t ready_healthy = 0, draining_healthy = 0;  // of those, neither ejected nor failing checks
+    std::size_t ready_ejected = 0, draining_ejected = 0;  // of those, ejected (the ejection cap's count)
     SteadyClock::time_point ejection_end = SteadyClock::time_point::max();  // earliest, of its listed Pods
     bool ramping = false;  // a listed Pod was in slow start at the walk
     // Its Picker in the last two-level Picker (weighted_round_robin without zone-aware routing);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "balance/grouped_wrr_picker.h"
@@ -197,6 +198,31 @@ TEST_SUITE("Upstream rebuild") {
     CHECK(w.grouped().groups()[1].get() == other.get());
     CHECK(w.count(w.cycle()).at("127.0.1.2") == 1);
     w.check_exact_cycle();
+  }
+
+  TEST_CASE("the ejection cap counts every service's Pods, and counts again once an ejection has ended") {
+    UpstreamOptions o = no_panic_ejection(std::chrono::milliseconds(60));
+    o.outlier.max_ejected_percent = 50;  // 2 of the 4 Pods
+    World w({1, 1, 0}, o);
+    w.publish(0, pods(0, 2));
+    w.publish(1, pods(1, 2));
+    w.publish(2, pods(2, 4));  // weight 0: its Pods do not count
+    const auto now = [] { return SteadyClock::now(); };
+    w.impl->record_result(w.find("127.0.1.1"), true);
+    w.impl->record_result(w.find("127.0.2.1"), true);
+    REQUIRE(w.find("127.0.1.1").health.ejected(now()));
+    REQUIRE(w.find("127.0.2.1").health.ejected(now()));
+    // A third ejection would be 3 of 4: refused, in either service.
+    w.impl->record_result(w.find("127.0.2.2"), true);
+    CHECK_FALSE(w.find("127.0.2.2").health.ejected(now()));
+    w.impl->record_result(w.find("127.0.1.2"), true);
+    CHECK_FALSE(w.find("127.0.1.2").health.ejected(now()));
+    // Both ejections end while the loop does not run (no rebuild has counted again yet): the
+    // cap must see that, not the counts of the last rebuild.
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+    REQUIRE_FALSE(w.find("127.0.1.1").health.ejected(now()));
+    w.impl->record_result(w.find("127.0.2.2"), true);
+    CHECK(w.find("127.0.2.2").health.ejected(now()));
   }
 
   TEST_CASE("slow start: a Pod that joins later ramps up in its service's Picker; the other service's is kept") {
