@@ -57,6 +57,7 @@ def compare(bench, bins, rounds):
             sc = r.get("syscalls_per_req")
             print(f"round {rnd + 1}/{rounds} {k:<10} {r['rps']:>9,.0f} req/s  CPU {r['cpu_us_per_req']:6.2f} us/req  "
                   f"p99 {r['p99_us'] / 1e3:8.2f} ms" + (f"  syscalls/req {sc:.3f}" if sc else "")
+                  + f"  TCP segments/req {r['segments_per_req']:.2f}"
                   + f"  load {os.getloadavg()[0]:.1f}", flush=True)
     print()
     for k, v in res.items():
