@@ -57,9 +57,10 @@ namespace detail {
 // shared_ptr that owns the Pod), so a pick leads to its PodTarget (target_of()) without a
 // parallel array, and keeps the Pod's target alive while any Picker or loop holds it.
 struct PodTarget : EndpointLoad {
-  std::uint32_t service = 0;  // index in UpstreamConfig::services
-  std::uint64_t id = 0;       // unique within its Upstream, never reused
+  // port and service fill the 4 bytes after EndpointLoad's counter: a PodTarget is 48 bytes.
   std::uint16_t port = 0;
+  std::uint16_t service = 0;  // index in UpstreamConfig::services (at most 20 of them)
+  std::uint64_t id = 0;       // unique within its Upstream, never reused
   std::string host_port;  // "address:port" ("[v6]:port"), as error reasons and ForwardResponseHead::pod name it
 
   // The load counter, shared by every loop (least_request sees all of them). Atomic; a PodTarget

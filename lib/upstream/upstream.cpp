@@ -185,9 +185,8 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
 
 std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
   auto pod = std::make_shared<UpstreamPod>();
-  pod->service = service;
   pod->target.id = next_pod_id++;
-  pod->target.service = service;
+  pod->target.service = static_cast<std::uint16_t>(service);
   pod->target.port = e.port;
   pod->target.host_port = e.host_port();
   pods_by_id.emplace_back(pod->target.id, pod.get());  // ids only grow: stays sorted
@@ -223,7 +222,7 @@ void Upstream::Impl::release_gone_pods(Service& s) {
 
 void Upstream::Impl::release_pod_if_gone(UpstreamPod& pod) {
   if (pod.listed || pod.load().in_flight.load() > 0) return;
-  release_gone_pods(services[pod.service]);
+  release_gone_pods(services[pod.service()]);
 }
 
 
@@ -277,7 +276,7 @@ PickerPtr Upstream::Impl::service_picker(std::size_t i, SteadyClock::time_point 
     p.weight = w;
     // As in the flat Picker: the endpoint aliases the service's snapshot, the load the Pod.
     list.push_back({std::shared_ptr<const Endpoint>(service.set, p.endpoint), w,
-                    std::shared_ptr<EndpointLoad>(entry, &p.target), p.service});
+                    std::shared_ptr<EndpointLoad>(entry, &p.target), p.service()});
   }
   if (list.empty()) return nullptr;
   return balancer.build(std::move(list));
@@ -361,7 +360,7 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
   std::vector<std::size_t> per_service(services.size(), 0);
   std::size_t healthy = 0;
   for (auto* p : candidates) {
-    ++per_service[(*p)->service];
+    ++per_service[(*p)->service()];
     if (!(*p)->health.ejected(now) && (*p)->active_ok) ++healthy;
   }
   panic = !candidates.empty() && healthy * 100 < candidates.size() * options.panic_threshold_percent;
@@ -372,9 +371,9 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
   // allocation, no copy); each one's load is its Pod's PodTarget (aliasing the Pod), which is
   // how the request path finds the Pod of a pick (detail::target_of).
   auto add = [&](const std::shared_ptr<UpstreamPod>& p) {
-    const auto& snapshot = services[p->service].set;
+    const auto& snapshot = services[p->service()].set;
     list.push_back({std::shared_ptr<const Endpoint>(snapshot, p->endpoint), p->weight,
-                    std::shared_ptr<EndpointLoad>(p, &p->target), p->service});
+                    std::shared_ptr<EndpointLoad>(p, &p->target), p->service()});
   };
   // Zone-aware routing needs every candidate (an ejected one still counts in its zone) and
   // turns the weights into the zone plan's before the Picker is built (zone_locality.h).
@@ -385,8 +384,8 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
     UpstreamPod& p = **entry;
     const bool usable = panic || (!p.health.ejected(now) && p.active_ok);
     if (!usable && !zoned) continue;
-    const auto& ref = services[p.service].ref;
-    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p.service]);
+    const auto& ref = services[p.service()].ref;
+    std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p.service()]);
     if (ramping)
       w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
                                     options.slow_start);
@@ -477,12 +476,12 @@ void Upstream::Impl::health_verdict(std::uint64_t pod_id, bool ok) {
     return;
   }
   const auto& policy = options.health_check;
-  if (++p.active_streak >= std::max<std::uint32_t>(1, ok ? policy.healthy_threshold : policy.unhealthy_threshold)) {
+  if (++p.active_streak >= std::clamp<std::uint32_t>(ok ? policy.healthy_threshold : policy.unhealthy_threshold, 1, 0xFFFF)) {
     p.active_ok = ok;
     p.active_streak = 0;
     log(LogLevel::info, fmt::format("upstream \"{}\": Pod {} is {} by health check", config.name, p.name(),
                                     ok ? "healthy" : "unhealthy"));
-    services[p.service].dirty = true;
+    services[p.service()].dirty = true;
     rebuild();
   }
 }
@@ -529,7 +528,7 @@ net::ConnectionPool* Upstream::Impl::pool_for(const std::shared_ptr<UpstreamPod>
 void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   if (!failure) return pod.health.record_success();
   ++pod.failures;
-  ++services[pod.service].failures;
+  ++services[pod.service()].failures;
   const auto now = SteadyClock::now();
   // The cap counts the Pods that could take traffic now: listed, of a service with a weight,
   // ready (or draining while the draining fallback is on). Zero-weight services and draining
@@ -554,12 +553,12 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
   }
   const bool allowed = detail::ejection_allowed(options.outlier, ejected, total);
   if (pod.health.record_failure(options.outlier, now, allowed)) {
-    ++services[pod.service].ejections;
+    ++services[pod.service()].ejections;
     log(LogLevel::warning, fmt::format("upstream \"{}\": Pod {} ejected for {} ms after {} consecutive failures",
                                        config.name, pod.name(),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until() - now).count(),
                                        options.outlier.consecutive_failures));
-    services[pod.service].dirty = true;
+    services[pod.service()].dirty = true;
     rebuild();
   }
 }

@@ -46,17 +46,21 @@ struct UpstreamPod {
   SteadyClock::time_point first_seen;
   detail::PodHealth health;
   std::uint64_t requests = 0, failures = 0;
-  std::uint32_t service = 0;        // index in UpstreamConfig::services
   std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
-  std::uint32_t active_streak = 0;  // consecutive results contradicting active_ok
-  bool listed = false;    // in the service's current snapshot (ready or draining)
-  bool ready = false;     // listed as ready (else draining)
-  bool active_ok = true;  // active health check verdict
-  bool local = false;     // zone-aware routing counts it in the local zone
+  std::uint16_t active_streak = 0;  // consecutive results contradicting active_ok (thresholds are small)
+  bool listed : 1 = false;    // in the service's current snapshot (ready or draining)
+  bool ready : 1 = false;     // listed as ready (else draining)
+  bool active_ok : 1 = true;  // active health check verdict
+  bool local : 1 = false;     // zone-aware routing counts it in the local zone
 
+  // Index in UpstreamConfig::services (kept once, in the target).
+  std::uint32_t service() const noexcept { return target.service; }
   EndpointLoad& load() const noexcept { return target.load(); }
   const std::string& name() const noexcept { return target.host_port; }
 };
+// make_shared puts it after a 16-byte control block: 104 + 16 fills a 128-byte malloc chunk
+// (the memory per endpoint, docs/performance.md).
+static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 104, "UpstreamPod outgrew its 128-byte block");
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   struct Service {

@@ -43,7 +43,7 @@ UpstreamStats Upstream::Impl::stats() const {
     PodStats p;
     p.pod = pod.name();
     p.pod_name = pod.endpoint->pod_name;
-    p.service = u.services[pod.service].ref.to_string();
+    p.service = u.services[pod.service()].ref.to_string();
     p.zone = pod.endpoint->zone;
     p.weight = pod.weight;
     p.ejected = pod.health.ejected(now);
