@@ -35,7 +35,9 @@ struct EndpointConditions {
 struct Endpoint {
   std::string address;  ///< IPv4 or IPv6 literal, without brackets
   std::uint16_t port = 0;  ///< 1..65535 once validated
-  std::string pod_name;   ///< targetRef.name when the targetRef is a Pod, else ""
+  /// targetRef.name when the targetRef is a Pod, else "". Shared: the snapshots and the
+  /// watch's store hold one copy of each Pod's name.
+  SharedName pod_name;
   /// nodeName; "" when unknown. Shared: the endpoints of a service on one node hold one copy.
   SharedName node_name;
   /// The endpoint's zone; "" when unknown. Shared as node_name is.

@@ -6,6 +6,10 @@
 /// reference count), so 60,000 endpoints on 50 nodes hold 50 node names, not 60,000. The library
 /// hands out the endpoints of a service with their names already shared.
 ///
+/// The text lives in the same heap block as the count (one allocation of 8 bytes plus the text
+/// per distinct name), so a name that is not repeated, such as a Pod's, costs about what a
+/// std::string of it would.
+///
 /// It reads like a const std::string: str(), c_str(), view(), size(), empty(), comparison with
 /// strings, string views and C strings, and an implicit conversion to std::string_view (so fmt
 /// and functions taking a string_view take it as it is). It is built implicitly from those types,
@@ -13,8 +17,8 @@
 /// shared or not.
 ///
 /// Thread: immutable; any thread may read, copy and drop SharedNames (the count is atomic).
-/// Lifetime: references from str(), c_str() and view() stay valid while this SharedName, or
-/// any copy of it, lives. Errors: building one may throw std::bad_alloc; nothing else throws.
+/// Lifetime: pointers and views from c_str() and view() stay valid while this SharedName, or
+/// any copy of it, lives; str() returns a copy. Errors: building one may throw std::bad_alloc; nothing else throws.
 #pragma once
 
 #include <atomic>
@@ -59,16 +63,16 @@ class SharedName {
   /// Drops this reference; the last one frees the buffer.
   ~SharedName() { release(); }
 
-  /// The text.
-  const std::string& str() const noexcept { return block_ ? block_->text : empty_string(); }
+  /// A copy of the text, as a std::string (may throw std::bad_alloc).
+  std::string str() const { return std::string(view()); }
   /// The text, NUL-terminated.
-  const char* c_str() const noexcept { return str().c_str(); }
+  const char* c_str() const noexcept { return block_ ? block_->text() : ""; }
   /// The text as a view.
-  std::string_view view() const noexcept { return str(); }
+  std::string_view view() const noexcept { return block_ ? std::string_view(block_->text(), block_->size) : std::string_view(); }
   /// The text as a view (implicit: a SharedName goes where a string_view does).
-  operator std::string_view() const noexcept { return str(); }
+  operator std::string_view() const noexcept { return view(); }
   /// Length in bytes.
-  std::size_t size() const noexcept { return str().size(); }
+  std::size_t size() const noexcept { return block_ ? block_->size : 0; }
   /// True for "".
   bool empty() const noexcept { return block_ == nullptr; }
   /// True when both hold the same buffer (not only equal text).
@@ -102,19 +106,18 @@ class SharedName {
   }
 
  private:
+  // One allocation: the count and the length, then the text and a NUL right after them.
   struct Block {
-    std::atomic<std::uint32_t> refs{1};
-    std::string text;
+    std::atomic<std::uint32_t> refs;
+    std::uint32_t size;
+    const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   };
-  static const std::string& empty_string() noexcept {
-    static const std::string empty;
-    return empty;
-  }
+  KUPSTREAM_API static void free_block(Block* block) noexcept;
   void retain() const noexcept {
     if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
   }
   void release() noexcept {
-    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete block_;
+    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_block(block_);
     block_ = nullptr;
   }
 

@@ -60,19 +60,17 @@ std::uint32_t InternTable::list_id(const std::vector<std::string>& list) {
   return id;
 }
 
-StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& names) const {
+StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& names, const StoredSlice* previous) const {
   StoredSlice out;
   out.resource_version = slice.metadata.resource_version;
   out.address_type = slice.address_type;
   out.ports.reserve(slice.ports.size());
   for (const auto& p : slice.ports) out.ports.push_back({p.name, p.port});
-  // The text is sized once: the address and Pod name of each endpoint, back to back. (A slice
-  // is one watch event or LIST item, far below the 4 GiB the 32-bit offsets can address.)
+  // The text is sized once: the address of each endpoint, back to back. (A slice is one watch
+  // event or LIST item, far below the 4 GiB the 32-bit offsets can address.)
   std::size_t text = 0;
-  for (const auto& e : slice.endpoints) {
+  for (const auto& e : slice.endpoints)
     if (!e.addresses.empty()) text += e.addresses.front().size();
-    if (e.target_ref && e.target_ref->kind == "Pod") text += e.target_ref->name.size();
-  }
   out.text.reserve(text);
   out.endpoints.reserve(slice.endpoints.size());
   RecentIds zones;
@@ -84,7 +82,12 @@ StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& nam
       out.text += e.addresses.front();
       s.address_size = static_cast<std::uint32_t>(e.addresses.front().size());
     }
-    if (e.target_ref && e.target_ref->kind == "Pod") out.text += e.target_ref->name;
+    if (e.target_ref && e.target_ref->kind == "Pod" && !e.target_ref->name.empty()) {
+      // A new version of a slice mostly lists the same Pods in the same places: keep their names.
+      const std::size_t i = out.endpoints.size();
+      const bool same = previous && i < previous->endpoints.size() && previous->endpoints[i].pod == e.target_ref->name;
+      s.pod = same ? previous->endpoints[i].pod : SharedName(e.target_ref->name);
+    }
     s.node = names.string_id(e.node_name);
     s.zone = zones.id(names, e.zone);
     s.hints = names.list_id(e.hint_zones);
@@ -92,7 +95,7 @@ StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& nam
     if (c.ready) s.flags |= StoredEndpoint::kReady;
     if (c.serving) s.flags |= StoredEndpoint::kServing;
     if (c.terminating) s.flags |= StoredEndpoint::kTerminating;
-    out.endpoints.push_back(s);
+    out.endpoints.push_back(std::move(s));
   }
   return out;
 }
@@ -103,7 +106,10 @@ void SliceStore::replace(std::vector<kube::EndpointSlice> items) {
   Map slices;
   InternTable names;
   for (auto& s : items) {
-    slices.insert_or_assign(s.metadata.name, store(s, names));
+    // The previous version's Pod names, so that snapshots kept from before (unchanged slices)
+    // and the new store share them.
+    const auto old = slices_.find(s.metadata.name);
+    slices.insert_or_assign(s.metadata.name, store(s, names, old == slices_.end() ? nullptr : &old->second));
     s = kube::EndpointSlice{};  // the decoded form goes as soon as it is stored
   }
   items.clear();
@@ -115,8 +121,8 @@ void SliceStore::replace(std::vector<kube::EndpointSlice> items) {
 }
 
 void SliceStore::put(const kube::EndpointSlice& slice) {
-  StoredSlice stored = store(slice, names_);
   auto it = slices_.find(slice.metadata.name);
+  StoredSlice stored = store(slice, names_, it == slices_.end() ? nullptr : &it->second);
   if (it == slices_.end()) {
     slices_.emplace(slice.metadata.name, std::move(stored));
   } else {

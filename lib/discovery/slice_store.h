@@ -2,10 +2,12 @@
 // in a compact form that holds only what the merge (slice_merge.h) and the watcher's state read.
 //
 //  - Per slice: its resourceVersion, address type and ports (name and number).
-//  - Per endpoint (24 bytes, StoredEndpoint): addresses[0] only (kube-proxy and the merge use
+//  - Per endpoint (32 bytes, StoredEndpoint): addresses[0] only (kube-proxy and the merge use
 //    only the first; whether there was one is kept), the Pod name only when targetRef.kind is
 //    "Pod", nodeName, zone, hints.forZones and the conditions (defaulted the Kubernetes way).
-//    The address and Pod name are bytes of one text buffer per slice.
+//    The addresses are bytes of one text buffer per slice. The Pod name is a SharedName that
+//    the merged Endpoints share (one copy of each Pod name for the store and every snapshot);
+//    a new version of a slice keeps the previous version's name where it is unchanged.
 //  - Node names, zones and hint lists repeat across thousands of endpoints: each distinct
 //    value is kept once, in the store's InternTable, and endpoints hold 4-byte ids.
 //
@@ -44,7 +46,7 @@ class InternTable {
 
   std::uint32_t string_id(std::string_view s);
   std::uint32_t list_id(const std::vector<std::string>& list);
-  const std::string& string(std::uint32_t id) const noexcept { return strings_[id].str(); }
+  std::string_view string(std::uint32_t id) const noexcept { return strings_[id].view(); }
   const std::vector<std::string>& list(std::uint32_t id) const noexcept { return *lists_[id]; }
   // The same values as the Endpoints carry them: endpoints built from one table share each
   // name's buffer (and a hint list's names are shared with the zones of the same text).
@@ -65,8 +67,9 @@ class InternTable {
 
 struct StoredEndpoint {
   static constexpr std::uint8_t kHasAddress = 1, kReady = 2, kServing = 4, kTerminating = 8;
-  std::uint32_t text = 0;          // offset of addresses[0], followed by the Pod name, in StoredSlice::text
-  std::uint32_t address_size = 0;  // the Pod name runs from text + address_size to the next endpoint's text
+  std::uint32_t text = 0;          // offset of addresses[0] in StoredSlice::text
+  std::uint32_t address_size = 0;
+  SharedName pod;                  // targetRef.name when targetRef.kind is "Pod", else empty
   std::uint32_t node = 0;          // nodeName (InternTable string id)
   std::uint32_t zone = 0;          // zone (InternTable string id)
   std::uint32_t hints = 0;         // hints.forZones[].name (InternTable list id)
@@ -88,16 +91,12 @@ struct StoredSlice {
   kube::AddressType address_type = kube::AddressType::unset;
   std::vector<StoredPort> ports;
   std::vector<StoredEndpoint> endpoints;
-  std::string text;  // every endpoint's address and Pod name, back to back, in endpoint order
+  std::string text;  // every endpoint's address, back to back, in endpoint order
 
   std::string_view address(std::size_t i) const noexcept {
     return std::string_view(text).substr(endpoints[i].text, endpoints[i].address_size);
   }
-  std::string_view pod_name(std::size_t i) const noexcept {
-    const std::size_t begin = endpoints[i].text + endpoints[i].address_size;
-    const std::size_t end = i + 1 < endpoints.size() ? endpoints[i + 1].text : text.size();
-    return std::string_view(text).substr(begin, end - begin);
-  }
+  const SharedName& pod_name(std::size_t i) const noexcept { return endpoints[i].pod; }
 };
 
 class SliceStore {
@@ -116,7 +115,8 @@ class SliceStore {
   std::size_t endpoint_count() const noexcept { return endpoints_; }
 
  private:
-  StoredSlice store(const kube::EndpointSlice& slice, InternTable& names) const;
+  // `previous`: the slice's stored version, whose Pod names are reused where unchanged.
+  StoredSlice store(const kube::EndpointSlice& slice, InternTable& names, const StoredSlice* previous) const;
   void compact();
 
   Map slices_;

@@ -25,7 +25,7 @@ std::vector<std::uint32_t> key_owners(const Picker& picker, int keys) {
   std::vector<std::uint32_t> owners;
   for (int k = 0; k < keys; ++k) {
     const Endpoint& e = *picker.pick(hash_key("client-" + std::to_string(k))).endpoint->endpoint;
-    owners.push_back(static_cast<std::uint32_t>(std::stoul(e.pod_name.substr(4))));
+    owners.push_back(static_cast<std::uint32_t>(std::stoul(e.pod_name.str().substr(4))));
   }
   return owners;
 }

@@ -97,6 +97,32 @@ TEST_SUITE("merge_slices") {
     CHECK(on[2]->hint_zones[0].shares_buffer_with(on[0]->zone));  // a hint and a zone of the same text
   }
 
+  TEST_CASE("a Pod's name is one buffer for the store, the merged endpoints and the slice's next versions") {
+    Slices slices;
+    slices.put(slice("a", {sep("127.0.1.1"), sep("127.0.1.2")}));
+    auto svc = service({{"http", 8000}});
+    const auto first = merge_slices({&slices, &svc, PortRef::number(8000), nullptr});
+    REQUIRE(first.endpoints.size() == 2);
+    const SharedName& stored = slices.by_name().at("a").pod_name(0);
+    CHECK(stored == "pod-127.0.1.1");
+    CHECK(first.endpoints[0].pod_name.shares_buffer_with(stored));
+
+    // The next version moves .2 out and .3 in: .1 keeps its buffer, .3 gets its own.
+    slices.put(slice("a", {sep("127.0.1.1"), sep("127.0.1.3")}));
+    const auto& v2 = slices.by_name().at("a");
+    CHECK(v2.pod_name(0).shares_buffer_with(first.endpoints[0].pod_name));
+    CHECK(v2.pod_name(1) == "pod-127.0.1.3");
+    CHECK_FALSE(v2.pod_name(1).shares_buffer_with(first.endpoints[1].pod_name));
+
+    // A relist (replace) keeps them as well, so snapshots of unchanged slices and the store do
+    // not each hold a copy; a name in another place is a new buffer with the same text.
+    const SharedName kept = v2.pod_name(0);
+    slices.replace({slice("a", {sep("127.0.1.1"), sep("127.0.1.3")}), slice("b", {sep("127.0.1.1")})});
+    CHECK(slices.by_name().at("a").pod_name(0).shares_buffer_with(kept));
+    CHECK(slices.by_name().at("b").pod_name(0) == kept);
+    CHECK_FALSE(slices.by_name().at("b").pod_name(0).shares_buffer_with(kept));
+  }
+
   TEST_CASE("missing conditions mean ready and serving, not terminating") {
     Slices slices;
     slices.put(slice("a", {sep("127.0.1.1")}));

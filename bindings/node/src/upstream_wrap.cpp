@@ -42,7 +42,7 @@ Napi::Object snapshot_object(Napi::Env env, UpstreamCore& core) {
       Napi::Object e = Napi::Object::New(env);
       e.Set("address", list[i].endpoint->address);
       e.Set("port", list[i].endpoint->port);
-      e.Set("pod", list[i].endpoint->pod_name);
+      e.Set("pod", list[i].endpoint->pod_name.str());
       e.Set("node", list[i].endpoint->node_name.str());
       e.Set("service", core.service_of(picker, i));
       e.Set("weight", list[i].weight);
@@ -326,7 +326,7 @@ Napi::Value UpstreamWrap::pick(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("address", r.endpoint->endpoint->address);
   o.Set("port", r.endpoint->endpoint->port);
-  o.Set("pod", r.endpoint->endpoint->pod_name);
+  o.Set("pod", r.endpoint->endpoint->pod_name.str());
   o.Set("service", core_->service_of(picker, r.index));
   return o;
 }
