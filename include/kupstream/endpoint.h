@@ -42,8 +42,9 @@ struct Endpoint {
   SharedName node_name;
   /// The endpoint's zone; "" when unknown. Shared as node_name is.
   SharedName zone;
-  /// hints.forZones[].name, each shared as node_name is.
-  std::vector<SharedName> hint_zones;
+  /// hints.forZones[].name. Shared: the endpoints of a service with the same hints hold one
+  /// list, and its names are shared as zone is.
+  SharedNameList hint_zones;
   EndpointConditions conditions;  ///< ready, serving, terminating
 
   /// Receives traffic: ready and not terminating.

@@ -1,5 +1,6 @@
 /// @file
-/// SharedName: an immutable string that copies share instead of duplicating.
+/// SharedName: an immutable string that copies share instead of duplicating; SharedNameList: an
+/// immutable list of them, shared the same way.
 ///
 /// Endpoints carry names that thousands of them repeat: the node a Pod runs on, its zone, the
 /// zones its hints name. A SharedName is one pointer; its copies point at the same buffer (with a
@@ -21,14 +22,17 @@
 /// any copy of it, lives; str() returns a copy. Errors: building one may throw std::bad_alloc; nothing else throws.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "kupstream/export.h"
 
@@ -113,6 +117,102 @@ class SharedName {
     const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   };
   KUPSTREAM_API static void free_block(Block* block) noexcept;
+  void retain() const noexcept {
+    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_block(block_);
+    block_ = nullptr;
+  }
+
+  Block* block_ = nullptr;
+};
+
+/// An immutable list of SharedNames that copies share (one pointer and a reference count), such
+/// as an endpoint's hint zones: the endpoints of a service that carry the same hints hold one
+/// list. It reads like a const std::vector<SharedName>: begin(), end(), size(), empty(),
+/// operator[], front(), back(), and equality with another list or a vector of strings. It is
+/// built from an initializer list (`endpoint.hint_zones = {"zone-a"}`) or a range (assign()).
+///
+/// Thread: immutable; any thread may read, copy and drop lists (the count is atomic). Lifetime:
+/// iterators and references stay valid while this list, or any copy of it, lives. Errors:
+/// building one may throw std::bad_alloc; nothing else throws.
+class SharedNameList {
+ public:
+  using value_type = SharedName;            ///< the element type
+  using const_iterator = const SharedName*;  ///< contiguous, const
+  using iterator = const_iterator;           ///< the list is immutable: iterators are const
+  using size_type = std::size_t;             ///< the type of size()
+
+  /// The empty list (no allocation).
+  SharedNameList() noexcept = default;
+  /// A list of these names, in order (an empty one: no allocation).
+  SharedNameList(std::initializer_list<SharedName> names) { assign(names.begin(), names.end()); }
+  /// Shares `other`'s list.
+  SharedNameList(const SharedNameList& other) noexcept : block_(other.block_) { retain(); }
+  /// Takes `other`'s list; `other` becomes empty.
+  SharedNameList(SharedNameList&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  /// Shares `other`'s list.
+  SharedNameList& operator=(const SharedNameList& other) noexcept {
+    SharedNameList(other).swap(*this);
+    return *this;
+  }
+  /// Takes `other`'s list; `other` becomes empty.
+  SharedNameList& operator=(SharedNameList&& other) noexcept {
+    SharedNameList(std::move(other)).swap(*this);
+    return *this;
+  }
+  /// Drops this reference; the last one frees the list (and its references to the names).
+  ~SharedNameList() { release(); }
+
+  /// Replaces the list with the names in [first, last): anything a SharedName is built from.
+  template <class It>
+  void assign(It first, It last) {
+    std::vector<SharedName> names;
+    for (; first != last; ++first) names.emplace_back(*first);
+    SharedNameList(make(names)).swap(*this);
+  }
+
+  /// Number of names.
+  std::size_t size() const noexcept { return block_ ? block_->size : 0; }
+  /// True when it holds no name.
+  bool empty() const noexcept { return block_ == nullptr; }
+  /// Iterator at the first name.
+  const_iterator begin() const noexcept { return block_ ? block_->items() : nullptr; }
+  /// Iterator past the last name.
+  const_iterator end() const noexcept { return begin() + size(); }
+  /// The name at `i` (< size(); not checked).
+  const SharedName& operator[](std::size_t i) const noexcept { return begin()[i]; }
+  /// The first name (the list must not be empty).
+  const SharedName& front() const noexcept { return begin()[0]; }
+  /// The last name (the list must not be empty).
+  const SharedName& back() const noexcept { return begin()[size() - 1]; }
+  /// True when both are the same list (copies of one another), not merely equal.
+  bool shares_buffer_with(const SharedNameList& other) const noexcept { return block_ == other.block_; }
+  /// Exchanges the two lists.
+  void swap(SharedNameList& other) noexcept { std::swap(block_, other.block_); }
+
+  /// Same names in the same order.
+  friend bool operator==(const SharedNameList& a, const SharedNameList& b) noexcept {
+    return a.block_ == b.block_ || std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+  /// Same names in the same order as the strings.
+  friend bool operator==(const SharedNameList& a, const std::vector<std::string>& b) noexcept {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const SharedName& x, const std::string& y) { return x == y; });
+  }
+
+ private:
+  // One allocation: the count and the size, then the names right after them.
+  struct alignas(SharedName) Block {
+    std::atomic<std::uint32_t> refs;
+    std::uint32_t size;
+    const SharedName* items() const noexcept { return reinterpret_cast<const SharedName*>(this + 1); }
+  };
+  // A list of `names` (copies of them); none for an empty one.
+  KUPSTREAM_API static Block* make(const std::vector<SharedName>& names);
+  KUPSTREAM_API static void free_block(Block* block) noexcept;
+  explicit SharedNameList(Block* block) noexcept : block_(block) {}
   void retain() const noexcept {
     if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
   }

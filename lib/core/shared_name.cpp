@@ -22,4 +22,21 @@ void SharedName::free_block(Block* block) noexcept {
   ::operator delete(block);
 }
 
+SharedNameList::Block* SharedNameList::make(const std::vector<SharedName>& names) {
+  if (names.empty()) return nullptr;
+  if (names.size() > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("SharedNameList: too many names");
+  void* raw = ::operator new(sizeof(Block) + names.size() * sizeof(SharedName));
+  auto* block = ::new (raw) Block{{1}, static_cast<std::uint32_t>(names.size())};
+  auto* items = reinterpret_cast<SharedName*>(block + 1);
+  for (std::size_t i = 0; i < names.size(); ++i) ::new (items + i) SharedName(names[i]);  // copies: noexcept
+  return block;
+}
+
+void SharedNameList::free_block(Block* block) noexcept {
+  auto* items = reinterpret_cast<SharedName*>(block + 1);
+  for (std::uint32_t i = 0; i < block->size; ++i) items[i].~SharedName();
+  block->~Block();
+  ::operator delete(block);
+}
+
 }  // namespace kupstream

@@ -56,7 +56,7 @@ std::uint32_t InternTable::list_id(const std::vector<std::string>& list) {
   for (const auto& name : list) shared.push_back(strings_[string_id(name)]);
   const auto id = static_cast<std::uint32_t>(lists_.size());
   lists_.push_back(&list_ids_.emplace(list, id).first->first);
-  shared_lists_.push_back(std::move(shared));
+  shared_lists_.emplace_back().assign(shared.begin(), shared.end());
   return id;
 }
 

@@ -51,7 +51,7 @@ class InternTable {
   // The same values as the Endpoints carry them: endpoints built from one table share each
   // name's buffer (and a hint list's names are shared with the zones of the same text).
   const SharedName& shared(std::uint32_t id) const noexcept { return strings_[id]; }
-  const std::vector<SharedName>& shared_list(std::uint32_t id) const noexcept { return shared_lists_[id]; }
+  const SharedNameList& shared_list(std::uint32_t id) const noexcept { return shared_lists_[id]; }
   // Distinct values held (strings + lists, the two empty ones included).
   std::size_t size() const noexcept { return strings_.size() + lists_.size(); }
 
@@ -62,7 +62,7 @@ class InternTable {
   std::map<std::vector<std::string>, std::uint32_t> list_ids_;
   std::vector<SharedName> strings_;
   std::vector<const std::vector<std::string>*> lists_;
-  std::vector<std::vector<SharedName>> shared_lists_;
+  std::vector<SharedNameList> shared_lists_;
 };
 
 struct StoredEndpoint {

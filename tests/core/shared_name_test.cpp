@@ -1,10 +1,12 @@
 // SharedName: copies share one buffer, equal text compares equal whether shared or not, it reads
 // like a const std::string, and copies dropped on other threads free the buffer once.
+// SharedNameList: the same for a list of names.
 #include "kupstream/shared_name.h"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <thread>
@@ -12,6 +14,7 @@
 #include <vector>
 
 using kupstream::SharedName;
+using kupstream::SharedNameList;
 
 TEST_SUITE("shared_name") {
   TEST_CASE("copies share the buffer; equal text built twice does not, but compares equal") {
@@ -37,6 +40,8 @@ TEST_SUITE("shared_name") {
     CHECK_FALSE(n.empty());
     CHECK(n.str() == "zone-1a");
     CHECK(std::string(n.c_str()) == "zone-1a");
+    CHECK(n.c_str()[n.size()] == '\0');
+    CHECK(n.view().data() == n.c_str());  // one buffer, no copy
     CHECK(fmt::format("[{}]", n) == "[zone-1a]");  // through the implicit string_view
     std::string_view v = n;
     CHECK(v == "zone-1a");
@@ -98,5 +103,81 @@ TEST_SUITE("shared_name") {
       });
     for (auto& t : threads) t.join();
     CHECK(n == "shared-across-threads");
+  }
+
+  TEST_CASE("a long name and one of a single byte keep their text") {
+    const std::string long_text(300, 'x');
+    SharedName a(long_text), b("y");
+    CHECK(a.size() == 300);
+    CHECK(a == long_text);
+    CHECK(b.size() == 1);
+    CHECK(std::string(b.c_str()) == "y");
+  }
+}
+
+TEST_SUITE("shared_name_list") {
+  TEST_CASE("reads like a const vector of names; copies share it, equal lists built twice compare equal") {
+    SharedNameList a = {"zone-1a", "zone-1b"};
+    REQUIRE(a.size() == 2);
+    CHECK_FALSE(a.empty());
+    CHECK(a[0] == "zone-1a");
+    CHECK(a.front() == "zone-1a");
+    CHECK(a.back() == "zone-1b");
+    CHECK(std::vector<std::string>(a.begin(), a.end()) == std::vector<std::string>{"zone-1a", "zone-1b"});
+    CHECK(a == std::vector<std::string>{"zone-1a", "zone-1b"});
+    CHECK_FALSE(a == std::vector<std::string>{"zone-1a"});
+    SharedNameList b = a;
+    CHECK(b.shares_buffer_with(a));
+    CHECK(b.begin() == a.begin());
+    SharedNameList c;
+    const std::vector<std::string> texts{"zone-1a", "zone-1b"};
+    c.assign(texts.begin(), texts.end());
+    CHECK_FALSE(c.shares_buffer_with(a));
+    CHECK(c == a);
+    CHECK_FALSE(c == SharedNameList{"zone-1a"});
+    CHECK(std::find(a.begin(), a.end(), "zone-1b") != a.end());
+  }
+
+  TEST_CASE("its names are shared with the SharedNames it was built from") {
+    SharedName zone("zone-1a");
+    SharedNameList list = {zone, "zone-1c"};
+    CHECK(list[0].shares_buffer_with(zone));
+    CHECK_FALSE(list[1].shares_buffer_with(zone));
+    // The list keeps its names alive after the originals are gone.
+    zone = SharedName();
+    CHECK(list[0] == "zone-1a");
+  }
+
+  TEST_CASE("the empty list holds no buffer; move leaves the source empty") {
+    SharedNameList e;
+    CHECK(e.empty());
+    CHECK(e.size() == 0);
+    CHECK(e.begin() == e.end());
+    CHECK(e == SharedNameList{});
+    CHECK(SharedNameList{} .empty());
+    SharedNameList a = {"zone-1a"};
+    SharedNameList m = std::move(a);
+    CHECK(m == SharedNameList{"zone-1a"});
+    CHECK(a.empty());  // NOLINT(bugprone-use-after-move): a moved-from list is empty by contract
+    const SharedNameList& same = m;
+    m = same;  // self-assignment keeps the list
+    CHECK(m.size() == 1);
+    a.swap(m);
+    CHECK(a.size() == 1);
+    CHECK(m.empty());
+  }
+
+  TEST_CASE("copies made and dropped on several threads leave the list intact") {
+    SharedNameList list = {"zone-1a", "zone-1b", "zone-1c"};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([list] {
+        for (int i = 0; i < 10000; ++i) {
+          SharedNameList copy = list;
+          if (copy.size() != 3 || copy[2].size() != 7) std::abort();
+        }
+      });
+    for (auto& t : threads) t.join();
+    CHECK(list == std::vector<std::string>{"zone-1a", "zone-1b", "zone-1c"});
   }
 }

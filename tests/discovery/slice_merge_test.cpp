@@ -95,6 +95,7 @@ TEST_SUITE("merge_slices") {
     REQUIRE(on[2]->hint_zones.size() == 1);
     CHECK(on[2]->hint_zones[0] == "zone-1a");
     CHECK(on[2]->hint_zones[0].shares_buffer_with(on[0]->zone));  // a hint and a zone of the same text
+    CHECK(on[2]->hint_zones.shares_buffer_with(on[0]->hint_zones));  // one list for the same hints
   }
 
   TEST_CASE("a Pod's name is one buffer for the store, the merged endpoints and the slice's next versions") {
