@@ -10,6 +10,7 @@
 #include "discovery/access_preflight.h"
 #include "discovery/namespace_slice_watch.h"
 #include "discovery/rfc3339.h"
+#include "discovery/shared_node_watch.h"
 #include "discovery/slice_merge.h"
 #include "discovery/slice_store.h"
 #include "kube/api_client.h"
@@ -20,7 +21,6 @@ namespace kupstream {
 namespace {
 
 using Clock = std::chrono::system_clock;
-using NodeNames = std::set<std::string, std::less<>>;
 
 std::string label_selector(const std::map<std::string, std::string>& labels) {
   std::string out;
@@ -59,6 +59,8 @@ struct ClusterClient::Impl {
   // of the namespace, so Services that start together share one (5 reviews, not 5 per Service:
   // each review is a request of its own, a TLS handshake on a fresh connection).
   std::map<std::string, std::weak_ptr<struct SharedPreflight>> preflights;
+  // One Node watch per label selector, shared by every view that filters on those labels.
+  std::map<std::string, std::weak_ptr<detail::SharedNodeWatch>> node_watches;
 
   Impl(uv_loop_t& l, ClusterConfig c, ClusterClientOptions o)
       : loop(l), config(std::move(c)), options(std::move(o)),
@@ -133,19 +135,14 @@ struct ServiceCache : std::enable_shared_from_this<ServiceCache>, detail::SliceS
   }
 };
 
-struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Impl> {
+struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Impl>, detail::NodeSink {
   std::shared_ptr<ServiceCache> cache;
   PortRef port;
   std::map<std::string, std::string> node_labels;
-  std::unique_ptr<kube::Reflector<kube::Node>> node_reflector;
-  std::unique_ptr<detail::AccessPreflight> node_preflight;
-  Status node_preflight_status;
-  NodeNames nodes;
-  std::uint64_t nodes_epoch = 0;  // bumped on every change of `nodes`
+  // With node labels: the cluster's watch of the Nodes carrying them, shared with every view
+  // that filters on the same labels (null without node labels).
+  std::shared_ptr<detail::SharedNodeWatch> node_watch;
   detail::SnapshotBuilder builder;
-  bool nodes_synced = false;
-  Status nodes_health;
-  std::string nodes_waiting, nodes_note;
 
   EndpointSetPtr current;
   WatchState state;
@@ -166,62 +163,42 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
   void start_nodes() {
     if (node_labels.empty()) return;
     auto& cl = *cache->cluster;
-    auto ro = cl.reflector_options("/api/v1/nodes", fmt::format("nodes with labels {}", label_selector(node_labels)));
-    ro.label_selector = label_selector(node_labels);
-    kube::ReflectorCallbacks<kube::Node> cb;
-    cb.on_replace = [this](std::vector<kube::Node> items, const std::string&) {
-      auto keep = shared_from_this();
-      nodes.clear();
-      ++nodes_epoch;
-      for (auto& n : items) nodes.insert(n.metadata.name);
-      nodes_synced = true;
-      recompute();
-    };
-    cb.on_event = [this](kube::EventType type, kube::Node n, const std::string&) {
-      auto keep = shared_from_this();
-      ++nodes_epoch;
-      if (type == kube::EventType::deleted)
-        nodes.erase(n.metadata.name);
-      else
-        nodes.insert(n.metadata.name);
-      recompute();
-    };
-    cb.on_health = [this](const Status& s) {
-      auto keep = shared_from_this();
-      nodes_health = s;
-      recompute();
-    };
-    cb.on_waiting = [this](const std::string& text) {
-      auto keep = shared_from_this();
-      nodes_waiting = text;
-      recompute();
-    };
-    cb.on_note = [this](const std::string& text) {
-      auto keep = shared_from_this();
-      nodes_note = text;
-      recompute();
-    };
-    node_reflector = std::make_unique<kube::Reflector<kube::Node>>(*cl.api, std::move(ro), std::move(cb));
-    node_reflector->start();
-    node_preflight = std::make_unique<detail::AccessPreflight>(
-        *cl.api, detail::node_access_checks(),
-        [this](Status s) {
-          auto keep = shared_from_this();
-          node_preflight_status = std::move(s);
-          node_preflight.reset();
-          recompute();
-        },
-        cl.options.log);
+    const std::string selector = label_selector(node_labels);
+    node_watch = cl.node_watches[selector].lock();
+    if (!node_watch) {
+      auto ro = cl.reflector_options("/api/v1/nodes", fmt::format("nodes with labels {}", selector));
+      ro.label_selector = selector;
+      node_watch = std::make_shared<detail::SharedNodeWatch>(*cl.api, std::move(ro), cl.options.log);
+      cl.node_watches[selector] = node_watch;
+      node_watch->start();
+    }
+    node_watch->add(weak_from_this());
   }
+  void on_nodes_changed() override { recompute(); }
+
+  // The Node watch's inputs, or what they are without node labels.
+  static const Status& ok_status() {
+    static const Status ok;
+    return ok;
+  }
+  static const std::string& no_text() {
+    static const std::string none;
+    return none;
+  }
+  const Status& node_preflight_status() const { return node_watch ? node_watch->preflight() : ok_status(); }
+  const Status& nodes_health() const { return node_watch ? node_watch->health() : ok_status(); }
+  bool nodes_synced() const { return !node_watch || node_watch->synced(); }
+  const std::string& nodes_waiting() const { return node_watch ? node_watch->waiting() : no_text(); }
+  const std::string& nodes_note() const { return node_watch ? node_watch->note() : no_text(); }
 
   // The phase and reason from the health of every input, worst first.
   std::pair<WatchPhase, std::string> health_phase() const {
     // A preflight denial names the missing rules; it stands until the watches flow.
     if (!cache->preflight_status.ok() && !cache->flowing())
       return {WatchPhase::forbidden, cache->preflight_status.error().reason};
-    if (!node_preflight_status.ok() && !(nodes_synced && nodes_health.ok()))
-      return {WatchPhase::forbidden, node_preflight_status.error().reason};
-    const Status* inputs[] = {&cache->slices_health, &cache->service_health, &nodes_health};
+    if (!node_preflight_status().ok() && !(nodes_synced() && nodes_health().ok()))
+      return {WatchPhase::forbidden, node_preflight_status().error().reason};
+    const Status* inputs[] = {&cache->slices_health, &cache->service_health, &nodes_health()};
     for (const Status* s : inputs)
       if (!s->ok() && s->error().code == Errc::forbidden)
         return {WatchPhase::forbidden,
@@ -246,13 +223,13 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
   void recompute() {
     auto keep = shared_from_this();
     auto [phase, reason] = health_phase();
-    const bool inputs_synced = cache->slices_synced && cache->service_synced && (node_labels.empty() || nodes_synced);
+    const bool inputs_synced = cache->slices_synced && cache->service_synced && nodes_synced();
     if (!inputs_synced) {
       // Before the first sync there is nothing to publish; failures still say why, and so does
       // a watch-list waiting for its initial-events-end bookmark.
       if (phase == WatchPhase::synced) {
         phase = WatchPhase::syncing;
-        for (const std::string* w : {&cache->slices_waiting, &cache->service_waiting, &nodes_waiting})
+        for (const std::string* w : std::initializer_list<const std::string*>{&cache->slices_waiting, &cache->service_waiting, &nodes_waiting()})
           if (!w->empty()) {
             reason = *w;
             break;
@@ -264,12 +241,12 @@ struct EndpointWatcher::Impl : std::enable_shared_from_this<EndpointWatcher::Imp
     in.slices = &cache->slices;
     in.service = cache->service ? &*cache->service : nullptr;
     in.port = port;
-    in.allowed_nodes = node_labels.empty() ? nullptr : &nodes;
-    in.nodes_epoch = nodes_epoch;
+    in.allowed_nodes = node_watch ? &node_watch->names() : nullptr;
+    in.nodes_epoch = node_watch ? node_watch->epoch() : 0;
     auto step = builder.build(in, current, cache->resource_version);
     // The reflectors' watch-list notes follow the merge's; a change of them is a state change.
     std::vector<std::string> list_notes;
-    for (const std::string* n : {&cache->slices_note, &cache->service_note, &nodes_note})
+    for (const std::string* n : std::initializer_list<const std::string*>{&cache->slices_note, &cache->service_note, &nodes_note()})
       if (!n->empty()) list_notes.push_back(*n);
     const bool notes_changed = list_notes != reflector_notes;
     if (notes_changed) reflector_notes = list_notes;
@@ -504,6 +481,7 @@ Result<std::unique_ptr<EndpointWatcher>> ClusterClient::watch(const ServiceRef& 
   // Forget caches and views whose last handle is gone (their entries are only weak).
   std::erase_if(impl_->services, [](const auto& kv) { return kv.second.expired(); });
   std::erase_if(impl_->namespace_watches, [](const auto& kv) { return kv.second.expired(); });
+  std::erase_if(impl_->node_watches, [](const auto& kv) { return kv.second.expired(); });
   auto key = std::make_pair(ref.namespace_name, ref.service);
   auto cache = impl_->services[key].lock();
   if (!cache) {

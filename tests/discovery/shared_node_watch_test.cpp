@@ -1,0 +1,191 @@
+// Node filters against kubesim: the views of a cluster that filter on the same node labels share
+// one Node list+watch (counted in kubesim's open watches), other labels get their own, a Node
+// relabelled reaches every view that shares the watch, and dropping the last view closes it.
+// Addresses are loopback only.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+
+#include "kubesim/kubesim_process.h"
+#include "kupstream/cluster_client.h"
+#include "net/support/net_loop.h"
+
+using namespace kupstream;
+using namespace kupstream::test;
+
+namespace {
+
+// A slice of `service` with one endpoint per (address, node).
+std::string slice_op(const std::string& service, const std::vector<std::pair<std::string, std::string>>& endpoints) {
+  std::string eps;
+  for (const auto& [address, node] : endpoints)
+    eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + address + R"("],"nodeName":")" + node +
+           R"(","conditions":{"ready":true}})";
+  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
+         R"("metadata":{"name":")" + service + R"(-1","namespace":"demo","labels":{"kubernetes.io/service-name":")" +
+         service + R"("}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
+         eps + "]}}";
+}
+
+std::string service_op(const std::string& name) {
+  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name +
+         R"(","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})";
+}
+
+std::string node_op(const std::string& name, const std::string& pool) {
+  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Node","metadata":{"name":")" + name +
+         R"(","labels":{"pool":")" + pool + R"("}}}})";
+}
+
+std::string batch(const std::vector<std::string>& ops) {
+  std::string out = R"({"items":[)";
+  for (std::size_t i = 0; i < ops.size(); ++i) out += (i ? "," : "") + ops[i];
+  return out + "]}";
+}
+
+struct Fixture {
+  TestLoop loop;
+  KubesimProcess sim;
+  std::unique_ptr<ClusterClient> cluster;
+
+  Fixture() : sim(options()) {
+    // Services a and b each have one Pod on node-gpu and one on node-cpu.
+    const std::vector<std::string> ops = {
+        node_op("node-gpu", "gpu"),
+        node_op("node-cpu", "cpu"),
+        service_op("a"),
+        service_op("b"),
+        slice_op("a", {{"127.0.1.1", "node-gpu"}, {"127.0.1.2", "node-cpu"}}),
+        slice_op("b", {{"127.0.2.1", "node-gpu"}, {"127.0.2.2", "node-cpu"}}),
+    };
+    REQUIRE(sim.admin("POST", "/objects", batch(ops)).exit_code == 0);
+    KubeconfigOptions kc;
+    kc.paths = {sim.info().users.at("admin").kubeconfig};
+    auto config = load_kubeconfig(kc);
+    REQUIRE(config.ok());
+    ClusterClientOptions co;
+    co.backoff_initial = std::chrono::milliseconds{100};
+    auto c = ClusterClient::create(loop.loop, *config, co);
+    REQUIRE(c.ok());
+    cluster = std::move(*c);
+  }
+
+  static KubesimProcess::Options options() {
+    KubesimProcess::Options o;
+    o.cluster = "kube-a";
+    o.extra_args = {"--bookmark-interval", "0.3"};
+    return o;
+  }
+
+  // The Node watches open now: their label selectors (one entry per watch).
+  std::multiset<std::string> node_watches() {
+    auto r = sim.admin("GET", "/watches?resource=nodes");
+    REQUIRE(r.exit_code == 0);
+    const Json answer = r.json();
+    std::multiset<std::string> out;
+    for (const auto& w : answer["watches"].array()) out.insert(w["labelSelector"].str());
+    return out;
+  }
+
+  // Waits until exactly these Node watches are open. Each look is a blocking admin call (a
+  // process), so the loop runs 100 ms between looks.
+  void wait_node_watches(const std::multiset<std::string>& want, int timeout_ms = 15000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    std::multiset<std::string> got;
+    for (;;) {
+      got = node_watches();
+      if (got == want || std::chrono::steady_clock::now() >= deadline) break;
+      loop.run_for(100);
+    }
+    CHECK(got == want);
+  }
+
+  ServiceRef ref(const std::string& service, const std::string& pool) const {
+    ServiceRef r;
+    r.cluster = "kube-a";
+    r.namespace_name = "demo";
+    r.service = service;
+    r.port = PortRef::parse("http");
+    r.node_labels = {{"pool", pool}};
+    return r;
+  }
+
+  int finish() {
+    cluster.reset();
+    return loop.close_loop();
+  }
+};
+
+// The ready addresses of one watcher's latest snapshot.
+struct Seen {
+  EndpointSetPtr last;
+  std::set<std::string> ready() const {
+    std::set<std::string> out;
+    if (last)
+      for (const auto& e : last->ready) out.insert(e.address);
+    return out;
+  }
+};
+
+std::unique_ptr<EndpointWatcher> watch(Fixture& f, const std::string& service, const std::string& pool, Seen& seen) {
+  EndpointWatcherCallbacks cb;
+  cb.on_update = [&seen](const EndpointSetPtr& s) { seen.last = s; };
+  auto w = f.cluster->watch(f.ref(service, pool), std::move(cb));
+  REQUIRE(w.ok());
+  return std::move(*w);
+}
+
+using Addrs = std::set<std::string>;
+
+}  // namespace
+
+TEST_SUITE("SharedNodeWatch") {
+  TEST_CASE("views with the same node labels share one Node watch; a relabelled Node reaches them all") {
+    Fixture f;
+    Seen a_gpu, b_gpu, a_cpu;
+    auto wa = watch(f, "a", "gpu", a_gpu);
+    REQUIRE(f.loop.run_until([&] { return a_gpu.ready() == Addrs{"127.0.1.1"}; }, 10000));
+    // A second service with the same labels joins the synced watch: its filtered snapshot
+    // comes without a second Node watch.
+    auto wb = watch(f, "b", "gpu", b_gpu);
+    REQUIRE(f.loop.run_until([&] { return b_gpu.ready() == Addrs{"127.0.2.1"}; }, 10000));
+    f.wait_node_watches({"pool=gpu"});
+    // Other labels: a watch of their own.
+    auto wc = watch(f, "a", "cpu", a_cpu);
+    REQUIRE(f.loop.run_until([&] { return a_cpu.ready() == Addrs{"127.0.1.2"}; }, 10000));
+    f.wait_node_watches({"pool=gpu", "pool=cpu"});
+
+    // node-cpu becomes a gpu node: both gpu views take its Pods, the cpu view loses them (the
+    // last good snapshot was not emptied first: it goes straight to no endpoint).
+    REQUIRE(f.sim.admin("POST", "/objects", batch({node_op("node-cpu", "gpu")})).exit_code == 0);
+    REQUIRE(f.loop.run_until([&] {
+      return a_gpu.ready() == Addrs{"127.0.1.1", "127.0.1.2"} && b_gpu.ready() == Addrs{"127.0.2.1", "127.0.2.2"} &&
+             a_cpu.ready().empty();
+    }, 10000));
+
+    // The gpu watch stays while one of its views does, and closes with the last.
+    wa.reset();
+    f.loop.run_for(300);
+    f.wait_node_watches({"pool=gpu", "pool=cpu"});
+    wb.reset();
+    f.wait_node_watches({"pool=cpu"});
+    wc.reset();
+    f.wait_node_watches({});
+    CHECK(f.finish() == 0);
+  }
+
+  TEST_CASE("a view made after the shared watch went away starts a new one") {
+    Fixture f;
+    Seen first, second;
+    auto w1 = watch(f, "a", "gpu", first);
+    REQUIRE(f.loop.run_until([&] { return first.ready() == Addrs{"127.0.1.1"}; }, 10000));
+    w1.reset();
+    f.wait_node_watches({});
+    auto w2 = watch(f, "b", "gpu", second);
+    REQUIRE(f.loop.run_until([&] { return second.ready() == Addrs{"127.0.2.1"}; }, 10000));
+    f.wait_node_watches({"pool=gpu"});
+    w2.reset();
+    CHECK(f.finish() == 0);
+  }
+}
