@@ -96,10 +96,12 @@ ZonePlan plan_zones(const ZoneAwareRouting& o, std::span<const ZoneCandidate> ca
   std::vector<std::uint32_t> group_of(n, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const Endpoint& e = *cands[i].endpoint;
-    const std::string& zone = !plan.hints ? e.zone.str() : hinted_for(e, o.zone) ? o.zone : e.hint_zones.front().str();
+    const std::string_view zone = !plan.hints                ? e.zone.view()
+                                  : hinted_for(e, o.zone) ? std::string_view(o.zone)
+                                                          : e.hint_zones.front().view();
     std::uint32_t g = 0;
     while (g < groups.size() && groups[g].name != zone) ++g;
-    if (g == groups.size()) groups.push_back(Group{zone});
+    if (g == groups.size()) groups.push_back(Group{std::string(zone)});
     group_of[i] = g;
     plan.local[i] = g == 0;
     Group& gr = groups[g];
