@@ -38,8 +38,40 @@
 
 namespace kupstream {
 
+namespace detail {
+// The reference counting of SharedName and SharedNameList: one pointer to a heap block that
+// starts with an atomic count (`refs`) and is freed by `Block::destroy` with the last reference.
+// Copies share the block, moves take it (the source becomes empty), null is the empty value.
+template <class Block>
+class SharedRef {
+ public:
+  SharedRef() noexcept = default;
+  explicit SharedRef(Block* block) noexcept : block_(block) {}  // takes over a count of 1
+  SharedRef(const SharedRef& other) noexcept : block_(other.block_) {
+    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  SharedRef(SharedRef&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  SharedRef& operator=(const SharedRef& other) noexcept {
+    SharedRef(other).swap(*this);
+    return *this;
+  }
+  SharedRef& operator=(SharedRef&& other) noexcept {
+    SharedRef(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~SharedRef() {
+    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) Block::destroy(block_);
+  }
+  const Block* get() const noexcept { return block_; }
+  void swap(SharedRef& other) noexcept { std::swap(block_, other.block_); }
+
+ private:
+  Block* block_ = nullptr;
+};
+}  // namespace detail
+
 /// An immutable string that copies share (one pointer and a reference count); see the file
-/// comment for its contract.
+/// comment for its contract. Copies share the buffer; a moved-from name is empty.
 class SharedName {
  public:
   /// The empty name (no allocation).
@@ -50,43 +82,27 @@ class SharedName {
   SharedName(const std::string& text) : SharedName(std::string_view(text)) {}
   /// A name that owns a copy of `text` (a NUL-terminated string, not null).
   SharedName(const char* text) : SharedName(std::string_view(text)) {}
-  /// Shares `other`'s buffer.
-  SharedName(const SharedName& other) noexcept : block_(other.block_) { retain(); }
-  /// Takes `other`'s buffer; `other` becomes empty.
-  SharedName(SharedName&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
-  /// Shares `other`'s buffer.
-  SharedName& operator=(const SharedName& other) noexcept {
-    SharedName(other).swap(*this);
-    return *this;
-  }
-  /// Takes `other`'s buffer; `other` becomes empty.
-  SharedName& operator=(SharedName&& other) noexcept {
-    SharedName(std::move(other)).swap(*this);
-    return *this;
-  }
-  /// Drops this reference; the last one frees the buffer.
-  ~SharedName() { release(); }
 
   /// A copy of the text, as a std::string (may throw std::bad_alloc).
   std::string str() const { return std::string(view()); }
   /// The text, NUL-terminated.
-  const char* c_str() const noexcept { return block_ ? block_->text() : ""; }
+  const char* c_str() const noexcept { return block() ? block()->text() : ""; }
   /// The text as a view.
-  std::string_view view() const noexcept { return block_ ? std::string_view(block_->text(), block_->size) : std::string_view(); }
+  std::string_view view() const noexcept { return block() ? std::string_view(block()->text(), block()->size) : std::string_view(); }
   /// The text as a view (implicit: a SharedName goes where a string_view does).
   operator std::string_view() const noexcept { return view(); }
   /// Length in bytes.
-  std::size_t size() const noexcept { return block_ ? block_->size : 0; }
+  std::size_t size() const noexcept { return block() ? block()->size : 0; }
   /// True for "".
-  bool empty() const noexcept { return block_ == nullptr; }
+  bool empty() const noexcept { return block() == nullptr; }
   /// True when both hold the same buffer (not only equal text).
-  bool shares_buffer_with(const SharedName& other) const noexcept { return block_ == other.block_; }
+  bool shares_buffer_with(const SharedName& other) const noexcept { return block() == other.block(); }
   /// Swaps the two buffers.
-  void swap(SharedName& other) noexcept { std::swap(block_, other.block_); }
+  void swap(SharedName& other) noexcept { ref_.swap(other.ref_); }
 
   /// Equal text.
   friend bool operator==(const SharedName& a, const SharedName& b) noexcept {
-    return a.block_ == b.block_ || a.view() == b.view();
+    return a.block() == b.block() || a.view() == b.view();
   }
   /// Equal text.
   friend bool operator==(const SharedName& a, std::string_view b) noexcept { return a.view() == b; }
@@ -115,17 +131,11 @@ class SharedName {
     std::atomic<std::uint32_t> refs;
     std::uint32_t size;
     const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+    KUPSTREAM_API static void destroy(Block* block) noexcept;
   };
-  KUPSTREAM_API static void free_block(Block* block) noexcept;
-  void retain() const noexcept {
-    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
-  }
-  void release() noexcept {
-    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_block(block_);
-    block_ = nullptr;
-  }
+  const Block* block() const noexcept { return ref_.get(); }
 
-  Block* block_ = nullptr;
+  detail::SharedRef<Block> ref_;
 };
 
 /// An immutable list of SharedNames that copies share (one pointer and a reference count), such
@@ -136,7 +146,8 @@ class SharedName {
 ///
 /// Thread: immutable; any thread may read, copy and drop lists (the count is atomic). Lifetime:
 /// iterators and references stay valid while this list, or any copy of it, lives. Errors:
-/// building one may throw std::bad_alloc; nothing else throws.
+/// building one may throw std::bad_alloc; nothing else throws. Copies share the list; a
+/// moved-from list is empty.
 class SharedNameList {
  public:
   using value_type = SharedName;            ///< the element type
@@ -148,22 +159,6 @@ class SharedNameList {
   SharedNameList() noexcept = default;
   /// A list of these names, in order (an empty one: no allocation).
   SharedNameList(std::initializer_list<SharedName> names) { assign(names.begin(), names.end()); }
-  /// Shares `other`'s list.
-  SharedNameList(const SharedNameList& other) noexcept : block_(other.block_) { retain(); }
-  /// Takes `other`'s list; `other` becomes empty.
-  SharedNameList(SharedNameList&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
-  /// Shares `other`'s list.
-  SharedNameList& operator=(const SharedNameList& other) noexcept {
-    SharedNameList(other).swap(*this);
-    return *this;
-  }
-  /// Takes `other`'s list; `other` becomes empty.
-  SharedNameList& operator=(SharedNameList&& other) noexcept {
-    SharedNameList(std::move(other)).swap(*this);
-    return *this;
-  }
-  /// Drops this reference; the last one frees the list (and its references to the names).
-  ~SharedNameList() { release(); }
 
   /// Replaces the list with the names in [first, last): anything a SharedName is built from.
   template <class It>
@@ -174,11 +169,11 @@ class SharedNameList {
   }
 
   /// Number of names.
-  std::size_t size() const noexcept { return block_ ? block_->size : 0; }
+  std::size_t size() const noexcept { return block() ? block()->size : 0; }
   /// True when it holds no name.
-  bool empty() const noexcept { return block_ == nullptr; }
+  bool empty() const noexcept { return block() == nullptr; }
   /// Iterator at the first name.
-  const_iterator begin() const noexcept { return block_ ? block_->items() : nullptr; }
+  const_iterator begin() const noexcept { return block() ? block()->items() : nullptr; }
   /// Iterator past the last name.
   const_iterator end() const noexcept { return begin() + size(); }
   /// The name at `i` (< size(); not checked).
@@ -188,13 +183,13 @@ class SharedNameList {
   /// The last name (the list must not be empty).
   const SharedName& back() const noexcept { return begin()[size() - 1]; }
   /// True when both are the same list (copies of one another), not merely equal.
-  bool shares_buffer_with(const SharedNameList& other) const noexcept { return block_ == other.block_; }
+  bool shares_buffer_with(const SharedNameList& other) const noexcept { return block() == other.block(); }
   /// Exchanges the two lists.
-  void swap(SharedNameList& other) noexcept { std::swap(block_, other.block_); }
+  void swap(SharedNameList& other) noexcept { ref_.swap(other.ref_); }
 
   /// Same names in the same order.
   friend bool operator==(const SharedNameList& a, const SharedNameList& b) noexcept {
-    return a.block_ == b.block_ || std::equal(a.begin(), a.end(), b.begin(), b.end());
+    return a.block() == b.block() || std::equal(a.begin(), a.end(), b.begin(), b.end());
   }
   /// Same names in the same order as the strings.
   friend bool operator==(const SharedNameList& a, const std::vector<std::string>& b) noexcept {
@@ -208,20 +203,14 @@ class SharedNameList {
     std::atomic<std::uint32_t> refs;
     std::uint32_t size;
     const SharedName* items() const noexcept { return reinterpret_cast<const SharedName*>(this + 1); }
+    KUPSTREAM_API static void destroy(Block* block) noexcept;
   };
   // A list of `names` (copies of them); none for an empty one.
   KUPSTREAM_API static Block* make(const std::vector<SharedName>& names);
-  KUPSTREAM_API static void free_block(Block* block) noexcept;
-  explicit SharedNameList(Block* block) noexcept : block_(block) {}
-  void retain() const noexcept {
-    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
-  }
-  void release() noexcept {
-    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_block(block_);
-    block_ = nullptr;
-  }
+  explicit SharedNameList(Block* block) noexcept : ref_(block) {}
+  const Block* block() const noexcept { return ref_.get(); }
 
-  Block* block_ = nullptr;
+  detail::SharedRef<Block> ref_;
 };
 
 }  // namespace kupstream

@@ -11,13 +11,13 @@ SharedName::SharedName(std::string_view text) {
   if (text.empty()) return;
   if (text.size() > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("SharedName: text over 4 GiB");
   void* raw = ::operator new(sizeof(Block) + text.size() + 1);
-  block_ = ::new (raw) Block{{1}, static_cast<std::uint32_t>(text.size())};
+  ref_ = detail::SharedRef<Block>(::new (raw) Block{{1}, static_cast<std::uint32_t>(text.size())});
   char* chars = static_cast<char*>(raw) + sizeof(Block);
   std::memcpy(chars, text.data(), text.size());
   chars[text.size()] = '\0';
 }
 
-void SharedName::free_block(Block* block) noexcept {
+void SharedName::Block::destroy(Block* block) noexcept {
   block->~Block();
   ::operator delete(block);
 }
@@ -32,7 +32,7 @@ SharedNameList::Block* SharedNameList::make(const std::vector<SharedName>& names
   return block;
 }
 
-void SharedNameList::free_block(Block* block) noexcept {
+void SharedNameList::Block::destroy(Block* block) noexcept {
   auto* items = reinterpret_cast<SharedName*>(block + 1);
   for (std::uint32_t i = 0; i < block->size; ++i) items[i].~SharedName();
   block->~Block();
