@@ -5,6 +5,7 @@
 #include "kupstream/cluster_client.h"
 #include "net/support/net_loop.h"
 #include "kubesim/kubesim_process.h"
+#include "support/demo_objects.h"
 
 using namespace kupstream;
 using namespace kupstream::test;
@@ -19,18 +20,7 @@ KubesimProcess::Options kube_a(std::vector<std::string> args = {}) {
 }
 
 std::string slice_json(const std::vector<std::string>& addresses, const std::string& service = "web") {
-  std::string eps;
-  for (const auto& a : addresses)
-    eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + a + R"("],"conditions":{"ready":true}})";
-  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
-         R"("metadata":{"name":")" + service + R"(-1","namespace":"demo","labels":{"kubernetes.io/service-name":")" +
-         service + R"("}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
-         eps + "]}}";
-}
-
-std::string service_json(const std::string& name) {
-  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name +
-         R"(","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})";
+  return demo_slice_op(service, service + "-1", std::vector<DemoEndpoint>(addresses.begin(), addresses.end()));
 }
 
 struct Fixture {
@@ -39,16 +29,9 @@ struct Fixture {
   std::unique_ptr<ClusterClient> cluster;
 
   explicit Fixture(std::vector<std::string> sim_args = {}, ClusterClientOptions co = {}) : sim(kube_a(std::move(sim_args))) {
-    REQUIRE(sim.admin("POST", "/objects", service_json("web")).exit_code == 0);
+    REQUIRE(sim.admin("POST", "/objects", demo_service_op("web")).exit_code == 0);
     scale({"127.0.1.1", "127.0.1.2"});
-    KubeconfigOptions kc;
-    kc.paths = {sim.info().users.at("admin").kubeconfig};
-    auto config = load_kubeconfig(kc);
-    REQUIRE(config.ok());
-    co.backoff_initial = std::chrono::milliseconds{100};
-    auto c = ClusterClient::create(loop.loop, *config, co);
-    REQUIRE(c.ok());
-    cluster = std::move(*c);
+    cluster = demo_admin_client(loop.loop, sim, co);
   }
 
   ServiceRef ref(const char* port = "http", const char* service = "web") const {
@@ -202,7 +185,7 @@ TEST_SUITE("EndpointWatcher") {
     co.watch_list = true;
     co.watch_list_bookmark_timeout = std::chrono::milliseconds{500};
     Fixture f({"--watch-list", "support"}, co);
-    REQUIRE(f.sim.admin("POST", "/objects", service_json("api")).exit_code == 0);
+    REQUIRE(f.sim.admin("POST", "/objects", demo_service_op("api")).exit_code == 0);
     REQUIRE(f.sim.admin("POST", "/objects", slice_json({"127.0.1.7"}, "api")).exit_code == 0);
     std::vector<WatchState> states;
     int updates = 0;

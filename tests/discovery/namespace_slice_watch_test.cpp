@@ -10,6 +10,7 @@
 #include "kubesim/kubesim_process.h"
 #include "kupstream/cluster_client.h"
 #include "net/support/net_loop.h"
+#include "support/demo_objects.h"
 
 using namespace kupstream;
 using namespace kupstream::test;
@@ -19,25 +20,7 @@ namespace {
 constexpr const char* kSlicesPath = "/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices";
 
 std::string slice_op(const std::string& service, const std::string& slice, const std::vector<std::string>& addresses) {
-  std::string eps;
-  for (const auto& a : addresses)
-    eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + a + R"("],"conditions":{"ready":true}})";
-  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
-         R"("metadata":{"name":")" + slice + R"(","namespace":"demo","labels":{"kubernetes.io/service-name":")" +
-         service + R"("}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
-         eps + "]}}";
-}
-
-std::string service_op(const std::string& name) {
-  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name +
-         R"(","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})";
-}
-
-// Several ops in one admin call (each still one write, one event): every call runs a process.
-std::string batch(const std::vector<std::string>& ops) {
-  std::string out = R"({"items":[)";
-  for (std::size_t i = 0; i < ops.size(); ++i) out += (i ? "," : "") + ops[i];
-  return out + "]}";
+  return demo_slice_op(service, slice, std::vector<DemoEndpoint>(addresses.begin(), addresses.end()));
 }
 
 // One logged API request on the demo namespace's EndpointSlices.
@@ -55,20 +38,13 @@ struct Fixture {
   explicit Fixture(SliceWatchMode mode, const std::vector<std::string>& services) : sim(options()) {
     std::vector<std::string> ops;
     for (std::size_t i = 0; i < services.size(); ++i) {
-      ops.push_back(service_op(services[i]));
+      ops.push_back(demo_service_op(services[i]));
       ops.push_back(slice_op(services[i], services[i] + "-1", {"127.0.1." + std::to_string(10 + i)}));
     }
-    REQUIRE(sim.admin("POST", "/objects", batch(ops)).exit_code == 0);
-    KubeconfigOptions kc;
-    kc.paths = {sim.info().users.at("admin").kubeconfig};
-    auto config = load_kubeconfig(kc);
-    REQUIRE(config.ok());
+    REQUIRE(sim.admin("POST", "/objects", demo_batch(ops)).exit_code == 0);
     ClusterClientOptions co;
-    co.backoff_initial = std::chrono::milliseconds{100};
     co.slice_watch = mode;
-    auto c = ClusterClient::create(loop.loop, *config, co);
-    REQUIRE(c.ok());
-    cluster = std::move(*c);
+    cluster = demo_admin_client(loop.loop, sim, co);
   }
 
   static KubesimProcess::Options options() {
@@ -206,7 +182,7 @@ TEST_SUITE("NamespaceSliceWatch") {
       for (int j = 0; j <= i; ++j) addrs.push_back("127.0.2." + std::to_string(j + 1));
       churn.push_back(slice_op("b", "b-1", addrs));
     }
-    REQUIRE(f.sim.admin("POST", "/objects", batch(churn)).exit_code == 0);
+    REQUIRE(f.sim.admin("POST", "/objects", demo_batch(churn)).exit_code == 0);
     REQUIRE(f.loop.run_until([&] { return sb.ready() == 5; }, 10000));
     f.loop.run_for(300);
     CHECK(sa.updates.size() == 1);

@@ -10,38 +10,16 @@
 #include "kubesim/kubesim_process.h"
 #include "kupstream/cluster_client.h"
 #include "net/support/net_loop.h"
+#include "support/demo_objects.h"
 
 using namespace kupstream;
 using namespace kupstream::test;
 
 namespace {
 
-// A slice of `service` with one endpoint per (address, node).
-std::string slice_op(const std::string& service, const std::vector<std::pair<std::string, std::string>>& endpoints) {
-  std::string eps;
-  for (const auto& [address, node] : endpoints)
-    eps += (eps.empty() ? "" : ",") + std::string(R"({"addresses":[")") + address + R"("],"nodeName":")" + node +
-           R"(","conditions":{"ready":true}})";
-  return R"({"op":"apply","object":{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice",)"
-         R"("metadata":{"name":")" + service + R"(-1","namespace":"demo","labels":{"kubernetes.io/service-name":")" +
-         service + R"("}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[)" +
-         eps + "]}}";
-}
-
-std::string service_op(const std::string& name) {
-  return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Service","metadata":{"name":")" + name +
-         R"(","namespace":"demo"},"spec":{"ports":[{"name":"http","port":80,"targetPort":8080}]}}})";
-}
-
 std::string node_op(const std::string& name, const std::string& pool) {
   return R"({"op":"apply","object":{"apiVersion":"v1","kind":"Node","metadata":{"name":")" + name +
          R"(","labels":{"pool":")" + pool + R"("}}}})";
-}
-
-std::string batch(const std::vector<std::string>& ops) {
-  std::string out = R"({"items":[)";
-  for (std::size_t i = 0; i < ops.size(); ++i) out += (i ? "," : "") + ops[i];
-  return out + "]}";
 }
 
 struct Fixture {
@@ -54,21 +32,13 @@ struct Fixture {
     const std::vector<std::string> ops = {
         node_op("node-gpu", "gpu"),
         node_op("node-cpu", "cpu"),
-        service_op("a"),
-        service_op("b"),
-        slice_op("a", {{"127.0.1.1", "node-gpu"}, {"127.0.1.2", "node-cpu"}}),
-        slice_op("b", {{"127.0.2.1", "node-gpu"}, {"127.0.2.2", "node-cpu"}}),
+        demo_service_op("a"),
+        demo_service_op("b"),
+        demo_slice_op("a", "a-1", {{"127.0.1.1", "node-gpu"}, {"127.0.1.2", "node-cpu"}}),
+        demo_slice_op("b", "b-1", {{"127.0.2.1", "node-gpu"}, {"127.0.2.2", "node-cpu"}}),
     };
-    REQUIRE(sim.admin("POST", "/objects", batch(ops)).exit_code == 0);
-    KubeconfigOptions kc;
-    kc.paths = {sim.info().users.at("admin").kubeconfig};
-    auto config = load_kubeconfig(kc);
-    REQUIRE(config.ok());
-    ClusterClientOptions co;
-    co.backoff_initial = std::chrono::milliseconds{100};
-    auto c = ClusterClient::create(loop.loop, *config, co);
-    REQUIRE(c.ok());
-    cluster = std::move(*c);
+    REQUIRE(sim.admin("POST", "/objects", demo_batch(ops)).exit_code == 0);
+    cluster = demo_admin_client(loop.loop, sim);
   }
 
   static KubesimProcess::Options options() {
@@ -158,7 +128,7 @@ TEST_SUITE("SharedNodeWatch") {
 
     // node-cpu becomes a gpu node: both gpu views take its Pods, the cpu view loses them (the
     // last good snapshot was not emptied first: it goes straight to no endpoint).
-    REQUIRE(f.sim.admin("POST", "/objects", batch({node_op("node-cpu", "gpu")})).exit_code == 0);
+    REQUIRE(f.sim.admin("POST", "/objects", demo_batch({node_op("node-cpu", "gpu")})).exit_code == 0);
     REQUIRE(f.loop.run_until([&] {
       return a_gpu.ready() == Addrs{"127.0.1.1", "127.0.1.2"} && b_gpu.ready() == Addrs{"127.0.2.1", "127.0.2.2"} &&
              a_cpu.ready().empty();
