@@ -69,7 +69,7 @@ std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTar
   auto pool = net::ConnectionPool::create(loop, std::move(po));
   if (!pool) {
     pods.erase(target->id);
-    log(LogLevel::error, fmt::format("upstream \"{}\": Pod {}: {}", name(), target->host_port, pool.error().reason));
+    log(LogLevel::error, fmt::format("upstream \"{}\": Pod {}: {}", name(), target->host_port.view(), pool.error().reason));
     return nullptr;
   }
   slot = std::make_shared<detail::LoopPod>();

@@ -25,6 +25,7 @@
 #include "kupstream/upstream.h"
 #include "net/connection_pool.h"
 #include "net/tls_context.h"
+#include "upstream/host_port_text.h"
 #include "upstream/latency_histogram.h"
 #include "upstream/request_scheduler.h"
 
@@ -57,11 +58,11 @@ namespace detail {
 // shared_ptr that owns the Pod), so a pick leads to its PodTarget (target_of()) without a
 // parallel array, and keeps the Pod's target alive while any Picker or loop holds it.
 struct PodTarget : EndpointLoad {
-  // port and service fill the 4 bytes after EndpointLoad's counter: a PodTarget is 48 bytes.
+  // port and service fill the 4 bytes after EndpointLoad's counter: a PodTarget is 40 bytes.
   std::uint16_t port = 0;
   std::uint16_t service = 0;  // index in UpstreamConfig::services (at most 20 of them)
   std::uint64_t id = 0;       // unique within its Upstream, never reused
-  std::string host_port;  // "address:port" ("[v6]:port"), as error reasons and ForwardResponseHead::pod name it
+  HostPortText host_port;  // "address:port" ("[v6]:port"), as error reasons and ForwardResponseHead::pod name it
 
   // The load counter, shared by every loop (least_request sees all of them). Atomic; a PodTarget
   // is never created const, so counting through a const one is well-defined.
@@ -69,7 +70,7 @@ struct PodTarget : EndpointLoad {
 
   // The address without brackets (a view into host_port).
   std::string_view address() const noexcept {
-    std::string_view hp = host_port;
+    std::string_view hp = host_port.view();
     const auto colon = hp.rfind(':');
     if (!hp.empty() && hp.front() == '[') return hp.substr(1, colon - 2);
     return hp.substr(0, colon);

@@ -188,7 +188,7 @@ std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, con
   pod->target.id = next_pod_id++;
   pod->target.service = static_cast<std::uint16_t>(service);
   pod->target.port = e.port;
-  pod->target.host_port = e.host_port();
+  pod->target.host_port = detail::HostPortText(e.host_port());
   pods_by_id.emplace_back(pod->target.id, pod.get());  // ids only grow: stays sorted
   return pod;
 }

@@ -56,7 +56,7 @@ struct UpstreamPod {
   // Index in UpstreamConfig::services (kept once, in the target).
   std::uint32_t service() const noexcept { return target.service; }
   EndpointLoad& load() const noexcept { return target.load(); }
-  const std::string& name() const noexcept { return target.host_port; }
+  std::string_view name() const noexcept { return target.host_port.view(); }
 };
 // make_shared puts it after a 16-byte control block: 104 + 16 fills a 128-byte malloc chunk
 // (the memory per endpoint, docs/performance.md).

@@ -29,7 +29,7 @@ struct World : test::UnwatchedWorld {
   std::vector<std::string> pods(std::size_t service) const {
     std::vector<std::string> out;
     for (const auto& p : impl->services[service].pods)
-      out.push_back(p->name() + " " + p->endpoint->pod_name.str() + (p->listed ? (p->ready ? " ready" : " draining") : " gone"));
+      out.push_back(std::string(p->name()) + " " + p->endpoint->pod_name.str() + (p->listed ? (p->ready ? " ready" : " draining") : " gone"));
     return out;
   }
   std::uint64_t id_of(std::size_t service, const std::string& host_port) const {
