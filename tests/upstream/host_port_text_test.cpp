@@ -1,5 +1,6 @@
 // HostPortText: IPv4 host:port text inline, longer (IPv6) text in a heap block; copies and
-// moves keep the text; the PodTarget that holds it stays 40 bytes.
+// moves keep the text; the PodTarget that holds it stays 40 bytes. The addresses are data only:
+// nothing here connects anywhere (the private-range and ULA literals are there for their length).
 #include "upstream/host_port_text.h"
 
 #include <doctest/doctest.h>
