@@ -17,51 +17,65 @@ const kube::ServicePort* find_service_port(const kube::Service& service, const P
 
 std::string plural(std::size_t n, const char* what) { return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s"); }
 
+using EndpointsPtr = std::shared_ptr<const std::vector<Endpoint>>;
+
+const EndpointsPtr& no_endpoints() {
+  static const EndpointsPtr empty = std::make_shared<const std::vector<Endpoint>>();
+  return empty;
+}
+
 // One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
-// keys when `keys` is given.
-void merge_one(const StoredSlice& slice, const InternTable& names, const std::string& port_name,
-               const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, std::vector<Endpoint>& out,
-               SliceKeys* keys = nullptr) {
+// keys. When the port is the one the slice's endpoints are stored with and none is left out,
+// that is the stored vector itself (shared, not copied); else a copy of the ones kept, with
+// the port's number.
+EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
+                       const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, SliceKeys& keys) {
   if (slice.address_type == kube::AddressType::fqdn) {
     ++counts.fqdn;
-    return;
+    return no_endpoints();
   }
-  if (slice.address_type != kube::AddressType::ipv4 && slice.address_type != kube::AddressType::ipv6) return;
+  if (slice.address_type != kube::AddressType::ipv4 && slice.address_type != kube::AddressType::ipv6) return no_endpoints();
   std::optional<std::int32_t> number;
   for (const auto& p : slice.ports)
     if (p.name == port_name && p.port && *p.port > 0 && *p.port <= 65535) number = p.port;
   if (!number) {
     ++counts.without_port;
-    return;
+    return no_endpoints();
   }
-  out.reserve(out.size() + slice.endpoints.size());
+  const std::vector<Endpoint>& stored = *slice.endpoints;
   const auto family = slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4;
-  if (keys) keys->start(family, static_cast<std::uint16_t>(*number), slice.endpoints.size());
-  for (std::size_t i = 0; i < slice.endpoints.size(); ++i) {
-    const StoredEndpoint& e = slice.endpoints[i];
-    if (!e.has_address()) continue;
-    std::string address(slice.address(i));
-    const auto key = BackendKey::parse_as(family, address, static_cast<std::uint16_t>(*number));
+  const auto port = static_cast<std::uint16_t>(*number);
+  keys.start(family, port, stored.size());
+  bool whole = port == slice.port;  // the stored vector as it is, while every endpoint is kept
+  std::vector<std::uint32_t> kept;  // the endpoints kept, once `whole` is false
+  if (!whole) kept.reserve(stored.size());
+  for (std::uint32_t i = 0; i < stored.size(); ++i) {
+    const Endpoint& e = stored[i];
+    const auto key = BackendKey::parse_as(family, e.address, port);
+    bool keep = true;
     if (!key) {
       ++counts.bad_address;
+      keep = false;
+    } else if (allowed_nodes && !allowed_nodes->contains(e.node_name.view())) {
+      counts.unknown_node += e.node_name.empty() ? 1 : 0;
+      keep = false;
+    }
+    if (!keep) {
+      if (whole) {
+        whole = false;
+        kept.reserve(stored.size());
+        for (std::uint32_t j = 0; j < i; ++j) kept.push_back(j);
+      }
       continue;
     }
-    const SharedName& node_name = names.shared(e.node);
-    if (allowed_nodes && !allowed_nodes->contains(node_name.view())) {
-      counts.unknown_node += node_name.empty() ? 1 : 0;
-      continue;
-    }
-    Endpoint ep;
-    ep.address = std::move(address);
-    ep.port = static_cast<std::uint16_t>(*number);
-    ep.pod_name = slice.pod_name(i);
-    ep.node_name = node_name;
-    ep.zone = names.shared(e.zone);
-    ep.hint_zones = names.shared_list(e.hints);
-    ep.conditions = e.conditions();
-    out.push_back(std::move(ep));
-    if (keys) keys->push_back(*key);
+    if (!whole) kept.push_back(i);
+    keys.push_back(*key);
   }
+  if (whole) return slice.endpoints;
+  auto out = std::make_shared<std::vector<Endpoint>>();
+  out->reserve(kept.size());
+  for (const std::uint32_t i : kept) out->emplace_back(stored[i]).port = port;
+  return out;
 }
 
 std::vector<std::string> notes_of(const MergeCounts& c, const std::string& port_name) {
@@ -101,8 +115,11 @@ SliceMergeResult merge_slices(const SliceMergeInput& in) {
   if (out.problem != PortProblem::none) return out;
   MergeCounts counts;
   out.endpoints.reserve(in.slices->endpoint_count());  // (merge_one's own reserve then never grows it slice by slice)
-  for (const auto& [name, slice] : in.slices->by_name())
-    merge_one(slice, in.slices->names(), out.port_name, in.allowed_nodes, counts, out.endpoints);
+  SliceKeys keys;
+  for (const auto& [name, slice] : in.slices->by_name()) {
+    const EndpointsPtr merged = merge_one(slice, out.port_name, in.allowed_nodes, counts, keys);
+    out.endpoints.insert(out.endpoints.end(), merged->begin(), merged->end());
+  }
   out.notes = notes_of(counts, out.port_name);
   return out;
 }
@@ -188,7 +205,7 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
         e.slot = slot;
       }
       e.resource_version = slice.resource_version;
-      merge_one(slice, in.slices->names(), port_name, in.allowed_nodes, e.counts, *e.endpoints, &e.keys);
+      e.endpoints = merge_one(slice, port_name, in.allowed_nodes, e.counts, e.keys);
       fresh.push_back(&e);
     }
   }

@@ -111,8 +111,10 @@ class SnapshotBuilder {
  private:
   struct Entry {
     std::string resource_version;
-    // Immutable once merged: snapshots point into it (EndpointList) and keep it alive.
-    std::shared_ptr<std::vector<Endpoint>> endpoints = std::make_shared<std::vector<Endpoint>>();
+    // Immutable: snapshots point into it (EndpointList) and keep it alive. The stored slice's
+    // own vector when the merge keeps all of it at its stored port (SliceStore), else a copy
+    // of the endpoints kept. Set by every merge of the entry.
+    std::shared_ptr<const std::vector<Endpoint>> endpoints;
     SliceKeys keys;  // keys[i] is endpoints[i]'s
     MergeCounts counts;
     const std::string* slice = nullptr;  // its key in cache_ (the slice's name)

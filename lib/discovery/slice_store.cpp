@@ -60,43 +60,63 @@ std::uint32_t InternTable::list_id(const std::vector<std::string>& list) {
   return id;
 }
 
+std::uint32_t InternTable::adopt(const SharedName& name) {
+  if (name.empty()) return 0;
+  if (auto it = string_ids_.find(name.view()); it != string_ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(strings_.size());
+  strings_.push_back(name);
+  string_ids_.emplace(strings_.back().view(), id);
+  return id;
+}
+
+std::uint32_t InternTable::adopt_list(const SharedNameList& list) {
+  if (list.empty()) return 0;
+  std::vector<std::string> key;
+  key.reserve(list.size());
+  for (const auto& name : list) {
+    adopt(name);
+    key.emplace_back(name.view());
+  }
+  if (auto it = list_ids_.find(key); it != list_ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(lists_.size());
+  lists_.push_back(&list_ids_.emplace(std::move(key), id).first->first);
+  shared_lists_.push_back(list);
+  return id;
+}
+
 StoredSlice SliceStore::store(const kube::EndpointSlice& slice, InternTable& names, const StoredSlice* previous) const {
   StoredSlice out;
   out.resource_version = slice.metadata.resource_version;
   out.address_type = slice.address_type;
   out.ports.reserve(slice.ports.size());
-  for (const auto& p : slice.ports) out.ports.push_back({p.name, p.port});
-  // The text is sized once: the address of each endpoint, back to back. (A slice is one watch
-  // event or LIST item, far below the 4 GiB the 32-bit offsets can address.)
-  std::size_t text = 0;
-  for (const auto& e : slice.endpoints)
-    if (!e.addresses.empty()) text += e.addresses.front().size();
-  out.text.reserve(text);
-  out.endpoints.reserve(slice.endpoints.size());
+  for (const auto& p : slice.ports) {
+    out.ports.push_back({p.name, p.port});
+    if (out.port == 0 && p.port && *p.port > 0 && *p.port <= 65535) out.port = static_cast<std::uint16_t>(*p.port);
+  }
+  std::size_t with_address = 0;
+  for (const auto& e : slice.endpoints) with_address += e.addresses.empty() ? 0 : 1;
+  out.without_address = slice.endpoints.size() - with_address;
+  auto endpoints = std::make_shared<std::vector<Endpoint>>();
+  endpoints->reserve(with_address);
+  const std::vector<Endpoint>* before = previous ? previous->endpoints.get() : nullptr;
   RecentIds zones;
   for (const auto& e : slice.endpoints) {
-    StoredEndpoint s;
-    s.text = static_cast<std::uint32_t>(out.text.size());
-    if (!e.addresses.empty()) {
-      s.flags |= StoredEndpoint::kHasAddress;
-      out.text += e.addresses.front();
-      s.address_size = static_cast<std::uint32_t>(e.addresses.front().size());
-    }
+    if (e.addresses.empty()) continue;
+    const std::size_t i = endpoints->size();
+    Endpoint& ep = endpoints->emplace_back();
+    ep.address = e.addresses.front();
+    ep.port = out.port;
     if (e.target_ref && e.target_ref->kind == "Pod" && !e.target_ref->name.empty()) {
       // A new version of a slice mostly lists the same Pods in the same places: keep their names.
-      const std::size_t i = out.endpoints.size();
-      const bool same = previous && i < previous->endpoints.size() && previous->endpoints[i].pod == e.target_ref->name;
-      s.pod = same ? previous->endpoints[i].pod : SharedName(e.target_ref->name);
+      const bool same = before && i < before->size() && (*before)[i].pod_name == e.target_ref->name;
+      ep.pod_name = same ? (*before)[i].pod_name : SharedName(e.target_ref->name);
     }
-    s.node = names.string_id(e.node_name);
-    s.zone = zones.id(names, e.zone);
-    s.hints = names.list_id(e.hint_zones);
-    const EndpointConditions c = e.conditions.defaulted();
-    if (c.ready) s.flags |= StoredEndpoint::kReady;
-    if (c.serving) s.flags |= StoredEndpoint::kServing;
-    if (c.terminating) s.flags |= StoredEndpoint::kTerminating;
-    out.endpoints.push_back(std::move(s));
+    ep.node_name = names.shared(names.string_id(e.node_name));
+    ep.zone = names.shared(zones.id(names, e.zone));
+    ep.hint_zones = names.shared_list(names.list_id(e.hint_zones));
+    ep.conditions = e.conditions.defaulted();
   }
+  out.endpoints = std::move(endpoints);
   return out;
 }
 
@@ -116,38 +136,40 @@ void SliceStore::replace(std::vector<kube::EndpointSlice> items) {
   slices_ = std::move(slices);
   names_ = std::move(names);
   endpoints_ = 0;
-  for (const auto& [name, slice] : slices_) endpoints_ += slice.endpoints.size();
+  for (const auto& [name, slice] : slices_) endpoints_ += slice.endpoints->size();
   live_names_ = names_.size();
 }
 
 void SliceStore::put(const kube::EndpointSlice& slice) {
   auto it = slices_.find(slice.metadata.name);
   StoredSlice stored = store(slice, names_, it == slices_.end() ? nullptr : &it->second);
+  endpoints_ += stored.endpoints->size();
   if (it == slices_.end()) {
     slices_.emplace(slice.metadata.name, std::move(stored));
   } else {
-    endpoints_ -= it->second.endpoints.size();
+    endpoints_ -= it->second.endpoints->size();
     it->second = std::move(stored);
   }
-  endpoints_ += slice.endpoints.size();
   if (names_.size() > 2 * live_names_ + kTableSlack) compact();
 }
 
 void SliceStore::erase(std::string_view name) {
   if (auto it = slices_.find(name); it != slices_.end()) {
-    endpoints_ -= it->second.endpoints.size();
+    endpoints_ -= it->second.endpoints->size();
     slices_.erase(it);
   }
 }
 
-// A new table with only the values the stored slices use; every id is translated.
+// A new table with only the values the stored endpoints hold, as those very buffers (the
+// endpoints are immutable and keep theirs; values no endpoint holds any more go with the old
+// table).
 void SliceStore::compact() {
   InternTable fresh;
-  for (auto& [name, slice] : slices_) {
-    for (auto& e : slice.endpoints) {
-      e.node = fresh.string_id(names_.string(e.node));
-      e.zone = fresh.string_id(names_.string(e.zone));
-      e.hints = fresh.list_id(names_.list(e.hints));
+  for (const auto& [name, slice] : slices_) {
+    for (const auto& e : *slice.endpoints) {
+      fresh.adopt(e.node_name);
+      fresh.adopt(e.zone);
+      fresh.adopt_list(e.hint_zones);
     }
   }
   names_ = std::move(fresh);

@@ -1,27 +1,36 @@
 // SliceStore: the EndpointSlices of one Service as its ServiceCache keeps them between events,
-// in a compact form that holds only what the merge (slice_merge.h) and the watcher's state read.
+// in the form the merge (slice_merge.h) reads and the snapshots share.
 //
-//  - Per slice: its resourceVersion, address type and ports (name and number).
-//  - Per endpoint (32 bytes, StoredEndpoint): addresses[0] only (kube-proxy and the merge use
-//    only the first; whether there was one is kept), the Pod name only when targetRef.kind is
-//    "Pod", nodeName, zone, hints.forZones and the conditions (defaulted the Kubernetes way).
-//    The addresses are bytes of one text buffer per slice. The Pod name is a SharedName that
-//    the merged Endpoints share (one copy of each Pod name for the store and every snapshot);
-//    a new version of a slice keeps the previous version's name where it is unchanged.
+//  - Per slice: its resourceVersion, address type and ports (name and number), and the number
+//    of the port its endpoints are stored with (`port`: the first valid one).
+//  - Per endpoint that has an address: one `Endpoint` (addresses[0] only, as kube-proxy and the
+//    merge use only the first; the Pod name only when targetRef.kind is "Pod"; nodeName, zone,
+//    hints.forZones and the conditions, defaulted the Kubernetes way), with `port` set to the
+//    slice's `port`. The slice's Endpoints are one immutable vector: a snapshot of that port
+//    that keeps every one of them (no node filter left any out, every address valid) points
+//    into it instead of copying it (SnapshotBuilder), so the store and the snapshots hold one
+//    Endpoint per backend.
+//  - A new version of a slice keeps the previous version's Pod name where the same Pod is at
+//    the same place, so that snapshots of the old version and the store share the name.
 //  - Node names, zones and hint lists repeat across thousands of endpoints: each distinct
-//    value is kept once, in the store's InternTable, and endpoints hold 4-byte ids.
+//    value is one SharedName (or SharedNameList) of the store's InternTable, which every
+//    endpoint with that value shares.
 //
 // The table only grows while events bring new values (nodes replaced, zones renamed); when it
-// has grown well past what the slices use, put() rebuilds it from the stored slices, so its
-// size stays within a constant factor of the live values. replace() always starts a new one.
+// has grown well past what the slices use, put() rebuilds it from the values the stored
+// endpoints hold, so its size stays within a constant factor of the live values. replace()
+// always starts a new one.
 //
-// Thread: loop thread (plain value, no synchronization). Lifetime: ids and string views are
-// valid until the next put(), erase() or replace().
+// Thread: loop thread (plain value, no synchronization). The stored Endpoint vectors are
+// immutable, so snapshots may share them with any thread. Lifetime: references into the store
+// are valid until the next put(), erase() or replace(); a vector shared through its
+// shared_ptr lives as long as that pointer.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +55,11 @@ class InternTable {
 
   std::uint32_t string_id(std::string_view s);
   std::uint32_t list_id(const std::vector<std::string>& list);
+  // The id of `name`'s text, kept as this very name (its buffer) when the text is new here: a
+  // rebuilt table takes the values the stored endpoints already share.
+  std::uint32_t adopt(const SharedName& name);
+  // The same for a list (and for each of its names).
+  std::uint32_t adopt_list(const SharedNameList& list);
   std::string_view string(std::uint32_t id) const noexcept { return strings_[id].view(); }
   const std::vector<std::string>& list(std::uint32_t id) const noexcept { return *lists_[id]; }
   // The same values as the Endpoints carry them: endpoints built from one table share each
@@ -65,22 +79,6 @@ class InternTable {
   std::vector<SharedNameList> shared_lists_;
 };
 
-struct StoredEndpoint {
-  static constexpr std::uint8_t kHasAddress = 1, kReady = 2, kServing = 4, kTerminating = 8;
-  std::uint32_t text = 0;          // offset of addresses[0] in StoredSlice::text
-  std::uint32_t address_size = 0;
-  SharedName pod;                  // targetRef.name when targetRef.kind is "Pod", else empty
-  std::uint32_t node = 0;          // nodeName (InternTable string id)
-  std::uint32_t zone = 0;          // zone (InternTable string id)
-  std::uint32_t hints = 0;         // hints.forZones[].name (InternTable list id)
-  std::uint8_t flags = 0;
-
-  bool has_address() const noexcept { return flags & kHasAddress; }
-  EndpointConditions conditions() const noexcept {
-    return {(flags & kReady) != 0, (flags & kServing) != 0, (flags & kTerminating) != 0};
-  }
-};
-
 struct StoredPort {
   std::string name;                  // "" when absent
   std::optional<std::int32_t> port;  // nullopt when absent or null
@@ -90,13 +88,15 @@ struct StoredSlice {
   std::string resource_version;
   kube::AddressType address_type = kube::AddressType::unset;
   std::vector<StoredPort> ports;
-  std::vector<StoredEndpoint> endpoints;
-  std::string text;  // every endpoint's address, back to back, in endpoint order
+  // The number the endpoints carry as Endpoint::port: the first of `ports` that is 1..65535;
+  // 0 when none is.
+  std::uint16_t port = 0;
+  // The endpoints that have an address, in slice order; never null, immutable once stored.
+  std::shared_ptr<const std::vector<Endpoint>> endpoints;
+  std::size_t without_address = 0;  // endpoints left out: no address at all
 
-  std::string_view address(std::size_t i) const noexcept {
-    return std::string_view(text).substr(endpoints[i].text, endpoints[i].address_size);
-  }
-  const SharedName& pod_name(std::size_t i) const noexcept { return endpoints[i].pod; }
+  std::string_view address(std::size_t i) const noexcept { return (*endpoints)[i].address; }
+  const SharedName& pod_name(std::size_t i) const noexcept { return (*endpoints)[i].pod_name; }
 };
 
 class SliceStore {
@@ -112,6 +112,7 @@ class SliceStore {
 
   const Map& by_name() const noexcept { return slices_; }
   const InternTable& names() const noexcept { return names_; }
+  // Endpoints stored (those with an address), over every slice.
   std::size_t endpoint_count() const noexcept { return endpoints_; }
 
  private:

@@ -275,8 +275,8 @@ PickerPtr Upstream::Impl::service_picker(std::size_t i, SteadyClock::time_point 
     if (w == 0) continue;
     p.weight = w;
     // As in the flat Picker: the endpoint aliases the service's snapshot, the load the Pod.
-    list.push_back({std::shared_ptr<const Endpoint>(service.set, p.endpoint), w,
-                    std::shared_ptr<EndpointLoad>(entry, &p.target), p.service()});
+    list.push_back({std::shared_ptr<const Endpoint>(service.set, p.endpoint), w, p.service(),
+                    std::shared_ptr<EndpointLoad>(entry, &p.target)});
   }
   if (list.empty()) return nullptr;
   return balancer.build(std::move(list));
@@ -372,8 +372,8 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
   // how the request path finds the Pod of a pick (detail::target_of).
   auto add = [&](const std::shared_ptr<UpstreamPod>& p) {
     const auto& snapshot = services[p->service()].set;
-    list.push_back({std::shared_ptr<const Endpoint>(snapshot, p->endpoint), p->weight,
-                    std::shared_ptr<EndpointLoad>(p, &p->target), p->service()});
+    list.push_back({std::shared_ptr<const Endpoint>(snapshot, p->endpoint), p->weight, p->service(),
+                    std::shared_ptr<EndpointLoad>(p, &p->target)});
   };
   // Zone-aware routing needs every candidate (an ejected one still counts in its zone) and
   // turns the weights into the zone plan's before the Picker is built (zone_locality.h).

@@ -242,8 +242,11 @@ TEST_SUITE("SnapshotBuilder") {
                             ready, serving, terminating));
         }
         const std::string name = fmt::format("s{}", rnd(4));
-        auto s = slice(name, std::move(eps), {{rnd(4) ? "http" : "other", static_cast<int>(8080 + rnd(2))}},
-                       v6 ? AddressType::ipv6 : AddressType::ipv4);
+        // A second port first, now and then: the store keeps the first one's number, so the
+        // merge of "http" copies those slices instead of sharing the store's endpoints.
+        std::vector<std::pair<std::string, int>> ports = {{rnd(4) ? "http" : "other", static_cast<int>(8080 + rnd(2))}};
+        if (rnd(4) == 0) ports.insert(ports.begin(), {"admin", 9090});
+        auto s = slice(name, std::move(eps), ports, v6 ? AddressType::ipv6 : AddressType::ipv4);
         s.metadata.resource_version = std::to_string(round);
         slices.put(s);
       } else if (what == 6) {
@@ -296,6 +299,47 @@ TEST_SUITE("SnapshotBuilder") {
     // The first snapshot is untouched and still complete.
     CHECK(first->ready[3].address == "127.0.1.4");
     CHECK(first->ready[3].conditions.ready);
+  }
+
+  TEST_CASE("a snapshot of the port a slice is stored with shares the store's endpoints unless it leaves some out") {
+    Slices slices;
+    slices.put(with_rv(slice("a", {sep("127.0.1.1", "node-a"), sep("127.0.1.2", "node-b")}, {{"http", 8080}, {"admin", 9090}}), "1"));
+    const auto& stored = *slices.by_name().at("a").endpoints;
+    REQUIRE(stored.size() == 2);
+    const auto in_store = [&](const Endpoint& e) { return &e >= stored.data() && &e < stored.data() + stored.size(); };
+    auto svc = service({{"http", 80}, {"admin", 81}});
+
+    // Port "http" (8080, the slice's first), no filter: the store's own Endpoints.
+    SnapshotBuilder plain;
+    auto all = plain.build({&slices, &svc, PortRef::parse("http"), nullptr, 0}, nullptr, "1").next;
+    REQUIRE(all->ready.size() == 2);
+    CHECK(in_store(all->ready[0]));
+    CHECK(in_store(all->ready[1]));
+    CHECK(all->ready[0].port == 8080);
+
+    // A node filter that leaves one out: a copy of the other.
+    std::set<std::string, std::less<>> nodes = {"node-b"};
+    SnapshotBuilder filtered;
+    auto some = filtered.build({&slices, &svc, PortRef::parse("http"), &nodes, 1}, nullptr, "1").next;
+    REQUIRE(some->ready.size() == 1);
+    CHECK(some->ready[0].address == "127.0.1.2");
+    CHECK_FALSE(in_store(some->ready[0]));
+    CHECK(some->ready[0].pod_name.shares_buffer_with(stored[1].pod_name));
+
+    // A node filter that keeps all: shared again.
+    nodes.insert("node-a");
+    auto again = filtered.build({&slices, &svc, PortRef::parse("http"), &nodes, 2}, some, "1").next;
+    REQUIRE(again->ready.size() == 2);
+    CHECK(in_store(again->ready[0]));
+
+    // Port "admin" (9090, not the stored one): a copy with that number; the store is unchanged.
+    SnapshotBuilder admin;
+    auto other = admin.build({&slices, &svc, PortRef::parse("admin"), nullptr, 0}, nullptr, "1").next;
+    REQUIRE(other->ready.size() == 2);
+    CHECK_FALSE(in_store(other->ready[0]));
+    CHECK(other->ready[0].port == 9090);
+    CHECK(stored[0].port == 8080);
+    CHECK(all->ready[1].port == 8080);
   }
 
   TEST_CASE("a snapshot stays valid after the builder and every later snapshot are gone") {
