@@ -25,11 +25,11 @@ const EndpointsPtr& no_endpoints() {
 }
 
 // One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
-// keys. When the port is the one the slice's endpoints are stored with and none is left out,
+// keys (when `keys` is given). When the port is the one the slice's endpoints are stored with and none is left out,
 // that is the stored vector itself (shared, not copied); else a copy of the ones kept, with
 // the port's number.
 EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
-                       const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, SliceKeys& keys) {
+                       const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, SliceKeys* keys) {
   if (slice.address_type == kube::AddressType::fqdn) {
     ++counts.fqdn;
     return no_endpoints();
@@ -45,7 +45,7 @@ EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
   const std::vector<Endpoint>& stored = *slice.endpoints;
   const auto family = slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4;
   const auto port = static_cast<std::uint16_t>(*number);
-  keys.start(family, port, stored.size());
+  if (keys) keys->start(family, port, stored.size());
   bool whole = port == slice.port;  // the stored vector as it is, while every endpoint is kept
   std::vector<std::uint32_t> kept;  // the endpoints kept, once `whole` is false
   if (!whole) kept.reserve(stored.size());
@@ -69,7 +69,7 @@ EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
       continue;
     }
     if (!whole) kept.push_back(i);
-    keys.push_back(*key);
+    if (keys) keys->push_back(*key);
   }
   if (whole) return slice.endpoints;
   auto out = std::make_shared<std::vector<Endpoint>>();
@@ -115,9 +115,8 @@ SliceMergeResult merge_slices(const SliceMergeInput& in) {
   if (out.problem != PortProblem::none) return out;
   MergeCounts counts;
   out.endpoints.reserve(in.slices->endpoint_count());  // (merge_one's own reserve then never grows it slice by slice)
-  SliceKeys keys;
   for (const auto& [name, slice] : in.slices->by_name()) {
-    const EndpointsPtr merged = merge_one(slice, out.port_name, in.allowed_nodes, counts, keys);
+    const EndpointsPtr merged = merge_one(slice, out.port_name, in.allowed_nodes, counts, nullptr);
     out.endpoints.insert(out.endpoints.end(), merged->begin(), merged->end());
   }
   out.notes = notes_of(counts, out.port_name);
@@ -205,7 +204,7 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
         e.slot = slot;
       }
       e.resource_version = slice.resource_version;
-      e.endpoints = merge_one(slice, port_name, in.allowed_nodes, e.counts, e.keys);
+      e.endpoints = merge_one(slice, port_name, in.allowed_nodes, e.counts, &e.keys);
       fresh.push_back(&e);
     }
   }
