@@ -2288,14 +2288,17 @@ class Handler(BaseHTTPRequestHandler):
                             keep.append(f)
                     cl.pending_watch_faults = keep
             horizon = st.horizon
-        self.send_raw(self._head(200, ["Content-Type: application/json", "Transfer-Encoding: chunked"]) + b"\r\n")
-        if expired is not None:
-            err = {"type": "ERROR", "object": make_status(410, "Expired",
-                                                          f"too old resource version: {expired} ({horizon})")}
-            self.send_chunk(go_json(err))
-            self.send_raw(b"0\r\n\r\n")
-            return
+        # The watcher is forgotten however this ends, the head's write included: a client that left
+        # while its request waited (a reset connection) fails that write, and its watch must not stay
+        # listed as open.
         try:
+            self.send_raw(self._head(200, ["Content-Type: application/json", "Transfer-Encoding: chunked"]) + b"\r\n")
+            if expired is not None:
+                err = {"type": "ERROR", "object": make_status(410, "Expired",
+                                                              f"too old resource version: {expired} ({horizon})")}
+                self.send_chunk(go_json(err))
+                self.send_raw(b"0\r\n\r\n")
+                return
             self.run_watch(rt, w, initial, watch_list and cl.watch_list)
         finally:
             with st.cond:

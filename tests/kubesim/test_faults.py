@@ -3,7 +3,9 @@
 
 import json
 import os
+import socket
 import ssl
+import struct
 import sys
 import time
 import unittest
@@ -151,6 +153,37 @@ class WatchFaults(ApiTestBase):
         while time.monotonic() < deadline and wid in [w["id"] for w in self.sim.watches()]:
             time.sleep(0.05)
         self.assertNotIn(wid, [w["id"] for w in self.sim.watches()])
+
+    def test_a_watch_whose_client_reset_before_the_answer_is_forgotten(self):
+        # The client sends its watch request and resets the connection while kubesim holds the
+        # answer (a delay fault); the 200 head then fails to go out. Once the request is over (it
+        # is in the request log), no watch of it may stay listed as open.
+        ns = self.new_ns("f0r")
+        _, lst = self.list(ns)
+        self.sim.fault(type="delay", seconds=0.5, count=-1, match={"verb": "watch", "namespace": ns})
+        path = path_for(ES, ns, query={"watch": "1", "timeoutSeconds": "30",
+                                        "resourceVersion": lst["metadata"]["resourceVersion"]})
+        sock = self.sim.ssl_context().wrap_socket(socket.create_connection((self.sim.host, self.sim.port), timeout=10),
+                                                  server_hostname=self.sim.host)
+        try:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: kubesim\r\nAuthorization: Bearer {self.sim.token()}\r\n\r\n"
+                         .encode())
+            def held():
+                return any(f.get("hits") for f in self.sim.state()["faults"] if f["match"].get("namespace") == ns)
+            deadline = time.monotonic() + 10
+            while not held() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertTrue(held(), "kubesim never held the request")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        finally:
+            socket.socket.close(sock)
+        done = []
+        while not done and time.monotonic() < deadline:
+            done = [r for r in self.sim.requests() if r["path"].endswith(f"/{ns}/endpointslices") and
+                    r["query"].get("watch") == "1"]
+            time.sleep(0.05)
+        self.assertTrue(done, "the held watch request never finished")
+        self.assertEqual([w for w in self.sim.watches(ES) if w.get("namespace") == ns], [])
 
     def test_drop_watches_cleanly_ends_the_stream(self):
         ns = self.new_ns("f1b")
