@@ -143,9 +143,7 @@ std::unique_ptr<EndpointWatcher> watch(Fixture& f, const std::string& service, S
   EndpointWatcherCallbacks cb;
   cb.on_update = [&seen](const EndpointSetPtr& s) { seen.updates.push_back(s); };
   cb.on_state = [&seen](const WatchState& s) { seen.states.push_back(s); };
-  auto w = f.cluster->watch(f.ref(service), std::move(cb));
-  REQUIRE(w.ok());
-  return std::move(*w);
+  return demo_watch(*f.cluster, f.ref(service), std::move(cb));
 }
 
 // The selectors of the LISTs among `reqs` (a LIST is logged once answered; a watch when it ends).

@@ -102,9 +102,7 @@ struct Fixture {
     cb.on_state = [this](const WatchState&) {
       if (dropped) ++after_drop;
     };
-    auto w = cluster->watch(r, std::move(cb));
-    REQUIRE(w.ok());
-    return std::move(*w);
+    return demo_watch(*cluster, r, std::move(cb));
   }
 
   int finish() {

@@ -195,6 +195,16 @@ struct Fixture {
     reflector.reset();
   }
 
+  // The WATCH's connection is open; the drop closes it as the server sees it.
+  void drop_and_expect_watch_closed() {
+    const auto watch = *server.conn_with("watch=1");
+    CHECK_FALSE(server.closed(watch));
+    drop();
+    const bool closed = loop.run_until([&] { return server.closed(watch); }, 5000);
+    INFO("server saw: " << server.describe());
+    CHECK(closed);
+  }
+
   // The request waits at the server (received, not answered) or streams.
   bool wait_for_request(bool watch) {
     return loop.run_until([&] { return server.conn_with(watch ? "watch=1" : "limit=").has_value(); }, 10000);
@@ -241,24 +251,14 @@ TEST_SUITE("Reflector") {
     Fixture f(answer_list_hold_watch);
     REQUIRE(f.wait_for_request(true));
     CHECK(f.replaces == 1);
-    const auto watch = *f.server.conn_with("watch=1");
-    CHECK_FALSE(f.server.closed(watch));
-    f.drop();
-    const bool closed = f.loop.run_until([&] { return f.server.closed(watch); }, 5000);
-    INFO("server saw: " << f.server.describe());
-    CHECK(closed);
+    f.drop_and_expect_watch_closed();
     f.check_all_closed_and_finish();
   }
 
   TEST_CASE("dropped while its WATCH streams, it closes the watch's connection") {
     Fixture f(answer_list_stream_watch);
     REQUIRE(f.loop.run_until([&] { return f.events == 1; }, 10000));
-    const auto watch = *f.server.conn_with("watch=1");
-    CHECK_FALSE(f.server.closed(watch));
-    f.drop();
-    const bool closed = f.loop.run_until([&] { return f.server.closed(watch); }, 5000);
-    INFO("server saw: " << f.server.describe());
-    CHECK(closed);
+    f.drop_and_expect_watch_closed();
     f.check_all_closed_and_finish();
   }
 }

@@ -60,4 +60,11 @@ inline std::unique_ptr<ClusterClient> demo_admin_client(uv_loop_t& loop, const K
   return std::move(*c);
 }
 
+// cluster.watch(ref, callbacks), which must succeed.
+inline std::unique_ptr<EndpointWatcher> demo_watch(ClusterClient& cluster, const ServiceRef& ref, EndpointWatcherCallbacks callbacks) {
+  auto w = cluster.watch(ref, std::move(callbacks));
+  REQUIRE(w.ok());
+  return std::move(*w);
+}
+
 }  // namespace kupstream::test
