@@ -10,6 +10,7 @@
 #include "core/backend_key.h"
 #include "net/tls_context.h"
 #include "upstream/pod_weights.h"
+#include "upstream/slab_pool.h"
 #include "upstream/upstream_impl.h"
 
 namespace kupstream {
@@ -184,7 +185,8 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
 }
 
 std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
-  auto pod = std::make_shared<UpstreamPod>();
+  // From the Pods' slab pool: the record and its control block without a malloc header each.
+  auto pod = std::allocate_shared<UpstreamPod>(detail::SlabAllocator<UpstreamPod>());
   pod->target.id = next_pod_id++;
   pod->target.service = static_cast<std::uint16_t>(service);
   pod->target.port = e.port;

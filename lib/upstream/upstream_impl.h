@@ -31,9 +31,9 @@ class ControlHub;
 
 using SteadyClock = std::chrono::steady_clock;
 
-// One Pod of one service, as long as it is listed or still has requests in flight: one
-// allocation (make_shared) for the control loop's state and the PodTarget that every loop's
-// request path reads. Held by its service's `pods` array; pods_by_id and the rebuild hold plain
+// One Pod of one service, as long as it is listed or still has requests in flight: one block
+// (allocate_shared from a SlabPool) for the control loop's state and the PodTarget that every
+// loop's request path reads. Held by its service's `pods` array; pods_by_id and the rebuild hold plain
 // pointers, valid while the Pod is in the array. Pickers (WeightedEndpoint::load) and loops
 // (LoopPod) share its ownership through aliasing pointers to `target` and only ever read
 // `target`: the other fields are the control loop's alone.
@@ -58,9 +58,9 @@ struct UpstreamPod {
   EndpointLoad& load() const noexcept { return target.load(); }
   std::string_view name() const noexcept { return target.host_port.view(); }
 };
-// make_shared puts it after a 16-byte control block: 104 + 16 fills a 128-byte malloc chunk
-// (the memory per endpoint, docs/performance.md).
-static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 104, "UpstreamPod outgrew its 128-byte block");
+// make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (slab_pool.h),
+// which adds nothing per block: 112 bytes per Pod (the memory per endpoint, docs/performance.md).
+static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 96, "UpstreamPod grew: the memory per endpoint grows with it");
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   struct Service {
