@@ -25,9 +25,9 @@ const EndpointsPtr& no_endpoints() {
 }
 
 // One slice's endpoints for the port name, in slice order (not yet de-duplicated), and their
-// keys (when `keys` is given). When the port is the one the slice's endpoints are stored with and none is left out,
-// that is the stored vector itself (shared, not copied); else a copy of the ones kept, with
-// the port's number.
+// keys (when `keys` is given). When the port is the one the slice's endpoints are stored with
+// and none is left out, that is the stored vector itself (shared, not copied); else a copy of
+// the ones kept, with the port's number.
 EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
                        const std::set<std::string, std::less<>>* allowed_nodes, MergeCounts& counts, SliceKeys* keys) {
   if (slice.address_type == kube::AddressType::fqdn) {
@@ -63,7 +63,7 @@ EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
     if (!keep) {
       if (whole) {
         whole = false;
-        kept.reserve(stored.size());
+        kept.reserve(stored.size());  // (the first endpoint left out: every one before it is kept)
         for (std::uint32_t j = 0; j < i; ++j) kept.push_back(j);
       }
       continue;
@@ -114,7 +114,7 @@ SliceMergeResult merge_slices(const SliceMergeInput& in) {
   out.problem = resolve_port(in, out.port_name);
   if (out.problem != PortProblem::none) return out;
   MergeCounts counts;
-  out.endpoints.reserve(in.slices->endpoint_count());  // (merge_one's own reserve then never grows it slice by slice)
+  out.endpoints.reserve(in.slices->endpoint_count());  // (appending slice by slice never reallocates)
   for (const auto& [name, slice] : in.slices->by_name()) {
     const EndpointsPtr merged = merge_one(slice, out.port_name, in.allowed_nodes, counts, nullptr);
     out.endpoints.insert(out.endpoints.end(), merged->begin(), merged->end());
