@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "discovery/access_preflight.h"
+#include "kube/objects.h"
 #include "kube/reflector.h"
 
 namespace kupstream::detail {
@@ -22,19 +23,21 @@ void SharedNodeWatch::start() {
     if (!self) return;
     Names fresh;
     for (auto& n : items) fresh.insert(std::move(n.metadata.name));
-    self->names_ = std::move(fresh);
-    ++self->epoch_;
+    // A relist that finds the same Nodes keeps the epoch: the views keep their merged slices.
+    if (fresh != self->names_) {
+      self->names_ = std::move(fresh);
+      ++self->epoch_;
+    }
     self->synced_ = true;
     self->changed();
   };
   cb.on_event = [weak](kube::EventType type, kube::Node n, const std::string&) {
     auto self = weak.lock();
     if (!self) return;
+    // Most Node events are status updates of a Node already listed: nothing a view reads
+    // changed, so no view re-merges its Service's slices for them.
+    if (!apply_event(self->names_, type, std::move(n.metadata.name))) return;
     ++self->epoch_;
-    if (type == kube::EventType::deleted)
-      self->names_.erase(n.metadata.name);
-    else
-      self->names_.insert(std::move(n.metadata.name));
     self->changed();
   };
   cb.on_health = [weak](const Status& s) {
@@ -67,6 +70,11 @@ void SharedNodeWatch::start() {
         self->changed();
       },
       log_);
+}
+
+bool SharedNodeWatch::apply_event(Names& names, kube::EventType type, std::string name) {
+  if (type == kube::EventType::deleted) return names.erase(name) != 0;
+  return names.insert(std::move(name)).second;
 }
 
 void SharedNodeWatch::add(std::weak_ptr<NodeSink> sink) {

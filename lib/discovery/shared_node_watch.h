@@ -9,12 +9,15 @@
 //    nodes), and tells every live sink when any of them changes.
 //  - A relist replaces the names at once (never emptied first); a failing watch keeps the last
 //    names, so the views keep their last good snapshot.
+//  - Views hear of Node events only when the set of names changed: the status updates that
+//    every Node sends cost no view a re-merge.
 //
 // Thread: loop thread only. Lifetime: held by shared_ptr (ClusterClient keeps a weak one per
 // selector; each view holds a strong one). Dropping the last view stops the watch. Sinks are
 // told on the Reflector's callbacks, never inside add().
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <set>
@@ -30,6 +33,7 @@ struct ReflectorOptions;
 template <class T>
 class Reflector;
 struct Node;
+enum class EventType : std::uint8_t;
 }  // namespace kupstream::kube
 
 namespace kupstream::detail {
@@ -62,8 +66,13 @@ class SharedNodeWatch : public std::enable_shared_from_this<SharedNodeWatch> {
 
   // The names of the matching Nodes (the last good list while the watch fails).
   const Names& names() const noexcept { return names_; }
-  // Bumped on every change of names() (the SnapshotBuilder reuses work while it stays).
+  // Bumped on every change of names() (the SnapshotBuilder reuses work while it stays), and
+  // only then: a Node event that leaves the set as it was (a status update of a listed Node)
+  // tells no view, and a relist that finds the same Nodes keeps it.
   std::uint64_t epoch() const noexcept { return epoch_; }
+  // One watch event applied to `names` (ADDED or MODIFIED: the Node matches the selector;
+  // DELETED: it is gone or no longer matches). True when the set changed.
+  static bool apply_event(Names& names, kube::EventType type, std::string name);
   bool synced() const noexcept { return synced_; }
   const Status& health() const noexcept { return health_; }
   const std::string& waiting() const noexcept { return waiting_; }
