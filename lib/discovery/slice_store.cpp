@@ -165,11 +165,16 @@ void SliceStore::erase(std::string_view name) {
 // table).
 void SliceStore::compact() {
   InternTable fresh;
+  // Endpoints in a row mostly share one hint list: adopt_list() builds its key, so a list just
+  // adopted is not looked up again.
+  const SharedNameList* last_list = nullptr;
   for (const auto& [name, slice] : slices_) {
     for (const auto& e : *slice.endpoints) {
       fresh.adopt(e.node_name);
       fresh.adopt(e.zone);
+      if (last_list && e.hint_zones.shares_buffer_with(*last_list)) continue;
       fresh.adopt_list(e.hint_zones);
+      last_list = &e.hint_zones;
     }
   }
   names_ = std::move(fresh);
