@@ -45,13 +45,14 @@ ForwardingContext::ForwardingContext(uv_loop_t& l, std::shared_ptr<const detail:
 
 ForwardingContext::~ForwardingContext() { shutdown(); }
 
-std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTarget& t, const std::shared_ptr<EndpointLoad>& owner) {
+std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTarget& t, const std::shared_ptr<EndpointLoad>& owner,
+                                                           const Endpoint& endpoint) {
   const detail::PodTarget* target = &t;
   auto& slot = pods[target->id];
   if (slot) return slot;
   const auto& o = options();
   net::PoolOptions po;
-  po.connection.host = std::string(target->address());
+  po.connection.host = endpoint.address;
   po.connection.port = target->port;
   po.connection.tls = target->service < tls.size() ? tls[target->service] : nullptr;
   const auto& host_header = settings->config.host_header;
@@ -69,11 +70,12 @@ std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTar
   auto pool = net::ConnectionPool::create(loop, std::move(po));
   if (!pool) {
     pods.erase(target->id);
-    log(LogLevel::error, fmt::format("upstream \"{}\": Pod {}: {}", name(), target->host_port.view(), pool.error().reason));
+    log(LogLevel::error, fmt::format("upstream \"{}\": Pod {}: {}", name(), endpoint.host_port(), pool.error().reason));
     return nullptr;
   }
   slot = std::make_shared<detail::LoopPod>();
   slot->target = detail::PodTargetPtr(owner, target);
+  slot->host_port = detail::HostPortText(endpoint.host_port());
   slot->pool = std::move(*pool);
   return slot;
 }

@@ -58,23 +58,16 @@ namespace detail {
 // shared_ptr that owns the Pod), so a pick leads to its PodTarget (target_of()) without a
 // parallel array, and keeps the Pod's target alive while any Picker or loop holds it.
 struct PodTarget : EndpointLoad {
-  // port and service fill the 4 bytes after EndpointLoad's counter: a PodTarget is 40 bytes.
+  // port and service fill the 4 bytes after EndpointLoad's counter: a PodTarget is 16 bytes.
+  // Its address is not kept here: a loop takes it from the picked Endpoint when it makes the
+  // Pod's pool (LoopPod::host_port), and the control loop from the Pod's snapshot entry.
   std::uint16_t port = 0;
   std::uint16_t service = 0;  // index in UpstreamConfig::services (at most 20 of them)
   std::uint64_t id = 0;       // unique within its Upstream, never reused
-  HostPortText host_port;  // "address:port" ("[v6]:port"), as error reasons and ForwardResponseHead::pod name it
 
   // The load counter, shared by every loop (least_request sees all of them). Atomic; a PodTarget
   // is never created const, so counting through a const one is well-defined.
   EndpointLoad& load() const noexcept { return const_cast<PodTarget&>(*this); }
-
-  // The address without brackets (a view into host_port).
-  std::string_view address() const noexcept {
-    std::string_view hp = host_port.view();
-    const auto colon = hp.rfind(':');
-    if (!hp.empty() && hp.front() == '[') return hp.substr(1, colon - 2);
-    return hp.substr(0, colon);
-  }
 };
 using PodTargetPtr = std::shared_ptr<const PodTarget>;
 
@@ -190,6 +183,9 @@ struct ForwardSettings {
 // One Pod as one loop's context sees it: its pool on that loop.
 struct LoopPod {
   PodTargetPtr target;
+  // "address:port" ("[v6]:port") of the Endpoint the pool was made for, as error reasons and
+  // ForwardResponseHead::pod name the Pod (one copy per loop that uses the Pod, not one per Pod).
+  HostPortText host_port;
   std::unique_ptr<net::ConnectionPool> pool;
   std::uint32_t in_flight = 0;  // attempts of this loop on it
   bool removed = false;         // the Upstream forgot it: the pool goes when in_flight is 0
@@ -220,8 +216,10 @@ class ForwardingContext : public std::enable_shared_from_this<ForwardingContext>
   }
 
   // This loop's pool for the Pod (made on first use); null (logged) when it cannot be made.
-  // `target` is what `owner` points at (shared only when the pool is made).
-  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTarget& target, const std::shared_ptr<EndpointLoad>& owner);
+  // `target` is what `owner` points at (shared only when the pool is made); `endpoint` is the
+  // Pod's Endpoint (its address and port), read only while the call runs.
+  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTarget& target, const std::shared_ptr<EndpointLoad>& owner,
+                                           const Endpoint& endpoint);
   // An attempt on `pod` ended (its EndpointLoad already released): counted, reported to the
   // control loop, and the pool closed if the Pod was removed and this was its last attempt.
   void attempt_done(const std::shared_ptr<detail::LoopPod>& pod, detail::AttemptOutcome outcome);

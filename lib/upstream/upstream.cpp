@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <stdexcept>
 #include <tuple>
 
 #include "core/backend_key.h"
@@ -187,18 +188,27 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
 std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
   // From the Pods' slab pool: the record and its control block without a malloc header each.
   auto pod = std::allocate_shared<UpstreamPod>(detail::SlabAllocator<UpstreamPod>());
-  pod->target.id = next_pod_id++;
+  std::uint32_t slot;
+  if (!free_pod_slots.empty()) {
+    slot = free_pod_slots.back();
+    free_pod_slots.pop_back();
+  } else {
+    if (pod_slots.size() >= (std::size_t{1} << kPodSlotBits))
+      throw std::length_error(fmt::format("upstream \"{}\": more than {} Pods at once", config.name, pod_slots.size()));
+    slot = static_cast<std::uint32_t>(pod_slots.size());
+    pod_slots.push_back(nullptr);
+  }
+  pod_slots[slot] = pod.get();
+  pod->target.id = next_pod_serial++ << kPodSlotBits | slot;
   pod->target.service = static_cast<std::uint16_t>(service);
   pod->target.port = e.port;
-  pod->target.host_port = detail::HostPortText(e.host_port());
-  pods_by_id.emplace_back(pod->target.id, pod.get());  // ids only grow: stays sorted
   return pod;
 }
 
 UpstreamPod* Upstream::Impl::pod_by_id(std::uint64_t id) const {
-  auto it = std::lower_bound(pods_by_id.begin(), pods_by_id.end(), id,
-                             [](const std::pair<std::uint64_t, UpstreamPod*>& e, std::uint64_t v) { return e.first < v; });
-  return it != pods_by_id.end() && it->first == id ? it->second : nullptr;
+  const std::size_t slot = id & ((std::uint64_t{1} << kPodSlotBits) - 1);
+  UpstreamPod* pod = slot < pod_slots.size() ? pod_slots[slot] : nullptr;
+  return pod && pod->target.id == id ? pod : nullptr;
 }
 
 std::size_t Upstream::Impl::pod_count() const {
@@ -523,7 +533,7 @@ void Upstream::Impl::run_health_checks() {
 
 // The control loop's own pool to the Pod (health probes share it with this loop's requests).
 net::ConnectionPool* Upstream::Impl::pool_for(const std::shared_ptr<UpstreamPod>& pod) {
-  auto loop_pod = local->pod_for(pod->target, std::shared_ptr<EndpointLoad>(pod, &pod->target));
+  auto loop_pod = local->pod_for(pod->target, std::shared_ptr<EndpointLoad>(pod, &pod->target), *pod->endpoint);
   return loop_pod ? loop_pod->pool.get() : nullptr;
 }
 
@@ -575,7 +585,8 @@ void Upstream::Impl::shutdown() {
     s.pods.clear();
     s.retired.clear();
   }
-  pods_by_id.clear();
+  pod_slots.clear();
+  free_pod_slots.clear();
   uv_timer_stop(timer);
   uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   timer = nullptr;

@@ -70,15 +70,10 @@ void Upstream::Impl::apply_attempt(const detail::AttemptRecord& attempt) {
 
 void Upstream::Impl::forget_pod(UpstreamPod& pod) {
   const std::uint64_t id = pod.target.id;
-  auto it = std::lower_bound(pods_by_id.begin(), pods_by_id.end(), id,
-                             [](const std::pair<std::uint64_t, UpstreamPod*>& e, std::uint64_t v) { return e.first < v; });
-  if (it != pods_by_id.end() && it->first == id && it->second) {
-    it->second = nullptr;
-    // Compacted once half of the entries are dead: amortized O(1) per forgotten Pod.
-    if (++pods_by_id_dead * 2 > pods_by_id.size()) {
-      std::erase_if(pods_by_id, [](const std::pair<std::uint64_t, UpstreamPod*>& e) { return e.second == nullptr; });
-      pods_by_id_dead = 0;
-    }
+  if (pod_by_id(id) == &pod) {
+    const auto slot = static_cast<std::uint32_t>(id & ((std::uint64_t{1} << kPodSlotBits) - 1));
+    pod_slots[slot] = nullptr;
+    free_pod_slots.push_back(slot);
   }
   if (local) local->pod_removed(id);
   if (hub) hub->pod_removed(id);

@@ -33,7 +33,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 // One Pod of one service, as long as it is listed or still has requests in flight: one block
 // (allocate_shared from a SlabPool) for the control loop's state and the PodTarget that every
-// loop's request path reads. Held by its service's `pods` array; pods_by_id and the rebuild hold plain
+// loop's request path reads. Held by its service's `pods` array; pod_slots and the rebuild hold plain
 // pointers, valid while the Pod is in the array. Pickers (WeightedEndpoint::load) and loops
 // (LoopPod) share its ownership through aliasing pointers to `target` and only ever read
 // `target`: the other fields are the control loop's alone.
@@ -56,11 +56,12 @@ struct UpstreamPod {
   // Index in UpstreamConfig::services (kept once, in the target).
   std::uint32_t service() const noexcept { return target.service; }
   EndpointLoad& load() const noexcept { return target.load(); }
-  std::string_view name() const noexcept { return target.host_port.view(); }
+  // Its "address:port" ("[v6]:port") text, made from its snapshot entry (stats, logs).
+  std::string name() const { return endpoint->host_port(); }
 };
 // make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (slab_pool.h),
-// which adds nothing per block: 112 bytes per Pod (the memory per endpoint, docs/performance.md).
-static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 96, "UpstreamPod grew: the memory per endpoint grows with it");
+// which adds nothing per block: 88 bytes per Pod (the memory per endpoint, docs/performance.md).
+static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 72, "UpstreamPod grew: the memory per endpoint grows with it");
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   struct Service {
@@ -142,11 +143,15 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   std::shared_ptr<ForwardingContext> local;
   std::shared_ptr<detail::ControlHub> hub;
   detail::Tally worker_totals;
-  // Every Pod by its PodTarget id, in id order (ids only grow, so a new Pod is appended); a
-  // forgotten Pod's entry is null until the next compaction. 16 B per Pod, no node per Pod.
-  std::vector<std::pair<std::uint64_t, UpstreamPod*>> pods_by_id;
-  std::size_t pods_by_id_dead = 0;
-  std::uint64_t next_pod_id = 1;
+  // Every Pod by its PodTarget id, 8 B per Pod. An id's low kPodSlotBits bits are the Pod's
+  // slot in pod_slots, the bits above a serial number that only grows: slots are reused (a
+  // forgotten Pod's slot is null and waits in free_pod_slots), ids never are, so an attempt or
+  // probe that names a forgotten Pod finds nothing. 2^24 slots: more Pods than 20 ServiceRefs can
+  // name (Kubernetes supports 150,000 Pods per cluster).
+  static constexpr unsigned kPodSlotBits = 24;
+  std::vector<UpstreamPod*> pod_slots;
+  std::vector<std::uint32_t> free_pod_slots;
+  std::uint64_t next_pod_serial = 1;
 
   void log(LogLevel level, const std::string& text) const {
     if (options.log) options.log(level, text);
@@ -155,13 +160,13 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void init_forwarding();
   // Publishes `picker` for every loop and thread (each endpoint's `load` is its Pod's PodTarget).
   void publish(PickerPtr picker);
-  // A new Pod of service `service` for `e`, with its PodTarget, listed in pods_by_id.
+  // A new Pod of service `service` for `e`, with its PodTarget and id, listed in pod_slots.
   std::shared_ptr<UpstreamPod> make_pod(std::uint32_t service, const Endpoint& e);
   UpstreamPod* pod_by_id(std::uint64_t id) const;
   std::size_t pod_count() const;
   // An attempt's outcome from any loop's context (on this loop): counts and passive health.
   void apply_attempt(const detail::AttemptRecord& attempt);
-  // The Pod leaves pods_by_id (its owner erases it next): every loop closes its pool to it.
+  // The Pod leaves pod_slots (its owner erases it next): every loop closes its pool to it.
   void forget_pod(UpstreamPod& pod);
   // The control loop's share of a worker's batch (upstream_worker.cpp).
   void apply_batch(detail::Tally& batch);

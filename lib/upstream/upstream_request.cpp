@@ -150,7 +150,7 @@ void UpstreamRequest::Impl::on_total_timeout() {
   auto keep = shared_from_this();
   auto ctx = context.lock();
   const std::string name = ctx ? ctx->name() : "?";
-  const std::string pod_name = pod ? pod->target->host_port.str() : last_pod;
+  const std::string pod_name = pod ? pod->host_port.str() : last_pod;
   exchange.reset();
   if (pod) finish_attempt(true);
   complete(Error{Errc::timed_out, fmt::format("upstream \"{}\": Pod {}: no complete response within {} ms "
@@ -221,9 +221,9 @@ void UpstreamRequest::Impl::attempt() {
     return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->name(),
                                                          picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
   }
-  pod = up->pod_for(detail::target_of(*chosen), chosen->load);
+  pod = up->pod_for(detail::target_of(*chosen), chosen->load, *chosen->endpoint);
   if (!pod) {
-    last_pod = detail::target_of(*chosen).host_port.view();
+    last_pod = chosen->endpoint->host_port();
     return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->name(), last_pod)});
   }
   net::ConnectionPool* pool = pod->pool.get();
@@ -285,7 +285,7 @@ void UpstreamRequest::Impl::attempt() {
     fh.headers = spilled.empty() ? std::span<const HeaderView>(on_stack.data(), kept) : std::span<const HeaderView>(spilled);
     fh.content_length = head.content_length;
     const auto answered = self->pod;  // fh.pod stays valid if the handler cancels the request
-    fh.pod = answered->target->host_port.view();
+    fh.pod = answered->host_port.view();
     fh.attempts = self->attempts;
     self->head_delivered = true;
     self->call(&ForwardHandlers::on_head, fh);
@@ -301,7 +301,7 @@ void UpstreamRequest::Impl::attempt() {
     // A connect that timed out sent nothing either (timed_out is also a response timeout).
     const bool never_connected = self->exchange && !self->exchange->connected();
     std::string pod_name;
-    if (!s.ok()) pod_name = self->pod->target->host_port.view();
+    if (!s.ok()) pod_name = self->pod->host_port.view();
     self->exchange.reset();
     self->finish_attempt(pod_failure);
     if (!s.ok() && !self->head_delivered) {
@@ -320,7 +320,7 @@ void UpstreamRequest::Impl::attempt() {
   };
   auto ex = pool->send(std::move(out), std::move(h));
   if (!ex) {
-    const std::string pod_name = pod ? pod->target->host_port.str() : std::string("?");
+    const std::string pod_name = pod ? pod->host_port.str() : std::string("?");
     const std::error_code code = ex.error().code;
     // Neither a request the connection refuses (invalid_argument) nor our own full queue for
     // the Pod (pool_exhausted: nothing was sent) says the Pod failed. The latter may go to
@@ -360,7 +360,7 @@ void UpstreamRequest::Impl::finish_attempt(Outcome outcome) {
   if (outcome == Outcome::failure) {
     // A retry may follow: it avoids this Pod, and error reasons name it.
     tried.push_back(p->target->id);
-    last_pod = p->target->host_port.view();
+    last_pod = p->host_port.view();
   }
   if (auto ctx = context.lock(); ctx && !ctx->stopped) ctx->attempt_done(p, outcome);
 }

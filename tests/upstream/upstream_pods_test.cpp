@@ -64,6 +64,26 @@ TEST_SUITE("Upstream pods") {
     CHECK(w.pods(1) == std::vector<std::string>{"127.0.2.1:8080 q1 ready"});
   }
 
+  TEST_CASE("a forgotten Pod's slot goes to a later Pod under a new id: the old id finds nothing") {
+    World w;
+    w.publish(0, {pod("127.0.1.1", "p1"), pod("127.0.1.2", "p2")});
+    const auto id1 = w.id_of(0, "127.0.1.1:8080"), id2 = w.id_of(0, "127.0.1.2:8080");
+    w.publish(0, {pod("127.0.1.2", "p2")});  // p1 is idle: forgotten
+    CHECK(w.impl->pod_by_id(id1) == nullptr);
+    CHECK(w.impl->pod_slots.size() == 2);
+    w.publish(0, {pod("127.0.1.2", "p2"), pod("127.0.1.3", "p3")});
+    const auto id3 = w.id_of(0, "127.0.1.3:8080");
+    CHECK(w.impl->pod_slots.size() == 2);  // p3 took p1's slot
+    CHECK(id3 > id2);
+    CHECK(id3 != id1);
+    CHECK(w.impl->pod_by_id(id1) == nullptr);
+    REQUIRE(w.impl->pod_by_id(id3) != nullptr);
+    CHECK(w.impl->pod_by_id(id3)->name() == "127.0.1.3:8080");
+    CHECK(w.impl->pod_by_id(id2)->name() == "127.0.1.2:8080");
+    CHECK(w.impl->pod_by_id(0) == nullptr);
+    CHECK(w.impl->pod_by_id(id3 + 1) == nullptr);  // a slot past the end
+  }
+
   TEST_CASE("a thread that picked from a dropped Upstream lets go of its Picker, snapshots and Pods") {
     std::weak_ptr<const EndpointSet> snapshot;
     {
@@ -149,7 +169,7 @@ TEST_SUITE("Upstream pods") {
     CHECK(w.pods(0) == std::vector<std::string>{"127.0.1.3:8080 v4b ready", "[::1]:8080 v6 ready",
                                                 "[::2]:8080 v6b ready"});
     CHECK(w.id_of(0, "[::1]:8080") == id6);
-    CHECK(w.impl->pod_by_id(id6)->target.address() == "::1");
+    CHECK(w.impl->pod_by_id(id6)->name() == "[::1]:8080");
   }
 }
 

@@ -68,7 +68,7 @@ struct World : test::UnwatchedWorld {
       REQUIRE(r.index < p->size());
       REQUIRE(&p->at(r.index) == r.endpoint);
       const auto& target = detail::target_of(*r.endpoint);
-      REQUIRE(target.host_port == r.endpoint->endpoint->host_port());
+      REQUIRE(target.port == r.endpoint->endpoint->port);
       REQUIRE(target.service == r.endpoint->group);
       ++out[r.endpoint->endpoint->address];
     }
