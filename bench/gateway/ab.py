@@ -7,7 +7,7 @@
 Same setup as run.py (the Pods' nginx, kubesim, wrk; --workers N for every proxy), but each round
 measures nginx and then every binary given, so a change to kup-gateway is compared with the build
 before it under the same machine load, round by round. Prints per round req/s, CPU us per request
-(user+system of the process, /proc), p99 and system calls per request (perf, unless --no-syscalls),
+(user+system of the process, /proc, and the two apart), p99 and system calls per request (perf, unless --no-syscalls),
 then the medians and, per binary, the CPU-per-request ratio to nginx and to the first binary in
 every round. Every process is started and stopped by PID, as in run.py. Standard library only.
 """
@@ -55,7 +55,8 @@ def compare(bench, bins, rounds):
             r = bench.measure("nginx" if k == "nginx" else "kup-gateway")
             res[k].append(r)
             sc = r.get("syscalls_per_req")
-            print(f"round {rnd + 1}/{rounds} {k:<10} {r['rps']:>9,.0f} req/s  CPU {r['cpu_us_per_req']:6.2f} us/req  "
+            print(f"round {rnd + 1}/{rounds} {k:<10} {r['rps']:>9,.0f} req/s  CPU {r['cpu_us_per_req']:6.2f} us/req "
+                  f"(user {r['user_us_per_req']:5.2f}, kernel {r['sys_us_per_req']:5.2f})  "
                   f"p99 {r['p99_us'] / 1e3:8.2f} ms" + (f"  syscalls/req {sc:.3f}" if sc else "")
                   + f"  TCP segments/req {r['segments_per_req']:.2f}"
                   + f"  load {os.getloadavg()[0]:.1f}", flush=True)
@@ -63,7 +64,9 @@ def compare(bench, bins, rounds):
     for k, v in res.items():
         sc = [x.get("syscalls_per_req") for x in v if x.get("syscalls_per_req")]
         print(f"{k:<10} median req/s {statistics.median(x['rps'] for x in v):>9,.0f}  "
-              f"CPU {statistics.median(x['cpu_us_per_req'] for x in v):6.2f} us/req  "
+              f"CPU {statistics.median(x['cpu_us_per_req'] for x in v):6.2f} us/req "
+              f"(user {statistics.median(x['user_us_per_req'] for x in v):5.2f}, "
+              f"kernel {statistics.median(x['sys_us_per_req'] for x in v):5.2f})  "
               f"p99 {statistics.median(x['p99_us'] for x in v) / 1e3:7.2f} ms"
               + (f"  syscalls/req {statistics.median(sc):.3f}" if sc else ""))
     first = next(iter(bins))

@@ -53,10 +53,10 @@ def _start_time(pid):
     return data[data.rindex(")") + 2:].split()[19]
 
 
-def cpu_seconds(pid):
-    """User + system CPU time of pid and its descendants (e.g. nginx master and worker), in seconds."""
+def cpu_times(pid):
+    """(user, system) CPU time of pid and its descendants (e.g. nginx master and worker), in seconds."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for p in [pid] + _descendants(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
@@ -64,8 +64,14 @@ def cpu_seconds(pid):
         except OSError:
             continue
         fields = data[data.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / tick
+        user += int(fields[11])  # utime (field 14 of stat)
+        system += int(fields[12])  # stime (field 15)
+    return user / tick, system / tick
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of pid and its descendants, in seconds."""
+    return sum(cpu_times(pid))
 
 
 def tcp_out_segments():

@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "kubesim"))
 
 import configs  # noqa: E402
 import propagation  # noqa: E402
-from procs import BenchError, ProcessGroup, cpu_seconds, free_port, http_get, process_tree, tcp_out_segments, wait_http  # noqa: E402
+from procs import BenchError, ProcessGroup, cpu_times, free_port, http_get, process_tree, tcp_out_segments, wait_http  # noqa: E402
 
 TARGETS = ["direct", "nginx", "haproxy", "kup-gateway"]
 LABELS = {"direct": "Pods direct (1 Pod)", "nginx": "nginx proxy", "haproxy": "HAProxy",
@@ -230,15 +230,20 @@ class Bench:
             # CPU time of the process under test (the Pods' nginx for "direct") over the measurement
             watched = p.pid if p is not None else self.pods_proc.pid
             perf = self.start_syscall_count(watched) if self.a.syscalls else None
-            cpu0, segs0 = cpu_seconds(watched), tcp_out_segments()
+            (user0, sys0), segs0 = cpu_times(watched), tcp_out_segments()
             r = run_wrk(url, self.a.duration, self.a.connections, self.script, self.a.wrk_threads)
-            cpu, segs = cpu_seconds(watched) - cpu0, tcp_out_segments() - segs0
+            (user1, sys1), segs = cpu_times(watched), tcp_out_segments() - segs0
+            cpu = (user1 - user0) + (sys1 - sys0)
             r["segments_per_req"] = segs / r["requests"] if r["requests"] else None
             if perf is not None:
                 n = self.stop_syscall_count(perf)
                 r["syscalls_per_req"] = n / r["requests"] if n is not None and r["requests"] else None
             r["cpu_s"] = cpu
             r["cpu_us_per_req"] = cpu * 1e6 / r["requests"] if r["requests"] else None
+            # The same split into user space and the kernel (its system calls and the TCP work
+            # they do, the receiving side's on loopback included).
+            r["user_us_per_req"] = (user1 - user0) * 1e6 / r["requests"] if r["requests"] else None
+            r["sys_us_per_req"] = (sys1 - sys0) * 1e6 / r["requests"] if r["requests"] else None
             r["pods_seen"] = pods_seen
             if p is not None and not p.alive():
                 raise BenchError(f"{t} exited during the measurement:\n{p.log_tail()}")
