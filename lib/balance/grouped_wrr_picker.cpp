@@ -30,6 +30,7 @@ GroupedWrrPicker::GroupedWrrPicker(std::vector<PickerPtr> groups, std::uint64_t 
       info.picker = g.get();
       const auto* wrr = dynamic_cast<const WrrPicker*>(g.get());
       if (wrr && g->size() > 0) {
+        info.walk = true;
         info.cycle = wrr->cycle_data();
         info.identity = wrr->identity_cycle();
         info.mod = wrr->cycle_mod();
@@ -123,8 +124,8 @@ PickResult GroupedWrrPicker::pick(std::uint64_t hash) const noexcept {
 
 // The group's pick at its position j (a WrrPicker's cycle entry j), else its own pick().
 inline PickResult GroupedWrrPicker::pick_in(const Group& group, std::uint32_t j, std::uint64_t hash) const noexcept {
-  if (group.cycle) {
-    // Equal weights (the usual service): the cycle is the identity, so skip reading it.
+  if (group.walk) {
+    // Equal weights (the usual service): the cycle is the identity, so there is none to read.
     const std::uint32_t m = group.mod(j);
     const std::uint32_t i = group.identity ? m : group.cycle[m];
     return {&group.endpoints[i], group.offset + i};

@@ -57,8 +57,9 @@ class GroupedWrrPicker final : public Picker {
   struct Group {
     std::uint64_t end = 0;                          // one past its last cycle position
     std::uint64_t begin = 0;                        // its first cycle position
-    const std::uint32_t* cycle = nullptr;           // a WrrPicker group's cycle, else null
-    bool identity = false;                          // its cycle is 0..n-1: entry j is j (no read)
+    const std::uint32_t* cycle = nullptr;           // a WrrPicker group's cycle (null when identity)
+    bool walk = false;                              // a WrrPicker group: walked through its cycle
+    bool identity = false;                          // its cycle is 0..n-1: entry j is j (not kept)
     FastMod mod;                                    // its length
     const WeightedEndpoint* endpoints = nullptr;    // a WrrPicker group's endpoints
     const Picker* picker = nullptr;                 // any group with endpoints

@@ -19,6 +19,9 @@ WrrPicker::WrrPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed
   identity_ = length == endpoints_.size();
   for (std::uint32_t i = 0; identity_ && i < length; ++i) identity_ = cycle_[i] == i;
   mod_ = FastMod(length);
+  // Equal weights (the usual service): position j is endpoint j, so the table is not kept
+  // (4 bytes per endpoint).
+  if (identity_) std::vector<std::uint32_t>().swap(cycle_);
   // Cursors start spread around the cycle, from a per-instance offset.
   const std::uint64_t offset = splitmix64(seed) % length;
   for (std::size_t i = 0; i < kCursors; ++i)
@@ -30,7 +33,8 @@ PickResult WrrPicker::pick(std::uint64_t) const noexcept {
   // A 32-bit cursor wraps after 2^32 picks: the walk then jumps to another point of the
   // cycle once, which shifts proportions by at most one cycle in four billion picks.
   const std::uint32_t n = c.next.fetch_add(1, std::memory_order_relaxed) + c.start;
-  const std::uint32_t index = cycle_[mod_(n)];
+  const std::uint32_t m = mod_(n);
+  const std::uint32_t index = identity_ ? m : cycle_[m];
   return {&endpoints_[index], index};
 }
 

@@ -18,7 +18,8 @@ class WrrPicker final : public Picker {
   // entries (endpoint indices) and their modulo, and the gcd of the non-zero weights (the cycle
   // holds each endpoint weight / gcd times, unless the weights were scaled down to fit).
   std::uint32_t cycle_length() const noexcept { return mod_.divisor(); }
-  const std::uint32_t* cycle_data() const noexcept { return cycle_.data(); }
+  // Null for an identity cycle (not kept: entry j is j).
+  const std::uint32_t* cycle_data() const noexcept { return identity_ ? nullptr : cycle_.data(); }
   const FastMod& cycle_mod() const noexcept { return mod_; }
   std::uint32_t weight_gcd() const noexcept { return weight_gcd_; }
   // True when the cycle is 0, 1, ..., n - 1 (every endpoint has the same weight): entry j is j.
