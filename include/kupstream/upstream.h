@@ -70,7 +70,8 @@ struct RetryPolicy {
 struct OutlierDetection {
   std::uint32_t consecutive_failures = 5;  ///< connect failures, timeouts and 5xx; 0 = off
   std::chrono::milliseconds base_ejection{30'000};  ///< the first ejection's length
-  std::chrono::milliseconds max_ejection{300'000};  ///< no ejection lasts longer
+  /// No ejection lasts longer. At most about 24.8 days (2^31 ms): a longer setting is cut to that.
+  std::chrono::milliseconds max_ejection{300'000};
 
   /// The most Pods ejected at once, as a share of those that could take traffic now (listed,
   /// of a service with weight > 0, ready, or draining under the draining fallback).
@@ -141,7 +142,8 @@ struct UpstreamOptions {
 
   /// When fewer than this percent of known Pods are healthy (not ejected), all are used.
   std::uint32_t panic_threshold_percent = 50;
-  /// A newly seen Pod's weight ramps linearly from 10% to 100% over this window; 0 = off.
+  /// A newly seen Pod's weight ramps linearly from 10% to 100% over this window; 0 = off. At
+  /// most about 24.8 days (2^31 ms): a longer window is cut to that.
   std::chrono::milliseconds slow_start{0};
   /// Open connections (busy, idle or connecting) to one Pod at most; further requests wait for
   /// one in a bounded queue. A full queue gives pool_exhausted, retried on another Pod like a

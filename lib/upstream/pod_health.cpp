@@ -10,8 +10,9 @@ bool PodHealth::record_failure(const OutlierDetection& policy, Clock::time_point
   if (ejected(now) || !may_eject) return false;
   ++times_ejected_;
   consecutive_failures_ = 0;
-  const auto duration = std::min(policy.base_ejection * times_ejected_, policy.max_ejection);
-  ejected_until_ = now + duration;
+  const auto duration = std::min({policy.base_ejection * times_ejected_, policy.max_ejection, kMaxStampSpan});
+  until_ = stamp_ms(now + duration);
+  if (until_ == 0) until_ = 1;  // 0 means "not ejected": one millisecond later instead
   return true;
 }
 

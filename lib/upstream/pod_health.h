@@ -9,6 +9,16 @@
 
 namespace kupstream::detail {
 
+// The steady clock in milliseconds modulo 2^32: the 4-byte time stamps of a Pod's record. Two
+// stamps compare by their difference modulo 2^32, which is right for spans shorter than
+// kMaxStampSpan; the code that keeps them forgets a stamp once its span has ended.
+inline std::uint32_t stamp_ms(std::chrono::steady_clock::time_point t) noexcept {
+  return static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+// About 24.8 days: no ejection and no slow start lasts longer (longer settings are cut to it).
+inline constexpr std::chrono::milliseconds kMaxStampSpan{0x7fffffff};
+
 class PodHealth {
  public:
   using Clock = std::chrono::steady_clock;
@@ -20,15 +30,27 @@ class PodHealth {
   // the streak reached the threshold and `may_eject` (the cap on ejected Pods allows it).
   bool record_failure(const OutlierDetection& policy, Clock::time_point now, bool may_eject) noexcept;
 
-  bool ejected(Clock::time_point now) const noexcept { return now < ejected_until_; }
-  Clock::time_point ejected_until() const noexcept { return ejected_until_; }
+  bool ejected(Clock::time_point now) const noexcept {
+    return until_ != 0 && static_cast<std::int32_t>(until_ - stamp_ms(now)) > 0;
+  }
+  // When the current ejection ends; `now` when the Pod is not ejected.
+  Clock::time_point ejected_until(Clock::time_point now) const noexcept {
+    if (!ejected(now)) return now;
+    return now + std::chrono::milliseconds{static_cast<std::int32_t>(until_ - stamp_ms(now))};
+  }
+  // Forgets an ejection that has ended, so that its 4-byte stamp never reads as a future one
+  // (which it would about 24.8 days later). The Upstream calls it on each walk of the Pods,
+  // and walks them when an ejection ends.
+  void expire(Clock::time_point now) noexcept {
+    if (until_ != 0 && !ejected(now)) until_ = 0;
+  }
   std::uint32_t times_ejected() const noexcept { return times_ejected_; }
   std::uint32_t consecutive_failures() const noexcept { return consecutive_failures_; }
 
  private:
   std::uint32_t consecutive_failures_ = 0;
   std::uint32_t times_ejected_ = 0;
-  Clock::time_point ejected_until_{};
+  std::uint32_t until_ = 0;  // stamp_ms() of the ejection's end; 0 = not ejected
 };
 
 // Whether one more of `total` Pods may be ejected when `ejected` already are.

@@ -49,6 +49,9 @@ int compare(const OrderedEndpoint& a, const OrderedEndpoint& b) {
 
 Upstream::Impl::Impl(uv_loop_t& l, UpstreamConfig c, UpstreamOptions o)
     : loop(l), config(std::move(c)), options(std::move(o)), balancer(balancer_options(config, options)) {
+  // A Pod keeps its slow start's beginning in a 4-byte stamp (pod_health.h): ramps are cut to
+  // its span, about 24.8 days.
+  options.slow_start = std::min(options.slow_start, detail::kMaxStampSpan);
   publication = std::make_shared<detail::Publication>(std::make_shared<const detail::Routing>(detail::Routing{balancer.build({}), false}));
   timer = new uv_timer_t;
   uv_timer_init(&loop, timer);
@@ -128,7 +131,7 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   const auto now = SteadyClock::now();
   // Pods present in a service's first snapshot are not new: slow start is for Pods that
   // appear later (scale-up, rolling update).
-  const auto old_enough = now - options.slow_start - std::chrono::milliseconds{1};
+  const std::uint32_t seen = detail::stamp_ms(now);
   // One merge walk of three sorted sequences: the service's Pods (in snapshot order) against the
   // new snapshot's ready and draining lists. No map, no key strings: a Pod is found by its
   // BackendKey, parsed once per Pod and endpoint per change.
@@ -162,7 +165,8 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
       next_old();
     } else {
       pod = make_pod(static_cast<std::uint32_t>(i), *n.e);
-      pod->first_seen = first ? old_enough : now;
+      pod->first_seen = seen;
+      pod->ramped = first || options.slow_start.count() <= 0;
     }
     pod->endpoint = n.e;
     pod->listed = true;
@@ -246,11 +250,15 @@ void Upstream::Impl::count_pods(Service& service, SteadyClock::time_point now) {
   service.ramping = false;
   const bool ramping = options.slow_start.count() > 0;
   for (const auto& entry : service.pods) {
-    const UpstreamPod& pod = *entry;
+    UpstreamPod& pod = *entry;
     if (!pod.listed) continue;
+    pod.health.expire(now);
     const bool ejected = pod.health.ejected(now);
-    if (ejected) service.ejection_end = std::min(service.ejection_end, pod.health.ejected_until());
-    if (ramping && now - pod.first_seen < options.slow_start) service.ramping = true;
+    if (ejected) service.ejection_end = std::min(service.ejection_end, pod.health.ejected_until(now));
+    if (ramping && !pod.ramped) {
+      if (pod.age(now) < options.slow_start) service.ramping = true;
+      else pod.ramped = true;
+    }
     const std::size_t healthy = !ejected && pod.active_ok ? 1 : 0;
     if (pod.ready) {
       ++service.ready_pods;
@@ -282,7 +290,7 @@ PickerPtr Upstream::Impl::service_picker(std::size_t i, SteadyClock::time_point 
     if (!panic && (p.health.ejected(now) || !p.active_ok)) continue;
     std::uint32_t w = base;
     if (ramping)
-      w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
+      w = detail::slow_start_weight(w, p.age(now),
                                     options.slow_start);
     if (w == 0) continue;
     p.weight = w;
@@ -399,7 +407,7 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
     const auto& ref = services[p.service()].ref;
     std::uint32_t w = detail::pod_base_weight(config.weight_mode, ref.weight, per_service[p.service()]);
     if (ramping)
-      w = detail::slow_start_weight(w, std::chrono::duration_cast<std::chrono::milliseconds>(now - p.first_seen),
+      w = detail::slow_start_weight(w, p.age(now),
                                     options.slow_start);
     if (zoned) {
       zone_input.push_back({p.endpoint, w, usable});
@@ -568,7 +576,7 @@ void Upstream::Impl::record_result(UpstreamPod& pod, bool failure) {
     ++services[pod.service()].ejections;
     log(LogLevel::warning, fmt::format("upstream \"{}\": Pod {} ejected for {} ms after {} consecutive failures",
                                        config.name, pod.name(),
-                                       std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until() - now).count(),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(pod.health.ejected_until(now) - now).count(),
                                        options.outlier.consecutive_failures));
     services[pod.service()].dirty = true;
     rebuild();

@@ -43,15 +43,23 @@ struct UpstreamPod {
   // service's current `set` (which keeps it alive); once unlisted, the snapshot that listed it
   // last, kept alive by the service's `retired` until the Pod is released.
   const Endpoint* endpoint = nullptr;
-  SteadyClock::time_point first_seen;
-  detail::PodHealth health;
   std::uint64_t requests = 0, failures = 0;
+  detail::PodHealth health;
+  std::uint32_t first_seen = 0;     // detail::stamp_ms() of its first listing (slow start), until `ramped`
   std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
   std::uint16_t active_streak = 0;  // consecutive results contradicting active_ok (thresholds are small)
   bool listed : 1 = false;    // in the service's current snapshot (ready or draining)
   bool ready : 1 = false;     // listed as ready (else draining)
   bool active_ok : 1 = true;  // active health check verdict
   bool local : 1 = false;     // zone-aware routing counts it in the local zone
+  bool ramped : 1 = false;    // its slow start is over (or it came with the first snapshot): first_seen is not read
+
+  // How long it has been listed, for slow start (count_pods() sets `ramped` once that is past
+  // the slow start, so the 4-byte stamp is never read across its wrap); max once ramped.
+  std::chrono::milliseconds age(SteadyClock::time_point now) const noexcept {
+    if (ramped) return std::chrono::milliseconds::max();
+    return std::chrono::milliseconds{detail::stamp_ms(now) - first_seen};
+  }
 
   // Index in UpstreamConfig::services (kept once, in the target).
   std::uint32_t service() const noexcept { return target.service; }
@@ -60,8 +68,8 @@ struct UpstreamPod {
   std::string name() const { return endpoint->host_port(); }
 };
 // make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (slab_pool.h),
-// which adds nothing per block: 88 bytes per Pod (the memory per endpoint, docs/performance.md).
-static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 72, "UpstreamPod grew: the memory per endpoint grows with it");
+// which adds nothing per block: 80 bytes per Pod (the memory per endpoint, docs/performance.md).
+static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 64, "UpstreamPod grew: the memory per endpoint grows with it");
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   struct Service {
@@ -178,7 +186,8 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   // the other policies and zone-aware routing build one flat Picker over every Pod.
   void rebuild();
   void rebuild_flat(SteadyClock::time_point now);
-  // Walks the service's Pods: its counts, ejection_end and ramping; clears `dirty`.
+  // Walks the service's Pods: its counts, ejection_end and ramping; clears `dirty`. Forgets
+  // ended ejections and marks Pods whose slow start is over (their 4-byte stamps, pod_health.h).
   void count_pods(Service& service, SteadyClock::time_point now);
   // The Picker of service i's candidates (ready, or draining in the fallback) with their weights
   // (set on its Pods); null when none takes traffic. Needs using_draining and panic set.

@@ -235,7 +235,9 @@ TEST_SUITE("Upstream rebuild") {
     w.publish(0, pods(0, 3));  // 127.0.1.3 is new
     UpstreamPod& fresh = w.find("127.0.1.3");
     CHECK(fresh.weight < 500);
+    CHECK_FALSE(bool(fresh.ramped));
     CHECK(w.find("127.0.1.1").weight == 1000);
+    CHECK(bool(w.find("127.0.1.1").ramped));  // came with the first snapshot
     CHECK(w.grouped().groups()[1].get() == other.get());
     w.check_exact_cycle();
     const auto first = fresh.weight;
@@ -245,6 +247,9 @@ TEST_SUITE("Upstream rebuild") {
     w.check_exact_cycle();
     CHECK(w.run_until([&] { return fresh.weight == 1000; }));
     CHECK_FALSE(w.impl->services[0].ramping);
+    // Its ramp is over: the 4-byte stamp of its first listing is no longer read.
+    CHECK(bool(fresh.ramped));
+    CHECK(fresh.age(SteadyClock::now()) == std::chrono::milliseconds::max());
   }
 
   TEST_CASE("panic: with most Pods ejected, every Pod of every service takes traffic again") {
