@@ -58,7 +58,7 @@ struct UpstreamPod {
   EndpointLoad& load() const noexcept { return target.load(); }
   std::string_view name() const noexcept { return target.host_port.view(); }
 };
-// make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (slab_pool.h),
+// make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (core/slab_pool.h),
 // which adds nothing per block: 112 bytes per Pod (the memory per endpoint, docs/performance.md).
 static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 96, "UpstreamPod grew: the memory per endpoint grows with it");
 
