@@ -111,9 +111,9 @@ int main(int argc, char** argv) {
 
   BalancerOptions seeded;
   seeded.seed = 0;
-  auto classic = Balancer(seeded).build({WeightedEndpoint::make(Endpoint{"127.0.1.1", 80, "a", "", "", {}, {}}, 5),
-                                         WeightedEndpoint::make(Endpoint{"127.0.1.2", 80, "b", "", "", {}, {}}, 1),
-                                         WeightedEndpoint::make(Endpoint{"127.0.1.3", 80, "c", "", "", {}, {}}, 1)});
+  auto classic = Balancer(seeded).build({WeightedEndpoint::make(Endpoint{"127.0.1.1", 80, {}, "a", "", "", {}}, 5),
+                                         WeightedEndpoint::make(Endpoint{"127.0.1.2", 80, {}, "b", "", "", {}}, 1),
+                                         WeightedEndpoint::make(Endpoint{"127.0.1.3", 80, {}, "c", "", "", {}}, 1)});
   std::string order;
   for (int i = 0; i < 14; ++i) order += classic->pick().endpoint->endpoint->pod_name.str() + " ";
   fmt::print("\nsmooth WRR, weights a=5 b=1 c=1, 14 picks: {}\n", order);

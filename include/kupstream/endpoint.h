@@ -35,6 +35,9 @@ struct EndpointConditions {
 struct Endpoint {
   std::string address;  ///< IPv4 or IPv6 literal, without brackets
   std::uint16_t port = 0;  ///< 1..65535 once validated
+  /// Ready, serving, terminating. (Right after port, in its padding: an Endpoint is 72 bytes
+  /// on 64-bit targets with libstdc++.)
+  EndpointConditions conditions;
   /// targetRef.name when the targetRef is a Pod, else "". Shared: the snapshots and the
   /// watch's store hold one copy of each Pod's name.
   SharedName pod_name;
@@ -45,7 +48,6 @@ struct Endpoint {
   /// hints.forZones[].name. Shared: the endpoints of a service with the same hints hold one
   /// list, and its names are shared as zone is.
   SharedNameList hint_zones;
-  EndpointConditions conditions;  ///< ready, serving, terminating
 
   /// Receives traffic: ready and not terminating.
   bool is_ready() const noexcept { return conditions.ready && !conditions.terminating; }

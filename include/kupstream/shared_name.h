@@ -7,9 +7,10 @@
 /// reference count), so 60,000 endpoints on 50 nodes hold 50 node names, not 60,000. The library
 /// hands out the endpoints of a service with their names already shared.
 ///
-/// The text lives in the same heap block as the count (one allocation of 8 bytes plus the text
-/// per distinct name), so a name that is not repeated, such as a Pod's, costs about what a
-/// std::string of it would.
+/// The text lives in the same heap block as the count (one block of 8 bytes plus the text and a
+/// NUL per distinct name). Blocks up to 128 bytes come from the library's slabs in sizes that
+/// are multiples of 8 (no allocator header, no rounding up to 16: a 23-character Pod name costs
+/// 32 bytes), larger ones from operator new.
 ///
 /// It reads like a const std::string: str(), c_str(), view(), size(), empty(), comparison with
 /// strings, string views and C strings, and an implicit conversion to std::string_view (so fmt

@@ -9,6 +9,11 @@
 
 namespace kupstream {
 
+// The store and every snapshot hold one Endpoint per backend (docs/performance.md): the
+// conditions sit in the padding after port, so on 64-bit targets an Endpoint is the address
+// string and 40 bytes (72 with libstdc++).
+static_assert(sizeof(void*) != 8 || sizeof(Endpoint) == sizeof(std::string) + 40, "Endpoint grew: check its field order");
+
 std::string Endpoint::host_port() const {
   return is_ipv6() ? fmt::format("[{}]:{}", address, port) : fmt::format("{}:{}", address, port);
 }

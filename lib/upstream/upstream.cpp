@@ -11,7 +11,7 @@
 #include "core/backend_key.h"
 #include "net/tls_context.h"
 #include "upstream/pod_weights.h"
-#include "upstream/slab_pool.h"
+#include "core/slab_pool.h"
 #include "upstream/upstream_impl.h"
 
 namespace kupstream {

@@ -67,7 +67,7 @@ struct UpstreamPod {
   // Its "address:port" ("[v6]:port") text, made from its snapshot entry (stats, logs).
   std::string name() const { return endpoint->host_port(); }
 };
-// make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (slab_pool.h),
+// make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (core/slab_pool.h),
 // which adds nothing per block: 80 bytes per Pod (the memory per endpoint, docs/performance.md).
 static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 64, "UpstreamPod grew: the memory per endpoint grows with it");
 

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "upstream/slab_pool.h"
+#include "core/slab_pool.h"
 
 using namespace kupstream::detail;
 

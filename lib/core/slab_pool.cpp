@@ -1,6 +1,7 @@
-#include "upstream/slab_pool.h"
+#include "core/slab_pool.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 
 namespace kupstream::detail {
@@ -89,6 +90,47 @@ std::size_t SlabPool::slabs() const {
 std::size_t SlabPool::blocks_in_use() const {
   std::lock_guard lock(mutex_);
   return in_use_;
+}
+
+#if KUPSTREAM_SLAB_POOLING
+namespace {
+constexpr std::size_t kSizeClasses = kMaxSizedBlock / kSizeClassStep;
+static_assert(kMaxSizedBlock % kSizeClassStep == 0);
+
+// Class i serves blocks of (i + 1) * kSizeClassStep bytes. All pools are made on first use (a
+// pool holds no slab until its first block) and never destroyed.
+const std::array<SlabPool*, kSizeClasses>& size_class_pools() {
+  static const std::array<SlabPool*, kSizeClasses> pools = [] {
+    std::array<SlabPool*, kSizeClasses> made{};
+    for (std::size_t i = 0; i < kSizeClasses; ++i) made[i] = new SlabPool((i + 1) * kSizeClassStep, kSizeClassStep);
+    return made;
+  }();
+  return pools;
+}
+}  // namespace
+#endif
+
+SlabPool* size_class_pool(std::size_t bytes) noexcept {
+#if KUPSTREAM_SLAB_POOLING
+  if (bytes != 0 && bytes <= kMaxSizedBlock) return size_class_pools()[(bytes - 1) / kSizeClassStep];
+#else
+  (void)bytes;
+#endif
+  return nullptr;
+}
+
+void* allocate_sized(std::size_t bytes) {
+  if (SlabPool* pool = size_class_pool(bytes)) return pool->allocate();
+  return ::operator new(bytes);
+}
+
+void deallocate_sized(void* p, std::size_t bytes) noexcept {
+  if (SlabPool* pool = size_class_pool(bytes)) return pool->deallocate(p);
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(p, bytes);  // AddressSanitizer checks the size
+#else
+  ::operator delete(p);  // (Clang before 19 leaves sized deallocation off by default)
+#endif
 }
 
 }  // namespace kupstream::detail

@@ -1,16 +1,19 @@
 // SlabPool and SlabAllocator: blocks of one size carved from 32-KiB slabs, for records a process
-// keeps by the tens of thousands: the Upstream's Pods (std::allocate_shared). A block costs its
-// size and nothing more: no allocator header and no rounding up (a Pod record with its
-// shared_ptr control block is 112 bytes, which glibc would serve as a 128-byte chunk).
+// keeps by the tens of thousands: the Upstream's Pods (std::allocate_shared) and the names'
+// blocks (SharedName, SharedNameList, through allocate_sized()). A block costs its size and
+// nothing more: no allocator header and no rounding up to 16 (a Pod record with its shared_ptr
+// control block is 112 bytes, which glibc would serve as a 128-byte chunk; a 23-character
+// Pod name's block is 32 bytes, which glibc would serve as a 48-byte chunk).
 //
 // Freed blocks go back to their slab (found by address among the pool's slabs, sorted); a slab
-// whose blocks are all free is released, except one kept empty so that Pods made and dropped in
-// turn do not allocate and free a slab each time.
+// whose blocks are all free is released, except one kept empty so that blocks made and dropped
+// in turn do not allocate and free a slab each time.
 //
-// Thread: any thread may allocate and free (one mutex per pool: Pods come and go at the pace of
-// endpoint changes, not of requests; the last owner of a Pod may be a worker loop). Lifetime: a
-// pool lives as long as the process (never destroyed, so blocks freed by other threads or static
-// destructors at exit stay valid). Under AddressSanitizer every block is its own operator new
+// Thread: any thread may allocate and free (one mutex per pool: Pods and names come and go at
+// the pace of endpoint changes, not of requests; the last owner of a Pod or of a name may be a
+// worker loop). Lifetime: the process-wide pools live as long as the process (never destroyed,
+// so blocks freed by other threads or static destructors at exit stay valid). Under
+// AddressSanitizer every block of SlabAllocator and allocate_sized() is its own operator new
 // allocation, so use-after-free stays detectable. Errors: allocate() throws std::bad_alloc.
 #pragma once
 
@@ -21,7 +24,17 @@
 #include <new>
 #include <vector>
 
-#include "net/block_cache.h"  // KUPSTREAM_BLOCK_CACHE: pooling off under AddressSanitizer
+// KUPSTREAM_SLAB_POOLING: 0 under AddressSanitizer (every block its own operator new).
+#if defined(__SANITIZE_ADDRESS__)
+#define KUPSTREAM_SLAB_POOLING 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KUPSTREAM_SLAB_POOLING 0
+#endif
+#endif
+#ifndef KUPSTREAM_SLAB_POOLING
+#define KUPSTREAM_SLAB_POOLING 1
+#endif
 
 namespace kupstream::detail {
 
@@ -70,6 +83,20 @@ SlabPool& slab_pool() {
   return *pool;
 }
 
+// Blocks of any size, for records whose size is known again when they are freed (a name's block
+// knows its length). Up to kMaxSizedBlock bytes, a block comes from the process-wide pool of its
+// size class (the size rounded up to kSizeClassStep, aligned to kSizeClassStep); larger ones
+// from operator new (16-aligned). deallocate_sized() must get the size allocate_sized() got
+// (it picks the pool by it). Under AddressSanitizer every block is operator new's, freed with
+// the sized operator delete where the compiler has it (GCC), so a wrong size is reported.
+inline constexpr std::size_t kSizeClassStep = 8;
+inline constexpr std::size_t kMaxSizedBlock = 128;
+void* allocate_sized(std::size_t bytes);
+void deallocate_sized(void* p, std::size_t bytes) noexcept;
+// The pool that serves blocks of `bytes`, or nullptr when operator new does (larger than
+// kMaxSizedBlock, or under AddressSanitizer). For tests and benchmarks.
+SlabPool* size_class_pool(std::size_t bytes) noexcept;
+
 // An allocator for std::allocate_shared (stateless: the control block gains no bytes). Single
 // objects come from the process-wide pool of their size; arrays from std::allocator.
 template <class T>
@@ -80,13 +107,13 @@ struct SlabAllocator {
   SlabAllocator(const SlabAllocator<U>&) noexcept {}  // NOLINT: rebinding
 
   T* allocate(std::size_t n) {
-#if KUPSTREAM_BLOCK_CACHE
+#if KUPSTREAM_SLAB_POOLING
     if (n == 1) return static_cast<T*>(slab_pool<sizeof(T), alignof(T)>().allocate());
 #endif
     return std::allocator<T>().allocate(n);
   }
   void deallocate(T* p, std::size_t n) noexcept {
-#if KUPSTREAM_BLOCK_CACHE
+#if KUPSTREAM_SLAB_POOLING
     if (n == 1) return slab_pool<sizeof(T), alignof(T)>().deallocate(p);
 #endif
     std::allocator<T>().deallocate(p, n);
