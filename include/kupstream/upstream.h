@@ -70,8 +70,7 @@ struct RetryPolicy {
 struct OutlierDetection {
   std::uint32_t consecutive_failures = 5;  ///< connect failures, timeouts and 5xx; 0 = off
   std::chrono::milliseconds base_ejection{30'000};  ///< the first ejection's length
-  /// No ejection lasts longer. At most about 24.8 days (2^31 ms): a longer setting is cut to that.
-  std::chrono::milliseconds max_ejection{300'000};
+  std::chrono::milliseconds max_ejection{300'000};  ///< no ejection lasts longer (nor, whatever this says, about 24.8 days: 2^31 ms)
 
   /// The most Pods ejected at once, as a share of those that could take traffic now (listed,
   /// of a service with weight > 0, ready, or draining under the draining fallback).
