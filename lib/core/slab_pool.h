@@ -2,7 +2,7 @@
 // keeps by the tens of thousands: the Upstream's Pods (std::allocate_shared) and the names'
 // blocks (SharedName, SharedNameList, through allocate_sized()). A block costs its size and
 // nothing more: no allocator header and no rounding up to 16 (a Pod record with its shared_ptr
-// control block is 112 bytes, which glibc would serve as a 128-byte chunk; a 23-character
+// control block is 80 bytes, which glibc would serve as a 96-byte chunk; a 23-character
 // Pod name's block is 32 bytes, which glibc would serve as a 48-byte chunk).
 //
 // Freed blocks go back to their slab (found by address among the pool's slabs, sorted); a slab

@@ -16,18 +16,12 @@
 #include <new>
 #include <vector>
 
+#include "core/slab_pool.h"  // KUPSTREAM_SLAB_POOLING
+
 namespace kupstream::detail {
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KUPSTREAM_BLOCK_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KUPSTREAM_BLOCK_CACHE 0
-#endif
-#endif
-#ifndef KUPSTREAM_BLOCK_CACHE
-#define KUPSTREAM_BLOCK_CACHE 1
-#endif
+// Off under AddressSanitizer, as the slab pools are (one detection, in core/slab_pool.h).
+#define KUPSTREAM_BLOCK_CACHE KUPSTREAM_SLAB_POOLING
 
 // operator new/delete for one block, aligned only when the type needs more than the default.
 template <std::size_t Size, std::size_t Align>

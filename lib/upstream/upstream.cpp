@@ -210,7 +210,7 @@ std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, con
 }
 
 UpstreamPod* Upstream::Impl::pod_by_id(std::uint64_t id) const {
-  const std::size_t slot = id & ((std::uint64_t{1} << kPodSlotBits) - 1);
+  const std::uint32_t slot = slot_of(id);
   UpstreamPod* pod = slot < pod_slots.size() ? pod_slots[slot] : nullptr;
   return pod && pod->target.id == id ? pod : nullptr;
 }

@@ -71,7 +71,7 @@ void Upstream::Impl::apply_attempt(const detail::AttemptRecord& attempt) {
 void Upstream::Impl::forget_pod(UpstreamPod& pod) {
   const std::uint64_t id = pod.target.id;
   if (pod_by_id(id) == &pod) {
-    const auto slot = static_cast<std::uint32_t>(id & ((std::uint64_t{1} << kPodSlotBits) - 1));
+    const std::uint32_t slot = slot_of(id);
     pod_slots[slot] = nullptr;
     free_pod_slots.push_back(slot);
   }

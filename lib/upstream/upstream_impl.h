@@ -157,6 +157,9 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   // probe that names a forgotten Pod finds nothing. 2^24 slots: more Pods than 20 ServiceRefs can
   // name (Kubernetes supports 150,000 Pods per cluster).
   static constexpr unsigned kPodSlotBits = 24;
+  static std::uint32_t slot_of(std::uint64_t id) noexcept {
+    return static_cast<std::uint32_t>(id & ((std::uint64_t{1} << kPodSlotBits) - 1));
+  }
   std::vector<UpstreamPod*> pod_slots;
   std::vector<std::uint32_t> free_pod_slots;
   std::uint64_t next_pod_serial = 1;
