@@ -55,7 +55,7 @@ LogFn make_log(kup_log_fn fn, void* data, std::string prefix = {});
 
 void fill_endpoint(const Endpoint& e, kup_endpoint* out) noexcept;
 
-// Copies a pick into *out; `services` names the ServiceRefs by WeightedEndpoint::group.
+// Copies a pick into *out; `services` names the ServiceRefs by PickResult::group.
 int copy_pick(const PickResult& r, const std::vector<std::string>& services, kup_pick_result* out) noexcept;
 
 // Sends a kup_request through `send` (Upstream::forward or UpstreamWorker::forward) and makes
@@ -78,7 +78,7 @@ struct kup_snapshot {
 struct kup_upstream {
   std::unique_ptr<kupstream::Upstream> upstream;
   std::string hash_header;
-  // ServiceRef::to_string() of each configured service, by index (WeightedEndpoint::group);
+  // ServiceRef::to_string() of each configured service, by index (PickResult::group);
   // shared with pickers, which may outlive the upstream.
   std::shared_ptr<const std::vector<std::string>> services;
 };

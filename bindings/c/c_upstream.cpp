@@ -13,12 +13,11 @@ using kupstream::capi::guard;
 namespace kupstream::capi {
 
 int copy_pick(const PickResult& r, const std::vector<std::string>& services, kup_pick_result* out) noexcept {
-  const Endpoint& e = *r.endpoint->endpoint;
+  const Endpoint& e = *r.endpoint;
   capi::copy_into(out->address, e.address);
   out->port = e.port;
   capi::copy_into(out->pod_name, e.pod_name);
-  std::string_view service = r.endpoint->group < services.size() ? std::string_view(services[r.endpoint->group])
-                                                                  : std::string_view();
+  std::string_view service = r.group < services.size() ? std::string_view(services[r.group]) : std::string_view();
   capi::copy_into(out->service, service);
   return KUP_OK;
 }
@@ -130,10 +129,10 @@ KUP_API size_t kup_picker_count(const kup_picker* picker) {
 
 KUP_API int kup_picker_endpoint(const kup_picker* picker, size_t index, kup_endpoint* out, uint32_t* weight) {
   if (picker == nullptr || out == nullptr || index >= picker->picker->size()) return KUP_INVALID_ARGUMENT;
-  const WeightedEndpoint& we = picker->picker->at(index);
-  if (!we.endpoint) return KUP_INVALID_ARGUMENT;  // the Upstream never publishes a null one
-  capi::fill_endpoint(*we.endpoint, out);
-  if (weight != nullptr) *weight = we.weight;
+  const PickResult at = picker->picker->at(index);
+  if (!at.endpoint) return KUP_INVALID_ARGUMENT;  // the Upstream never publishes a null one
+  capi::fill_endpoint(*at.endpoint, out);
+  if (weight != nullptr) *weight = at.weight;
   return KUP_OK;
 }
 

@@ -9,7 +9,7 @@ using kupstream::capi::guard;
 
 struct kup_worker {
   std::unique_ptr<UpstreamWorker> worker;
-  // The upstream's service names by WeightedEndpoint::group (shared: the upstream may go first).
+  // The upstream's service names by PickResult::group (shared: the upstream may go first).
   std::shared_ptr<const std::vector<std::string>> services;
 };
 

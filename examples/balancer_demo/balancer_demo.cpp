@@ -83,8 +83,8 @@ void show_distribution(const DemoUpstream& u, WeightMode mode) {
   const int requests = 10000;
   for (int i = 0; i < requests; ++i) {
     const auto pick = picker->pick();
-    ++per_pod[fmt::format("{} {}", pick.endpoint->endpoint->host_port(), pick.endpoint->endpoint->pod_name)];
-    ++per_cluster[std::string(pick.endpoint->endpoint->pod_name.view().substr(pick.endpoint->endpoint->pod_name.view().find('-') + 1, 5))];
+    ++per_pod[fmt::format("{} {}", pick.endpoint->host_port(), pick.endpoint->pod_name)];
+    ++per_cluster[std::string(pick.endpoint->pod_name.view().substr(pick.endpoint->pod_name.view().find('-') + 1, 5))];
   }
   fmt::print("\n{} requests, weight mode {}:\n", requests, to_string(mode));
   for (const auto& [pod, n] : per_pod) fmt::print("  {:<34} {:>6}  {:5.1f}%\n", pod, n, 100.0 * n / requests);
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
                                          WeightedEndpoint::make(Endpoint{"127.0.1.2", 80, {}, "b", "", "", {}}, 1),
                                          WeightedEndpoint::make(Endpoint{"127.0.1.3", 80, {}, "c", "", "", {}}, 1)});
   std::string order;
-  for (int i = 0; i < 14; ++i) order += classic->pick().endpoint->endpoint->pod_name.str() + " ";
+  for (int i = 0; i < 14; ++i) order += classic->pick().endpoint->pod_name.str() + " ";
   fmt::print("\nsmooth WRR, weights a=5 b=1 c=1, 14 picks: {}\n", order);
 
   UpstreamConfig bad = c;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <utility>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -62,6 +63,7 @@ void HeapTrimmer::start() {
   if (threshold_ == 0 || timer_ != nullptr) return;
   if (!hooks_.trim && !supported()) return;
   reference_ = resident();
+  last_ = reference_;
   timer_ = new uv_timer_t;
   uv_timer_init(&loop_, timer_);
   timer_->data = this;
@@ -72,13 +74,23 @@ void HeapTrimmer::start() {
 void HeapTrimmer::check() {
   const std::size_t rss = resident();
   if (rss == 0) return;
+  const std::size_t previous = std::exchange(last_, rss);
   if (rss < reference_) {
     // Memory was given back some other way (freed mappings): follow it down, so that growth is
     // measured from what the process holds now.
     reference_ = rss;
     return;
   }
-  if (rss - reference_ >= threshold_) trim_now();
+  const std::size_t growth = rss - reference_;
+  if (growth >= threshold_) {
+    trim_now();
+    return;
+  }
+  // A smaller growth that has stopped: one trim (see the header). A trim that gives nothing
+  // back still moves the reference up, so live memory is not trimmed again until it grows.
+  constexpr std::size_t kQuietBytes = 256 * 1024;
+  const bool quiet = (rss > previous ? rss - previous : previous - rss) < kQuietBytes;
+  if (quiet && growth >= threshold_ / 8) trim_now();
 }
 
 std::size_t HeapTrimmer::trim_now() {
@@ -93,6 +105,7 @@ std::size_t HeapTrimmer::trim_now() {
   stats_.released_bytes += released;
   stats_.seconds += seconds;
   reference_ = after;
+  last_ = after;
   if (log_)
     log_(fmt::format("heap trim: RSS {:.1f} -> {:.1f} MiB in {:.2f} ms", static_cast<double>(before) / (1 << 20),
                      static_cast<double>(after) / (1 << 20), seconds * 1e3));

@@ -9,8 +9,12 @@
 // How: every `interval_ms` it reads the process's RSS. When the RSS has grown by at least
 // `threshold_bytes` since the last trim (or since it started, or since the RSS last fell), it
 // calls malloc_trim(0), which returns every whole free page of every arena (the worker threads'
-// too) to the system, and takes the RSS after it as the new reference. A gateway whose memory is
-// steady never trims; one whose live memory grows for good trims once per threshold of growth.
+// too) to the system, and takes the RSS after it as the new reference. A smaller growth, of at
+// least an eighth of the threshold, gets one trim too once it has stopped (the RSS moved by less
+// than 256 KiB between two checks): a sync that goes on after a trim frees what it decoded, and
+// without it those pages would stay resident below the threshold. A gateway whose memory is
+// steady never trims; one whose live memory grows for good trims at most once per eighth of the
+// threshold of growth.
 //
 // A trim is a host's decision (it acts on the whole process), which is why it lives here and not
 // in the library. Only with glibc and without a sanitizer (ASan and TSan bring their own
@@ -77,6 +81,7 @@ class HeapTrimmer {
   Hooks hooks_;
   uv_timer_t* timer_ = nullptr;  // owned; freed by its close callback
   std::size_t reference_ = 0;
+  std::size_t last_ = 0;  // the RSS at the last check (or after the last trim)
   Stats stats_;
 };
 

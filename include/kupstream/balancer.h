@@ -41,7 +41,7 @@ struct EndpointLoad {
 /// Endpoint values with make() or shared_endpoint().
 ///
 /// Lifetime: the Endpoint pointed at stays alive, and unchanged, for as long as any copy of
-/// `endpoint` does, so as long as the Picker that holds it (and any PickResult taken from it).
+/// `endpoint` does, so as long as the Picker that holds it.
 struct WeightedEndpoint {
   /// The backend (address, port and metadata). A null one is kept in Picker::endpoints() with
   /// its weight set to 0: it is never picked.
@@ -66,13 +66,24 @@ inline std::shared_ptr<const Endpoint> shared_endpoint(Endpoint endpoint) {
   return std::make_shared<const Endpoint>(std::move(endpoint));
 }
 
-/// The result of Picker::pick(). Empty (false) when there is no endpoint to pick; then
-/// Picker::no_endpoint_reason() says why. Pointers stay valid while the Picker lives.
+/// The result of Picker::pick() and Picker::at(): a view of one endpoint of a Picker. Empty
+/// (false) when there is no endpoint to pick; then Picker::no_endpoint_reason() says why.
+///
+/// Lifetime: it owns nothing. Its pointers stay valid while the Picker it came from lives (and
+/// for Upstream::pick(), as long as that call documents). Copy what you need to keep longer.
 struct PickResult {
-  const WeightedEndpoint* endpoint = nullptr;  ///< the chosen endpoint; null when there is none
-  std::uint32_t index = 0;  ///< position in Picker::endpoints()
+  const Endpoint* endpoint = nullptr;  ///< the chosen backend; null when there is none
+  /// Its load counter: WeightedEndpoint::load as given, or the one least_request made for it;
+  /// null when the Picker has none (a plain Balancer user's endpoint under another policy).
+  /// An Upstream's Pickers always have one per Pod (shared by every loop and thread).
+  EndpointLoad* load = nullptr;
+  std::uint32_t weight = 0;  ///< its weight in the Picker (WeightedEndpoint::weight)
+  std::uint32_t group = 0;   ///< its WeightedEndpoint::group (Upstream: the ServiceRef's index)
+  std::uint32_t index = 0;   ///< position in Picker::endpoints()
   /// True when an endpoint was picked.
   explicit operator bool() const noexcept { return endpoint != nullptr; }
+  /// The same view: equal pointers, weight, group and index.
+  friend bool operator==(const PickResult&, const PickResult&) = default;
 };
 
 /// An immutable set of weighted endpoints that picks one per request, by the policy it was
@@ -93,17 +104,18 @@ class KUPSTREAM_API Picker {
   /// Every endpoint given to the Balancer, in the given order, zero weights included. The
   /// Endpoints are shared with the caller (see WeightedEndpoint), not copied.
   ///
-  /// A grouped Picker (Balancer::build_grouped(), the Upstream's default) keeps its endpoints in
-  /// its groups' Pickers and assembles this list on the first call only (once, thread-safe, one
-  /// pass over every endpoint and two shared_ptr copies each). Its entries equal those of the
-  /// groups, but are copies: `&endpoints()[r.index]` is not `r.endpoint` there. Code that runs
-  /// per request should use size() and at() instead, which never assemble anything. Any thread.
+  /// A grouped Picker (Balancer::build_grouped(), the Upstream's default) and the Upstream's
+  /// per-service Pickers keep their endpoints in a smaller form and assemble this list on the
+  /// first call only (once, thread-safe, one pass over every endpoint and two shared_ptr copies
+  /// each). Code that runs per request should use size() and at() instead, which never assemble
+  /// anything. Any thread.
   const std::vector<WeightedEndpoint>& endpoints() const;
   /// The number of endpoints, endpoints().size(), without assembling the list. Any thread.
   std::size_t size() const noexcept { return size_; }
-  /// The endpoint at `index` (< size()) of endpoints(), without assembling the list: the very
-  /// object a pick of that index points at (PickResult::endpoint). Any thread, no allocation.
-  virtual const WeightedEndpoint& at(std::size_t index) const noexcept { return endpoints_[index]; }
+  /// The endpoint at `index` (< size()) of endpoints(), without assembling the list: what a pick
+  /// of that index returns (zero weights included; `endpoint` is null for a null endpoint). Any
+  /// thread, no allocation; valid while the Picker lives.
+  virtual PickResult at(std::size_t index) const noexcept { return view(static_cast<std::uint32_t>(index)); }
   /// Number of endpoints with weight > 0.
   std::size_t pickable() const noexcept { return pickable_; }
   /// The sum of the endpoints' weights (null endpoints count 0).
@@ -134,6 +146,11 @@ class KUPSTREAM_API Picker {
   std::string no_endpoint_reason_;                   ///< see no_endpoint_reason()
   /// Sets no_endpoint_reason_ from size_ and pickable_.
   void set_reason();
+  /// endpoints_[i] as a PickResult (for Pickers made with the first constructor).
+  PickResult view(std::uint32_t i) const noexcept {
+    const WeightedEndpoint& e = endpoints_[i];
+    return {e.endpoint.get(), e.load.get(), e.weight, e.group, i};
+  }
 
  private:
   bool lazy_ = false;                   // endpoints_ is assembled on first use
@@ -195,6 +212,8 @@ class KUPSTREAM_API Balancer {
 
   /// The options it was created with.
   const BalancerOptions& options() const noexcept { return options_; }
+  /// The seed its Pickers use: options().seed, or the one drawn at construction.
+  std::uint64_t seed() const noexcept { return seed_; }
 
  private:
   BalancerOptions options_;

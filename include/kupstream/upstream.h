@@ -68,7 +68,7 @@ struct RetryPolicy {
 /// Passive health: consecutive failures eject a Pod for base_ejection × times ejected (capped at
 /// max_ejection). At most max_ejected_percent of Pods are ejected at once.
 struct OutlierDetection {
-  std::uint32_t consecutive_failures = 5;  ///< connect failures, timeouts and 5xx; 0 = off
+  std::uint32_t consecutive_failures = 5;  ///< connect failures, timeouts and 5xx; 0 = off; above 65,535 acts as 65,535
   std::chrono::milliseconds base_ejection{30'000};  ///< the first ejection's length
   std::chrono::milliseconds max_ejection{300'000};  ///< no ejection lasts longer (nor, whatever this says, about 24.8 days: 2^31 ms)
 

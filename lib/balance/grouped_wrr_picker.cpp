@@ -28,18 +28,27 @@ GroupedWrrPicker::GroupedWrrPicker(std::vector<PickerPtr> groups, std::uint64_t 
     info.offset = static_cast<std::uint32_t>(size_);
     if (g) {
       info.picker = g.get();
-      const auto* wrr = dynamic_cast<const WrrPicker*>(g.get());
-      if (wrr && g->size() > 0) {
+      const WrrCycle* cycle = nullptr;
+      if (const auto* wrr = dynamic_cast<const WrrPicker*>(g.get()); wrr && g->size() > 0) {
+        cycle = &wrr->cycle();
+        info.endpoints = wrr->data();
+      } else if (const auto* compact = dynamic_cast<const CompactWrrPicker*>(g.get()); compact && g->size() > 0) {
+        cycle = &compact->cycle();
+        info.entries = compact->entries();
+        info.weights = compact->weights();
+        info.weight = compact->weight();
+        info.tag = compact->group();
+      }
+      if (cycle) {
         info.walk = true;
-        info.cycle = wrr->cycle_data();
-        info.identity = wrr->identity_cycle();
-        info.mod = wrr->cycle_mod();
-        info.endpoints = &wrr->at(0);
+        info.cycle = cycle->data();
+        info.identity = cycle->identity();
+        info.mod = cycle->mod();
       }
       size_ += g->size();
       pickable_ += g->pickable();
       total_weight_ += g->total_weight();
-      if (g->total_weight() > 0) gcd = std::gcd(gcd, wrr ? std::uint64_t{wrr->weight_gcd()} : g->total_weight());
+      if (g->total_weight() > 0) gcd = std::gcd(gcd, cycle ? std::uint64_t{cycle->weight_gcd()} : g->total_weight());
     }
     info_.push_back(info);
   }
@@ -128,7 +137,12 @@ inline PickResult GroupedWrrPicker::pick_in(const Group& group, std::uint32_t j,
     // Equal weights (the usual service): the cycle is the identity, so there is none to read.
     const std::uint32_t m = group.mod(j);
     const std::uint32_t i = group.identity ? m : group.cycle[m];
-    return {&group.endpoints[i], group.offset + i};
+    if (group.entries) {
+      const CompactEntry& e = group.entries[i];
+      return {e.endpoint, e.load, group.weights ? group.weights[i] : group.weight, group.tag, group.offset + i};
+    }
+    const WeightedEndpoint& e = group.endpoints[i];
+    return {e.endpoint.get(), e.load.get(), e.weight, e.group, group.offset + i};
   }
   PickResult result = group.picker->pick(hash);
   result.index += group.offset;
@@ -141,16 +155,21 @@ std::size_t GroupedWrrPicker::group_of_index(std::size_t index) const noexcept {
   return static_cast<std::size_t>(it - info_.begin() - 1);
 }
 
-const WeightedEndpoint& GroupedWrrPicker::at(std::size_t index) const noexcept {
+PickResult GroupedWrrPicker::at(std::size_t index) const noexcept {
   const std::size_t g = group_of_index(index);
-  return info_[g].picker->at(index - info_[g].offset);
+  PickResult result = info_[g].picker->at(index - info_[g].offset);
+  result.index = static_cast<std::uint32_t>(index);
+  return result;
 }
 
 void GroupedWrrPicker::assemble(std::vector<WeightedEndpoint>& out) const {
   out.reserve(size_);
-  for (const auto& g : groups_)
-    if (g)
-      for (std::size_t i = 0; i < g->size(); ++i) out.push_back(g->at(i));
+  for (const auto& g : groups_) {
+    if (!g) continue;
+    // A compact group's list is made here, not kept in the group as well.
+    if (const auto* compact = dynamic_cast<const CompactWrrPicker*>(g.get())) compact->append_endpoints(out);
+    else out.insert(out.end(), g->endpoints().begin(), g->endpoints().end());
+  }
 }
 
 }  // namespace kupstream::detail

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 
+#include "balance/compact_wrr_picker.h"
 #include "balance/pick_support.h"
 #include "balance/wrr_picker.h"
 #include "kupstream/balancer.h"
@@ -25,7 +26,7 @@ namespace kupstream::detail {
 //   position n * stride mod T, with a stride coprime to T near T / golden ratio: a bijection of
 //   [0, T) whose consecutive values land far apart (the three-gap theorem), so a group's turns
 //   come at nearly even intervals; j is the offset in the group's range.
-// Groups that are not WrrPickers are asked to pick() themselves. Building costs O(groups) plus
+// Groups that are neither WrrPickers nor CompactWrrPickers are asked to pick() themselves. Building costs O(groups) plus
 // the table (at most kMaxTable entries), whatever the number of endpoints.
 class GroupedWrrPicker final : public Picker {
  public:
@@ -33,7 +34,7 @@ class GroupedWrrPicker final : public Picker {
   // start of the cursors.
   GroupedWrrPicker(std::vector<PickerPtr> groups, std::uint64_t seed);
   PickResult pick(std::uint64_t hash) const noexcept override;
-  const WeightedEndpoint& at(std::size_t index) const noexcept override;
+  PickResult at(std::size_t index) const noexcept override;
 
   // The groups, as given (tests: a group's Picker is the same object from one build to the next).
   const std::vector<PickerPtr>& groups() const noexcept { return groups_; }
@@ -52,16 +53,20 @@ class GroupedWrrPicker final : public Picker {
     mutable std::atomic<std::uint32_t> next{0};
     std::uint32_t start = 0;
   };
-  // What a pick reads of a group, in one place (the WrrPicker's cycle and endpoints are read
-  // through plain pointers: the group's Picker, held by groups_, keeps them alive).
+  // What a pick reads of a group, in one place (the cycle and entries of a WrrPicker or
+  // CompactWrrPicker group are read through plain pointers: the group's Picker, held by groups_,
+  // keeps them alive).
   struct Group {
     std::uint64_t end = 0;                          // one past its last cycle position
     std::uint64_t begin = 0;                        // its first cycle position
-    const std::uint32_t* cycle = nullptr;           // a WrrPicker group's cycle (null when identity)
-    bool walk = false;                              // a WrrPicker group: walked through its cycle
+    const std::uint32_t* cycle = nullptr;           // a walked group's cycle (null when identity)
+    bool walk = false;                              // a WrrPicker or CompactWrrPicker group: walked through its cycle
     bool identity = false;                          // its cycle is 0..n-1: entry j is j (not kept)
     FastMod mod;                                    // its length
     const WeightedEndpoint* endpoints = nullptr;    // a WrrPicker group's endpoints
+    const CompactEntry* entries = nullptr;          // a CompactWrrPicker group's entries,
+    const std::uint32_t* weights = nullptr;         // their weights (null: all `weight`),
+    std::uint32_t weight = 0, tag = 0;              // and their common weight and group
     const Picker* picker = nullptr;                 // any group with endpoints
     std::uint32_t offset = 0;                       // its first index in endpoints()
   };

@@ -83,7 +83,7 @@ MaglevPicker::MaglevPicker(std::vector<WeightedEndpoint> endpoints, std::uint32_
 
 PickResult MaglevPicker::pick(std::uint64_t hash) const noexcept {
   const std::uint32_t i = table_[static_cast<std::size_t>((u128{splitmix64(hash)} * table_.size()) >> 64)];
-  return {&endpoints_[i], i};
+  return view(i);
 }
 
 }  // namespace kupstream::detail

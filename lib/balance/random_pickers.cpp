@@ -22,7 +22,7 @@ RandomPicker::RandomPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_
 
 PickResult RandomPicker::pick(std::uint64_t) const noexcept {
   const std::uint32_t i = table_.sample(draw(seed_));
-  return {&endpoints_[i], i};
+  return view(i);
 }
 
 LeastRequestPicker::LeastRequestPicker(std::vector<WeightedEndpoint> endpoints, std::uint64_t seed)
@@ -40,7 +40,7 @@ PickResult LeastRequestPicker::pick(std::uint64_t) const noexcept {
   const auto load_a = endpoints_[a].load->in_flight.load(std::memory_order_relaxed);
   const auto load_b = endpoints_[b].load->in_flight.load(std::memory_order_relaxed);
   const std::uint32_t i = load_b < load_a ? b : a;
-  return {&endpoints_[i], i};
+  return view(i);
 }
 
 }  // namespace kupstream::detail

@@ -45,8 +45,7 @@ ForwardingContext::ForwardingContext(uv_loop_t& l, std::shared_ptr<const detail:
 
 ForwardingContext::~ForwardingContext() { shutdown(); }
 
-std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTarget& t, const std::shared_ptr<EndpointLoad>& owner,
-                                                           const Endpoint& endpoint) {
+std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTarget& t, const Endpoint& endpoint) {
   const detail::PodTarget* target = &t;
   auto& slot = pods[target->id];
   if (slot) return slot;
@@ -74,7 +73,7 @@ std::shared_ptr<detail::LoopPod> ForwardingContext::pod_for(const detail::PodTar
     return nullptr;
   }
   slot = std::make_shared<detail::LoopPod>();
-  slot->target = detail::PodTargetPtr(owner, target);
+  slot->target = detail::TargetRef(target);
   slot->host_port = detail::HostPortText(endpoint.host_port());
   slot->pool = std::move(*pool);
   return slot;

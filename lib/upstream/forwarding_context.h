@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "kupstream/upstream.h"
@@ -51,30 +52,69 @@ class LiveRequests {
 namespace detail {
 
 // What the request path needs of one Pod, the same for every loop. Made on the control loop with
-// the Pod (it is a part of UpstreamPod, in the same allocation) and immutable afterwards, apart
-// from its load counter (atomic): any thread may read it.
+// the Pod (it is the base of UpstreamPod, in the same slab block) and immutable afterwards, apart
+// from its load counter and its reference count (both atomic): any thread may read it.
 //
-// It is the Pod's EndpointLoad: the Upstream's Pickers carry it as WeightedEndpoint::load (a
-// shared_ptr that owns the Pod), so a pick leads to its PodTarget (target_of()) without a
-// parallel array, and keeps the Pod's target alive while any Picker or loop holds it.
+// It is the Pod's EndpointLoad: the Upstream's Pickers hand it out as PickResult::load, so a pick
+// leads to its PodTarget (target_of()) without a parallel array. The Pod is counted in place
+// (PodRef): the service's Pod array, the Pickers (through the arrays they keep) and every loop's
+// LoopPod hold references, and the last one to go releases the Pod, on its thread.
 struct PodTarget : EndpointLoad {
-  // port and service fill the 4 bytes after EndpointLoad's counter: a PodTarget is 16 bytes.
-  // Its address is not kept here: a loop takes it from the picked Endpoint when it makes the
-  // Pod's pool (LoopPod::host_port), and the control loop from the Pod's snapshot entry.
+  // port and service fill the 4 bytes after EndpointLoad's counter. Its address is not kept
+  // here: a loop takes it from the picked Endpoint when it makes the Pod's pool
+  // (LoopPod::host_port), and the control loop from the Pod's snapshot entry.
   std::uint16_t port = 0;
   std::uint16_t service = 0;  // index in UpstreamConfig::services (at most 20 of them)
   std::uint64_t id = 0;       // unique within its Upstream, never reused
+  // References (PodRef) held. Last: UpstreamPod places its first field in the 4 bytes of
+  // padding after it, so a PodTarget costs 20 of the Pod's 64 bytes.
+  mutable std::atomic<std::uint32_t> refs{0};
 
   // The load counter, shared by every loop (least_request sees all of them). Atomic; a PodTarget
   // is never created const, so counting through a const one is well-defined.
   EndpointLoad& load() const noexcept { return const_cast<PodTarget&>(*this); }
 };
-using PodTargetPtr = std::shared_ptr<const PodTarget>;
 
-// The Pod behind an endpoint of an Upstream's Picker (its `load` is the Pod's PodTarget).
-inline const PodTarget& target_of(const WeightedEndpoint& e) noexcept { return static_cast<const PodTarget&>(*e.load); }
-// The same, sharing the ownership of the Pod (for a LoopPod).
-inline PodTargetPtr share_target(const WeightedEndpoint& e) { return std::static_pointer_cast<const PodTarget>(e.load); }
+// Destroys the Pod whose last reference went (defined with UpstreamPod, upstream.cpp). Any thread.
+void release_pod(const PodTarget& target) noexcept;
+
+// A counted reference to a Pod: T is PodTarget (what loops hold) or UpstreamPod (the control
+// loop's arrays), const or not. Copies count up, destruction counts down (atomic, any thread);
+// the last release destroys the Pod. 8 bytes.
+template <class T>
+class PodRef {
+ public:
+  PodRef() noexcept = default;
+  // A new reference to `pod` (null: none).
+  explicit PodRef(T* pod) noexcept : pod_(pod) {
+    if (pod_) pod_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  PodRef(const PodRef& other) noexcept : PodRef(other.pod_) {}
+  PodRef(PodRef&& other) noexcept : pod_(std::exchange(other.pod_, nullptr)) {}
+  // From a reference to a derived or non-const type (UpstreamPod to PodTarget).
+  template <class U>
+  PodRef(const PodRef<U>& other) noexcept : PodRef(other.get()) {}  // NOLINT: implicit, as for pointers
+  PodRef& operator=(PodRef other) noexcept {
+    std::swap(pod_, other.pod_);
+    return *this;
+  }
+  ~PodRef() {
+    // acq_rel: the release orders this holder's reads before the destruction, the acquire orders
+    // the destruction after every other holder's.
+    if (pod_ && pod_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) release_pod(*pod_);
+  }
+  T* get() const noexcept { return pod_; }
+  T* operator->() const noexcept { return pod_; }
+  T& operator*() const noexcept { return *pod_; }
+  explicit operator bool() const noexcept { return pod_ != nullptr; }
+
+ private:
+  T* pod_ = nullptr;
+};
+using TargetRef = PodRef<const PodTarget>;
+
+// The Pod behind a pick of an Upstream's Picker (its `load` is the Pod's PodTarget).
+inline const PodTarget& target_of(const PickResult& r) noexcept { return static_cast<const PodTarget&>(*r.load); }
 
 // A published Picker. Immutable. The Pod behind each endpoint is target_of(endpoint).
 struct Routing {
@@ -182,7 +222,7 @@ struct ForwardSettings {
 
 // One Pod as one loop's context sees it: its pool on that loop.
 struct LoopPod {
-  PodTargetPtr target;
+  TargetRef target;
   // "address:port" ("[v6]:port") of the Endpoint the pool was made for, as error reasons and
   // ForwardResponseHead::pod name the Pod (one copy per loop that uses the Pod, not one per Pod).
   HostPortText host_port;
@@ -215,11 +255,11 @@ class ForwardingContext : public std::enable_shared_from_this<ForwardingContext>
     if (settings->options.log) settings->options.log(level, text);
   }
 
-  // This loop's pool for the Pod (made on first use); null (logged) when it cannot be made.
-  // `target` is what `owner` points at (shared only when the pool is made); `endpoint` is the
-  // Pod's Endpoint (its address and port), read only while the call runs.
-  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTarget& target, const std::shared_ptr<EndpointLoad>& owner,
-                                           const Endpoint& endpoint);
+  // This loop's pool for the Pod (made on first use, which takes a reference to `target`); null
+  // (logged) when it cannot be made. `target` must be alive during the call (a Picker or Pod
+  // array holds it); `endpoint` is the Pod's Endpoint (its address and port), read only while
+  // the call runs.
+  std::shared_ptr<detail::LoopPod> pod_for(const detail::PodTarget& target, const Endpoint& endpoint);
   // An attempt on `pod` ended (its EndpointLoad already released): counted, reported to the
   // control loop, and the pool closed if the Pod was removed and this was its last attempt.
   void attempt_done(const std::shared_ptr<detail::LoopPod>& pod, detail::AttemptOutcome outcome);

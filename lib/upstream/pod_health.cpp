@@ -5,12 +5,12 @@
 namespace kupstream::detail {
 
 bool PodHealth::record_failure(const OutlierDetection& policy, Clock::time_point now, bool may_eject) noexcept {
-  ++consecutive_failures_;
-  if (policy.consecutive_failures == 0 || consecutive_failures_ < policy.consecutive_failures) return false;
+  if (consecutive_failures_ < kMaxCount) ++consecutive_failures_;
+  if (policy.consecutive_failures == 0 || consecutive_failures_ < std::min(policy.consecutive_failures, kMaxCount)) return false;
   if (ejected(now) || !may_eject) return false;
-  ++times_ejected_;
+  if (times_ejected_ < kMaxCount) ++times_ejected_;
   consecutive_failures_ = 0;
-  const auto duration = std::min({policy.base_ejection * times_ejected_, policy.max_ejection, kMaxStampSpan});
+  const auto duration = std::min({policy.base_ejection * std::uint32_t{times_ejected_}, policy.max_ejection, kMaxStampSpan});
   until_ = stamp_ms(now + duration);
   if (until_ == 0) until_ = 1;  // 0 means "not ejected": one millisecond later instead
   return true;

@@ -48,8 +48,12 @@ class PodHealth {
   std::uint32_t consecutive_failures() const noexcept { return consecutive_failures_; }
 
  private:
-  std::uint32_t consecutive_failures_ = 0;
-  std::uint32_t times_ejected_ = 0;
+  // Both counts stop at 65,535 (8 bytes in all keep UpstreamPod at 64): a larger
+  // OutlierDetection::consecutive_failures acts as 65,535, and an ejection's length reaches
+  // max_ejection long before base_ejection × 65,535.
+  static constexpr std::uint32_t kMaxCount = 0xFFFF;
+  std::uint16_t consecutive_failures_ = 0;
+  std::uint16_t times_ejected_ = 0;
   std::uint32_t until_ = 0;  // stamp_ms() of the ejection's end; 0 = not ejected
 };
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "balance/compact_wrr_picker.h"
 #include "core/backend_key.h"
 #include "net/tls_context.h"
 #include "upstream/pod_weights.h"
@@ -44,6 +45,13 @@ int compare(const OrderedEndpoint& a, const OrderedEndpoint& b) {
   if (auto c = std::tie(a.e->address, a.e->port) <=> std::tie(b.e->address, b.e->port); c != 0) return c < 0 ? -1 : 1;
   return 0;
 }
+
+// What an Upstream's Picker keeps alive: the snapshots its endpoints point into and the Pod arrays
+// that hold its Pods (one each per service; the per-service Pickers hold one of each).
+struct PickerOwner {
+  std::vector<EndpointSetPtr> sets;
+  std::vector<std::shared_ptr<const PodArray::Items>> pods;
+};
 
 }  // namespace
 
@@ -135,7 +143,8 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   // One merge walk of three sorted sequences: the service's Pods (in snapshot order) against the
   // new snapshot's ready and draining lists. No map, no key strings: a Pod is found by its
   // BackendKey, parsed once per Pod and endpoint per change.
-  std::vector<std::shared_ptr<UpstreamPod>> merged;
+  // A new array: the Pickers built from the old one keep it. The Pods are shared, not copied.
+  PodArray::Items merged;
   merged.reserve(set->ready.size() + set->draining.size() + 8);
   std::size_t ri = 0, di = 0, oi = 0;
   OrderedEndpoint r, d, o;
@@ -145,23 +154,27 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
   next_ready();
   next_draining();
   next_old();
-  bool left = false;  // a listed Pod is no longer listed: it points into the previous snapshot
-  auto unlist = [&](std::shared_ptr<UpstreamPod> pod) {
-    left = left || pod->listed;
+  bool left = false;  // a listed Pod is no longer listed and stays: it points into the previous snapshot
+  // Unlisted Pods with no request in flight leave the array at once (so the new Pickers, which
+  // keep the array, do not keep them); they are forgotten once the new Picker is published.
+  PodArray::Items gone;
+  auto unlist = [&](const UpstreamPodRef& pod) {
+    const bool idle = pod->load().in_flight.load() == 0;
+    left = left || (pod->listed && !idle);
     pod->listed = false;
-    merged.push_back(std::move(pod));
+    (idle ? gone : merged).push_back(pod);
   };
   while (r.e || d.e) {
     const bool take_ready = r.e && (!d.e || compare(r, d) <= 0);
     const OrderedEndpoint& n = take_ready ? r : d;
     int c = -1;
     while (o.e && (c = compare(o, n)) < 0) {
-      unlist(std::move(s.pods[oi++]));
+      unlist(s.pods[oi++]);
       next_old();
     }
-    std::shared_ptr<UpstreamPod> pod;
+    UpstreamPodRef pod;
     if (o.e && c == 0) {
-      pod = std::move(s.pods[oi++]);
+      pod = s.pods[oi++];
       next_old();
     } else {
       pod = make_pod(static_cast<std::uint32_t>(i), *n.e);
@@ -180,18 +193,19 @@ void Upstream::Impl::on_snapshot(std::size_t i, const EndpointSetPtr& set) {
       next_draining();
     }
   }
-  for (; oi < s.pods.size(); ++oi) unlist(std::move(s.pods[oi]));
-  s.pods = std::move(merged);
+  for (; oi < s.pods.size(); ++oi) unlist(s.pods[oi]);
+  s.pods.assign(std::move(merged));
   if (left && s.set) s.retired.push_back(s.set);
   s.set = set;
   s.dirty = true;
   rebuild();
+  for (const auto& pod : gone) forget_pod(*pod);
   release_gone_pods(s);
 }
 
-std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
-  // From the Pods' slab pool: the record and its control block without a malloc header each.
-  auto pod = std::allocate_shared<UpstreamPod>(detail::SlabAllocator<UpstreamPod>());
+UpstreamPodRef Upstream::Impl::make_pod(std::uint32_t service, const Endpoint& e) {
+  // From the Pods' slab pool: 64 bytes, without a malloc header.
+  UpstreamPodRef pod(new (detail::SlabAllocator<UpstreamPod>().allocate(1)) UpstreamPod);
   std::uint32_t slot;
   if (!free_pod_slots.empty()) {
     slot = free_pod_slots.back();
@@ -203,16 +217,22 @@ std::shared_ptr<UpstreamPod> Upstream::Impl::make_pod(std::uint32_t service, con
     pod_slots.push_back(nullptr);
   }
   pod_slots[slot] = pod.get();
-  pod->target.id = next_pod_serial++ << kPodSlotBits | slot;
-  pod->target.service = static_cast<std::uint16_t>(service);
-  pod->target.port = e.port;
+  pod->id = next_pod_serial++ << kPodSlotBits | slot;
+  pod->PodTarget::service = static_cast<std::uint16_t>(service);
+  pod->port = e.port;
   return pod;
+}
+
+void detail::release_pod(const PodTarget& target) noexcept {
+  auto* pod = const_cast<UpstreamPod*>(static_cast<const UpstreamPod*>(&target));
+  pod->~UpstreamPod();
+  SlabAllocator<UpstreamPod>().deallocate(pod, 1);
 }
 
 UpstreamPod* Upstream::Impl::pod_by_id(std::uint64_t id) const {
   const std::uint32_t slot = slot_of(id);
   UpstreamPod* pod = slot < pod_slots.size() ? pod_slots[slot] : nullptr;
-  return pod && pod->target.id == id ? pod : nullptr;
+  return pod && pod->id == id ? pod : nullptr;
 }
 
 std::size_t Upstream::Impl::pod_count() const {
@@ -224,13 +244,13 @@ std::size_t Upstream::Impl::pod_count() const {
 // A Pod no longer listed keeps its pool until its last request finishes.
 void Upstream::Impl::release_gone_pods(Service& s) {
   bool unlisted_left = false;
-  std::erase_if(s.pods, [&](const std::shared_ptr<UpstreamPod>& pod) {
-    if (pod->listed) return false;
-    if (pod->load().in_flight.load() > 0) {
+  s.pods.erase_if([&](UpstreamPod& pod) {
+    if (pod.listed) return false;
+    if (pod.load().in_flight.load() > 0) {
       unlisted_left = true;
       return false;
     }
-    forget_pod(*pod);
+    forget_pod(pod);
     return true;
   });
   if (!unlisted_left) s.retired.clear();
@@ -282,8 +302,11 @@ PickerPtr Upstream::Impl::service_picker(std::size_t i, SteadyClock::time_point 
   if (service.ref.weight == 0 || count == 0) return nullptr;
   const bool ramping = options.slow_start.count() > 0;
   const std::uint32_t base = detail::pod_base_weight(config.weight_mode, service.ref.weight, count);
-  std::vector<WeightedEndpoint> list;
-  list.reserve(count);
+  // 16 bytes per Pod (a CompactWrrPicker): the Endpoint in the service's snapshot and the Pod,
+  // both kept alive by the Picker's owner; per-Pod weights only while some Pod ramps up.
+  std::vector<detail::CompactEntry> entries;
+  std::vector<std::uint32_t> weights;
+  entries.reserve(count);
   for (const auto& entry : service.pods) {
     UpstreamPod& p = *entry;
     if (!p.listed || p.ready == using_draining) continue;
@@ -294,12 +317,14 @@ PickerPtr Upstream::Impl::service_picker(std::size_t i, SteadyClock::time_point 
                                     options.slow_start);
     if (w == 0) continue;
     p.weight = w;
-    // As in the flat Picker: the endpoint aliases the service's snapshot, the load the Pod.
-    list.push_back({std::shared_ptr<const Endpoint>(service.set, p.endpoint), w, p.service(),
-                    std::shared_ptr<EndpointLoad>(entry, &p.target)});
+    if (w != base && weights.empty()) weights.assign(entries.size(), base);
+    if (!weights.empty()) weights.push_back(w);
+    entries.push_back({p.endpoint, &p});
   }
-  if (list.empty()) return nullptr;
-  return balancer.build(std::move(list));
+  if (entries.empty()) return nullptr;
+  return std::make_shared<detail::CompactWrrPicker>(std::move(entries), std::move(weights), base, static_cast<std::uint32_t>(i),
+                                                    std::make_shared<const PickerOwner>(PickerOwner{{service.set}, {service.pods.share()}}),
+                                                    balancer.seed(), balancer.options().max_wrr_cycle);
 }
 
 void Upstream::Impl::rebuild() {
@@ -354,7 +379,7 @@ void Upstream::Impl::rebuild() {
 void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
   // Two walks per service: count_pods() (the counts the timer and the two-level path read),
   // then resetting weights and sorting listed Pods into ready / draining.
-  std::vector<const std::shared_ptr<UpstreamPod>*> ready, draining;
+  std::vector<UpstreamPod*> ready, draining;
   ready.reserve(pod_count());
   auto next = SteadyClock::time_point::max();
   const bool ramping = options.slow_start.count() > 0;
@@ -365,12 +390,12 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
     service.picker_built = false;
     next = std::min(next, service.ejection_end);
     if (service.ramping) next = std::min(next, now + ramp_step);
-    for (auto& entry : service.pods) {
+    for (const auto& entry : service.pods) {
       UpstreamPod& pod = *entry;
       pod.weight = 0;
       pod.local = false;
       if (!pod.listed || service.ref.weight == 0) continue;
-      (pod.ready ? ready : draining).push_back(&entry);
+      (pod.ready ? ready : draining).push_back(&pod);
     }
   }
   // Nothing ready anywhere: serving-but-terminating Pods are the documented fallback.
@@ -379,21 +404,25 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
 
   std::vector<std::size_t> per_service(services.size(), 0);
   std::size_t healthy = 0;
-  for (auto* p : candidates) {
-    ++per_service[(*p)->service()];
-    if (!(*p)->health.ejected(now) && (*p)->active_ok) ++healthy;
+  for (const auto* p : candidates) {
+    ++per_service[p->service()];
+    if (!p->health.ejected(now) && p->active_ok) ++healthy;
   }
   panic = !candidates.empty() && healthy * 100 < candidates.size() * options.panic_threshold_percent;
 
   std::vector<WeightedEndpoint> list;
   list.reserve(candidates.size());
-  // The Picker's endpoints point into the snapshots (aliasing the service's EndpointSetPtr: no
-  // allocation, no copy); each one's load is its Pod's PodTarget (aliasing the Pod), which is
-  // how the request path finds the Pod of a pick (detail::target_of).
-  auto add = [&](const std::shared_ptr<UpstreamPod>& p) {
-    const auto& snapshot = services[p->service()].set;
-    list.push_back({std::shared_ptr<const Endpoint>(snapshot, p->endpoint), p->weight, p->service(),
-                    std::shared_ptr<EndpointLoad>(p, &p->target)});
+  // The Picker's endpoints point into the snapshots and each one's load is its Pod's PodTarget
+  // (how the request path finds the Pod of a pick, detail::target_of): both alias one owner that
+  // keeps every service's snapshot and Pod array (no allocation, no copy, no count per Pod).
+  auto owner = std::make_shared<PickerOwner>();
+  for (const auto& service : services) {
+    owner->sets.push_back(service.set);
+    owner->pods.push_back(service.pods.share());
+  }
+  auto add = [&](UpstreamPod* p) {
+    list.push_back({std::shared_ptr<const Endpoint>(owner, p->endpoint), p->weight, p->service(),
+                    std::shared_ptr<EndpointLoad>(owner, p)});
   };
   // Zone-aware routing needs every candidate (an ejected one still counts in its zone) and
   // turns the weights into the zone plan's before the Picker is built (zone_locality.h).
@@ -401,7 +430,7 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
   std::vector<detail::ZoneCandidate> zone_input;
   if (zoned) zone_input.reserve(candidates.size());
   for (auto* entry : candidates) {
-    UpstreamPod& p = **entry;
+    UpstreamPod& p = *entry;
     const bool usable = panic || (!p.health.ejected(now) && p.active_ok);
     if (!usable && !zoned) continue;
     const auto& ref = services[p.service()].ref;
@@ -414,16 +443,16 @@ void Upstream::Impl::rebuild_flat(SteadyClock::time_point now) {
       continue;
     }
     p.weight = w;
-    add(*entry);
+    add(entry);
   }
   if (zoned) {
     zone_plan = detail::plan_zones(options.locality, zone_input, panic);
     for (std::size_t i = 0; i < candidates.size(); ++i) {
-      UpstreamPod& p = **candidates[i];
+      UpstreamPod& p = *candidates[i];
       p.local = zone_plan.local[i];
       if (zone_plan.weights[i] == 0) continue;
       p.weight = zone_plan.weights[i];
-      add(*candidates[i]);
+      add(&p);
     }
   }
   publish(balancer.build(std::move(list)));
@@ -511,15 +540,15 @@ void Upstream::Impl::run_health_checks() {
   const auto now = SteadyClock::now();
   next_health_check = now + hc.interval;
   std::weak_ptr<Impl> weak = shared_from_this();
-  std::vector<std::shared_ptr<UpstreamPod>> listed;
+  std::vector<UpstreamPodRef> listed;
   for (auto& svc : services)
     for (auto& pod : svc.pods)
       if (pod->listed) listed.push_back(pod);
   for (const auto& pod : listed) {
-    const std::uint64_t id = pod->target.id;
+    const std::uint64_t id = pod->id;
     // One probe per Pod at a time: a Pod whose probe is still running is not probed again.
     if (std::any_of(health_probes.begin(), health_probes.end(), [id](const Probe& p) { return p.pod_id == id; })) continue;
-    net::ConnectionPool* pool = pool_for(pod);
+    net::ConnectionPool* pool = pool_for(*pod);
     if (!pool) continue;
     net::HttpRequest req;
     req.target = hc.path;
@@ -540,8 +569,8 @@ void Upstream::Impl::run_health_checks() {
 }
 
 // The control loop's own pool to the Pod (health probes share it with this loop's requests).
-net::ConnectionPool* Upstream::Impl::pool_for(const std::shared_ptr<UpstreamPod>& pod) {
-  auto loop_pod = local->pod_for(pod->target, std::shared_ptr<EndpointLoad>(pod, &pod->target), *pod->endpoint);
+net::ConnectionPool* Upstream::Impl::pool_for(const UpstreamPod& pod) {
+  auto loop_pod = local->pod_for(pod, *pod.endpoint);
   return loop_pod ? loop_pod->pool.get() : nullptr;
 }
 
@@ -590,7 +619,7 @@ void Upstream::Impl::shutdown() {
   for (auto& s : services) s.watch.reset();
   for (auto& s : services) {
     s.picker.reset();  // it holds its Pods and snapshot too
-    s.pods.clear();
+    s.pods = PodArray();
     s.retired.clear();
   }
   pod_slots.clear();

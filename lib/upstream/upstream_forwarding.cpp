@@ -69,7 +69,7 @@ void Upstream::Impl::apply_attempt(const detail::AttemptRecord& attempt) {
 }
 
 void Upstream::Impl::forget_pod(UpstreamPod& pod) {
-  const std::uint64_t id = pod.target.id;
+  const std::uint64_t id = pod.id;
   if (pod_by_id(id) == &pod) {
     const std::uint32_t slot = slot_of(id);
     pod_slots[slot] = nullptr;

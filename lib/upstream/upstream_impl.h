@@ -31,21 +31,20 @@ class ControlHub;
 
 using SteadyClock = std::chrono::steady_clock;
 
-// One Pod of one service, as long as it is listed or still has requests in flight: one block
-// (allocate_shared from a SlabPool) for the control loop's state and the PodTarget that every
-// loop's request path reads. Held by its service's `pods` array; pod_slots and the rebuild hold plain
-// pointers, valid while the Pod is in the array. Pickers (WeightedEndpoint::load) and loops
-// (LoopPod) share its ownership through aliasing pointers to `target` and only ever read
-// `target`: the other fields are the control loop's alone.
-struct UpstreamPod {
-  detail::PodTarget target;  // made with the Pod and never changed (its id is unique within the Upstream)
+// One Pod of one service, as long as it is listed or still has requests in flight: one 64-byte
+// block from a SlabPool (make_pod()) for the PodTarget that every loop's request path reads (its
+// base) and the control loop's state (the other fields, the control loop's alone). Counted in
+// place (detail::PodRef): held by its service's Pod array, which the Pickers built from it keep,
+// and by every loop's LoopPod; pod_slots and the rebuild hold plain pointers, valid while the Pod
+// is in the array.
+struct UpstreamPod : detail::PodTarget {
+  std::uint32_t first_seen = 0;     // detail::stamp_ms() of its first listing (slow start), until `ramped`
   // The Pod's entry in a snapshot of its service, shared rather than copied: while listed, the
   // service's current `set` (which keeps it alive); once unlisted, the snapshot that listed it
   // last, kept alive by the service's `retired` until the Pod is released.
   const Endpoint* endpoint = nullptr;
   std::uint64_t requests = 0, failures = 0;
   detail::PodHealth health;
-  std::uint32_t first_seen = 0;     // detail::stamp_ms() of its first listing (slow start), until `ramped`
   std::uint32_t weight = 0;         // in the current Picker (0 = not in it)
   std::uint16_t active_streak = 0;  // consecutive results contradicting active_ok (thresholds are small)
   bool listed : 1 = false;    // in the service's current snapshot (ready or draining)
@@ -62,14 +61,49 @@ struct UpstreamPod {
   }
 
   // Index in UpstreamConfig::services (kept once, in the target).
-  std::uint32_t service() const noexcept { return target.service; }
-  EndpointLoad& load() const noexcept { return target.load(); }
+  std::uint32_t service() const noexcept { return PodTarget::service; }
   // Its "address:port" ("[v6]:port") text, made from its snapshot entry (stats, logs).
   std::string name() const { return endpoint->host_port(); }
 };
-// make_pod() allocates it with its 16-byte shared_ptr control block from a SlabPool (core/slab_pool.h),
-// which adds nothing per block: 80 bytes per Pod (the memory per endpoint, docs/performance.md).
+// make_pod() takes it from a SlabPool (core/slab_pool.h), which adds nothing per block: 64 bytes
+// per Pod (the memory per endpoint, docs/performance.md).
 static_assert(sizeof(std::size_t) != 8 || sizeof(UpstreamPod) <= 64, "UpstreamPod grew: the memory per endpoint grows with it");
+using UpstreamPodRef = detail::PodRef<UpstreamPod>;
+
+// A service's Pods, copied on write: a Picker built from the array keeps the array (and so its
+// Pods) alive by one shared pointer, with no reference per Pod, while the control loop moves on to
+// a new array. Control loop only; the shared arrays are immutable.
+class PodArray {
+ public:
+  using Items = std::vector<UpstreamPodRef>;
+  PodArray() : items_(none()) {}
+  std::size_t size() const noexcept { return items_->size(); }
+  bool empty() const noexcept { return items_->empty(); }
+  Items::const_iterator begin() const noexcept { return items_->begin(); }
+  Items::const_iterator end() const noexcept { return items_->end(); }
+  const UpstreamPodRef& operator[](std::size_t i) const noexcept { return (*items_)[i]; }
+  const UpstreamPodRef& back() const noexcept { return items_->back(); }
+  // The array as it is now, for a Picker to keep.
+  const std::shared_ptr<const Items>& share() const noexcept { return items_; }
+  // Replaces the array (earlier shares keep theirs).
+  void assign(Items items) { items_ = std::make_shared<const Items>(std::move(items)); }
+  // Drops the Pods `drop(pod)` selects, in a new array when any is dropped.
+  template <class F>
+  void erase_if(F&& drop) {
+    Items kept;
+    kept.reserve(size());
+    for (const auto& pod : *items_)
+      if (!drop(*pod)) kept.push_back(pod);
+    if (kept.size() != size()) assign(std::move(kept));
+  }
+
+ private:
+  static const std::shared_ptr<const Items>& none() {
+    static const auto none = std::make_shared<const Items>();
+    return none;
+  }
+  std::shared_ptr<const Items> items_;
+};
 
 struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   struct Service {
@@ -83,7 +117,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
     // This service's Pods, listed or not, in the order of its snapshots (BackendKey, then the
     // address text): on_snapshot() merges the next snapshot into it in one walk. The rebuild,
     // the timer, the ejection cap, stats() and the health checks walk these arrays.
-    std::vector<std::shared_ptr<UpstreamPod>> pods;
+    PodArray pods;
     // Snapshots that unlisted Pods (gone, requests still in flight) point into; dropped once
     // the service has no unlisted Pod left.
     std::vector<EndpointSetPtr> retired;
@@ -172,7 +206,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   // Publishes `picker` for every loop and thread (each endpoint's `load` is its Pod's PodTarget).
   void publish(PickerPtr picker);
   // A new Pod of service `service` for `e`, with its PodTarget and id, listed in pod_slots.
-  std::shared_ptr<UpstreamPod> make_pod(std::uint32_t service, const Endpoint& e);
+  UpstreamPodRef make_pod(std::uint32_t service, const Endpoint& e);
   UpstreamPod* pod_by_id(std::uint64_t id) const;
   std::size_t pod_count() const;
   // An attempt's outcome from any loop's context (on this loop): counts and passive health.
@@ -201,7 +235,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
   void run_health_checks();
   void expire_probes(SteadyClock::time_point now);
   void health_verdict(std::uint64_t pod_id, bool ok);
-  net::ConnectionPool* pool_for(const std::shared_ptr<UpstreamPod>& pod);
+  net::ConnectionPool* pool_for(const UpstreamPod& pod);
   void record_result(UpstreamPod& pod, bool failure);
   PickerPtr current_picker() const { return publication->load()->picker; }
   // Drops the Pod if it is unlisted and idle (the last request on a gone Pod ended); `pod` is

@@ -192,26 +192,26 @@ void UpstreamRequest::Impl::attempt() {
   // this loop's copy of the current one: `routing` stays valid until the next routing() call.
   const detail::Routing& routing = up->routing();
   const Picker* picker = routing.picker.get();
-  const WeightedEndpoint* chosen = nullptr;
-  auto untried = [&](const WeightedEndpoint& e) {
+  PickResult chosen;
+  auto untried = [&](const PickResult& e) {
     return std::find(tried.begin(), tried.end(), detail::target_of(e).id) == tried.end();
   };
   for (int draw = 0; draw < 8 && !picker->empty(); ++draw) {
     const auto pick = picker->pick(request.hash + (attempts - 1) * 0x9e3779b97f4a7c15ULL + draw);
     if (!pick) break;
-    chosen = pick.endpoint;
-    if (untried(*chosen)) break;
+    chosen = pick;
+    if (untried(chosen)) break;
   }
   // The draws kept landing on tried Pods (a policy that favours them, such as consistent hash,
   // or bad luck with random): take the first untried Pod of the Picker, from a request-dependent
   // start so that retries do not all pile onto one Pod.
   // Picker::at(), not endpoints(): a grouped Picker would assemble its whole list for that.
-  if (chosen && !tried.empty() && !untried(*chosen)) {
+  if (chosen && !tried.empty() && !untried(chosen)) {
     const std::size_t n = picker->size();
     for (std::size_t k = 0; k < n; ++k) {
-      const auto& candidate = picker->at((request.hash + k) % n);  // its `load` is its Pod's PodTarget
-      if (untried(candidate)) {
-        chosen = &candidate;
+      const auto candidate = picker->at((request.hash + k) % n);  // its `load` is its Pod's PodTarget
+      if (candidate.weight > 0 && untried(candidate)) {
+        chosen = candidate;
         break;
       }
     }
@@ -221,9 +221,9 @@ void UpstreamRequest::Impl::attempt() {
     return complete(Error{Errc::no_endpoint, fmt::format("upstream \"{}\": {}", up->name(),
                                                          picker->empty() ? picker->no_endpoint_reason() : "no Pod")});
   }
-  pod = up->pod_for(detail::target_of(*chosen), chosen->load, *chosen->endpoint);
+  pod = up->pod_for(detail::target_of(chosen), *chosen.endpoint);
   if (!pod) {
-    last_pod = chosen->endpoint->host_port();
+    last_pod = chosen.endpoint->host_port();
     return complete(Error{Errc::internal, fmt::format("upstream \"{}\": no pool for Pod {}", up->name(), last_pod)});
   }
   net::ConnectionPool* pool = pod->pool.get();

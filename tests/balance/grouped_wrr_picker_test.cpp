@@ -99,9 +99,10 @@ TEST_SUITE("GroupedWrrPicker") {
       const auto r = picker->pick();
       REQUIRE(r);
       REQUIRE(r.index < all.size());
-      CHECK(&picker->at(r.index) == r.endpoint);
-      CHECK(all[r.index].endpoint == r.endpoint->endpoint);
-      CHECK(all[r.index].weight == r.endpoint->weight);
+      CHECK(picker->at(r.index) == r);
+      CHECK(all[r.index].endpoint.get() == r.endpoint);
+      CHECK(all[r.index].weight == r.weight);
+      CHECK(all[r.index].group == r.group);
     }
   }
 

@@ -24,7 +24,7 @@ Balancer balancer(BalancerPolicy policy, std::uint64_t seed = 1) { return kupstr
 std::vector<std::uint32_t> key_owners(const Picker& picker, int keys) {
   std::vector<std::uint32_t> owners;
   for (int k = 0; k < keys; ++k) {
-    const Endpoint& e = *picker.pick(hash_key("client-" + std::to_string(k))).endpoint->endpoint;
+    const Endpoint& e = *picker.pick(hash_key("client-" + std::to_string(k))).endpoint;
     owners.push_back(static_cast<std::uint32_t>(std::stoul(e.pod_name.str().substr(4))));
   }
   return owners;
@@ -60,7 +60,7 @@ TEST_SUITE("Picker") {
       std::uint64_t sum = 0;
       for (std::uint64_t i = 0; i < 10000; ++i) {
         const auto r = picker->pick(i);
-        sum += r.index + (&picker->at(r.index) == r.endpoint ? 0 : 1'000'000'000) + picker->size();
+        sum += r.index + (picker->at(r.index) == r ? 0 : 1'000'000'000) + picker->size();
       }
       CHECK(g_allocations.load() == before);
       CHECK(sum > 0);
@@ -91,7 +91,7 @@ TEST_SUITE("Picker") {
       CHECK(watch.use_count() == 1);  // only the Picker holds it now
       const auto r = picker->pick(7);
       REQUIRE(r);
-      CHECK(r.endpoint->endpoint->address.rfind("127.0.1.", 0) == 0);
+      CHECK(r.endpoint->address.rfind("127.0.1.", 0) == 0);
       picker.reset();
       CHECK(watch.expired());
     }
@@ -157,7 +157,7 @@ TEST_SUITE("LeastRequestPicker") {
     Balancer b = balancer(BalancerPolicy::least_request);
     auto picker = b.build(weighted({1, 1, 1}));
     // Keep every pick in flight: the picker must keep spreading them.
-    for (int i = 0; i < 300; ++i) picker->pick().endpoint->load->start();
+    for (int i = 0; i < 300; ++i) picker->pick().load->start();
     std::vector<std::uint32_t> loads;
     for (const auto& e : picker->endpoints()) loads.push_back(e.load->in_flight.load());
     CHECK(*std::max_element(loads.begin(), loads.end()) - *std::min_element(loads.begin(), loads.end()) <= 10);

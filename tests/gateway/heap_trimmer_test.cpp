@@ -80,6 +80,39 @@ TEST_SUITE("heap_trimmer") {
     t.close();
   }
 
+  TEST_CASE("a smaller growth (an eighth of the threshold or more) gets one trim once it has stopped") {
+    FakeTrimmer f;
+    auto& t = f.t;
+    CHECK(f.check_at(102) == 0);       // still growing since the last check
+    CHECK(f.check_at(102, 100) == 1);  // stopped: trimmed, back to 100
+    CHECK(t.reference_bytes() == 100 * MiB);
+    CHECK(t.stats().released_bytes == 2 * MiB);
+    CHECK(f.check_at(100) == 1);       // no growth
+    CHECK(f.check_at(101) == 1);       // growing again
+    CHECK(f.check_at(101, 101) == 2);  // stopped: trimmed, but it is live memory
+    CHECK(t.reference_bytes() == 101 * MiB);
+    CHECK(f.check_at(101) == 2);       // and not trimmed again until it grows
+    CHECK(f.check_at(101) == 2);
+  }
+
+  TEST_CASE("growth below an eighth of the threshold is never trimmed, however quiet") {
+    Loop l;
+    FakeProcess p;
+    HeapTrimmer t(l.loop, 16 * MiB, 1000, {}, p.hooks());
+    t.start();
+    p.rss = 101 * MiB;  // 1 MiB < 16 / 8
+    t.check();
+    t.check();
+    t.check();
+    CHECK(p.trims == 0);
+    p.rss = 102 * MiB;  // 2 MiB: the next quiet check trims
+    t.check();
+    CHECK(p.trims == 0);
+    t.check();
+    CHECK(p.trims == 1);
+    t.close();
+  }
+
   TEST_CASE("the reference follows the RSS down") {
     FakeTrimmer f;
     auto& t = f.t;

@@ -51,8 +51,9 @@ struct Churn {
 };
 
 bool valid(const PickResult& r, const Picker& picker) {
-  return r.index < picker.endpoints().size() && &picker.endpoints()[r.index] == r.endpoint &&
-         r.endpoint->endpoint->address.rfind("127.0.1.", 0) == 0 && r.endpoint->endpoint->port == 8080 && r.endpoint->weight > 0;
+  return r.index < picker.endpoints().size() && picker.endpoints()[r.index].endpoint.get() == r.endpoint &&
+         picker.at(r.index) == r &&
+         r.endpoint->address.rfind("127.0.1.", 0) == 0 && r.endpoint->port == 8080 && r.weight > 0;
 }
 
 }  // namespace
@@ -89,14 +90,14 @@ TEST_SUITE("Upstream") {
           while (!stop.load(std::memory_order_relaxed)) {
             // pick(): the Picker of the moment, held by this thread until its next pick().
             const PickResult a = upstream->pick(++hash);
-            if (!a || a.endpoint->endpoint->address.rfind("127.0.1.", 0) != 0) bad.fetch_add(1);
+            if (!a || a.endpoint->address.rfind("127.0.1.", 0) != 0) bad.fetch_add(1);
             // picker(): a Picker kept alive by the caller, consistent across calls.
             const PickerPtr p = upstream->picker();
             const PickResult b = p->pick(hash);
             if (!b || !valid(b, *p)) bad.fetch_add(1);
             if (policy == BalancerPolicy::least_request) {
-              b.endpoint->load->start();
-              b.endpoint->load->finish();
+              b.load->start();
+              b.load->finish();
             }
             n += 2;
             // Leave the loop thread a core now and then: with more spinning readers than cores

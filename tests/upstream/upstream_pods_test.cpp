@@ -34,7 +34,7 @@ struct World : test::UnwatchedWorld {
   }
   std::uint64_t id_of(std::size_t service, const std::string& host_port) const {
     for (const auto& p : impl->services[service].pods)
-      if (p->name() == host_port) return p->target.id;
+      if (p->name() == host_port) return p->id;
     return 0;
   }
 };
@@ -114,7 +114,8 @@ TEST_SUITE("Upstream pods") {
     // The load counter is the Pod's (shared with every loop's request path).
     UpstreamPod& p2 = *w.impl->services[0].pods[1];
     CHECK(picker->endpoints()[1].load.get() == &p2.load());
-    CHECK(&detail::target_of(picker->endpoints()[1]) == &p2.target);
+    CHECK(&detail::target_of(picker->at(1)) == &p2);
+    CHECK(picker->at(1).endpoint == expected[1]);
     // The Picker keeps its snapshot alive after the Upstream moved on.
     std::weak_ptr<const EndpointSet> old = a;
     a.reset();
@@ -123,6 +124,36 @@ TEST_SUITE("Upstream pods") {
     CHECK(picker->endpoints()[0].endpoint->pod_name == "p1");
     picker.reset();
     CHECK(old.expired());
+  }
+
+  TEST_CASE("a Pod is counted in its own 64-byte record: a Picker keeps its Pods through their array, a loop by reference") {
+    if (sizeof(void*) == 8) {
+      CHECK(sizeof(UpstreamPod) == 64);
+      CHECK(sizeof(UpstreamPodRef) == 8);
+    }
+    World w;
+    w.publish(0, {pod("127.0.1.1", "p1"), pod("127.0.1.2", "p2")});
+    auto picker = w.impl->current_picker();
+    REQUIRE(picker->size() == 2);
+    const detail::PodTarget& p1 = detail::target_of(picker->at(0));
+    const std::uint64_t id1 = p1.id;
+    // Held once, by the service's array; the Picker keeps the array, not each Pod.
+    CHECK(p1.refs.load() == 1);
+    detail::TargetRef loop_ref(&p1);  // what a loop's LoopPod holds
+    CHECK(p1.refs.load() == 2);
+    // Both Pods leave, with no request in flight: the Upstream forgets them at once.
+    w.publish(0, {pod("127.0.1.3", "p3")});
+    CHECK(w.impl->pod_by_id(id1) == nullptr);
+    CHECK(w.impl->services[0].pods.size() == 1);
+    // The old Picker still reads them (under AddressSanitizer a freed Pod would be reported).
+    CHECK(picker->at(0).endpoint->pod_name == "p1");
+    CHECK(detail::target_of(picker->at(1)).id != id1);
+    CHECK(p1.id == id1);
+    CHECK(p1.refs.load() == 2);  // the old array and the loop's reference
+    picker.reset();
+    CHECK(loop_ref->refs.load() == 1);  // the loop's reference alone
+    CHECK(loop_ref->id == id1);
+    loop_ref = detail::TargetRef();  // the last one: the Pod is released (LeakSanitizer checks it)
   }
 
   TEST_CASE("a Pod that left with a request in flight stays, readable, until its last request ends") {

@@ -66,11 +66,11 @@ struct World : test::UnwatchedWorld {
       const auto r = p->pick();
       REQUIRE(r);
       REQUIRE(r.index < p->size());
-      REQUIRE(&p->at(r.index) == r.endpoint);
-      const auto& target = detail::target_of(*r.endpoint);
-      REQUIRE(target.port == r.endpoint->endpoint->port);
-      REQUIRE(target.service == r.endpoint->group);
-      ++out[r.endpoint->endpoint->address];
+      REQUIRE(p->at(r.index) == r);
+      const auto& target = detail::target_of(r);
+      REQUIRE(target.port == r.endpoint->port);
+      REQUIRE(target.service == r.group);
+      ++out[r.endpoint->address];
     }
     return out;
   }

@@ -324,9 +324,9 @@ Napi::Value UpstreamWrap::pick(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   Napi::Object o = Napi::Object::New(env);
-  o.Set("address", r.endpoint->endpoint->address);
-  o.Set("port", r.endpoint->endpoint->port);
-  o.Set("pod", r.endpoint->endpoint->pod_name.str());
+  o.Set("address", r.endpoint->address);
+  o.Set("port", r.endpoint->port);
+  o.Set("pod", r.endpoint->pod_name.str());
   o.Set("service", core_->service_of(picker, r.index));
   return o;
 }
