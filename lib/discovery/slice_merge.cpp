@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <stdexcept>
 
 namespace kupstream::detail {
 namespace {
@@ -45,11 +46,14 @@ EndpointsPtr merge_one(const StoredSlice& slice, const std::string& port_name,
   const std::vector<Endpoint>& stored = *slice.endpoints;
   const auto family = slice.address_type == kube::AddressType::ipv6 ? BackendKey::ipv6 : BackendKey::ipv4;
   const auto port = static_cast<std::uint16_t>(*number);
-  if (keys) keys->start(family, port, stored.size());
-  bool whole = port == slice.port;  // the stored vector as it is, while every endpoint is kept
+  // A slice over the API server's limit keeps its first kMaxEndpointsPerSlice endpoints.
+  const auto limit = static_cast<std::uint32_t>(std::min(stored.size(), kMaxEndpointsPerSlice));
+  counts.over_limit += stored.size() - limit;
+  if (keys) keys->start(family, port, limit);
+  bool whole = port == slice.port && limit == stored.size();  // the stored vector as it is, while every endpoint is kept
   std::vector<std::uint32_t> kept;  // the endpoints kept, once `whole` is false
-  if (!whole) kept.reserve(stored.size());
-  for (std::uint32_t i = 0; i < stored.size(); ++i) {
+  if (!whole) kept.reserve(limit);
+  for (std::uint32_t i = 0; i < limit; ++i) {
     const Endpoint& e = stored[i];
     const auto key = BackendKey::parse_as(family, e.address, port);
     bool keep = true;
@@ -84,6 +88,9 @@ std::vector<std::string> notes_of(const MergeCounts& c, const std::string& port_
   if (c.without_port) notes.push_back(fmt::format("{} without port \"{}\" ignored", plural(c.without_port, "slice"), port_name));
   if (c.bad_address) notes.push_back(plural(c.bad_address, "endpoint") + " with an invalid address ignored");
   if (c.unknown_node) notes.push_back(plural(c.unknown_node, "endpoint") + " without nodeName left out by the node filter");
+  if (c.over_limit)
+    notes.push_back(fmt::format("{} beyond the {} an EndpointSlice may hold ignored", plural(c.over_limit, "endpoint"),
+                                kMaxEndpointsPerSlice));
   return notes;
 }
 
@@ -140,6 +147,10 @@ SnapshotBuilder::Entry& SnapshotBuilder::add_entry(const std::string& name) {
   Entry& e = it->second;
   e.slice = &it->first;
   if (free_slots_.empty()) {
+    if (slots_.size() >= (std::size_t{1} << (32 - kPosBits))) {
+      cache_.erase(it);
+      throw std::length_error(fmt::format("more than {} EndpointSlices for one service", slots_.size()));
+    }
     e.slot = static_cast<std::uint32_t>(slots_.size());
     slots_.push_back(&e);
   } else {
@@ -218,13 +229,13 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   added.reserve(fresh_endpoints);
   for (auto& [name, entry] : cache_) {
     if (std::find(fresh.begin(), fresh.end(), &entry) == fresh.end()) continue;
-    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back({entry.slot, i});
+    for (std::uint32_t i = 0; i < entry.endpoints->size(); ++i) added.push_back(ref(entry.slot, i));
   }
   // (A lambda, not the function's address: lets the compiler inline the comparison.)
   const auto before = [this](Ref a, Ref b) { return this->before(a, b); };
   std::sort(added.begin(), added.end(), before);
   if (!added.empty()) {
-    // (A fresh buffer each time, 8 bytes per endpoint, rather than a spare one kept for the
+    // (A fresh buffer each time, 4 bytes per endpoint, rather than a spare one kept for the
     // next build: the spare doubled the order's memory for the life of the watch.)
     std::vector<Ref> merged(sorted_.size() + added.size());
     std::merge(sorted_.begin(), sorted_.end(), added.begin(), added.end(), merged.begin(), before);
@@ -237,6 +248,7 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
     counts.without_port += entry.counts.without_port;
     counts.bad_address += entry.counts.bad_address;
     counts.unknown_node += entry.counts.unknown_node;
+    counts.over_limit += entry.counts.over_limit;
   }
   if (step.problem == PortProblem::none) step.notes = notes_of(counts, port_name_);
 
@@ -247,10 +259,10 @@ SnapshotStep SnapshotBuilder::build(const SliceMergeInput& in, const EndpointSet
   std::optional<BackendKey> last;
   for (const Ref r : sorted_) {
     const Entry& owner = entry_of(r);
-    const BackendKey key = owner.keys[r.pos];
+    const BackendKey key = owner.keys[r.pos()];
     if (last && *last == key) continue;
     last = key;
-    const Endpoint& e = (*owner.endpoints)[r.pos];
+    const Endpoint& e = (*owner.endpoints)[r.pos()];
     if (e.is_ready())
       next->ready.add_ref(e);
     else if (e.is_draining())

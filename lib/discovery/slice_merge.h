@@ -66,8 +66,13 @@ SnapshotStep build_snapshot(const SliceMergeInput& input, const EndpointSetPtr& 
 // the same snapshot as build_snapshot (tests check both on random inputs).
 // What merging left out, per reason (for the state's notes).
 struct MergeCounts {
-  std::size_t fqdn = 0, without_port = 0, bad_address = 0, unknown_node = 0;
+  std::size_t fqdn = 0, without_port = 0, bad_address = 0, unknown_node = 0, over_limit = 0;
 };
+
+// The most endpoints one EndpointSlice may hold: the API server rejects a slice with more
+// (validation of `endpoints`, maxItems 1000). A slice that comes with more anyway (a server that
+// does not validate) keeps its first 1,000; the rest are left out and counted (over_limit).
+inline constexpr std::size_t kMaxEndpointsPerSlice = 1000;
 
 // The BackendKeys of one slice's merged endpoints. They all share the slice's family and port,
 // so only the addresses are kept: 4 bytes per IPv4 endpoint, 16 per IPv6 (not 32 per key).
@@ -121,23 +126,29 @@ class SnapshotBuilder {
     std::uint32_t slot = 0;              // its index in slots_
     bool dirty = false;  // being replaced or removed by the current build
   };
-  // One endpoint of an entry, in the set's order: 8 bytes per endpoint (the entry by its slot,
+  // One endpoint of an entry, in the set's order: 4 bytes per endpoint (the entry by its slot,
   // the endpoint and its key found through the entry), as the order is kept for every endpoint
-  // of the service.
+  // of the service. The position takes kPosBits (a slice holds at most kMaxEndpointsPerSlice),
+  // the slot the other 22 bits: 4,194,304 slices per service (add_entry() throws
+  // std::length_error beyond; the slices alone would take gigabytes first).
+  static constexpr unsigned kPosBits = 10;
+  static_assert(kMaxEndpointsPerSlice <= (1u << kPosBits));
   struct Ref {
-    std::uint32_t slot;  // the entry's, in slots_
-    std::uint32_t pos;   // in the entry's endpoints
+    std::uint32_t bits;  // slot << kPosBits | pos
+    std::uint32_t slot() const noexcept { return bits >> kPosBits; }  // the entry's, in slots_
+    std::uint32_t pos() const noexcept { return bits & ((1u << kPosBits) - 1); }  // in the entry's endpoints
   };
-  const Entry& entry_of(Ref r) const noexcept { return *slots_[r.slot]; }
+  static Ref ref(std::uint32_t slot, std::uint32_t pos) noexcept { return {slot << kPosBits | pos}; }
+  const Entry& entry_of(Ref r) const noexcept { return *slots_[r.slot()]; }
   bool before(Ref a, Ref b) const noexcept {
     const Entry& ea = entry_of(a);
     const Entry& eb = entry_of(b);
-    if (const auto c = ea.keys[a.pos] <=> eb.keys[b.pos]; c != 0) return c < 0;
-    const bool ra = (*ea.endpoints)[a.pos].is_ready(), rb = (*eb.endpoints)[b.pos].is_ready();
+    if (const auto c = ea.keys[a.pos()] <=> eb.keys[b.pos()]; c != 0) return c < 0;
+    const bool ra = (*ea.endpoints)[a.pos()].is_ready(), rb = (*eb.endpoints)[b.pos()].is_ready();
     if (ra != rb) return ra;
     // Ties between equal backends go by slice name, then by position in the slice.
-    if (a.slot != b.slot) return *ea.slice < *eb.slice;
-    return a.pos < b.pos;
+    if (a.slot() != b.slot()) return *ea.slice < *eb.slice;
+    return a.pos() < b.pos();
   }
   Entry& add_entry(const std::string& name);  // a new entry in cache_, with a slot
   void drop_entries();                        // every entry, slot and the order

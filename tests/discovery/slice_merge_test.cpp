@@ -342,6 +342,34 @@ TEST_SUITE("SnapshotBuilder") {
     CHECK(all->ready[1].port == 8080);
   }
 
+  TEST_CASE("a slice over the API server's 1,000 endpoints keeps its first 1,000, with a note, in both merges") {
+    // A server that does not validate sends 1,030 endpoints in one slice (127.0.1.1 ... 127.0.5.30).
+    std::vector<kube::SliceEndpoint> many;
+    for (int i = 0; i < 1030; ++i) many.push_back(sep(fmt::format("127.0.{}.{}", 1 + i / 250, 1 + i % 250)));
+    Slices slices;
+    slices.put(with_rv(slice("big", many), "1"));
+    slices.put(with_rv(slice("small", {sep("127.0.9.1")}), "1"));
+    auto svc = service({{"http", 80}});
+    const SliceMergeInput in{&slices, &svc, PortRef::parse("http"), nullptr, 0};
+    const std::vector<std::string> note{"30 endpoints beyond the 1000 an EndpointSlice may hold ignored"};
+    auto merged = merge_slices(in);
+    CHECK(merged.endpoints.size() == 1001);
+    CHECK(merged.notes == note);
+    SnapshotBuilder builder;
+    auto step = builder.build(in, nullptr, "1");
+    CHECK(step.notes == note);
+    REQUIRE(step.next->ready.size() == 1001);
+    CHECK(step.next->ready[999].address == "127.0.4.250");   // the 1,000th of "big"
+    CHECK(step.next->ready[1000].address == "127.0.9.1");
+    CHECK(step.next->same_endpoints(*build_snapshot(in, nullptr, "1").next));
+    // Within the limit again: every endpoint, no note.
+    many.resize(1000);
+    slices.put(with_rv(slice("big", many), "2"));
+    auto next = builder.build(in, step.next, "2");
+    CHECK(next.notes.empty());
+    CHECK(next.next->ready.size() == 1001);
+  }
+
   TEST_CASE("a snapshot stays valid after the builder and every later snapshot are gone") {
     Slices slices;
     slices.put(with_rv(slice("a", {sep("127.0.1.1"), sep("127.0.1.2", "node-a", false, true, true)}), "1"));
