@@ -36,9 +36,9 @@ struct EndpointLoad {
 /// An endpoint as a Balancer takes it: the backend, its weight and its load counter.
 ///
 /// The backend is shared, not copied: a Picker of 60,000 endpoints holds 60,000 pointers into
-/// Endpoints that live elsewhere. The Upstream points into its services' snapshots (aliasing
-/// the EndpointSetPtr, so no allocation per endpoint); a plain Balancer user shares its own
-/// Endpoint values with make() or shared_endpoint().
+/// Endpoints that live elsewhere. A plain Balancer user shares its own Endpoint values with
+/// make() or shared_endpoint(). (The Upstream's own Pickers keep a smaller internal form that
+/// points into its services' snapshots; their endpoints() list aliases those snapshots.)
 ///
 /// Lifetime: the Endpoint pointed at stays alive, and unchanged, for as long as any copy of
 /// `endpoint` does, so as long as the Picker that holds it.

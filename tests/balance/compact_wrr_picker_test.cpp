@@ -1,12 +1,14 @@
 // detail::CompactWrrPicker, the Upstream's per-service Picker: 16 bytes per endpoint, the same
 // smooth cycle as a WrrPicker for the same weights, views that carry the entry's endpoint, load,
-// weight and group, and an owner that keeps what the entries point at alive.
+// weight and group, an owner that keeps what the entries point at alive, and picks from several
+// threads at once (the workers'; run under ThreadSanitizer too).
 #include "balance/compact_wrr_picker.h"
 
 #include <doctest/doctest.h>
 
 #include <memory>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "support/weighted_endpoints.h"
@@ -97,6 +99,31 @@ TEST_SUITE("CompactWrrPicker") {
     CHECK(kept->address == test::loopback_endpoint(1).address);
     kept.reset();
     CHECK(watch.expired());
+  }
+
+  TEST_CASE("four threads pick from one Picker at once: every pick is a whole entry, and the shares hold") {
+    auto backends = std::make_shared<Backends>(5);
+    const PickerPtr picker = compact(backends, {1, 2, 3, 2, 1}, 1, 4);
+    std::vector<std::vector<std::uint64_t>> counts(4, std::vector<std::uint64_t>(5));
+    std::vector<int> bad(4, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 9 * 2000; ++i) {
+          const auto r = picker->pick();
+          const bool whole = r && r.index < 5 && r.endpoint == &backends->endpoints[r.index] &&
+                             r.load == &backends->loads[r.index] && r.group == 4;
+          if (!whole) ++bad[t];
+          else ++counts[t][r.index];
+        }
+      });
+    for (auto& t : threads) t.join();
+    const std::vector<std::uint32_t> w = {1, 2, 3, 2, 1};
+    for (int t = 0; t < 4; ++t) {
+      CHECK(bad[t] == 0);
+      // Each thread walks the cycle (9 positions) with a cursor of its own: 2,000 whole cycles.
+      for (std::size_t i = 0; i < 5; ++i) CHECK(counts[t][i] == 2000u * w[i]);
+    }
   }
 
   TEST_CASE("in a grouped Picker next to WrrPicker groups: exact shares over a full cycle, picks equal at()") {
