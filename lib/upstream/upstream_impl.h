@@ -87,14 +87,20 @@ class PodArray {
   const std::shared_ptr<const Items>& share() const noexcept { return items_; }
   // Replaces the array (earlier shares keep theirs).
   void assign(Items items) { items_ = std::make_shared<const Items>(std::move(items)); }
-  // Drops the Pods `drop(pod)` selects, in a new array when any is dropped.
+  // Drops the Pods `drop(pod)` selects (called once per Pod, in order), in a new array when any
+  // is dropped; when none is, the array stays as it is and nothing is copied.
   template <class F>
   void erase_if(F&& drop) {
+    const Items& items = *items_;
+    std::size_t i = 0;
+    while (i < items.size() && !drop(*items[i])) ++i;
+    if (i == items.size()) return;
     Items kept;
-    kept.reserve(size());
-    for (const auto& pod : *items_)
-      if (!drop(*pod)) kept.push_back(pod);
-    if (kept.size() != size()) assign(std::move(kept));
+    kept.reserve(items.size() - 1);
+    kept.insert(kept.end(), items.begin(), items.begin() + static_cast<std::ptrdiff_t>(i));
+    for (++i; i < items.size(); ++i)
+      if (!drop(*items[i])) kept.push_back(items[i]);
+    assign(std::move(kept));
   }
 
  private:
