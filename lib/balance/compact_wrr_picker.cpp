@@ -29,9 +29,9 @@ PickResult CompactWrrPicker::pick(std::uint64_t) const noexcept { return entry(c
 void CompactWrrPicker::append_endpoints(std::vector<WeightedEndpoint>& out) const {
   out.reserve(out.size() + entries_.size());
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
-    const CompactEntry& e = entries_[i];
-    out.push_back({std::shared_ptr<const Endpoint>(owner_, e.endpoint), weights_.empty() ? weight_ : weights_[i], group_,
-                   std::shared_ptr<EndpointLoad>(owner_, e.load)});
+    const PickResult r = entry(i);
+    out.push_back({std::shared_ptr<const Endpoint>(owner_, r.endpoint), r.weight, r.group,
+                   std::shared_ptr<EndpointLoad>(owner_, r.load)});
   }
 }
 
