@@ -3,6 +3,11 @@
 
     python3 bench/gateway/ab.py --bin base=/tmp/kup-gateway-before --bin new=build/release/examples/gateway/kup-gateway
     python3 bench/gateway/ab.py --bin base=A --bin new=B --rounds 6 --workers 2 --duration 5
+    python3 bench/gateway/ab.py --bin cur=build/release/examples/gateway/kup-gateway --floor
+
+--floor also measures, in every round, tcp_relay (bench/gateway/tcp_relay.c: one read and one
+write per hop, nothing else) and HAProxy in TCP mode: what the same bytes cost a proxy that does
+no HTTP work (docs/gateway-performance.md, "The floor").
 
 Same setup as run.py (the Pods' nginx, kubesim, wrk; --workers N for every proxy), but each round
 measures nginx and then every binary given, so a change to kup-gateway is compared with the build
@@ -31,6 +36,12 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--no-syscalls", action="store_true")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure tcp_relay and HAProxy mode tcp in every round (the floor)")
+    ap.add_argument("--also", default="", metavar="TARGETS",
+                    help="comma-separated run.py targets to measure in every round too (haproxy, tcp-relay, "
+                         "haproxy-tcp)")
+    ap.add_argument("--relay", help="tcp_relay binary (default build/release/bench/gateway/tcp_relay)")
     a = ap.parse_args()
     bins = {}
     for spec in a.bin:
@@ -39,20 +50,28 @@ def main():
             ap.error(f"--bin {spec}: want LABEL=PATH of an executable")
         bins[label] = os.path.abspath(path)
     args = run.parse_args(["--workers", str(a.workers), "--flips", "0", "--duration", str(a.duration)]
-                          + ([] if a.no_syscalls else ["--syscalls"]))
-    return run.with_bench(args, lambda bench: compare(bench, bins, a.rounds))
+                          + ([] if a.no_syscalls else ["--syscalls"])
+                          + (["--relay", a.relay] if a.relay else []))
+    floor = [t for t in a.also.split(",") if t] + (run.FLOOR_TARGETS if a.floor else [])
+    for t in floor:
+        if t not in ("haproxy", *run.FLOOR_TARGETS):
+            ap.error(f"--also {t}: want haproxy, tcp-relay or haproxy-tcp")
+    floor = list(dict.fromkeys(floor))
+    return run.with_bench(args, lambda bench: compare(bench, bins, a.rounds, floor))
 
 
-def compare(bench, bins, rounds):
+def compare(bench, bins, rounds, floor):
+    if "tcp-relay" in floor and bench.find_relay() is None:
+        raise run.BenchError("--floor: no tcp_relay binary (build the release preset, or give --relay)")
     bench.start_pods()
     bench.gateway = next(iter(bins.values()))
     bench.start_kubesim()
-    res = {k: [] for k in ["nginx"] + list(bins)}
+    res = {k: [] for k in ["nginx"] + list(bins) + floor}
     for rnd in range(rounds):
         for k in res:
-            if k != "nginx":
+            if k in bins:
                 bench.gateway = bins[k]
-            r = bench.measure("nginx" if k == "nginx" else "kup-gateway")
+            r = bench.measure("kup-gateway" if k in bins else k)
             res[k].append(r)
             sc = r.get("syscalls_per_req")
             print(f"round {rnd + 1}/{rounds} {k:<10} {r['rps']:>9,.0f} req/s  CPU {r['cpu_us_per_req']:6.2f} us/req "
@@ -70,6 +89,10 @@ def compare(bench, bins, rounds):
               f"p99 {statistics.median(x['p99_us'] for x in v) / 1e3:7.2f} ms"
               + (f"  syscalls/req {statistics.median(sc):.3f}" if sc else ""))
     first = next(iter(bins))
+    for k in floor:
+        to_nginx = [a["cpu_us_per_req"] / b["cpu_us_per_req"] for a, b in zip(res[k], res["nginx"])]
+        print(f"{k:<10} CPU per request / nginx: median {statistics.median(to_nginx):.3f} "
+              f"(rounds {', '.join(f'{x:.2f}' for x in to_nginx)})")
     for k in bins:
         to_nginx = [a["cpu_us_per_req"] / b["cpu_us_per_req"] for a, b in zip(res[k], res["nginx"])]
         to_first = [a["cpu_us_per_req"] / b["cpu_us_per_req"] for a, b in zip(res[k], res[first])]

@@ -78,6 +78,17 @@ def proxy_haproxy(d, listen_port, pod_port, threads=1):
     return _write(d, "haproxy.cfg", text)
 
 
+def proxy_haproxy_tcp(d, listen_port, pod_port, threads=1):
+    """HAProxy in TCP mode (layer 4): each client connection is relayed to one Pod, round robin,
+    with no HTTP processing: a real proxy's cost of moving the same bytes (the floor's peer)."""
+    servers = "".join(f"  server {name} {addr}:{pod_port}\n" for name, _, addr in PODS)
+    text = (f"global\n  nbthread {threads}\n  maxconn 4096\n\n"
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n"
+            f"frontend fe\n  bind 127.0.0.1:{listen_port}\n  default_backend pods\n\n"
+            "backend pods\n  balance roundrobin\n" + servers)
+    return _write(d, "haproxy-tcp.cfg", text)
+
+
 def gateway_yaml(d, name, listen_port, admin_port, kubeconfig, service):
     """kup-gateway config: one cluster (kubesim), one HTTP upstream of one Service, one route."""
     text = (f"listeners: [{{address: 127.0.0.1, port: {listen_port}}}]\n"

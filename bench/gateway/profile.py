@@ -26,11 +26,12 @@ from procs import BenchError  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target", default="kup-gateway", choices=["nginx", "haproxy", "kup-gateway"])
+    ap.add_argument("--target", default="kup-gateway", choices=["nginx", "haproxy", "kup-gateway"] + run.FLOOR_TARGETS)
     ap.add_argument("--duration", type=int, default=10, help="seconds of wrk load while perf records")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1, help="as run.py --workers (wrk then runs that many threads)")
     ap.add_argument("--gateway", help="kup-gateway binary (default build/release/examples/gateway/kup-gateway)")
+    ap.add_argument("--relay", help="tcp_relay binary (default BUILD_DIR/bench/gateway/tcp_relay)")
     ap.add_argument("--build-dir", default=os.path.join(run.ROOT, "build", "release"))
     ap.add_argument("--out", help="perf.data path (default BUILD_DIR/perf-TARGET.data)")
     ap.add_argument("--call-graph", default="fp", help="perf --call-graph mode (fp, dwarf, lbr; default fp)")
@@ -42,7 +43,8 @@ def main():
     out = os.path.abspath(a.out or os.path.join(a.build_dir, f"perf-{a.target}.data"))
     args = run.parse_args(["--quick", "--build-dir", a.build_dir, "--connections", str(a.connections),
                            "--workers", str(a.workers)]
-                          + (["--gateway", a.gateway] if a.gateway else []))
+                          + (["--gateway", a.gateway] if a.gateway else [])
+                          + (["--relay", a.relay] if a.relay else []))
     return run.with_bench(args, lambda bench: profile(bench, a, out))
 
 

@@ -45,8 +45,11 @@ import propagation  # noqa: E402
 from procs import BenchError, ProcessGroup, cpu_times, free_port, http_get, process_tree, tcp_out_segments, wait_http  # noqa: E402
 
 TARGETS = ["direct", "nginx", "haproxy", "kup-gateway"]
+# Not measured unless asked for (--only, ab.py --floor): what moving the same bytes costs a proxy
+# that does no HTTP work at all (docs/gateway-performance.md, "The floor").
+FLOOR_TARGETS = ["tcp-relay", "haproxy-tcp"]
 LABELS = {"direct": "Pods direct (1 Pod)", "nginx": "nginx proxy", "haproxy": "HAProxy",
-          "kup-gateway": "kup-gateway"}
+          "kup-gateway": "kup-gateway", "tcp-relay": "tcp_relay (floor)", "haproxy-tcp": "HAProxy mode tcp"}
 
 
 def parse_args(argv):
@@ -69,7 +72,9 @@ def parse_args(argv):
                     help="build tree holding examples/gateway/kup-gateway (default build/release)")
     ap.add_argument("--no-gateway-required", action="store_true",
                     help="exit 0 when kup-gateway is not built (the others are measured either way)")
-    ap.add_argument("--only", help="comma-separated subset of targets: " + ",".join(TARGETS))
+    ap.add_argument("--only", help="comma-separated subset of targets: " + ",".join(TARGETS + FLOOR_TARGETS)
+                    + " (the last two only when named)")
+    ap.add_argument("--relay", help="tcp_relay binary (default: BUILD_DIR/bench/gateway/tcp_relay)")
     ap.add_argument("--json", help="results file (default BUILD_DIR/bench-gateway.json)")
     ap.add_argument("--syscalls", action="store_true",
                     help="also count the system calls of the process under test per request (needs perf)")
@@ -119,6 +124,7 @@ class Bench:
         self.pod_port = None
         self.script = configs.wrk_script(self.workdir)
         self.gateway = None
+        self.admin_port = None  # the admin listener of the last kup-gateway started
         self.pods_proc = None
         self.notes = []
         self.load_start = os.getloadavg()[0]
@@ -132,6 +138,10 @@ class Bench:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return os.path.abspath(path)
         return None
+
+    def find_relay(self):
+        path = self.a.relay or os.path.join(self.a.build_dir, "bench", "gateway", "tcp_relay")
+        return os.path.abspath(path) if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
     def start_server(self, name, make_cmd, probe_addr, want=b"pod-", timeout=15.0):
         """Starts a listening process on a free loopback port (retries on a port race)."""
@@ -196,8 +206,18 @@ class Bench:
             def cmd(port):
                 return ["haproxy", "-f", configs.proxy_haproxy(d, port, self.pod_port, self.a.workers), "-db"]
             p, port = self.start_server("haproxy", cmd, "127.0.0.1")
+        elif t == "haproxy-tcp":
+            def cmd(port):
+                return ["haproxy", "-f", configs.proxy_haproxy_tcp(d, port, self.pod_port, self.a.workers), "-db"]
+            p, port = self.start_server("haproxy-tcp", cmd, "127.0.0.1")
+        elif t == "tcp-relay":
+            def cmd(port):
+                return [self.find_relay(), str(port), str(self.a.workers)] + [
+                    f"{addr}:{self.pod_port}" for _, _, addr in configs.PODS]
+            p, port = self.start_server("tcp-relay", cmd, "127.0.0.1")
         else:
             admin_port = free_port(["127.0.0.1"])
+            self.admin_port = admin_port
 
             def cmd(port):
                 cfg = configs.gateway_yaml(d, f"gateway-{service}", port, admin_port,
@@ -303,12 +323,14 @@ class Bench:
         a = self.a
         targets = TARGETS if not a.only else [t.strip() for t in a.only.split(",")]
         for t in targets:
-            if t not in TARGETS:
-                raise BenchError(f"--only: unknown target {t!r} (known: {', '.join(TARGETS)})")
+            if t not in TARGETS + FLOOR_TARGETS:
+                raise BenchError(f"--only: unknown target {t!r} (known: {', '.join(TARGETS + FLOOR_TARGETS)})")
         avail = {}
         for t in targets:
-            if t == "haproxy" and shutil.which("haproxy") is None:
+            if t in ("haproxy", "haproxy-tcp") and shutil.which("haproxy") is None:
                 avail[t] = "haproxy is not installed"
+            elif t == "tcp-relay" and self.find_relay() is None:
+                avail[t] = f"no binary at {a.relay or os.path.join(a.build_dir, 'bench/gateway/tcp_relay')}"
             elif t == "kup-gateway":
                 self.gateway = self.find_gateway()
                 if self.gateway is None:

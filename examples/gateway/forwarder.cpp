@@ -10,7 +10,7 @@ namespace {
 class UpstreamForwarder final : public Forwarder {
  public:
   explicit UpstreamForwarder(Upstream& upstream) : upstream_(upstream) {}
-  Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest request, ForwardHandlers handlers) override {
+  Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest&& request, ForwardHandlers&& handlers) override {
     return upstream_.forward(std::move(request), std::move(handlers));
   }
 
@@ -23,7 +23,7 @@ class UpstreamForwarder final : public Forwarder {
 class WorkerForwarder final : public Forwarder {
  public:
   explicit WorkerForwarder(std::unique_ptr<UpstreamWorker> worker) : worker_(std::move(worker)) {}
-  Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest request, ForwardHandlers handlers) override {
+  Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest&& request, ForwardHandlers&& handlers) override {
     return worker_->forward(std::move(request), std::move(handlers));
   }
 

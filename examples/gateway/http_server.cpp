@@ -6,8 +6,10 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <map>
 
@@ -19,13 +21,34 @@ namespace kupgw {
 
 namespace {
 
-unsigned char ascii_lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + 32) : c; }
+// ASCII lower case of each byte: one load per byte in iequals (header names, every request).
+constexpr auto kAsciiLower = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return t;
+}();
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(static_cast<unsigned char>(a[i])) != ascii_lower(static_cast<unsigned char>(b[i]))) return false;
+    if (kAsciiLower[static_cast<unsigned char>(a[i])] != kAsciiLower[static_cast<unsigned char>(b[i])]) return false;
   return true;
+}
+
+// Index of the first CR or LF in data[0, len), or len. Eight bytes at a time (a request head's
+// lines are scanned on every request).
+std::size_t find_cr_or_lf(const char* data, std::size_t len) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, data + i, 8);
+    const std::uint64_t cr = w ^ (kOnes * '\r'), lf = w ^ (kOnes * '\n');  // zero bytes where CR, LF
+    if ((((cr - kOnes) & ~cr) | ((lf - kOnes) & ~lf)) & kHigh) break;
+  }
+  for (; i < len; ++i)
+    if (data[i] == '\r' || data[i] == '\n') return i;
+  return len;
 }
 
 bool framing_or_hop_header(std::string_view name) {
@@ -467,6 +490,16 @@ class Connection final : public ResponseWriter {
     }
     if (!scan_head_) return true;
     for (; i < len; ++i) {
+      if (scan_started_ && scan_prev_ != '\r' && scan_prev_ != '\n') {
+        // Inside a line only the next CR or LF matters: skip to it.
+        const std::size_t j = i + find_cr_or_lf(data + i, len - i);
+        if (j > i) {
+          scan_line_empty_ = false;
+          scan_prev_ = data[j - 1];
+          i = j;
+          if (i == len) break;
+        }
+      }
       const char c = data[i];
       if (!scan_started_) {
         if (c == '\r' || c == '\n') continue;  // empty lines before a request line are allowed

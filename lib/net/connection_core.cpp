@@ -51,11 +51,34 @@ struct ParserCallbacks {
     return HPE_USER;
   }
 
+  [[gnu::noinline, gnu::cold]] static int header_bytes_limit(ConnectionCore& c) {
+    return limit(c, "response head exceeds max_header_bytes (" + std::to_string(c.options_.limits.max_header_bytes) + " bytes)");
+  }
+  [[gnu::noinline, gnu::cold]] static int header_count_limit(ConnectionCore& c) {
+    return limit(c, "response has more header fields than max_header_count (" + std::to_string(c.options_.limits.max_header_count) + ")");
+  }
   static int count_bytes(ConnectionCore& c, std::size_t len) {
     c.header_bytes_ += len;
-    if (c.header_bytes_ > c.options_.limits.max_header_bytes)
-      return limit(c, "response head exceeds max_header_bytes (" + std::to_string(c.options_.limits.max_header_bytes) + " bytes)");
+    if (c.header_bytes_ > c.options_.limits.max_header_bytes) [[unlikely]]
+      return header_bytes_limit(c);
     return 0;
+  }
+  // The header being parsed is written straight into its slot, headers[header_count_], cleared
+  // at its first piece: a slot left from the previous response on this connection keeps its
+  // capacity (no allocation per header in the steady state). nullptr past max_header_count.
+  static HttpHeader* header_slot(ConnectionCore& c) {
+    auto& headers = c.head_.headers;
+    if (!c.header_started_) {
+      if (c.header_count_ >= c.options_.limits.max_header_count) return nullptr;
+      if (c.header_count_ < headers.size()) {
+        headers[c.header_count_].name.clear();
+        headers[c.header_count_].value.clear();
+      } else {
+        headers.emplace_back();
+      }
+      c.header_started_ = true;
+    }
+    return &headers[c.header_count_];
   }
 
   static int on_status(llhttp_t* p, const char* at, std::size_t len) {
@@ -65,30 +88,23 @@ struct ParserCallbacks {
   }
   static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
     ConnectionCore& c = self(p);
-    c.field_.append(at, len);
+    HttpHeader* slot = header_slot(c);
+    if (slot == nullptr) return header_count_limit(c);
+    slot->name.append(at, len);
     return count_bytes(c, len);
   }
   static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
     ConnectionCore& c = self(p);
-    c.value_.append(at, len);
+    HttpHeader* slot = header_slot(c);
+    if (slot == nullptr) return header_count_limit(c);
+    slot->value.append(at, len);
     return count_bytes(c, len);
   }
   static int on_header_value_complete(llhttp_t* p) {
     ConnectionCore& c = self(p);
-    auto& headers = c.head_.headers;
-    if (c.header_count_ >= c.options_.limits.max_header_count)
-      return limit(c, "response has more header fields than max_header_count (" + std::to_string(c.options_.limits.max_header_count) + ")");
-    if (c.header_count_ < headers.size()) {
-      // A slot left from the previous response on this connection: copied into, keeping its
-      // capacity (no allocation per header in the steady state).
-      headers[c.header_count_].name.assign(c.field_);
-      headers[c.header_count_].value.assign(c.value_);
-    } else {
-      headers.push_back(HttpHeader{std::move(c.field_), std::move(c.value_)});
-    }
+    if (header_slot(c) == nullptr) return header_count_limit(c);  // (a header with no name and no value)
     ++c.header_count_;
-    c.field_.clear();
-    c.value_.clear();
+    c.header_started_ = false;
     return count_bytes(c, 4);
   }
   static int on_headers_complete(llhttp_t* p) {
@@ -286,8 +302,7 @@ void ConnectionCore::reset_response() {
   head_.content_length.reset();
   head_.chunked = false;
   header_count_ = 0;
-  field_.clear();
-  value_.clear();
+  header_started_ = false;
   header_bytes_ = 0;
   head_done_ = false;
   message_done_ = false;

@@ -108,9 +108,7 @@ class ConnectionCore final : private TransportSink {
   HttpResponseHead head_;
   std::size_t header_count_ = 0;  // headers of the current response (head_.headers may hold more slots)
   std::string head_buf_;          // the serialized request head, reused
-  std::string field_;
-  std::string value_;
-  bool in_value_ = false;
+  bool header_started_ = false;   // headers[header_count_] holds the start of the header being parsed
   std::size_t header_bytes_ = 0;
   bool head_done_ = false;
   bool message_done_ = false;

@@ -233,9 +233,8 @@ Result<std::unique_ptr<ConnectionPool>> ConnectionPool::create(uv_loop_t& loop, 
 ConnectionPool::~ConnectionPool() { core_->release(); }
 
 Result<std::unique_ptr<HttpExchange>> ConnectionPool::send(HttpRequest request, HttpHandlers handlers) {
-  auto ex = std::allocate_shared<ExchangeCore>(detail::BlockAllocator<ExchangeCore>{});
-  ex->request = std::move(request);
-  ex->handlers = std::move(handlers);
+  auto ex = std::allocate_shared<ExchangeCore>(detail::BlockAllocator<ExchangeCore>{}, std::move(request),
+                                               std::move(handlers));
   if (Status s = core_->send(ex); !s) return s.error();
   return std::make_unique<HttpExchange>(std::move(ex));
 }

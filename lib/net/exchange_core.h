@@ -16,6 +16,9 @@ class PoolCore;
 struct ExchangeCore {
   enum class State { queued, active, done };
 
+  ExchangeCore() = default;
+  ExchangeCore(HttpRequest&& r, HttpHandlers&& h) : request(std::move(r)), handlers(std::move(h)) {}
+
   HttpRequest request;
   HttpHandlers handlers;
   State state = State::queued;

@@ -1,38 +1,96 @@
 #include "upstream/forward_headers.h"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 namespace kupstream::detail {
 namespace {
+
+// What the request path does with a client header's name (one size switch, then at most two
+// comparisons: this runs for every header of every request).
+enum class NameKind { other, hop_by_hop, replaced, forwarded_for };
+
+NameKind kind_of(std::string_view name) noexcept {
+  switch (name.size()) {
+    case 2: return iequals(name, "TE") ? NameKind::hop_by_hop : NameKind::other;
+    case 4: return iequals(name, "Host") ? NameKind::replaced : NameKind::other;
+    case 7: return iequals(name, "Trailer") || iequals(name, "Upgrade") ? NameKind::hop_by_hop : NameKind::other;
+    case 10:
+      return iequals(name, "Connection") || iequals(name, "Keep-Alive") ? NameKind::hop_by_hop : NameKind::other;
+    case 14: return iequals(name, "Content-Length") ? NameKind::replaced : NameKind::other;
+    case 15: return iequals(name, "X-Forwarded-For") ? NameKind::forwarded_for : NameKind::other;
+    case 16:
+      return iequals(name, "Proxy-Connection") ? NameKind::hop_by_hop
+             : iequals(name, "X-Forwarded-Host") ? NameKind::replaced
+                                                 : NameKind::other;
+    case 17:
+      return iequals(name, "Transfer-Encoding") ? NameKind::hop_by_hop
+             : iequals(name, "X-Forwarded-Proto") ? NameKind::replaced
+                                                  : NameKind::other;
+    default: return NameKind::other;
+  }
+}
 
 // Calls emit(name, value) for each header to send to the Pod, in order.
 template <class H, class Emit>
 void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& request, const std::string* host_override,
                           Emit emit) {
   const ConnectionTokens tokens(headers);
+  // The client's X-Forwarded-For values; a string only when there are two or more (with ours).
+  std::string_view first_forwarded_for;
   std::string forwarded_for;
+  bool any_forwarded_for = false;
   for (const auto& h : headers) {
     const auto [name, value] = view_of(h);
-    if (is_hop_by_hop(name, tokens)) continue;
-    if (iequals(name, "Host") || iequals(name, "Content-Length") || iequals(name, "X-Forwarded-Proto") ||
-        iequals(name, "X-Forwarded-Host"))
-      continue;
-    if (iequals(name, "X-Forwarded-For")) {
-      if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for += value;
+    const NameKind kind = kind_of(name);
+    if (kind == NameKind::hop_by_hop || kind == NameKind::replaced || tokens.contains(name)) continue;
+    if (kind == NameKind::forwarded_for) {
+      if (!any_forwarded_for) {
+        first_forwarded_for = value;
+        any_forwarded_for = true;
+      } else {
+        if (forwarded_for.empty()) forwarded_for = first_forwarded_for;
+        forwarded_for += ", ";
+        forwarded_for += value;
+      }
       continue;
     }
     emit(name, value);
   }
   const std::string& host = host_override ? *host_override : request.client_host;
   if (!host.empty()) emit("Host", host);
+  std::string_view chain = forwarded_for.empty() ? first_forwarded_for : std::string_view(forwarded_for);
   if (!request.client_address.empty()) {
-    if (!forwarded_for.empty()) forwarded_for += ", ";
-    forwarded_for += request.client_address;
+    if (!any_forwarded_for) {
+      chain = request.client_address;
+    } else {
+      if (forwarded_for.empty()) forwarded_for = first_forwarded_for;
+      forwarded_for += ", ";
+      forwarded_for += request.client_address;
+      chain = forwarded_for;
+    }
   }
-  if (!forwarded_for.empty()) emit("X-Forwarded-For", forwarded_for);
+  if (!chain.empty()) emit("X-Forwarded-For", chain);
   if (!request.client_scheme.empty()) emit("X-Forwarded-Proto", request.client_scheme);
   if (!request.client_host.empty()) emit("X-Forwarded-Host", request.client_host);
+}
+
+// Whether s holds CR, LF or NUL. Eight bytes at a time: a byte below 14 is rare in a header
+// value, and only then are the bytes looked at one by one.
+bool has_cr_lf_nul(std::string_view s) noexcept {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if (((w - 14 * kOnes) & ~w & kHigh) != 0) break;  // some byte of w is below 14
+  }
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\r' || c == '\n' || c == '\0') return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -66,12 +124,7 @@ bool ConnectionTokens::contains(std::string_view name) const noexcept {
 }
 
 bool is_hop_by_hop(std::string_view name, const ConnectionTokens& tokens) {
-  static constexpr std::array<std::string_view, 7> kHopByHop{"Connection", "Keep-Alive",        "Proxy-Connection",
-                                                             "TE",         "Trailer",           "Transfer-Encoding",
-                                                             "Upgrade"};
-  for (auto h : kHopByHop)
-    if (iequals(name, h)) return true;
-  return tokens.contains(name);
+  return kind_of(name) == NameKind::hop_by_hop || tokens.contains(name);
 }
 
 std::vector<Header> end_to_end(const std::vector<Header>& headers) {
@@ -82,8 +135,9 @@ std::vector<Header> end_to_end(const std::vector<Header>& headers) {
 
 std::vector<Header> upstream_request_headers(const ForwardRequest& request, const std::string* host_override) {
   std::vector<Header> out;
-  for_upstream_request(request.headers, request, host_override,
-                       [&](std::string_view n, std::string_view v) { out.emplace_back(std::string(n), std::string(v)); });
+  for_upstream_request(request.headers, request, host_override, [&](std::string_view n, std::string_view v) {
+    out.emplace_back(std::string(n), std::string(v));
+  });
   return out;
 }
 
@@ -104,13 +158,22 @@ bool append_upstream_header_lines(const ForwardRequest& request, const std::stri
   for (const auto& [n, v] : request.headers) size += n.size() + v.size() + 4;
   out.reserve(size);
   for_upstream_request(request.headers, request, host_override, [&](std::string_view n, std::string_view v) {
-    for (char c : v)  // (find_first_of would call memchr once per character)
-      if (c == '\r' || c == '\n' || c == '\0') clean = false;
+    if (has_cr_lf_nul(v)) clean = false;
     if (n.size() == 4 && iequals(n, "Host")) has_host = true;
-    out += n;
-    out += ": ";
-    out += v;
-    out += "\r\n";
+    // One append of the whole line where it fits a small buffer (each append is a call).
+    char line[256];
+    const std::size_t len = n.size() + v.size() + 4;
+    if (len <= sizeof line) {
+      std::memcpy(line, n.data(), n.size());
+      line[n.size()] = ':';
+      line[n.size() + 1] = ' ';
+      std::memcpy(line + n.size() + 2, v.data(), v.size());
+      line[len - 2] = '\r';
+      line[len - 1] = '\n';
+      out.append(line, len);
+    } else {
+      out.append(n).append(": ", 2).append(v).append("\r\n", 2);
+    }
   });
   return clean;
 }

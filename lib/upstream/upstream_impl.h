@@ -263,6 +263,7 @@ struct Upstream::Impl : std::enable_shared_from_this<Upstream::Impl> {
 };
 
 struct UpstreamRequest::Impl : std::enable_shared_from_this<UpstreamRequest::Impl> {
+  Impl(ForwardRequest&& r, ForwardHandlers&& h) : request(std::move(r)), handlers(std::move(h)) {}
   std::weak_ptr<ForwardingContext> context;  // the loop it runs on (the Upstream's or a worker's)
   ForwardRequest request;
   ForwardHandlers handlers;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <type_traits>
 
 #include "core/defer.h"
 #include "net/block_cache.h"
@@ -26,12 +28,16 @@ bool connect_phase(const std::error_code& code) {
          code == Errc::tls_verify_failed || code == Errc::pool_exhausted;
 }
 
+// RFC 9110 tchar: visible ASCII but the delimiters. A table: one load per character (the
+// method and every header name of every request).
+constexpr auto kTokenChar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 33; c < 127; ++c) t[c] = std::string_view("()<>@,;:\\\"/[]?={}").find(static_cast<char>(c)) == std::string_view::npos;
+  return t;
+}();
+
 bool valid_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return c > 32 && c < 127 && c != '(' && c != ')' && c != ',' && c != '/' && c != ':' && c != ';' && c != '<' &&
-           c != '=' && c != '>' && c != '?' && c != '@' && c != '[' && c != '\\' && c != ']' && c != '{' && c != '}' &&
-           c != '"';
-  });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return kTokenChar[c]; });
 }
 
 // Whether s holds any of the (few) characters in set. A plain loop: std::string::find_first_of
@@ -98,7 +104,7 @@ void UpstreamRequest::resume_body() {
   if (impl_->exchange) impl_->exchange->resume_body();
 }
 
-Result<std::unique_ptr<UpstreamRequest>> ForwardingContext::forward(ForwardRequest request, ForwardHandlers handlers) {
+Result<std::unique_ptr<UpstreamRequest>> ForwardingContext::forward(ForwardRequest&& request, ForwardHandlers&& handlers) {
   if (!valid_token(request.method)) return Error{Errc::invalid_argument, fmt::format("forward: bad method \"{}\"", request.method)};
   // CR, LF and NUL are refused here, as the connection's serializer would: a request it refused
   // later would fail on a later turn and count against the Pod it was meant for.
@@ -111,10 +117,9 @@ Result<std::unique_ptr<UpstreamRequest>> ForwardingContext::forward(ForwardReque
       return Error{Errc::invalid_argument, fmt::format("forward: bad header \"{}\"", name)};
   if (stopped || publication->closed())
     return Error{Errc::operation_canceled, fmt::format("upstream \"{}\" is closed", name())};
-  auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{});
+  auto r = std::allocate_shared<UpstreamRequest::Impl>(detail::BlockAllocator<UpstreamRequest::Impl>{},
+                                                       std::move(request), std::move(handlers));
   r->context = weak_from_this();
-  r->request = std::move(request);
-  r->handlers = std::move(handlers);
   r->start = SteadyClock::now();
   ++tally.requests;
   ++in_flight;
@@ -269,20 +274,27 @@ void UpstreamRequest::Impl::attempt() {
       return self->retry(*owner);
     }
     // The kept headers as views: on the stack for a usual head, in a vector for a long one.
-    std::array<HeaderView, 32> on_stack;
+    // The stack slots are left uninitialized (1 KiB zeroed per response otherwise) and each is
+    // constructed when used; HeaderView is trivially destructible.
+    static_assert(std::is_trivially_destructible_v<HeaderView>);
+    constexpr std::size_t kOnStack = 32;
+    union Slots {
+      Slots() {}
+      HeaderView v[kOnStack];
+    } on_stack;
     std::vector<HeaderView> spilled;
     std::size_t kept = 0;
     detail::for_each_end_to_end(head.headers, [&](HeaderView header) {
-      if (kept < on_stack.size()) {
-        on_stack[kept++] = header;
+      if (kept < kOnStack) {
+        std::construct_at(&on_stack.v[kept++], header);
         return;
       }
-      if (spilled.empty()) spilled.assign(on_stack.begin(), on_stack.end());
+      if (spilled.empty()) spilled.assign(on_stack.v, on_stack.v + kOnStack);
       spilled.push_back(header);
     });
     ForwardResponseHead fh;
     fh.status = head.status;
-    fh.headers = spilled.empty() ? std::span<const HeaderView>(on_stack.data(), kept) : std::span<const HeaderView>(spilled);
+    fh.headers = spilled.empty() ? std::span<const HeaderView>(on_stack.v, kept) : std::span<const HeaderView>(spilled);
     fh.content_length = head.content_length;
     const auto answered = self->pod;  // fh.pod stays valid if the handler cancels the request
     fh.pod = answered->host_port.view();

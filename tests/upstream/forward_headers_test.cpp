@@ -83,4 +83,34 @@ TEST_SUITE("forward headers") {
     CHECK_FALSE(has_host);
     CHECK(lines.find("A: b\r\n") == 0);
   }
+
+  TEST_CASE("CR, LF and NUL are found at every position of a long value, and no other byte is refused") {
+    ForwardRequest r;
+    r.client_host.clear();
+    std::string lines;
+    bool has_host = false;
+    for (char bad : {'\r', '\n', '\0'}) {
+      for (std::size_t at = 0; at < 40; ++at) {
+        std::string value(40, 'v');
+        value[at] = bad;
+        r.headers = {{"A", value}};
+        lines.clear();
+        CHECK_FALSE(append_upstream_header_lines(r, nullptr, lines, has_host));
+      }
+    }
+    std::string every_other;  // bytes 1..255 but CR and LF: below 14, 0x80 and above, in runs of 8
+    for (int c = 1; c < 256; ++c)
+      if (c != '\r' && c != '\n') every_other += static_cast<char>(c);
+    r.headers = {{"A", every_other}, {"X-Forwarded-For", "192.0.2.1"}, {"X-Forwarded-For", "192.0.2.2"}};
+    r.client_address = "127.0.0.9";
+    lines.clear();
+    REQUIRE(append_upstream_header_lines(r, nullptr, lines, has_host));
+    CHECK(lines.find("A: " + every_other + "\r\n") == 0);
+    CHECK(lines.find("X-Forwarded-For: 192.0.2.1, 192.0.2.2, 127.0.0.9\r\n") != std::string::npos);
+    r.client_address.clear();
+    r.headers = {{"X-Forwarded-For", "192.0.2.1"}};
+    lines.clear();
+    REQUIRE(append_upstream_header_lines(r, nullptr, lines, has_host));
+    CHECK(lines == "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n");
+  }
 }

@@ -78,6 +78,19 @@ TEST_SUITE("Upstream") {
       bad_target.target = with_nul("/a", "b");
       try_forward(std::move(bad_target));
     }
+    // Methods and header names must be tokens (RFC 9110 5.6.2): every delimiter, space,
+    // control and non-ASCII byte is refused.
+    for (char c : std::string("()<>@,;:\\\"/[]?={} \t\x01\x7f\x80\xff")) {
+      ForwardRequest bad_method;
+      bad_method.method = std::string("GE") + c + "T";
+      try_forward(std::move(bad_method));
+      ForwardRequest bad_name;
+      bad_name.headers = {{std::string("X-") + c, "v"}};
+      try_forward(std::move(bad_name));
+    }
+    ForwardRequest empty_method;
+    empty_method.method.clear();
+    try_forward(std::move(empty_method));
     const auto wrongly_accepted = static_cast<int>(accepted.size());
     CHECK(env.loop.run_until([&] { return *completed == wrongly_accepted; }, 3000));
 
