@@ -72,14 +72,15 @@ ProxyExchange::ProxyExchange(Worker& worker, std::shared_ptr<WorkerRoutes> route
   request_.client_address = head.client_address;
   request_.client_scheme = "http";
   request_.client_host = std::string(head.header("host"));
+  // The hash key before the headers are moved out of `head` below.
+  const auto& hash_header = lane_.handle->entry.hash_header;
+  if (!hash_header.empty()) request_.hash = hash_key(head.header(hash_header));
   request_.headers.reserve(head.headers.size());
   for (auto& h : head.headers) {
     // Framing is the Upstream's business; Expect was answered here already.
     if (h.first.size() == 6 && strcasecmp(h.first.c_str(), "expect") == 0) continue;
     request_.headers.emplace_back(std::move(h.first), std::move(h.second));
   }
-  const auto& hash_header = lane_.handle->entry.hash_header;
-  if (!hash_header.empty()) request_.hash = hash_key(head.header(hash_header));
   if (head.has_body()) {
     if (!head.chunked && head.content_length && *head.content_length <= kBufferLimit) {
       buffering_ = true;

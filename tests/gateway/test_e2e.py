@@ -66,6 +66,28 @@ class Weights(GatewayTest):
         self.assertStopsCleanly(gw)
 
 
+class ConsistentHash(GatewayTest):
+    def test_the_hash_header_keeps_each_user_on_one_pod_and_spreads_users_over_the_pods(self):
+        a = self.env.cluster("tke-a")
+        pods = self.start_pods(a, 4)
+        ups = [{"name": "sticky", "policy": "consistent_hash", "hash_header": "X-User", "services": [svc("tke-a")]}]
+        gw = self.env.gateway(gateway_config([a], ups, [{"host": "*", "path_prefix": "/", "upstream": "sticky"}]))
+        gw.wait_ready()
+        owner = {}
+        for user in range(40):
+            seen = set()
+            for _ in range(5):
+                status, headers, _ = gw.get("/", headers={"X-User": f"user-{user}"})
+                self.assertEqual(status, 200)
+                seen.add(headers.get("x-pod"))
+            self.assertEqual(len(seen), 1, f"user-{user} reached {seen}")
+            owner[user] = seen.pop()
+        # 40 users over 4 Pods (Maglev): every Pod owns some, none owns most.
+        per_pod = {p: sum(1 for o in owner.values() if o == p) for p in pods}
+        self.assertTrue(all(3 <= n <= 20 for n in per_pod.values()), per_pod)
+        self.assertStopsCleanly(gw)
+
+
 class NodeLabels(GatewayTest):
     def test_node_label_filter_sends_traffic_only_to_pods_on_matching_nodes(self):
         a = self.env.cluster("tke-a")
