@@ -241,11 +241,15 @@ class Connection final : public ResponseWriter {
     bool bodyless = head_request_ || status == 204 || status == 304 || status < 200;
     body_allowed_ = !bodyless;
     std::string& o = out_;
-    o += "HTTP/1.1 ";
-    append_number(o, static_cast<std::uint64_t>(status));
-    o += ' ';
-    o += reason_phrase(status);
-    o += "\r\n";
+    if (status == 200) {
+      o += "HTTP/1.1 200 OK\r\n";  // the usual status line in one append
+    } else {
+      o += "HTTP/1.1 ";
+      append_number(o, static_cast<std::uint64_t>(status));
+      o += ' ';
+      o += reason_phrase(status);
+      o += "\r\n";
+    }
     for (const auto& [k, v] : headers) {
       if (framing_or_hop_header(k)) continue;
       o += k;

@@ -29,7 +29,7 @@ void ExchangeCore::cancel_silently() {
 }
 
 void ExchangeCore::maybe_release_handlers() {
-  if (canceled && calling == 0) handlers = HttpHandlers{};
+  if (canceled && calling == 0) handlers.reset();
 }
 
 HttpExchange::HttpExchange(std::shared_ptr<ExchangeCore> core) : core_(std::move(core)) {}

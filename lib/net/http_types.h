@@ -85,7 +85,19 @@ struct HttpHandlers {
   // tls_verify_failed, http_parse_error, http_limit_exceeded, io_error, operation_canceled
   // (the connection or pool was closed with close() while the exchange was pending).
   std::function<void(Status)> on_complete;
+
+  // Drops every handler (and what it captured). Cheaper than assigning HttpHandlers{}.
+  void reset() noexcept;
 };
+
+inline void HttpHandlers::reset() noexcept {
+  static_assert(sizeof(HttpHandlers) == 5 * sizeof(std::function<void()>), "HttpHandlers::reset: a handler was added");
+  on_informational = nullptr;
+  on_head = nullptr;
+  on_body = nullptr;
+  on_writable = nullptr;
+  on_complete = nullptr;
+}
 
 struct HttpLimits {
   std::size_t max_header_bytes = 64 * 1024;  // status line + all header lines of a response

@@ -407,7 +407,7 @@ void UpstreamRequest::Impl::complete(Status s) {
   auto keep = shared_from_this();
   if (auto ctx = context.lock()) ctx->request_done(*this, !s.ok(), true);
   auto cb = std::move(handlers.on_complete);
-  if (calling == 0) handlers = {};
+  if (calling == 0) drop_handlers();
   if (cb) cb(std::move(s));
 }
 
@@ -416,7 +416,7 @@ void UpstreamRequest::Impl::cancel() {
   canceled = true;
   // Inside one of our handlers (the caller dropped us there) the running std::function must
   // stay alive until it returns: call() clears the handlers then.
-  if (calling == 0) handlers = {};
+  if (calling == 0) drop_handlers();
   exchange.reset();
   finish_attempt(Outcome::neutral);
   if (!done) {
