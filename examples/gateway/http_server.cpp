@@ -252,10 +252,17 @@ class Connection final : public ResponseWriter {
     }
     for (const auto& [k, v] : headers) {
       if (framing_or_hop_header(k)) continue;
-      o += k;
-      o += ": ";
-      o += v;
-      o += "\r\n";
+      // One append per line where it fits (each append is a call into libstdc++).
+      char line[256];
+      if (const std::size_t len = k.size() + v.size() + 4; len <= sizeof line) {
+        std::memcpy(line, k.data(), k.size());
+        std::memcpy(line + k.size(), ": ", 2);
+        std::memcpy(line + k.size() + 2, v.data(), v.size());
+        std::memcpy(line + len - 2, "\r\n", 2);
+        o.append(line, len);
+      } else {
+        o.append(k).append(": ", 2).append(v).append("\r\n", 2);
+      }
     }
     if (length) {
       if (status != 204 && status >= 200) {

@@ -247,7 +247,7 @@ void UpstreamRequest::Impl::attempt() {
   }
   if (!request.streamed) {
     out.body_mode = net::BodyMode::buffered;
-    out.body = request.body;
+    if (!request.body.empty()) out.body = request.body;
   } else if (request.content_length) {
     out.body_mode = net::BodyMode::streamed_length;
     out.content_length = *request.content_length;
