@@ -43,12 +43,7 @@ def main():
                          "haproxy-tcp)")
     ap.add_argument("--relay", help="tcp_relay binary (default build/release/bench/gateway/tcp_relay)")
     a = ap.parse_args()
-    bins = {}
-    for spec in a.bin:
-        label, sep, path = spec.partition("=")
-        if not sep or not os.access(path, os.X_OK):
-            ap.error(f"--bin {spec}: want LABEL=PATH of an executable")
-        bins[label] = os.path.abspath(path)
+    bins = run.binaries(ap, a.bin)
     args = run.parse_args(["--workers", str(a.workers), "--flips", "0", "--duration", str(a.duration)]
                           + ([] if a.no_syscalls else ["--syscalls"])
                           + (["--relay", a.relay] if a.relay else []))

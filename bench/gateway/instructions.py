@@ -45,12 +45,7 @@ def main():
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
             print(f"SKIP: {tool} is not installed", flush=True)
             return 77
-    bins = {}
-    for spec in a.bin:
-        label, sep, path = spec.partition("=")
-        if not sep or not os.access(path, os.X_OK):
-            ap.error(f"--bin {spec}: want LABEL=PATH of an executable")
-        bins[label] = os.path.abspath(path)
+    bins = run.binaries(ap, a.bin)
     args = run.parse_args(["--quick", "--connections", str(a.connections)] + (["--keep-workdir"] if a.keep else []))
     return run.with_bench(args, lambda bench: count_all(bench, bins, a))
 

@@ -91,6 +91,18 @@ def parse_args(argv):
     return a
 
 
+def binaries(ap, specs):
+    """{label: absolute path} from --bin LABEL=PATH arguments (ab.py, instructions.py); ap.error()
+    names a malformed one or one that is not an executable."""
+    bins = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not os.access(path, os.X_OK):
+            ap.error(f"--bin {spec}: want LABEL=PATH of an executable")
+        bins[label] = os.path.abspath(path)
+    return bins
+
+
 def on_signal(signum, _frame):
     raise SystemExit(128 + signum)
 
