@@ -37,40 +37,33 @@ template <class H, class Emit>
 void for_upstream_request(const std::vector<H>& headers, const ForwardRequest& request, const std::string* host_override,
                           Emit emit) {
   const ConnectionTokens tokens(headers);
-  // The client's X-Forwarded-For values; a string only when there are two or more (with ours).
-  std::string_view first_forwarded_for;
-  std::string forwarded_for;
-  bool any_forwarded_for = false;
+  // X-Forwarded-For: the client's values, then client_address, joined by ", " (none before the
+  // first non-empty piece). A view of the one piece there usually is; a string once two are joined.
+  std::string joined;
+  std::string_view chain;
+  auto add = [&](std::string_view piece) {
+    if (chain.empty()) {
+      chain = piece;
+      return;
+    }
+    if (chain.data() != joined.data()) joined.assign(chain);
+    joined += ", ";
+    joined += piece;
+    chain = joined;
+  };
   for (const auto& h : headers) {
     const auto [name, value] = view_of(h);
     const NameKind kind = kind_of(name);
     if (kind == NameKind::hop_by_hop || kind == NameKind::replaced || tokens.contains(name)) continue;
     if (kind == NameKind::forwarded_for) {
-      if (!any_forwarded_for) {
-        first_forwarded_for = value;
-        any_forwarded_for = true;
-      } else {
-        if (forwarded_for.empty()) forwarded_for = first_forwarded_for;
-        forwarded_for += ", ";
-        forwarded_for += value;
-      }
+      add(value);
       continue;
     }
     emit(name, value);
   }
   const std::string& host = host_override ? *host_override : request.client_host;
   if (!host.empty()) emit("Host", host);
-  std::string_view chain = forwarded_for.empty() ? first_forwarded_for : std::string_view(forwarded_for);
-  if (!request.client_address.empty()) {
-    if (!any_forwarded_for) {
-      chain = request.client_address;
-    } else {
-      if (forwarded_for.empty()) forwarded_for = first_forwarded_for;
-      forwarded_for += ", ";
-      forwarded_for += request.client_address;
-      chain = forwarded_for;
-    }
-  }
+  if (!request.client_address.empty()) add(request.client_address);
   if (!chain.empty()) emit("X-Forwarded-For", chain);
   if (!request.client_scheme.empty()) emit("X-Forwarded-Proto", request.client_scheme);
   if (!request.client_host.empty()) emit("X-Forwarded-Host", request.client_host);

@@ -113,4 +113,21 @@ TEST_SUITE("forward headers") {
     REQUIRE(append_upstream_header_lines(r, nullptr, lines, has_host));
     CHECK(lines == "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n");
   }
+
+  TEST_CASE("X-Forwarded-For joins the client's values and the client address, with no comma before the first") {
+    auto chain = [](std::vector<Header> headers, std::string address) {
+      ForwardRequest r;
+      r.headers = std::move(headers);
+      r.client_address = std::move(address);
+      r.client_host.clear();
+      return find(upstream_request_headers(r, nullptr), "X-Forwarded-For");
+    };
+    CHECK(chain({}, "") == "<none>");
+    CHECK(chain({}, "127.0.0.9") == "127.0.0.9");
+    CHECK(chain({{"X-Forwarded-For", ""}}, "127.0.0.9") == "127.0.0.9");
+    CHECK(chain({{"X-Forwarded-For", ""}}, "") == "<none>");
+    CHECK(chain({{"X-Forwarded-For", "192.0.2.1"}}, "") == "192.0.2.1");
+    CHECK(chain({{"x-forwarded-for", "192.0.2.1"}, {"X-Forwarded-For", ""}}, "127.0.0.9") == "192.0.2.1, , 127.0.0.9");
+    CHECK(chain({{"X-Forwarded-For", "a"}, {"X-Forwarded-For", "b"}, {"X-Forwarded-For", "c"}}, "d") == "a, b, c, d");
+  }
 }
