@@ -188,7 +188,11 @@ class Connection final : public ResponseWriter {
     tcp_.data = this;
     uv_timer_init(&server_->loop, &timer_);
     timer_.data = this;
-    open_handles_ = 2;
+    uv_check_init(&server_->loop, &flush_check_);
+    flush_check_.data = this;
+    uv_prepare_init(&server_->loop, &flush_prepare_);
+    flush_prepare_.data = this;
+    open_handles_ = 4;
     if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
       close();
       return false;
@@ -230,6 +234,8 @@ class Connection final : public ResponseWriter {
     uv_timer_stop(&timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
   }
 
   // ResponseWriter
@@ -296,7 +302,8 @@ class Connection final : public ResponseWriter {
         out_.append(data);
       }
     }
-    flush();
+    if (queued_ + out_.size() >= server_->options.write_high_water) flush();
+    else flush_soon();
     if (queued_ >= server_->options.write_high_water) {
       want_writable_ = true;
       return false;
@@ -309,7 +316,7 @@ class Connection final : public ResponseWriter {
     if (!response_started_) start(500, {}, 0);
     if (chunked_out_) out_ += "0\r\n\r\n";
     response_done_ = true;
-    flush();
+    flush_soon();
     if (!request_done_ && body_paused_) {
       // Answered before the request body ended, with the body paused (the handler no longer
       // needs it, and may never resume it): read on and discard the rest, so that the
@@ -691,7 +698,7 @@ class Connection final : public ResponseWriter {
     }
     if (head_.has_body() && iequals(head_.header("expect"), "100-continue")) {
       out_ += "HTTP/1.1 100 Continue\r\n\r\n";
-      flush();
+      flush_soon();
     }
     if (head_.has_body()) {
       // The handler (which forwards the request to a Pod) is created once the first body byte
@@ -789,7 +796,22 @@ class Connection final : public ResponseWriter {
     Connection* conn;
   };
 
+  // Responses leave at the end of the loop phase that wrote them (like the library's
+  // Transport::write): the check handle sends after the poll phase's callbacks, the prepare
+  // handle before the loop polls again; both are active (and keep the loop alive) only while
+  // out_ waits. Every response written while the loop handles one batch of events then leaves
+  // back to back, and a client (wrk, a gateway in front) is woken once for them.
+  void flush_soon() {
+    if (closing_ || out_.empty() || uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check_))) return;
+    uv_check_start(&flush_check_, [](uv_check_t* h) { static_cast<Connection*>(h->data)->flush(); });
+    uv_prepare_start(&flush_prepare_, [](uv_prepare_t* h) { static_cast<Connection*>(h->data)->flush(); });
+  }
+
   void flush() {
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check_))) {
+      uv_check_stop(&flush_check_);
+      uv_prepare_stop(&flush_prepare_);
+    }
     if (closing_ || out_.empty()) return;
     auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
     if (queued_ == 0) {
@@ -840,6 +862,7 @@ class Connection final : public ResponseWriter {
   // Close once the output has left: the response's end is the connection's end.
   void end_after_writes() {
     if (closing_) return;
+    flush();
     shutting_down_ = true;
     update_reading();
     if (queued_ == 0) shutdown_now();
@@ -864,6 +887,8 @@ class Connection final : public ResponseWriter {
   std::shared_ptr<Connection> me_;  // held while handles are open
   uv_tcp_t tcp_{};
   uv_timer_t timer_{};
+  uv_check_t flush_check_{};
+  uv_prepare_t flush_prepare_{};
   std::uint64_t timer_deadline_ = 0;  // loop time; 0 = none
   std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
   bool timer_referenced_ = true;

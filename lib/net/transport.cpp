@@ -71,7 +71,11 @@ Transport::Transport(uv_loop_t& loop, TransportSink& sink, TransportOptions opti
   timer_.data = this;
   uv_timer_init(&loop_, &defer_timer_);
   defer_timer_.data = this;
-  open_handles_ = 3;
+  uv_check_init(&loop_, &batch_check_);
+  batch_check_.data = this;
+  uv_prepare_init(&loop_, &batch_prepare_);
+  batch_prepare_.data = this;
+  open_handles_ = 5;
 }
 
 Transport::~Transport() = default;
@@ -341,8 +345,56 @@ void Transport::flush_pending_plain() {
 // and a poll handle says when the socket is writable again. That handle watches a duplicate of
 // the socket's descriptor: libuv allows one watcher per descriptor number and the uv_tcp_t owns
 // the original (epoll registers the duplicate separately; both refer to the same socket).
+// Small writes wait in out_ for the end of the loop phase (see write() in the header); the
+// batch is empty or waiting exactly while batch_check_ is active. Bytes the socket did not take
+// wait in out_ too, with polling_ set; a batch never forms while they do.
 void Transport::raw_write(std::string_view data) {
   if (closing_ || deferred_error_ || state_ == State::failed || data.empty()) return;
+  if (!polling_ && queued_bytes_ + data.size() <= kBatchBytes) {
+    if (queued_bytes_ == 0) {
+      out_.clear();
+      out_offset_ = 0;
+      uv_check_start(&batch_check_, &Transport::batch_check_cb);
+      uv_prepare_start(&batch_prepare_, &Transport::batch_prepare_cb);
+    }
+    out_.append(data);
+    queued_bytes_ += data.size();
+    return;
+  }
+  if (batching()) {
+    out_.append(data);
+    queued_bytes_ += data.size();
+    return flush_batch();
+  }
+  send_now(data);
+}
+
+// From the loop (never inside a Transport method): a batch that left whole counts as a drained
+// write queue, as a queue emptied by writable_cb does (a caller above its high-water mark
+// waits for that).
+void Transport::batch_check_cb(uv_check_t* handle) { static_cast<Transport*>(handle->data)->flush_batch_from_loop(); }
+void Transport::batch_prepare_cb(uv_prepare_t* handle) { static_cast<Transport*>(handle->data)->flush_batch_from_loop(); }
+
+void Transport::flush_batch_from_loop() {
+  flush_batch();
+  if (queued_bytes_ == 0 && !closing_ && state_ == State::ready && sink_ != nullptr) sink_->on_transport_drained();
+}
+
+void Transport::flush_batch() {
+  if (!batching()) return;
+  uv_check_stop(&batch_check_);
+  uv_prepare_stop(&batch_prepare_);
+  if (closing_ || deferred_error_ || state_ == State::failed) return;
+  std::string batch;
+  batch.swap(out_);
+  queued_bytes_ = 0;
+  out_offset_ = 0;
+  send_now(batch);
+  // All sent: keep the larger buffer for the next batch.
+  if (queued_bytes_ == 0 && batch.capacity() > out_.capacity()) out_.swap(batch);
+}
+
+void Transport::send_now(std::string_view data) {
   if (queued_bytes_ == 0) {
     int err = 0;
     data.remove_prefix(send_some(data, err));
@@ -530,6 +582,8 @@ void Transport::close() {
   uv_close(reinterpret_cast<uv_handle_t*>(tcp_), &Transport::tcp_close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Transport::close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), &Transport::close_cb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&batch_check_), &Transport::close_cb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&batch_prepare_), &Transport::close_cb);
 }
 
 void Transport::defer() {

@@ -55,7 +55,15 @@ class Transport {
   // Starts resolving and connecting. Outcome through the sink.
   void start();
   // Queues plaintext. Before the connection is ready it is kept and sent once it is.
+  // Writes are batched per loop turn: what is written while the loop runs one phase (the I/O
+  // callbacks of one poll, or the timer and idle callbacks before it) leaves in one send()
+  // when that phase ends, just before the loop polls again (a uv_check and a uv_prepare
+  // handle, active and referenced only while bytes wait, so the loop neither blocks nor exits
+  // with bytes unsent). A peer serving several connections is then woken once for what this
+  // loop had for it, not once per write. Up to kBatchBytes wait; a write that would go
+  // over sends the batch and itself at once. close() drops what has not left, as before.
   void write(std::string_view data);
+  static constexpr std::size_t kBatchBytes = 16 * 1024;
   std::size_t queued_bytes() const noexcept { return queued_bytes_ + pending_plain_.size(); }
   void pause_reading();
   void resume_reading();
@@ -95,6 +103,10 @@ class Transport {
   void process_tls_input();
   void flush_tls_output();
   void raw_write(std::string_view data);
+  void send_now(std::string_view data);  // raw_write without batching
+  void flush_batch();
+  void flush_batch_from_loop();
+  bool batching() const noexcept { return uv_is_active(reinterpret_cast<const uv_handle_t*>(&batch_check_)) != 0; }
   void flush_pending_plain();
   std::size_t send_some(std::string_view data, int& err);  // err: a UV_E* code, 0 = none
   void stop_polling();
@@ -112,6 +124,8 @@ class Transport {
   static void poll_close_cb(uv_handle_t* handle);
   static void timer_cb(uv_timer_t* timer);
   static void defer_cb(uv_timer_t* timer);
+  static void batch_check_cb(uv_check_t* handle);
+  static void batch_prepare_cb(uv_prepare_t* handle);
   static void close_cb(uv_handle_t* handle);
   static void tcp_close_cb(uv_handle_t* handle);
 
@@ -127,6 +141,10 @@ class Transport {
   std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
   bool timer_referenced_ = true;      // uv_ref state of timer_ (unreferenced while no deadline)
   uv_timer_t defer_timer_;
+  // Both active while a batch of writes waits in out_ (see write()): the check handle sends it
+  // after the poll phase's callbacks, the prepare handle before the loop polls.
+  uv_check_t batch_check_;
+  uv_prepare_t batch_prepare_;
   uv_getaddrinfo_t resolve_req_;
   uv_connect_t connect_req_;
   int open_handles_ = 0;
@@ -136,7 +154,7 @@ class Transport {
   bool reading_ = false;
   std::unique_ptr<TlsEngine> tls_;
   std::string pending_plain_;   // written before ready
-  std::string out_;               // bytes the socket has not taken yet, from out_offset_ on
+  std::string out_;               // bytes not sent yet (a batch, or what the socket did not take), from out_offset_ on
   std::size_t out_offset_ = 0;
   std::size_t queued_bytes_ = 0;  // out_.size() - out_offset_
   uv_poll_t* poll_ = nullptr;     // writability of poll_fd_, created at the first short write

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cctype>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "http_server.h"
+#include "support/tcp_segments.h"
 
 using namespace kupgw;
 
@@ -32,6 +34,7 @@ class Client {
   }
   ~Client() { ::close(fd_); }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
   std::uint16_t port() const { return port_; }
   void send(const std::string& s) {
     std::size_t off = 0;
@@ -124,8 +127,12 @@ class Client {
   std::string buf_;
 };
 
+std::atomic<bool> drip_second_written{false};  // see "/drip" below
+
 // Echoes the request: headers X-Method/X-Target/X-Body-Bytes, body = request body or "hello".
 // "/chunked" answers without a Content-Length; "/later" answers 50 ms later from a timer;
+// "/drip" starts a chunked response and writes "first" 20 ms later from a timer, then "second"
+// and the end 500 ms after that (setting drip_second_written);
 // "/early" pauses the request body at its first piece and answers "early\n" at once, never
 // resuming (as the gateway does when the Upstream's response ends while the client's body
 // waits for on_writable).
@@ -162,6 +169,25 @@ class EchoHandler : public RequestHandler {
   }
   void on_body_end() override {
     if (answered_) return;
+    if (head_.target == "/drip") {
+      w_.start(200, {}, std::nullopt);
+      timer_ = new uv_timer_t;
+      uv_timer_init(&loop_, timer_);
+      timer_->data = this;
+      uv_timer_start(timer_, [](uv_timer_t* t) {
+        if (t->data == nullptr) return;
+        auto* self = static_cast<EchoHandler*>(t->data);
+        self->w_.write("first");
+        uv_timer_start(t, [](uv_timer_t* t2) {
+          if (t2->data == nullptr) return;
+          auto* me = static_cast<EchoHandler*>(t2->data);
+          drip_second_written = true;
+          me->w_.write("second");
+          me->w_.finish();
+        }, 500, 0);
+      }, 20, 0);
+      return;
+    }
     if (head_.target == "/later") {
       timer_ = new uv_timer_t;
       uv_timer_init(&loop_, timer_);
@@ -301,6 +327,34 @@ TEST_SUITE("HttpServer") {
                     CHECK(b.body == "abc");
                     CHECK(d.headers["x-target"] == "/third");
                   });
+  }
+
+  // Responses leave at the end of the loop phase that wrote them: a piece written from a timer
+  // callback leaves before the loop polls (uv_prepare), not when something next wakes the loop
+  // (here the timer of the next piece, 500 ms later).
+  TEST_CASE("a response piece written from a timer leaves before the loop waits again") {
+    drip_second_written = false;
+    after_sending("GET /drip HTTP/1.1\r\nHost: x\r\n\r\n", [](Client& c) {
+      REQUIRE(c.read_until("first"));
+      CHECK_FALSE(drip_second_written.load());
+      auto r = c.read();
+      CHECK(r.status == 200);
+      CHECK(r.body == "firstsecond");
+    });
+  }
+
+  // What one callback writes (head, two chunks, the last chunk) leaves in one send(): one TCP
+  // segment for the whole response instead of one per write.
+  TEST_CASE("a response written in one callback arrives in one segment") {
+    with_connection([](Client& c) {
+      const std::int64_t before = kupstream::test::tcp_data_segments_in(c.fd());
+      c.send("POST /chunked HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+      auto r = c.read();
+      CHECK(r.chunked);
+      CHECK(r.body == "0123456789");
+      REQUIRE(before >= 0);
+      CHECK(kupstream::test::tcp_data_segments_in(c.fd()) - before == 1);
+    });
   }
 
   TEST_CASE("a response without a length is chunked for HTTP/1.1 and close-delimited for HTTP/1.0") {
