@@ -149,6 +149,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     std::function<void()> fn;
   };
   std::vector<Deferred> deferred, running;  // swapped: both keep their capacity
+  // Connections whose response bytes wait for the end of the loop phase (Connection::flush_soon).
+  std::vector<Connection*> waiting_flush;
   bool draining = false;
   bool shut = false;
   std::function<void()> drain_done;
@@ -223,6 +225,7 @@ class Connection final : public ResponseWriter {
   void close() {
     if (closing_) return;
     closing_ = true;
+    unlist_flush();
     if (handler_) {
       // Never destroy the handler inside one of its own calls; keep this connection (its
       // ResponseWriter) alive until the handler is gone.
@@ -800,14 +803,39 @@ class Connection final : public ResponseWriter {
   // Transport::write): the check handle sends after the poll phase's callbacks, the prepare
   // handle before the loop polls again; both are active (and keep the loop alive) only while
   // out_ waits. Every response written while the loop handles one batch of events then leaves
-  // back to back, and a client (wrk, a gateway in front) is woken once for them.
+  // back to back, and a client (wrk, a gateway in front) is woken once for them. Once
+  // kFlushBatch connections of this server wait, all of them are sent at once, so that the
+  // first does not wait for a long run of callbacks.
+  static constexpr std::size_t kFlushBatch = 8;
   void flush_soon() {
-    if (closing_ || out_.empty() || uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check_))) return;
+    if (closing_ || out_.empty() || listed_) return;
     uv_check_start(&flush_check_, [](uv_check_t* h) { static_cast<Connection*>(h->data)->flush(); });
     uv_prepare_start(&flush_prepare_, [](uv_prepare_t* h) { static_cast<Connection*>(h->data)->flush(); });
+    auto& waiting = server_->waiting_flush;
+    waiting.push_back(this);
+    listed_ = true;
+    if (waiting.size() < kFlushBatch) return;
+    std::vector<Connection*> all;
+    all.swap(waiting);
+    for (Connection* c : all) c->listed_ = false;
+    for (Connection* c : all) c->flush();
+    all.clear();
+    if (waiting.empty()) waiting.swap(all);  // keep the capacity
+  }
+
+  void unlist_flush() {
+    if (!listed_) return;
+    listed_ = false;
+    auto& waiting = server_->waiting_flush;
+    for (std::size_t i = 0; i < waiting.size(); ++i)
+      if (waiting[i] == this) {
+        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
   }
 
   void flush() {
+    unlist_flush();
     if (uv_is_active(reinterpret_cast<uv_handle_t*>(&flush_check_))) {
       uv_check_stop(&flush_check_);
       uv_prepare_stop(&flush_prepare_);
@@ -889,6 +917,7 @@ class Connection final : public ResponseWriter {
   uv_timer_t timer_{};
   uv_check_t flush_check_{};
   uv_prepare_t flush_prepare_{};
+  bool listed_ = false;  // in server_->waiting_flush
   std::uint64_t timer_deadline_ = 0;  // loop time; 0 = none
   std::uint64_t timer_due_ = 0;       // loop time the uv timer is armed for; 0 = not armed
   bool timer_referenced_ = true;

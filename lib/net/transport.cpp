@@ -56,6 +56,9 @@ Errc errc_for_uv(int status) {
   }
 }
 
+// Batches waiting on one thread before all of them leave at once (see write() in the header).
+constexpr std::size_t kBatchTransports = 8;
+
 }  // namespace
 
 Transport* Transport::create(uv_loop_t& loop, TransportSink& sink, TransportOptions options) {
@@ -345,9 +348,12 @@ void Transport::flush_pending_plain() {
 // and a poll handle says when the socket is writable again. That handle watches a duplicate of
 // the socket's descriptor: libuv allows one watcher per descriptor number and the uv_tcp_t owns
 // the original (epoll registers the duplicate separately; both refer to the same socket).
-// Small writes wait in out_ for the end of the loop phase (see write() in the header); the
-// batch is empty or waiting exactly while batch_check_ is active. Bytes the socket did not take
-// wait in out_ too, with polling_ set; a batch never forms while they do.
+// Small writes wait in out_ for the end of the loop phase (see write() in the header). While
+// polling_ is off, out_ holds nothing or a waiting batch (batch_check_ and batch_prepare_ are
+// then active); while it is on, out_ holds what the socket did not take, and no batch forms.
+// Each waiting batch is listed in its thread's pending_batches(); when kBatchTransports are
+// listed, all of them leave at once (the handles stay active: their callback then reports the
+// drain and stops them).
 void Transport::raw_write(std::string_view data) {
   if (closing_ || deferred_error_ || state_ == State::failed || data.empty()) return;
   if (!polling_ && queued_bytes_ + data.size() <= kBatchBytes) {
@@ -359,32 +365,49 @@ void Transport::raw_write(std::string_view data) {
     }
     out_.append(data);
     queued_bytes_ += data.size();
+    if (!listed_) list_batch();
     return;
   }
-  if (batching()) {
+  if (!polling_ && queued_bytes_ > 0) {  // the waiting batch leaves first, with data
     out_.append(data);
     queued_bytes_ += data.size();
-    return flush_batch();
+    return send_batch();
   }
   send_now(data);
 }
 
-// From the loop (never inside a Transport method): a batch that left whole counts as a drained
-// write queue, as a queue emptied by writable_cb does (a caller above its high-water mark
-// waits for that).
-void Transport::batch_check_cb(uv_check_t* handle) { static_cast<Transport*>(handle->data)->flush_batch_from_loop(); }
-void Transport::batch_prepare_cb(uv_prepare_t* handle) { static_cast<Transport*>(handle->data)->flush_batch_from_loop(); }
-
-void Transport::flush_batch_from_loop() {
-  flush_batch();
-  if (queued_bytes_ == 0 && !closing_ && state_ == State::ready && sink_ != nullptr) sink_->on_transport_drained();
+std::vector<Transport*>& Transport::pending_batches() {
+  thread_local std::vector<Transport*> pending;
+  return pending;
 }
 
-void Transport::flush_batch() {
-  if (!batching()) return;
-  uv_check_stop(&batch_check_);
-  uv_prepare_stop(&batch_prepare_);
-  if (closing_ || deferred_error_ || state_ == State::failed) return;
+void Transport::list_batch() {
+  auto& pending = pending_batches();
+  pending.push_back(this);
+  listed_ = true;
+  if (pending.size() < kBatchTransports) return;
+  std::vector<Transport*> all;
+  all.swap(pending);
+  for (Transport* t : all) t->listed_ = false;
+  for (Transport* t : all) t->send_batch();
+  all.clear();
+  if (pending.empty()) pending.swap(all);  // keep the capacity
+}
+
+void Transport::unlist_batch() noexcept {
+  if (!listed_) return;
+  listed_ = false;
+  auto& pending = pending_batches();
+  for (std::size_t i = 0; i < pending.size(); ++i)
+    if (pending[i] == this) {
+      pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+}
+
+void Transport::send_batch() {
+  unlist_batch();
+  if (polling_ || queued_bytes_ == 0 || closing_ || deferred_error_ || state_ == State::failed) return;
   std::string batch;
   batch.swap(out_);
   queued_bytes_ = 0;
@@ -392,6 +415,19 @@ void Transport::flush_batch() {
   send_now(batch);
   // All sent: keep the larger buffer for the next batch.
   if (queued_bytes_ == 0 && batch.capacity() > out_.capacity()) out_.swap(batch);
+}
+
+// From the loop, never inside a Transport method: a batch that left whole counts as a drained
+// write queue, as a queue emptied by writable_cb does (a caller above its high-water mark
+// waits for that).
+void Transport::batch_check_cb(uv_check_t* handle) { static_cast<Transport*>(handle->data)->end_of_phase(); }
+void Transport::batch_prepare_cb(uv_prepare_t* handle) { static_cast<Transport*>(handle->data)->end_of_phase(); }
+
+void Transport::end_of_phase() {
+  uv_check_stop(&batch_check_);
+  uv_prepare_stop(&batch_prepare_);
+  send_batch();
+  if (queued_bytes_ == 0 && !closing_ && state_ == State::ready && sink_ != nullptr) sink_->on_transport_drained();
 }
 
 void Transport::send_now(std::string_view data) {
@@ -570,6 +606,7 @@ void Transport::fail(Error error) {
 void Transport::close() {
   if (closing_) return;
   closing_ = true;
+  unlist_batch();
   sink_ = nullptr;
   state_ = State::closed;
   if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));

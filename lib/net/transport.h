@@ -55,13 +55,15 @@ class Transport {
   // Starts resolving and connecting. Outcome through the sink.
   void start();
   // Queues plaintext. Before the connection is ready it is kept and sent once it is.
-  // Writes are batched per loop turn: what is written while the loop runs one phase (the I/O
+  // Writes are batched per loop phase: what is written while the loop runs one phase (the I/O
   // callbacks of one poll, or the timer and idle callbacks before it) leaves in one send()
   // when that phase ends, just before the loop polls again (a uv_check and a uv_prepare
   // handle, active and referenced only while bytes wait, so the loop neither blocks nor exits
   // with bytes unsent). A peer serving several connections is then woken once for what this
-  // loop had for it, not once per write. Up to kBatchBytes wait; a write that would go
-  // over sends the batch and itself at once. close() drops what has not left, as before.
+  // loop had for it, not once per write. Bounds: up to kBatchBytes wait per Transport (a write
+  // that would go over sends the batch and itself at once), and once kBatchTransports (transport.cpp) of this
+  // thread's Transports have a batch waiting, all of them leave at once (so the first one does
+  // not wait for a long run of callbacks). close() drops what has not left, as before.
   void write(std::string_view data);
   static constexpr std::size_t kBatchBytes = 16 * 1024;
   std::size_t queued_bytes() const noexcept { return queued_bytes_ + pending_plain_.size(); }
@@ -104,9 +106,11 @@ class Transport {
   void flush_tls_output();
   void raw_write(std::string_view data);
   void send_now(std::string_view data);  // raw_write without batching
-  void flush_batch();
-  void flush_batch_from_loop();
-  bool batching() const noexcept { return uv_is_active(reinterpret_cast<const uv_handle_t*>(&batch_check_)) != 0; }
+  void list_batch();                      // may send every listed batch (kBatchTransports)
+  void unlist_batch() noexcept;
+  void send_batch();                      // the waiting batch, if any, now
+  void end_of_phase();                    // the handles' callback
+  static std::vector<Transport*>& pending_batches();  // this thread's listed Transports
   void flush_pending_plain();
   std::size_t send_some(std::string_view data, int& err);  // err: a UV_E* code, 0 = none
   void stop_polling();
@@ -145,6 +149,7 @@ class Transport {
   // after the poll phase's callbacks, the prepare handle before the loop polls.
   uv_check_t batch_check_;
   uv_prepare_t batch_prepare_;
+  bool listed_ = false;  // in pending_batches()
   uv_getaddrinfo_t resolve_req_;
   uv_connect_t connect_req_;
   int open_handles_ = 0;

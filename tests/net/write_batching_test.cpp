@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "net/http_connection.h"
 #include "net/support/net_loop.h"
@@ -232,6 +234,73 @@ TEST_SUITE("Transport write batching") {
       REQUIRE(t.run_until([&] { return d.done; }));
       CHECK(d.status.ok());
       CHECK(same.load());
+    }
+    CHECK(t.close_loop() == 0);
+  }
+  // The bound on the wait: batches of one thread leave together once eight Transports have one
+  // waiting (kBatchTransports in transport.cpp), inside the write that made the eighth; fewer
+  // wait for the end of the phase. The timer callback blocks the loop for a while after its
+  // sends and counts what the server received meanwhile.
+  TEST_CASE("batches leave at the end of the phase, or at once when eight connections have one") {
+    std::atomic<int> received{0};
+    ScriptServer server([&received](int& fd, int) {
+      while (true) {
+        if (read_request(fd).empty()) return;
+        ++received;
+        write_all(fd, kOk);
+      }
+    });
+    TestLoop t;
+    {
+      std::vector<std::unique_ptr<HttpConnection>> conns;
+      std::vector<Done> warm(9);
+      std::vector<std::unique_ptr<HttpExchange>> exchanges;
+      for (int i = 0; i < 9; ++i) {
+        HttpConnectionOptions o;
+        o.host = "127.0.0.1";
+        o.port = static_cast<std::uint16_t>(server.port());
+        auto created = HttpConnection::create(t.loop, o);
+        REQUIRE(created.ok());
+        conns.push_back(std::move(created).value());
+        HttpRequest r;
+        r.target = "/warm";
+        auto ex = conns.back()->send(std::move(r), collect(warm[static_cast<std::size_t>(i)]));
+        REQUIRE(ex.ok());
+        exchanges.push_back(std::move(*ex));
+      }
+      REQUIRE(t.run_until([&] {
+        for (auto& w : warm)
+          if (!w.done) return false;
+        return true;
+      }));
+      REQUIRE(received.load() == 9);
+
+      std::vector<Done> done(9);
+      int seen_after_seven = -1, seen_after_eight = -1;
+      auto send_on = [&](std::size_t i) {
+        HttpRequest r;
+        r.target = "/batched";
+        auto ex = conns[i]->send(std::move(r), collect(done[i]));
+        REQUIRE(ex.ok());
+        exchanges.push_back(std::move(*ex));
+      };
+      TimerCall call(t, [&] {
+        for (std::size_t i = 0; i < 7; ++i) send_on(i);
+        sleep_ms(150);
+        seen_after_seven = received.load() - 9;
+        send_on(7);  // the eighth waiting batch: all eight leave now
+        sleep_ms(150);
+        seen_after_eight = received.load() - 9;
+        send_on(8);  // a new batch, sent at the end of this phase
+      });
+      REQUIRE(t.run_until([&] {
+        for (auto& d : done)
+          if (!d.done) return false;
+        return true;
+      }));
+      CHECK(seen_after_seven == 0);
+      CHECK(seen_after_eight == 8);
+      for (auto& d : done) CHECK(d.status.ok());
     }
     CHECK(t.close_loop() == 0);
   }
