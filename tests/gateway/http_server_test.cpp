@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
+#include <chrono>
 
 #include "http_server.h"
 #include "support/tcp_segments.h"
@@ -226,6 +228,32 @@ class EchoHandler : public RequestHandler {
   bool answered_ = false;
 };
 
+// "/hold": nothing is answered until nine such requests wait; the ninth's handler then answers
+// the first eight, blocks the loop for 300 ms (hold_slept set after it), and answers itself.
+std::atomic<bool> hold_slept{false};
+class HoldHandler : public RequestHandler {
+ public:
+  explicit HoldHandler(ResponseWriter& w) : w_(w) {}
+  ~HoldHandler() override { std::erase(held(), this); }
+  void on_body(std::string_view) override {}
+  void on_body_end() override {
+    held().push_back(this);
+    if (held().size() < 9) return;
+    auto all = held();
+    for (std::size_t i = 0; i < 8; ++i) all[i]->w_.simple(200, "held");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    hold_slept = true;
+    all[8]->w_.simple(200, "held");
+  }
+
+ private:
+  static std::vector<HoldHandler*>& held() {
+    static std::vector<HoldHandler*> v;
+    return v;
+  }
+  ResponseWriter& w_;
+};
+
 constexpr std::size_t kBigBody = 24 * 1024 * 1024;  // "/big": answered by the factory at once
 
 struct Harness {
@@ -246,6 +274,7 @@ struct Harness {
         w.simple(200, std::string(kBigBody, 'z'));
         return nullptr;
       }
+      if (h.target == "/hold") return std::make_unique<HoldHandler>(w);
       return std::make_unique<EchoHandler>(loop, h, w);
     });
     auto p = server->listen("127.0.0.1", 0);
@@ -354,6 +383,30 @@ TEST_SUITE("HttpServer") {
       CHECK(r.body == "0123456789");
       REQUIRE(before >= 0);
       CHECK(kupstream::test::tcp_data_segments_in(c.fd()) - before == 1);
+    });
+  }
+
+  // The bound on the wait: once eight connections have a response waiting, all eight leave at
+  // once (while the handler still blocks the loop), not at the end of the phase.
+  TEST_CASE("eight waiting responses leave at once, before the phase ends") {
+    hold_slept = false;
+    Harness h;
+    h.run([&] {
+      std::vector<std::unique_ptr<Client>> clients;
+      for (int i = 0; i < 9; ++i) {
+        clients.push_back(std::make_unique<Client>(h.port));
+        REQUIRE(clients.back()->connected());
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // in order, one by one
+      }
+      for (int i = 0; i < 8; ++i) {
+        auto r = clients[static_cast<std::size_t>(i)]->read();
+        CHECK(r.status == 200);
+        CHECK_FALSE(hold_slept.load());
+      }
+      auto last = clients[8]->read();
+      CHECK(last.body == "held");
+      CHECK(hold_slept.load());
     });
   }
 
