@@ -485,7 +485,9 @@ typedef struct kup_forward_callbacks {
 } kup_forward_callbacks;
 
 /** Sends a request to a Pod and streams the response back. On success *out is the request handle,
- * to destroy exactly once (which cancels it if it is still running). Errors (no callback runs):
+ * to destroy exactly once (which cancels it if it is still running). The bytes leave when the
+ * current loop phase ends (before the loop polls again); called from outside the loop's
+ * callbacks, at the host's next uv_run (see docs/net.md). Errors (no callback runs):
  * KUP_INVALID_ARGUMENT (bad method, target or header: CR, LF or NUL). */
 KUP_API int kup_upstream_forward(kup_upstream* upstream, const kup_request* request,
                                  const kup_forward_callbacks* callbacks, kup_forward** out, kup_error* err);

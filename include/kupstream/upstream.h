@@ -360,7 +360,10 @@ class KUPSTREAM_API Upstream {
   /// picker() instead to keep it longer.
   PickResult pick(std::uint64_t hash = 0) const;
 
-  /// Loop thread. Sends the request to a Pod and streams the response back.
+  /// Loop thread. Sends the request to a Pod and streams the response back. The bytes leave
+  /// when the loop phase that called forward() ends (writes are batched per phase, see
+  /// docs/net.md): inside a loop callback that is before the loop polls again; called from
+  /// outside the loop's callbacks, it is when the host next runs the loop (uv_run).
   /// Errors returned (no handler runs): invalid_argument (bad method/target/header; CR, LF or NUL
   /// in the target or a header value).
   Result<std::unique_ptr<UpstreamRequest>> forward(ForwardRequest request, ForwardHandlers handlers);
