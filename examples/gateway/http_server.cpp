@@ -827,11 +827,7 @@ class Connection final : public ResponseWriter {
     if (!listed_) return;
     listed_ = false;
     auto& waiting = server_->waiting_flush;
-    for (std::size_t i = 0; i < waiting.size(); ++i)
-      if (waiting[i] == this) {
-        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
-        return;
-      }
+    if (auto it = std::find(waiting.begin(), waiting.end(), this); it != waiting.end()) waiting.erase(it);
   }
 
   void flush() {

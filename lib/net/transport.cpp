@@ -4,8 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -398,11 +397,7 @@ void Transport::unlist_batch() noexcept {
   if (!listed_) return;
   listed_ = false;
   auto& pending = pending_batches();
-  for (std::size_t i = 0; i < pending.size(); ++i)
-    if (pending[i] == this) {
-      pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
-      return;
-    }
+  if (auto it = std::find(pending.begin(), pending.end(), this); it != pending.end()) pending.erase(it);
 }
 
 void Transport::send_batch() {

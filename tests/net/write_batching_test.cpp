@@ -54,6 +54,25 @@ std::string read_until_tail(int fd, std::string_view tail) {
   return got;
 }
 
+// A connection to 127.0.0.1:port that has carried one GET, so that it is connected and idle.
+std::unique_ptr<HttpConnection> warm_connection(TestLoop& t, int port, std::chrono::milliseconds response_timeout = 0ms) {
+  HttpConnectionOptions o;
+  o.host = "127.0.0.1";
+  o.port = static_cast<std::uint16_t>(port);
+  o.response_header_timeout = response_timeout;
+  auto created = HttpConnection::create(t.loop, o);
+  REQUIRE(created.ok());
+  auto conn = std::move(created).value();
+  Done first;
+  HttpRequest r;
+  r.target = "/warm";
+  auto ex = conn->send(std::move(r), collect(first));
+  REQUIRE(ex.ok());
+  REQUIRE(t.run_until([&] { return first.done; }));
+  REQUIRE(first.status.ok());
+  return conn;
+}
+
 // Runs `fn` from a timer callback on t's loop (0 ms: in the next turn's timer phase). The timer
 // handle stays open until this object goes (a handle closing in that turn would make the loop
 // skip the wait in its poll, which the first test depends on).
@@ -95,20 +114,7 @@ TEST_SUITE("Transport write batching") {
     });
     TestLoop t;
     {
-      HttpConnectionOptions o;
-      o.host = "127.0.0.1";
-      o.port = static_cast<std::uint16_t>(server.port());
-      o.response_header_timeout = 1500ms;
-      auto created = HttpConnection::create(t.loop, o);
-      REQUIRE(created.ok());
-      auto conn = std::move(created).value();
-      Done first;
-      HttpRequest r1;
-      r1.target = "/first";
-      auto ex1 = conn->send(std::move(r1), collect(first));
-      REQUIRE(ex1.ok());
-      REQUIRE(t.run_until([&] { return first.done; }));
-      REQUIRE(first.status.ok());
+      auto conn = warm_connection(t, server.port(), 1500ms);
 
       Done second;
       std::unique_ptr<HttpExchange> ex2;
@@ -149,19 +155,7 @@ TEST_SUITE("Transport write batching") {
     });
     TestLoop t;
     {
-      HttpConnectionOptions o;
-      o.host = "127.0.0.1";
-      o.port = static_cast<std::uint16_t>(server.port());
-      auto created = HttpConnection::create(t.loop, o);
-      REQUIRE(created.ok());
-      auto conn = std::move(created).value();
-      Done first;
-      HttpRequest r1;
-      r1.target = "/first";
-      auto ex1 = conn->send(std::move(r1), collect(first));
-      REQUIRE(ex1.ok());
-      REQUIRE(t.run_until([&] { return first.done; }));
-      REQUIRE(first.status.ok());
+      auto conn = warm_connection(t, server.port());
 
       Done second;
       std::unique_ptr<HttpExchange> ex2;
@@ -253,26 +247,8 @@ TEST_SUITE("Transport write batching") {
     TestLoop t;
     {
       std::vector<std::unique_ptr<HttpConnection>> conns;
-      std::vector<Done> warm(9);
       std::vector<std::unique_ptr<HttpExchange>> exchanges;
-      for (int i = 0; i < 9; ++i) {
-        HttpConnectionOptions o;
-        o.host = "127.0.0.1";
-        o.port = static_cast<std::uint16_t>(server.port());
-        auto created = HttpConnection::create(t.loop, o);
-        REQUIRE(created.ok());
-        conns.push_back(std::move(created).value());
-        HttpRequest r;
-        r.target = "/warm";
-        auto ex = conns.back()->send(std::move(r), collect(warm[static_cast<std::size_t>(i)]));
-        REQUIRE(ex.ok());
-        exchanges.push_back(std::move(*ex));
-      }
-      REQUIRE(t.run_until([&] {
-        for (auto& w : warm)
-          if (!w.done) return false;
-        return true;
-      }));
+      for (int i = 0; i < 9; ++i) conns.push_back(warm_connection(t, server.port()));
       REQUIRE(received.load() == 9);
 
       std::vector<Done> done(9);
