@@ -341,12 +341,6 @@ void Transport::flush_pending_plain() {
   write(data);
 }
 
-// Every byte leaves through send(..., MSG_NOSIGNAL), never through libuv's write(2)/writev(2):
-// writing to a connection the peer has closed or reset makes write(2) raise SIGPIPE, which kills
-// a host that left SIGPIPE at its default. What the socket does not take at once waits in out_,
-// and a poll handle says when the socket is writable again. That handle watches a duplicate of
-// the socket's descriptor: libuv allows one watcher per descriptor number and the uv_tcp_t owns
-// the original (epoll registers the duplicate separately; both refer to the same socket).
 // Small writes wait in out_ for the end of the loop phase (see write() in the header). While
 // polling_ is off, out_ holds nothing or a waiting batch (batch_check_ and batch_prepare_ are
 // then active); while it is on, out_ holds what the socket did not take, and no batch forms.
@@ -425,6 +419,12 @@ void Transport::end_of_phase() {
   if (queued_bytes_ == 0 && !closing_ && state_ == State::ready && sink_ != nullptr) sink_->on_transport_drained();
 }
 
+// Every byte leaves through send(..., MSG_NOSIGNAL), never through libuv's write(2)/writev(2):
+// writing to a connection the peer has closed or reset makes write(2) raise SIGPIPE, which kills
+// a host that left SIGPIPE at its default. What the socket does not take at once waits in out_,
+// and a poll handle says when the socket is writable again. That handle watches a duplicate of
+// the socket's descriptor: libuv allows one watcher per descriptor number and the uv_tcp_t owns
+// the original (epoll registers the duplicate separately; both refer to the same socket).
 void Transport::send_now(std::string_view data) {
   if (queued_bytes_ == 0) {
     int err = 0;

@@ -61,9 +61,10 @@ class Transport {
   // handle, active and referenced only while bytes wait, so the loop neither blocks nor exits
   // with bytes unsent). A peer serving several connections is then woken once for what this
   // loop had for it, not once per write. Bounds: up to kBatchBytes wait per Transport (a write
-  // that would go over sends the batch and itself at once), and once kBatchTransports (transport.cpp) of this
-  // thread's Transports have a batch waiting, all of them leave at once (so the first one does
-  // not wait for a long run of callbacks). close() drops what has not left, as before.
+  // that would go over sends the batch and itself at once), and once kBatchTransports
+  // (transport.cpp) of this thread's Transports have a batch waiting, all of them leave at once
+  // (so the first one does not wait for a long run of callbacks). close() drops what has not
+  // left, as before.
   void write(std::string_view data);
   static constexpr std::size_t kBatchBytes = 16 * 1024;
   std::size_t queued_bytes() const noexcept { return queued_bytes_ + pending_plain_.size(); }
